@@ -1,0 +1,44 @@
+//! The contract that Ensemble's client and authority both run.
+//!
+//! Everything that two machines must agree on lives here, and nothing else: this crate does no
+//! IO, spawns nothing and knows no clock but the one used to mint ids. The client and the
+//! authority call the same [`ProjectState::apply`] on the same [`Transaction`]s, so they cannot
+//! disagree about what an edit means.
+//!
+//! A guide to the modules, in the order data flows through them:
+//!
+//! - [`ids`] and [`time`]: the newtypes every record uses. Musical time is integer [`Ticks`]
+//!   (960 per quarter note); [`Timebase`] is the one place ticks become sample [`Frames`].
+//! - [`record`]: the records of a project (project, track, clip, automation lane, audio asset,
+//!   member) and their typed fields. A [`Field`] carries its value, so a field and its value
+//!   cannot disagree.
+//! - [`op`]: the five operations and the [`Transaction`] that groups them.
+//! - [`state`]: a project's records with their versions, [`ProjectState::apply`] (whole or
+//!   nothing, and it hands back the inverse for undo) and [`invert`].
+//! - [`validate`]: value ranges and size limits, checked by `apply`.
+//! - [`permission`]: who may read and write a project.
+//! - [`wire`] and [`frame`]: the messages both sides send and the length-prefixed bincode framing
+//!   they travel in, with a hard size limit and typed errors for bad bytes.
+
+pub mod frame;
+pub mod ids;
+pub mod op;
+pub mod permission;
+pub mod record;
+pub mod state;
+pub mod time;
+pub mod validate;
+pub mod wire;
+
+pub use frame::{FrameCodec, FrameError};
+pub use ids::{AssetId, ClipId, LaneId, MemberId, PointId, ProjectId, RecordId, TrackId, TxId, UserId};
+pub use op::{ListItem, ListPosition, Op, Transaction};
+pub use permission::{Denied, Role};
+pub use record::{
+    AssetField, AudioAsset, AutomationLane, AutomationPoint, Clip, ClipField, Codec, Colour, ContentHash, Curve, Field,
+    LaneField, LoopRange, Member, MemberField, Parameter, Project, ProjectField, Record, RecordKind, Track, TrackField,
+};
+pub use state::{Applied, ApplyError, Entry, OpFailure, ProjectState, RecordChange, invert};
+pub use time::{Bpm, Frames, Seq, TICKS_PER_QUARTER, Ticks, TimeSignature, Timebase, Version};
+pub use validate::Invalid;
+pub use wire::{ClientMsg, PROTOCOL_VERSION, ServerMsg};

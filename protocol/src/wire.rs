@@ -1,0 +1,221 @@
+//! The messages a client and the authority exchange.
+//!
+//! A connection opens with [`ClientMsg::Hello`]; the authority answers [`ServerMsg::Welcome`]
+//! when the [`PROTOCOL_VERSION`]s match and closes with [`ServerMsg::Error`] otherwise. The
+//! client then logs in (a password, a session token, or a display name on an open authority),
+//! subscribes to projects and writes transactions. Every frame after that may be a push: a
+//! [`Bump`] carries the new values of what a commit changed, so subscribers never need a second
+//! round trip. Messages travel in [`crate::frame`]s.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::frame::FrameError;
+use crate::ids::{ProjectId, RecordId, TxId, UserId};
+use crate::op::Transaction;
+use crate::permission::{Denied, Role};
+use crate::state::{ApplyError, RecordChange};
+use crate::time::{Seq, Version};
+
+/// The version of this protocol. Both sides send it in the handshake and refuse a mismatch.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The QUIC application protocol name.
+pub const ALPN: &[u8] = b"ensemble/1";
+
+/// Checks a peer's protocol version against ours.
+pub fn check_protocol_version(theirs: u32) -> Result<(), FrameError> {
+    if theirs == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(FrameError::VersionMismatch { ours: PROTOCOL_VERSION, theirs })
+    }
+}
+
+/// A secret that stands for a logged-in session. Its `Debug` does not show it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionToken(pub [u8; 32]);
+
+impl fmt::Debug for SessionToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionToken(…)")
+    }
+}
+
+/// Messages from a client to the authority.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ClientMsg {
+    /// The first message of every connection.
+    Hello {
+        /// The client's [`PROTOCOL_VERSION`].
+        protocol_version: u32,
+        /// The client's name and version, for the authority's log.
+        client: String,
+    },
+    /// Logs in with a password.
+    Login {
+        /// The user name.
+        user: String,
+        /// The password, sent only inside the TLS connection.
+        password: String,
+    },
+    /// Logs in again with a token from an earlier [`ServerMsg::LoggedIn`].
+    Resume {
+        /// The token.
+        token: SessionToken,
+    },
+    /// Joins an open authority (started with `--open`) under a display name.
+    JoinOpen {
+        /// The name other members see.
+        display_name: String,
+    },
+    /// Starts receiving a project's bumps, catching up from `since` (or from nothing).
+    Subscribe {
+        /// The project.
+        project: ProjectId,
+        /// The last seq this client has; `None` asks for a snapshot.
+        since: Option<Seq>,
+    },
+    /// Stops receiving a project's bumps.
+    Unsubscribe {
+        /// The project.
+        project: ProjectId,
+    },
+    /// Submits a transaction.
+    Write(Transaction),
+    /// Asks for the current value of some records.
+    GetRecords {
+        /// The project.
+        project: ProjectId,
+        /// The records.
+        ids: Vec<RecordId>,
+    },
+}
+
+/// Messages from the authority to a client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ServerMsg {
+    /// The handshake succeeded.
+    Welcome {
+        /// The authority's [`PROTOCOL_VERSION`].
+        protocol_version: u32,
+        /// The authority's name and version.
+        server: String,
+        /// Whether anyone may join with a display name.
+        open: bool,
+    },
+    /// The login succeeded.
+    LoggedIn {
+        /// The user.
+        user: UserId,
+        /// Their display name.
+        name: String,
+        /// A token for [`ClientMsg::Resume`].
+        token: SessionToken,
+    },
+    /// The subscription is live; `catch_up` brings the client to `seq`.
+    Subscribed {
+        /// The project.
+        project: ProjectId,
+        /// The project's seq when the subscription began.
+        seq: Seq,
+        /// The client's role, so it can grey out what it may not do.
+        role: Role,
+        /// What the client needs to reach `seq`.
+        catch_up: CatchUp,
+    },
+    /// A transaction committed durably.
+    Committed {
+        /// The transaction.
+        tx_id: TxId,
+        /// Its place in the project's order.
+        seq: Seq,
+        /// The new version of every record it touched.
+        versions: Vec<(RecordId, Version)>,
+    },
+    /// A transaction was refused; nothing of it was stored.
+    Rejected {
+        /// The transaction.
+        tx_id: TxId,
+        /// Why.
+        reason: Rejection,
+    },
+    /// The answer to [`ClientMsg::GetRecords`]; a record that does not exist comes back as a
+    /// change with no contents and version 0.
+    Records {
+        /// The project.
+        project: ProjectId,
+        /// The records.
+        records: Vec<RecordChange>,
+    },
+    /// Pushed to every subscriber when a transaction commits.
+    Bump(Bump),
+    /// A request failed, or the connection is about to close.
+    Error {
+        /// What went wrong, for programs.
+        code: ErrorCode,
+        /// What went wrong, for people.
+        message: String,
+    },
+}
+
+/// How a subscriber catches up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum CatchUp {
+    /// Every live record: replace the local copy.
+    Snapshot(Vec<RecordChange>),
+    /// The latest value of every record changed since the client's seq (`None` contents for
+    /// deletions): lay them over the local copy.
+    Delta(Vec<RecordChange>),
+}
+
+/// The new state of what one commit changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bump {
+    /// The project.
+    pub project: ProjectId,
+    /// The commit's seq.
+    pub seq: Seq,
+    /// The committed transaction.
+    pub tx_id: TxId,
+    /// Who wrote it.
+    pub author: UserId,
+    /// The touched records as they are now.
+    pub changes: Vec<RecordChange>,
+}
+
+/// Why a transaction was refused.
+#[derive(Clone, Debug, PartialEq, thiserror::Error, Serialize, Deserialize)]
+pub enum Rejection {
+    /// The author may not make this edit.
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// The transaction no longer applies, or breaks a rule.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// The project does not exist.
+    #[error("no such project")]
+    NoSuchProject,
+}
+
+/// Error classes for [`ServerMsg::Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The peers speak different protocol versions.
+    ProtocolVersion,
+    /// A frame could not be decoded, or was too large.
+    BadFrame,
+    /// A message came at the wrong point of the conversation (say, a write before login).
+    OutOfOrder,
+    /// The user name, password or token was wrong, or the token expired.
+    BadCredentials,
+    /// The request is not allowed.
+    Denied,
+    /// The project does not exist.
+    NoSuchProject,
+    /// The client did not read its messages fast enough and is being disconnected.
+    SlowConsumer,
+    /// The authority failed; the request may be retried.
+    Internal,
+}

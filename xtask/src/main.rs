@@ -1,0 +1,116 @@
+//! `cargo xtask`: everything a person runs on Ensemble, with its set-up included.
+//!
+//! - `cargo xtask run` sets up what is missing and starts Ensemble.
+//! - `cargo xtask ci` runs exactly what CI runs: setup, fmt, clippy, tidy, tests, docs, a short
+//!   fuzz run.
+//! - `cargo xtask setup` installs the system packages and rustup targets the project needs.
+//! - `cargo xtask fuzz [SECONDS]` fuzzes the frame decoder on the nightly toolchain.
+//! - `cargo xtask bench` runs the criterion benches.
+
+mod setup;
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+const USAGE: &str = "usage: cargo xtask <run | ci | setup | fuzz [SECONDS] | bench>";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["run", rest @ ..] => run(rest),
+        ["ci"] => ci(),
+        ["setup"] => setup::setup(),
+        ["fuzz"] => fuzz(60),
+        ["fuzz", seconds] => seconds.parse().map_err(|_| format!("not a number of seconds: {seconds}")).and_then(fuzz),
+        ["bench", rest @ ..] => cargo(&[&["bench", "-p", "ensemble-benches"], rest].concat()),
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Runs `program args…` in `dir`, failing with the command line if it fails.
+fn command_in(dir: &Path, program: &str, args: &[&str]) -> Result {
+    let line = format!("{program} {}", args.join(" "));
+    eprintln!("$ {line}");
+    let status = Command::new(program).args(args).current_dir(dir).status().map_err(|e| format!("{line}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`{line}` failed ({status})")) }
+}
+
+fn cargo(args: &[&str]) -> Result {
+    command_in(&root(), "cargo", args)
+}
+
+fn run(_args: &[&str]) -> Result {
+    setup::setup()?;
+    println!(
+        "Ensemble {}: the DAW window is not built yet (see README.md, \"Status\").\n\
+         What exists today is the protocol crate; try `cargo xtask ci` to run its tests\n\
+         and `cargo xtask bench` to measure it.",
+        env!("CARGO_PKG_VERSION")
+    );
+    Ok(())
+}
+
+fn ci() -> Result {
+    let started = Instant::now();
+    let step = |name: &str, action: &dyn Fn() -> Result| -> Result {
+        let at = Instant::now();
+        eprintln!("\n== {name}");
+        action()?;
+        eprintln!("== {name}: ok in {:.0?}", at.elapsed());
+        Ok(())
+    };
+    step("setup", &setup::setup)?;
+    step("fmt", &|| cargo(&["fmt", "--all", "--check"]))?;
+    step("clippy", &|| cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
+    step("tidy", &tidy::check)?;
+    step("test", &|| cargo(&["test", "--workspace", "--locked"]))?;
+    step("doc", &|| {
+        with_env("RUSTDOCFLAGS", "-D warnings", || cargo(&["doc", "--workspace", "--no-deps", "--locked"]))
+    })?;
+    step("fuzz (smoke)", &|| fuzz(20))?;
+    eprintln!("\nci: all steps passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// Runs `action` with an environment variable set for the commands it starts.
+fn with_env(key: &str, value: &str, action: impl FnOnce() -> Result) -> Result {
+    let previous = std::env::var_os(key);
+    // xtask runs one command at a time and no other thread reads the environment.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var(key, value);
+    }
+    let result = action();
+    #[allow(unsafe_code)]
+    unsafe {
+        match previous {
+            Some(previous) => std::env::set_var(key, previous),
+            None => std::env::remove_var(key),
+        }
+    }
+    result
+}
+
+fn fuzz(seconds: u64) -> Result {
+    setup::cargo_fuzz()?;
+    let dir = root().join("protocol");
+    let time = format!("-max_total_time={seconds}");
+    command_in(&dir, "cargo", &["+nightly", "fuzz", "run", "frame_decoder", "--", &time, "-max_len=4096"])
+}

@@ -1,0 +1,85 @@
+//! Installs what the project needs and the machine lacks: Debian packages, rustup targets and
+//! cargo tools. Each check is cheap, so every command can start with `setup`.
+
+use std::process::{Command, Stdio};
+
+use crate::{Result, command_in, root};
+
+/// Debian packages, and why each is needed.
+const PACKAGES: &[(&str, &str)] = &[
+    ("pkg-config", "finds system libraries for -sys crates"),
+    ("libasound2-dev", "ALSA, for sound output (cpal)"),
+    ("libudev-dev", "input devices (Bevy's gilrs)"),
+    ("libdbus-1-dev", "desktop integration"),
+    ("libxkbcommon-dev", "keyboard layouts (winit)"),
+    ("libwayland-dev", "Wayland windows (winit)"),
+    ("xvfb", "a virtual display for screenshot checks"),
+    ("mesa-vulkan-drivers", "software Vulkan for rendering without a GPU"),
+    ("imagemagick", "screenshots of the virtual display"),
+];
+
+const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown"];
+
+pub(crate) fn setup() -> Result {
+    apt_packages()?;
+    rust_targets()
+}
+
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
+}
+
+fn apt_packages() -> Result {
+    if Command::new("dpkg-query").arg("--version").stdout(Stdio::null()).status().is_err() {
+        let names: Vec<&str> = PACKAGES.iter().map(|(name, _)| *name).collect();
+        eprintln!("setup: not a Debian-like system; install the equivalents of: {}", names.join(" "));
+        return Ok(());
+    }
+    let missing: Vec<&str> = PACKAGES.iter().map(|(name, _)| *name).filter(|name| !installed(name)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    for (name, why) in PACKAGES.iter().filter(|(name, _)| missing.contains(name)) {
+        eprintln!("setup: installing {name} ({why})");
+    }
+    let as_root = is_root();
+    let apt = |args: &[&str]| {
+        let (program, args) =
+            if as_root { ("apt-get", args.to_vec()) } else { ("sudo", [&["apt-get"], args].concat()) };
+        crate::with_env("DEBIAN_FRONTEND", "noninteractive", || command_in(&root(), program, &args))
+    };
+    apt(&["update", "-q"])?;
+    apt(&[&["install", "-y", "-q", "--no-install-recommends"], missing.as_slice()].concat())
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|out| out.stdout.starts_with(b"0\n"))
+}
+
+fn rust_targets() -> Result {
+    let out =
+        Command::new("rustup").args(["target", "list", "--installed"]).output().map_err(|e| format!("rustup: {e}"))?;
+    let installed = String::from_utf8_lossy(&out.stdout);
+    for target in RUST_TARGETS.iter().filter(|t| !installed.lines().any(|line| line == **t)) {
+        command_in(&root(), "rustup", &["target", "add", target])?;
+    }
+    Ok(())
+}
+
+/// Makes sure `cargo +nightly fuzz` works: nightly is on the machine, cargo-fuzz is installed.
+pub(crate) fn cargo_fuzz() -> Result {
+    let nightly = Command::new("rustup").args(["run", "nightly", "rustc", "--version"]).stdout(Stdio::null()).status();
+    if !nightly.is_ok_and(|status| status.success()) {
+        command_in(&root(), "rustup", &["toolchain", "install", "nightly", "--profile", "minimal"])?;
+    }
+    let has_fuzz =
+        Command::new("cargo").args(["fuzz", "--version"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if !has_fuzz.is_ok_and(|status| status.success()) {
+        command_in(&root(), "cargo", &["install", "cargo-fuzz", "--locked"])?;
+    }
+    Ok(())
+}
