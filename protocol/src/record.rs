@@ -1,6 +1,6 @@
 //! The records of a project and their typed fields.
 //!
-//! A project is a flat set of records, each named by a [`RecordId`] and holding one
+//! A project is a flat set of records, each named by a [`RecordId`](crate::RecordId) and holding one
 //! [`Record`]. References between records are typed ids (a clip names its [`TrackId`] and its
 //! [`AssetId`]); [`crate::ProjectState::apply`] keeps them pointing at live records.
 //!
