@@ -1,6 +1,68 @@
-//! Ensemble's authority: the server that orders, validates, persists and broadcasts every edit.
+//! Ensemble's authority: the one place that orders and keeps every edit.
 //!
-//! This crate will own the QUIC endpoint, sessions, project actors and the SQLite and Postgres
-//! stores; see the "Authority server" issue and DESIGN.md. It runs the same
-//! [`ensemble_protocol::ProjectState::apply`] as the client. Nothing is implemented yet, so it
-//! exports nothing.
+//! A guide, from the outside in:
+//!
+//! - [`server`] accepts QUIC connections (ALPN `ensemble/1`), runs the handshake and login, and
+//!   turns each connection's frames into requests. Bad bytes close that connection, never the
+//!   server.
+//! - [`auth`] hashes passwords (argon2) and issues session tokens, stored only as hashes.
+//! - [`actor`] runs one task per open project that serialises its writes: check permission,
+//!   apply with the protocol's `apply`, commit durably (transactions that queue meanwhile go into
+//!   the next commit together), then acknowledge and push a bump to every subscriber.
+//! - [`store`] keeps it all in SQLite (embedded, the default) or Postgres (hosted).
+//! - [`tls`] makes and loads the certificate; clients pin its SHA-256 fingerprint.
+//! - [`remote`] is the client side of the connection, used by tests, the load generator and the
+//!   Ensemble client.
+//! - [`admin`] holds the operator commands (`user add`, `project create`, …) the binary runs.
+
+pub mod actor;
+pub mod admin;
+pub mod auth;
+pub mod framed;
+pub mod remote;
+pub mod server;
+pub mod store;
+pub mod tls;
+
+use ensemble_protocol::{FrameError, ProjectId};
+
+/// Everything that can go wrong in the authority.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database failed or refused a statement.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The database schema could not be brought up to date.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A value could not be encoded or decoded.
+    #[error("encoding: {0}")]
+    Encoding(#[from] FrameError),
+    /// Something with this name or id already exists.
+    #[error("{0} already exists")]
+    Exists(String),
+    /// Nothing has this name or id.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Another writer committed to the project since this one loaded it.
+    #[error("project {0} was changed by another writer")]
+    SeqMoved(ProjectId),
+    /// Stored data does not decode: the database was edited by hand or is damaged.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// A setting is wrong.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The certificate or key could not be made or loaded.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The authority refused a login or a request.
+    #[error("refused: {0}")]
+    Denied(String),
+    /// A connection failed.
+    #[error("connection: {0}")]
+    Connection(String),
+    /// A file could not be read or written.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}

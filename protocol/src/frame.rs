@@ -25,8 +25,26 @@ fn config<const LIMIT: usize>() -> impl bincode::config::Config {
     bincode::config::standard().with_limit::<LIMIT>()
 }
 
-fn decode_limited<T: DeserializeOwned, const LIMIT: usize>(body: &[u8]) -> Result<(T, usize), FrameError> {
-    bincode::serde::decode_from_slice(body, config::<LIMIT>()).map_err(|error| FrameError::Malformed(error.to_string()))
+/// Decodes exactly one value from `bytes`; anything left over is malformed.
+fn decode_exact<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Result<T, FrameError> {
+    let (value, read) = bincode::serde::decode_from_slice(bytes, config::<LIMIT>())
+        .map_err(|error| FrameError::Malformed(error.to_string()))?;
+    if read != bytes.len() {
+        return Err(FrameError::Malformed(format!("{} bytes after the message", bytes.len() - read)));
+    }
+    Ok(value)
+}
+
+/// Encodes a value in the wire's encoding, without a frame header: how stores keep records and
+/// ops, so what is stored is exactly what travels.
+pub fn encode_value<T: Serialize>(value: &T) -> Result<Vec<u8>, FrameError> {
+    bincode::serde::encode_to_vec(value, config::<HARD_MAX_FRAME>())
+        .map_err(|error| FrameError::Encode(error.to_string()))
+}
+
+/// Decodes a value written by [`encode_value`].
+pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
+    decode_exact::<T, HARD_MAX_FRAME>(bytes)
 }
 
 /// Why bytes could not become a message, or a message could not become bytes.
@@ -133,15 +151,11 @@ impl FrameCodec {
             return Err(FrameError::TooLarge { len: body.len(), max: self.max_frame });
         }
         // The default limit covers almost every codec; larger ones get the hard ceiling.
-        let (message, read) = if self.max_frame <= DEFAULT_MAX_FRAME {
-            decode_limited::<T, DEFAULT_MAX_FRAME>(body)?
+        if self.max_frame <= DEFAULT_MAX_FRAME {
+            decode_exact::<T, DEFAULT_MAX_FRAME>(body)
         } else {
-            decode_limited::<T, HARD_MAX_FRAME>(body)?
-        };
-        if read != body.len() {
-            return Err(FrameError::Malformed(format!("{} bytes after the message", body.len() - read)));
+            decode_exact::<T, HARD_MAX_FRAME>(body)
         }
-        Ok(message)
     }
 
     /// Decodes the frame at the start of `bytes`, returning the message and the bytes used.

@@ -219,3 +219,20 @@ pub enum ErrorCode {
     /// The authority failed; the request may be retried.
     Internal,
 }
+
+/// QUIC application close codes: why the authority (or a client) closed a connection. The
+/// close reason carries the human-readable message.
+pub mod close {
+    /// A normal goodbye.
+    pub const NORMAL: u32 = 0;
+    /// A malformed, oversize or out-of-order frame.
+    pub const PROTOCOL_ERROR: u32 = 1;
+    /// The peers speak different protocol versions.
+    pub const PROTOCOL_VERSION: u32 = 2;
+    /// The client did not read fast enough and fell too far behind.
+    pub const SLOW_CONSUMER: u32 = 3;
+    /// Too many failed logins on one connection.
+    pub const TOO_MANY_FAILURES: u32 = 4;
+    /// The authority is shutting down.
+    pub const SHUTDOWN: u32 = 5;
+}

@@ -16,6 +16,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("xvfb", "a virtual display for screenshot checks"),
     ("mesa-vulkan-drivers", "software Vulkan for rendering without a GPU"),
     ("imagemagick", "screenshots of the virtual display"),
+    ("postgresql", "a throwaway Postgres for the authority's store tests, and pgbench"),
 ];
 
 const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown"];

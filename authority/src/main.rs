@@ -1,0 +1,189 @@
+//! `ensemble-authority`: serve projects over QUIC, and manage users and projects.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use ensemble_authority::admin;
+use ensemble_authority::server::{Server, ServerOptions};
+use ensemble_authority::store::{self, AnyStore};
+use ensemble_authority::tls::Identity;
+use ensemble_protocol::{ProjectId, Role};
+
+/// Ensemble's authority: orders, validates, persists and broadcasts every edit.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB. Default: an SQLite file in the
+    /// data directory.
+    #[arg(long, env = "ENSEMBLE_DATABASE_URL", global = true)]
+    database: Option<String>,
+    /// Where the default database and the self-signed certificate live.
+    #[arg(long, env = "ENSEMBLE_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve projects over QUIC.
+    Serve {
+        /// UDP address to listen on.
+        #[arg(long, default_value = "0.0.0.0:4433")]
+        listen: SocketAddr,
+        /// Let anyone join with a display name as an editor (solo and LAN use).
+        #[arg(long)]
+        open: bool,
+        /// A PEM certificate chain to serve instead of the self-signed one.
+        #[arg(long, requires = "key")]
+        cert: Option<PathBuf>,
+        /// The PEM private key for --cert.
+        #[arg(long, requires = "cert")]
+        key: Option<PathBuf>,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage projects.
+    Project {
+        #[command(subcommand)]
+        command: ProjectCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input.
+    Add {
+        /// The login and display name.
+        name: String,
+    },
+    /// Change a user's password; the new one is read from standard input.
+    Passwd {
+        /// The user.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectCommand {
+    /// Create a project owned by a user.
+    Create {
+        /// The project's name.
+        name: String,
+        /// The owner's user name.
+        #[arg(long)]
+        owner: String,
+    },
+    /// Give a user a role in a project (adding them as a member if needed).
+    Grant {
+        /// The project's id.
+        project: ProjectId,
+        /// The user's name.
+        user: String,
+        /// viewer, editor or owner.
+        role: String,
+    },
+    /// List projects.
+    List,
+}
+
+fn data_dir(cli: &Cli) -> anyhow::Result<PathBuf> {
+    match &cli.data_dir {
+        Some(dir) => Ok(dir.clone()),
+        None => dirs::data_dir().map(|dir| dir.join("ensemble")).context("no data directory; pass --data-dir"),
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    eprint!("password: ");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn parse_role(role: &str) -> anyhow::Result<Role> {
+    Ok(match role {
+        "viewer" => Role::Viewer,
+        "editor" => Role::Editor,
+        "owner" => Role::Owner,
+        other => bail!("unknown role {other:?}: use viewer, editor or owner"),
+    })
+}
+
+async fn open_store(cli: &Cli) -> anyhow::Result<AnyStore> {
+    let url = match &cli.database {
+        Some(url) => url.clone(),
+        None => {
+            let dir = data_dir(cli)?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            format!("sqlite://{}", dir.join("authority.sqlite").display())
+        }
+    };
+    store::open(&url).await.with_context(|| format!("opening the database {url}"))
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let store = open_store(&cli).await?;
+    match &cli.command {
+        Command::Serve { listen, open, cert, key } => {
+            let identity = match (cert, key) {
+                (Some(cert), Some(key)) => Identity::from_pem_files(cert, key)?,
+                _ => Identity::load_or_create(&data_dir(&cli)?)?,
+            };
+            let options = ServerOptions { listen: *listen, open: *open, ..ServerOptions::default() };
+            let server = Server::start(store, identity, options).await?;
+            println!("ensemble-authority listening on {}", server.local_addr()?);
+            println!("certificate fingerprint (SHA-256): {}", server.fingerprint());
+            if *open {
+                println!("open: anyone may join with a display name as an editor");
+            }
+            tokio::select! {
+                () = async { let _ = tokio::signal::ctrl_c().await; } => server.shutdown().await,
+            }
+        }
+        Command::User { command: UserCommand::Add { name } } => {
+            let user = admin::add_user(&store, name, &read_password()?).await?;
+            println!("added user {} ({})", user.name, user.id);
+        }
+        Command::User { command: UserCommand::Passwd { name } } => {
+            admin::set_password(&store, name, &read_password()?).await?;
+            println!("password changed for {name}");
+        }
+        Command::Project { command: ProjectCommand::Create { name, owner } } => {
+            let id = admin::create_project(&store, name, owner).await?;
+            println!("{id}");
+        }
+        Command::Project { command: ProjectCommand::Grant { project, user, role } } => {
+            admin::grant(&store, *project, user, parse_role(role)?).await?;
+            println!("{user} is now {role} of {project}");
+        }
+        Command::Project { command: ProjectCommand::List } => {
+            for project in admin::list_projects(&store).await? {
+                println!("{}\t{}\tseq {}", project.id, project.name, project.seq.0);
+            }
+        }
+    }
+    Ok(())
+}

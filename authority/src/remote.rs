@@ -1,0 +1,222 @@
+//! The client end of a connection to an authority.
+//!
+//! [`Remote`] opens the QUIC connection, runs the handshake, and then sends and receives
+//! messages in order. It reads only when asked ([`Remote::recv`]), so a caller that stops
+//! reading really stops reading (the authority will then disconnect it as a slow consumer).
+//! The request helpers ([`Remote::login`], [`Remote::subscribe`], [`Remote::write`]) wait for
+//! their answer and keep everything that arrives meanwhile (bumps, mostly) for later `recv`s.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use ensemble_protocol::frame::HARD_MAX_FRAME;
+use ensemble_protocol::wire::{CatchUp, ErrorCode, SessionToken};
+use ensemble_protocol::{
+    ClientMsg, FrameCodec, PROTOCOL_VERSION, ProjectId, Role, Seq, ServerMsg, Transaction, UserId,
+};
+
+use crate::Error;
+use crate::framed::{ReadFailure, read_frame};
+use crate::tls::{Trust, client_config};
+
+/// A logged-in identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Login {
+    /// The user.
+    pub user: UserId,
+    /// Their display name.
+    pub name: String,
+    /// A token to log in again without the password.
+    pub token: SessionToken,
+}
+
+/// What a subscription starts with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Subscription {
+    /// The project's seq when the subscription began.
+    pub seq: Seq,
+    /// Our role there.
+    pub role: Role,
+    /// What brings us to `seq`.
+    pub catch_up: CatchUp,
+}
+
+/// A connection to an authority.
+#[derive(Debug)]
+pub struct Remote {
+    endpoint: quinn::Endpoint,
+    connection: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    upstream: FrameCodec,
+    downstream: FrameCodec,
+    buffer: Vec<u8>,
+    waiting: VecDeque<ServerMsg>,
+    /// Whether the authority lets anyone join by display name.
+    pub open: bool,
+}
+
+impl Remote {
+    /// Connects to `addr`, checks the certificate against `trust` (for the name
+    /// `server_name`), and says hello.
+    pub async fn connect(addr: SocketAddr, server_name: &str, trust: Trust) -> Result<Remote, Error> {
+        Self::connect_with_version(addr, server_name, trust, PROTOCOL_VERSION).await
+    }
+
+    /// [`Remote::connect`], claiming to speak `protocol_version`: for testing the handshake.
+    pub async fn connect_with_version(
+        addr: SocketAddr,
+        server_name: &str,
+        trust: Trust,
+        protocol_version: u32,
+    ) -> Result<Remote, Error> {
+        let bind = if addr.is_ipv6() { SocketAddr::from(([0u16; 8], 0)) } else { SocketAddr::from(([0, 0, 0, 0], 0)) };
+        let mut endpoint = quinn::Endpoint::client(bind)?;
+        endpoint.set_default_client_config(client_config(trust)?);
+        let connecting = endpoint.connect(addr, server_name).map_err(|e| Error::Connection(e.to_string()))?;
+        let connection = connecting.await.map_err(|e| Error::Connection(e.to_string()))?;
+        let (send, recv) = connection.open_bi().await.map_err(|e| Error::Connection(e.to_string()))?;
+        let mut remote = Remote {
+            endpoint,
+            connection,
+            send,
+            recv,
+            upstream: FrameCodec::default(),
+            downstream: FrameCodec::new(HARD_MAX_FRAME),
+            buffer: Vec::new(),
+            waiting: VecDeque::new(),
+            open: false,
+        };
+        let client = format!("ensemble {}", env!("CARGO_PKG_VERSION"));
+        remote.send(&ClientMsg::Hello { protocol_version, client }).await?;
+        match remote.answer(|m| matches!(m, ServerMsg::Welcome { .. })).await? {
+            ServerMsg::Welcome { open, .. } => remote.open = open,
+            other => return Err(unexpected(other)),
+        }
+        Ok(remote)
+    }
+
+    /// Sends one message.
+    pub async fn send(&mut self, message: &ClientMsg) -> Result<(), Error> {
+        self.buffer.clear();
+        self.upstream.encode(message, &mut self.buffer)?;
+        let bytes = std::mem::take(&mut self.buffer);
+        let sent = self.send_raw(&bytes).await;
+        self.buffer = bytes;
+        sent
+    }
+
+    /// Sends bytes as they are, framed or not (for testing how the authority takes bad input).
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.send.write_all(bytes).await.map_err(|e| self.lost(e.to_string()))
+    }
+
+    /// The next message from the authority.
+    pub async fn recv(&mut self) -> Result<ServerMsg, Error> {
+        if let Some(message) = self.waiting.pop_front() {
+            return Ok(message);
+        }
+        match read_frame(&mut self.recv, &self.downstream).await {
+            Ok(Some(message)) => Ok(message),
+            Ok(None) => Err(self.lost("the authority finished the stream".into())),
+            Err(ReadFailure::Frame(error)) => Err(error.into()),
+            Err(ReadFailure::Connection(error)) => Err(self.lost(error.to_string())),
+        }
+    }
+
+    /// Describes how the connection ended, with the authority's reason when it gave one.
+    fn lost(&self, fallback: String) -> Error {
+        match self.connection.close_reason() {
+            Some(quinn::ConnectionError::ApplicationClosed(close)) => Error::Connection(format!(
+                "closed by the authority (code {}): {}",
+                close.error_code,
+                String::from_utf8_lossy(&close.reason)
+            )),
+            Some(other) => Error::Connection(other.to_string()),
+            None => Error::Connection(fallback),
+        }
+    }
+
+    /// Waits for the first message `wanted` accepts, or an error; keeps the others for `recv`.
+    async fn answer(&mut self, wanted: impl Fn(&ServerMsg) -> bool) -> Result<ServerMsg, Error> {
+        let mut skipped = VecDeque::new();
+        let result = loop {
+            let message = match read_frame(&mut self.recv, &self.downstream).await {
+                Ok(Some(message)) => message,
+                Ok(None) => break Err(self.lost("the authority finished the stream".into())),
+                Err(ReadFailure::Frame(error)) => break Err(error.into()),
+                Err(ReadFailure::Connection(error)) => break Err(self.lost(error.to_string())),
+            };
+            if wanted(&message) || matches!(message, ServerMsg::Error { .. }) {
+                break Ok(message);
+            }
+            skipped.push_back(message);
+        };
+        self.waiting.extend(skipped);
+        result
+    }
+
+    /// Logs in with a password.
+    pub async fn login(&mut self, user: &str, password: &str) -> Result<Login, Error> {
+        self.send(&ClientMsg::Login { user: user.into(), password: password.into() }).await?;
+        self.logged_in().await
+    }
+
+    /// Logs in with a token from an earlier login.
+    pub async fn resume(&mut self, token: SessionToken) -> Result<Login, Error> {
+        self.send(&ClientMsg::Resume { token }).await?;
+        self.logged_in().await
+    }
+
+    /// Joins an open authority under a display name.
+    pub async fn join_open(&mut self, display_name: &str) -> Result<Login, Error> {
+        self.send(&ClientMsg::JoinOpen { display_name: display_name.into() }).await?;
+        self.logged_in().await
+    }
+
+    async fn logged_in(&mut self) -> Result<Login, Error> {
+        match self.answer(|m| matches!(m, ServerMsg::LoggedIn { .. })).await? {
+            ServerMsg::LoggedIn { user, name, token } => Ok(Login { user, name, token }),
+            other => Err(refused(other)),
+        }
+    }
+
+    /// Subscribes to a project and returns its catch-up.
+    pub async fn subscribe(&mut self, project: ProjectId, since: Option<Seq>) -> Result<Subscription, Error> {
+        self.send(&ClientMsg::Subscribe { project, since }).await?;
+        match self.answer(|m| matches!(m, ServerMsg::Subscribed { project: p, .. } if *p == project)).await? {
+            ServerMsg::Subscribed { seq, role, catch_up, .. } => Ok(Subscription { seq, role, catch_up }),
+            other => Err(refused(other)),
+        }
+    }
+
+    /// Writes a transaction and waits for its answer: `Committed` or `Rejected`.
+    pub async fn write(&mut self, tx: &Transaction) -> Result<ServerMsg, Error> {
+        self.send(&ClientMsg::Write(tx.clone())).await?;
+        let id = tx.id;
+        self.answer(|m| match m {
+            ServerMsg::Committed { tx_id, .. } | ServerMsg::Rejected { tx_id, .. } => *tx_id == id,
+            _ => false,
+        })
+        .await
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(self) {
+        self.connection.close(ensemble_protocol::wire::close::NORMAL.into(), b"bye");
+        self.endpoint.wait_idle().await;
+    }
+}
+
+fn refused(message: ServerMsg) -> Error {
+    match message {
+        ServerMsg::Error { code: ErrorCode::BadCredentials, message } => Error::Denied(message),
+        ServerMsg::Error { code: ErrorCode::Denied, message } => Error::Denied(message),
+        ServerMsg::Error { code: ErrorCode::NoSuchProject, message } => Error::NotFound(message),
+        other => unexpected(other),
+    }
+}
+
+fn unexpected(message: ServerMsg) -> Error {
+    Error::Connection(format!("unexpected answer from the authority: {message:?}"))
+}

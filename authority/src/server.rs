@@ -1,0 +1,356 @@
+//! The QUIC endpoint and what happens on each connection.
+//!
+//! A client opens one bidirectional stream per connection. Its frames run a small state
+//! machine: `Hello` (protocol versions must match), then a login (password, session token, or a
+//! display name on an open authority), then any number of subscribes, writes and reads. The
+//! authority's answers and pushes travel back on the same stream through the connection's
+//! [`Outbox`], written by a task of its own so a slow network never blocks a project actor.
+//!
+//! Anything malformed (a frame that does not decode, is too large, or comes out of order)
+//! closes that connection with [`close::PROTOCOL_ERROR`] and a reason; other connections never
+//! notice. Client mistakes are logged at `debug`, so a client cannot flood the log.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ensemble_protocol::wire::{ErrorCode, Rejection, check_protocol_version, close};
+use ensemble_protocol::{ClientMsg, FrameCodec, PROTOCOL_VERSION, ProjectId, ServerMsg};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::actor::{Command, ConnId, Frame, Outbox, ProjectHandle, Projects};
+use crate::framed::{ReadFailure, read_frame};
+use crate::store::{Store, UserRow};
+use crate::tls::{Fingerprint, Identity, server_config};
+use crate::{Error, auth};
+
+/// How long a new connection has to open its stream and say hello.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Failed logins allowed on one connection.
+const MAX_LOGIN_FAILURES: u32 = 5;
+
+/// How the authority serves.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// The UDP address to listen on.
+    pub listen: SocketAddr,
+    /// Let anyone join with a display name as an editor (solo and LAN use).
+    pub open: bool,
+    /// The largest frame a client may send.
+    pub max_frame: usize,
+    /// Frames that may wait for a slow client before it is disconnected.
+    pub outbox_capacity: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            listen: SocketAddr::from(([0, 0, 0, 0], 4433)),
+            open: false,
+            max_frame: ensemble_protocol::frame::DEFAULT_MAX_FRAME,
+            outbox_capacity: 1024,
+        }
+    }
+}
+
+struct Shared<S> {
+    store: S,
+    projects: Projects<S>,
+    options: ServerOptions,
+}
+
+/// A running authority.
+#[derive(Debug)]
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    fingerprint: Fingerprint,
+    accept: JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds the endpoint and starts accepting connections.
+    pub async fn start<S: Store>(store: S, identity: Identity, options: ServerOptions) -> Result<Server, Error> {
+        let fingerprint = identity.fingerprint();
+        let endpoint = quinn::Endpoint::server(server_config(identity)?, options.listen)?;
+        let shared = Arc::new(Shared { projects: Projects::new(store.clone()), store, options });
+        let accepting = endpoint.clone();
+        let accept = tokio::spawn(async move {
+            while let Some(incoming) = accepting.accept().await {
+                tokio::spawn(serve_connection(incoming, shared.clone()));
+            }
+        });
+        Ok(Server { endpoint, fingerprint, accept })
+    }
+
+    /// The address the endpoint is bound to.
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        Ok(self.endpoint.local_addr()?)
+    }
+
+    /// The certificate fingerprint clients pin.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// Closes every connection and stops accepting.
+    pub async fn shutdown(self) {
+        self.endpoint.close(close::SHUTDOWN.into(), b"the authority is shutting down");
+        self.endpoint.wait_idle().await;
+        self.accept.abort();
+    }
+
+    /// Runs until the endpoint is closed (or forever).
+    pub async fn run(self) {
+        let _ = self.accept.await;
+    }
+}
+
+/// Why the authority closes a connection.
+struct Close {
+    code: u32,
+    reason: String,
+}
+
+impl Close {
+    fn protocol(reason: impl Into<String>) -> Self {
+        Close { code: close::PROTOCOL_ERROR, reason: reason.into() }
+    }
+}
+
+async fn serve_connection<S: Store>(incoming: quinn::Incoming, shared: Arc<Shared<S>>) {
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(error) => {
+            tracing::debug!(%error, "handshake failed");
+            return;
+        }
+    };
+    let span = tracing::info_span!("conn", remote = %connection.remote_address());
+    async move {
+        tracing::debug!("connected");
+        match run_session(&connection, &shared).await {
+            Ok(()) => tracing::debug!("disconnected"),
+            Err(Close { code, reason }) => {
+                tracing::debug!(code, %reason, "closing connection");
+                connection.close(code.into(), reason.as_bytes());
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn run_session<S: Store>(connection: &quinn::Connection, shared: &Shared<S>) -> Result<(), Close> {
+    let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.accept_bi()).await;
+    let Ok(Ok((send, mut recv))) = accepted else {
+        return Err(Close::protocol("no stream opened in time"));
+    };
+    let conn = ConnId::next();
+    let (outbox, frames, overflowed) = Outbox::new(conn, shared.options.outbox_capacity);
+    tokio::spawn(write_frames(send, frames, overflowed, connection.clone()));
+    let mut session = Session { phase: Phase::Hello, outbox, projects: HashMap::new(), failures: 0 };
+    let codec = FrameCodec::new(shared.options.max_frame);
+    let result = loop {
+        let message = match read_frame::<ClientMsg>(&mut recv, &codec).await {
+            Ok(Some(message)) => message,
+            Ok(None) => break Ok(()),
+            Err(ReadFailure::Frame(error)) => break Err(Close::protocol(error.to_string())),
+            Err(ReadFailure::Connection(_)) => break Ok(()),
+        };
+        if let Err(close) = session.handle(message, shared).await {
+            break Err(close);
+        }
+    };
+    for handle in session.projects.values() {
+        handle.send(Command::Unsubscribe { conn }).await;
+    }
+    result
+}
+
+/// Writes queued frames to the stream; closes the connection when its outbox overflows.
+async fn write_frames(
+    mut send: quinn::SendStream,
+    mut frames: mpsc::Receiver<Frame>,
+    overflowed: Arc<Notify>,
+    connection: quinn::Connection,
+) {
+    let slow = || {
+        tracing::debug!("slow consumer: closing");
+        let reason = b"slow consumer: you fell too far behind the project's updates";
+        connection.close(close::SLOW_CONSUMER.into(), reason);
+    };
+    loop {
+        let frame = tokio::select! {
+            frame = frames.recv() => frame,
+            () = overflowed.notified() => return slow(),
+        };
+        let Some(frame) = frame else {
+            let _ = send.finish();
+            return;
+        };
+        tokio::select! {
+            written = send.write_all(&frame) => if written.is_err() { return },
+            () = overflowed.notified() => return slow(),
+        }
+    }
+}
+
+enum Phase {
+    Hello,
+    Login,
+    Ready(UserRow),
+}
+
+struct Session {
+    phase: Phase,
+    outbox: Outbox,
+    projects: HashMap<ProjectId, ProjectHandle>,
+    failures: u32,
+}
+
+/// The variant name of a client message, for errors.
+fn kind(message: &ClientMsg) -> &'static str {
+    match message {
+        ClientMsg::Hello { .. } => "Hello",
+        ClientMsg::Login { .. } => "Login",
+        ClientMsg::Resume { .. } => "Resume",
+        ClientMsg::JoinOpen { .. } => "JoinOpen",
+        ClientMsg::Subscribe { .. } => "Subscribe",
+        ClientMsg::Unsubscribe { .. } => "Unsubscribe",
+        ClientMsg::Write(_) => "Write",
+        ClientMsg::GetRecords { .. } => "GetRecords",
+    }
+}
+
+impl Session {
+    fn send(&self, message: &ServerMsg) {
+        self.outbox.send(message);
+    }
+
+    fn internal(&self, error: &Error) {
+        tracing::error!(%error, "request failed");
+        self.send(&ServerMsg::Error { code: ErrorCode::Internal, message: "the authority failed; retry".into() });
+    }
+
+    async fn project<S: Store>(&mut self, shared: &Shared<S>, id: ProjectId) -> Result<Option<ProjectHandle>, Error> {
+        if let Some(handle) = self.projects.get(&id) {
+            return Ok(Some(handle.clone()));
+        }
+        let handle = shared.projects.open(id).await?;
+        if let Some(handle) = &handle {
+            self.projects.insert(id, handle.clone());
+        }
+        Ok(handle)
+    }
+
+    async fn handle<S: Store>(&mut self, message: ClientMsg, shared: &Shared<S>) -> Result<(), Close> {
+        match (&self.phase, message) {
+            (Phase::Hello, ClientMsg::Hello { protocol_version, client }) => {
+                check_protocol_version(protocol_version)
+                    .map_err(|e| Close { code: close::PROTOCOL_VERSION, reason: e.to_string() })?;
+                tracing::debug!(%client, "hello");
+                self.send(&ServerMsg::Welcome {
+                    protocol_version: PROTOCOL_VERSION,
+                    server: format!("ensemble-authority {}", env!("CARGO_PKG_VERSION")),
+                    open: shared.options.open,
+                });
+                self.phase = Phase::Login;
+                Ok(())
+            }
+            (Phase::Login, ClientMsg::Login { user, password }) => {
+                let result = auth::login(&shared.store, &user, &password).await;
+                self.logged_in(result)
+            }
+            (Phase::Login, ClientMsg::Resume { token }) => {
+                let result = auth::resume(&shared.store, &token).await.map(|user| user.map(|user| (user, token)));
+                self.logged_in(result)
+            }
+            (Phase::Login, ClientMsg::JoinOpen { display_name }) => {
+                if !shared.options.open {
+                    let message = "this authority is not open: log in with a password".to_owned();
+                    self.send(&ServerMsg::Error { code: ErrorCode::Denied, message });
+                    return Ok(());
+                }
+                let result = auth::join_open(&shared.store, &display_name).await;
+                self.logged_in(result)
+            }
+            (Phase::Ready(user), ClientMsg::Subscribe { project, since }) => {
+                let user = user.id;
+                match self.project(shared, project).await {
+                    Ok(Some(handle)) => {
+                        let join_as_editor = shared.options.open;
+                        handle
+                            .send(Command::Subscribe { user, since, outbox: self.outbox.clone(), join_as_editor })
+                            .await;
+                    }
+                    Ok(None) => self.no_such_project(project),
+                    Err(error) => self.internal(&error),
+                }
+                Ok(())
+            }
+            (Phase::Ready(_), ClientMsg::Unsubscribe { project }) => {
+                if let Some(handle) = self.projects.get(&project) {
+                    handle.send(Command::Unsubscribe { conn: self.outbox.conn() }).await;
+                }
+                Ok(())
+            }
+            (Phase::Ready(user), ClientMsg::Write(tx)) => {
+                let author = user.id;
+                match self.project(shared, tx.project).await {
+                    Ok(Some(handle)) => {
+                        handle.send(Command::Write { tx, author, outbox: self.outbox.clone() }).await;
+                    }
+                    Ok(None) => self.send(&ServerMsg::Rejected { tx_id: tx.id, reason: Rejection::NoSuchProject }),
+                    Err(error) => self.internal(&error),
+                }
+                Ok(())
+            }
+            (Phase::Ready(user), ClientMsg::GetRecords { project, ids }) => {
+                let user = user.id;
+                match self.project(shared, project).await {
+                    Ok(Some(handle)) => {
+                        handle.send(Command::GetRecords { user, ids, outbox: self.outbox.clone() }).await;
+                    }
+                    Ok(None) => self.no_such_project(project),
+                    Err(error) => self.internal(&error),
+                }
+                Ok(())
+            }
+            (_, message) => Err(Close::protocol(format!("{} is out of order at this point", kind(&message)))),
+        }
+    }
+
+    fn no_such_project(&self, project: ProjectId) {
+        self.send(&ServerMsg::Error { code: ErrorCode::NoSuchProject, message: format!("no project {project}") });
+    }
+
+    fn logged_in(
+        &mut self,
+        result: Result<Option<(UserRow, ensemble_protocol::wire::SessionToken)>, Error>,
+    ) -> Result<(), Close> {
+        match result {
+            Ok(Some((user, token))) => {
+                tracing::debug!(user = %user.name, "logged in");
+                self.send(&ServerMsg::LoggedIn { user: user.id, name: user.name.clone(), token });
+                self.phase = Phase::Ready(user);
+                Ok(())
+            }
+            Ok(None) => {
+                self.failures += 1;
+                if self.failures >= MAX_LOGIN_FAILURES {
+                    return Err(Close { code: close::TOO_MANY_FAILURES, reason: "too many failed logins".into() });
+                }
+                let message = "unknown user, wrong password, or expired session".to_owned();
+                self.send(&ServerMsg::Error { code: ErrorCode::BadCredentials, message });
+                Ok(())
+            }
+            Err(error) => {
+                self.internal(&error);
+                Ok(())
+            }
+        }
+    }
+}

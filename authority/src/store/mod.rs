@@ -1,0 +1,298 @@
+//! Where the authority keeps everything: users, sessions, projects, records and the log.
+//!
+//! [`Store`] is one trait with two implementations: [`SqliteStore`], the embedded default (one
+//! file, nothing to install, WAL with `synchronous=FULL`), and [`PostgresStore`] for hosted
+//! use (`synchronous_commit=on`). Both run their own sqlx migrations when opened and pass the
+//! same test suite. [`open`] picks one from a URL.
+//!
+//! Stores hold bytes, not meaning: records and ops arrive already encoded (the protocol's
+//! bincode), and a [`Batch`] is one group commit prepared by a project actor. A batch is written
+//! in one database transaction, and only if the project's seq is still the one the actor
+//! started from, so two writers can never interleave commits to one project.
+
+mod postgres;
+mod sqlite;
+
+use std::future::Future;
+
+use ensemble_protocol::frame::{decode_value, encode_value};
+use ensemble_protocol::{ProjectId, ProjectState, RecordChange, RecordId, Seq, TxId, UserId, Version};
+use uuid::Uuid;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use crate::Error;
+
+/// A user account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRow {
+    /// The user's id.
+    pub id: UserId,
+    /// The unique login and display name.
+    pub name: String,
+    /// An argon2 PHC string, or empty when the user has no password (joined an open authority).
+    pub password_hash: String,
+}
+
+/// A project as listed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProjectRow {
+    /// The project.
+    pub id: ProjectId,
+    /// Its name, from its project record.
+    pub name: String,
+    /// Its last committed seq.
+    pub seq: Seq,
+}
+
+/// A project read back from the store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadedProject {
+    /// Every record, with tombstones.
+    pub state: ProjectState,
+    /// The last committed seq.
+    pub seq: Seq,
+    /// For every record (tombstones too), the seq that last changed it.
+    pub record_seqs: Vec<(RecordId, Seq)>,
+}
+
+/// One committed transaction, ready to log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoggedTx {
+    /// The transaction's id.
+    pub tx_id: TxId,
+    /// Its seq.
+    pub seq: Seq,
+    /// Who wrote it (the nil id for the authority itself).
+    pub author: UserId,
+    /// Its ops, encoded.
+    pub ops: Vec<u8>,
+    /// The `(record, version)` pairs it produced, encoded.
+    pub versions: Vec<u8>,
+    /// When it committed, in Unix seconds.
+    pub committed_at: i64,
+}
+
+/// A record's latest state in a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredRecord {
+    /// The record.
+    pub id: RecordId,
+    /// Its version.
+    pub version: Version,
+    /// The seq that produced it.
+    pub seq: Seq,
+    /// Its encoded contents, or `None` for a tombstone.
+    pub body: Option<Vec<u8>>,
+}
+
+/// One group commit: transactions that committed together, and the records they left behind.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Batch {
+    /// The transactions, in seq order.
+    pub txs: Vec<LoggedTx>,
+    /// Each touched record once, as the last transaction left it.
+    pub records: Vec<StoredRecord>,
+}
+
+impl Batch {
+    /// Adds a committed transaction and the changes it made.
+    pub fn push(&mut self, tx: LoggedTx, changes: &[RecordChange]) -> Result<(), Error> {
+        for change in changes {
+            let body = change.record.as_ref().map(encode_value).transpose()?;
+            let record = StoredRecord { id: change.id, version: change.version, seq: tx.seq, body };
+            match self.records.iter_mut().find(|stored| stored.id == change.id) {
+                Some(stored) => *stored = record,
+                None => self.records.push(record),
+            }
+        }
+        self.txs.push(tx);
+        Ok(())
+    }
+
+    /// The seq the batch ends at, if it holds anything.
+    pub fn last_seq(&self) -> Option<Seq> {
+        self.txs.last().map(|tx| tx.seq)
+    }
+}
+
+/// A transaction found in the log: what a replay of its id returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommittedTx {
+    /// The transaction.
+    pub tx_id: TxId,
+    /// Its seq.
+    pub seq: Seq,
+    /// The versions it produced.
+    pub versions: Vec<(RecordId, Version)>,
+}
+
+/// Everything the authority keeps. Each method is one short database transaction.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// Creates a user; fails with [`Error::Exists`] when the name is taken.
+    fn create_user(&self, name: &str, password_hash: &str) -> impl Future<Output = Result<UserId, Error>> + Send;
+    /// Replaces a user's password hash; fails with [`Error::NotFound`] for an unknown name.
+    fn set_password(&self, name: &str, password_hash: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Looks a user up by name.
+    fn user_by_name(&self, name: &str) -> impl Future<Output = Result<Option<UserRow>, Error>> + Send;
+    /// Looks a user up by id.
+    fn user(&self, id: UserId) -> impl Future<Output = Result<Option<UserRow>, Error>> + Send;
+    /// Stores a session under the hash of its token.
+    fn create_session(
+        &self,
+        token_hash: [u8; 32],
+        user: UserId,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// The user and expiry of the session with this token hash.
+    fn session(&self, token_hash: [u8; 32]) -> impl Future<Output = Result<Option<(UserId, i64)>, Error>> + Send;
+    /// Stores a new project with its records at seq 0.
+    fn create_project(&self, state: &ProjectState) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Every project.
+    fn projects(&self) -> impl Future<Output = Result<Vec<ProjectRow>, Error>> + Send;
+    /// A project's records and seq, or `None` if it does not exist.
+    fn load_project(&self, id: ProjectId) -> impl Future<Output = Result<Option<LoadedProject>, Error>> + Send;
+    /// Which of `tx_ids` were already committed to `project`.
+    fn committed(
+        &self,
+        project: ProjectId,
+        tx_ids: &[TxId],
+    ) -> impl Future<Output = Result<Vec<CommittedTx>, Error>> + Send;
+    /// Writes a batch durably, if the project is still at `from`; otherwise fails with
+    /// [`Error::SeqMoved`] and writes nothing.
+    fn commit(&self, project: ProjectId, from: Seq, batch: &Batch) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.
+pub async fn open(url: &str) -> Result<AnyStore, Error> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(AnyStore::Postgres(PostgresStore::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(AnyStore::Sqlite(SqliteStore::open(url).await?))
+    } else {
+        Err(Error::Config(format!("unsupported database URL {url:?}: use sqlite://PATH or postgres://…")))
+    }
+}
+
+/// Either store, chosen at run time.
+#[derive(Clone, Debug)]
+pub enum AnyStore {
+    /// The embedded store.
+    Sqlite(SqliteStore),
+    /// The hosted store.
+    Postgres(PostgresStore),
+}
+
+/// Forwards a call to whichever store is inside.
+macro_rules! forward {
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        match $self {
+            AnyStore::Sqlite(store) => store.$method($($arg),*).await,
+            AnyStore::Postgres(store) => store.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn create_user(&self, name: &str, password_hash: &str) -> Result<UserId, Error> {
+        forward!(self.create_user(name, password_hash))
+    }
+    async fn set_password(&self, name: &str, password_hash: &str) -> Result<(), Error> {
+        forward!(self.set_password(name, password_hash))
+    }
+    async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>, Error> {
+        forward!(self.user_by_name(name))
+    }
+    async fn user(&self, id: UserId) -> Result<Option<UserRow>, Error> {
+        forward!(self.user(id))
+    }
+    async fn create_session(&self, token_hash: [u8; 32], user: UserId, expires_at: i64) -> Result<(), Error> {
+        forward!(self.create_session(token_hash, user, expires_at))
+    }
+    async fn session(&self, token_hash: [u8; 32]) -> Result<Option<(UserId, i64)>, Error> {
+        forward!(self.session(token_hash))
+    }
+    async fn create_project(&self, state: &ProjectState) -> Result<(), Error> {
+        forward!(self.create_project(state))
+    }
+    async fn projects(&self) -> Result<Vec<ProjectRow>, Error> {
+        forward!(self.projects())
+    }
+    async fn load_project(&self, id: ProjectId) -> Result<Option<LoadedProject>, Error> {
+        forward!(self.load_project(id))
+    }
+    async fn committed(&self, project: ProjectId, tx_ids: &[TxId]) -> Result<Vec<CommittedTx>, Error> {
+        forward!(self.committed(project, tx_ids))
+    }
+    async fn commit(&self, project: ProjectId, from: Seq, batch: &Batch) -> Result<(), Error> {
+        forward!(self.commit(project, from, batch))
+    }
+}
+
+// Conversions between database columns and protocol types, shared by both stores.
+
+pub(crate) fn uuid_from(bytes: &[u8]) -> Result<Uuid, Error> {
+    Uuid::from_slice(bytes).map_err(|_| Error::Corrupt(format!("an id column holds {} bytes, not 16", bytes.len())))
+}
+
+pub(crate) fn seq_from(value: i64) -> Result<u64, Error> {
+    u64::try_from(value).map_err(|_| Error::Corrupt(format!("negative counter {value}")))
+}
+
+pub(crate) fn to_i64(value: u64) -> Result<i64, Error> {
+    i64::try_from(value).map_err(|_| Error::Corrupt(format!("counter {value} does not fit the database")))
+}
+
+pub(crate) fn user_row((id, name, password_hash): (Vec<u8>, String, String)) -> Result<UserRow, Error> {
+    Ok(UserRow { id: UserId(uuid_from(&id)?), name, password_hash })
+}
+
+pub(crate) fn committed_row((tx_id, seq, versions): (Vec<u8>, i64, Vec<u8>)) -> Result<CommittedTx, Error> {
+    Ok(CommittedTx { tx_id: TxId(uuid_from(&tx_id)?), seq: Seq(seq_from(seq)?), versions: decode_value(&versions)? })
+}
+
+/// A `records` row: id, version, seq, body (`None` for a tombstone).
+pub(crate) type RecordRow = (Vec<u8>, i64, i64, Option<Vec<u8>>);
+
+/// Builds a loaded project from its seq and its record rows.
+pub(crate) fn loaded_project(id: ProjectId, seq: i64, rows: Vec<RecordRow>) -> Result<LoadedProject, Error> {
+    let mut record_seqs = Vec::with_capacity(rows.len());
+    let mut changes = Vec::with_capacity(rows.len());
+    for (record, version, record_seq, body) in rows {
+        let record = RecordId(uuid_from(&record)?);
+        record_seqs.push((record, Seq(seq_from(record_seq)?)));
+        let body = body.map(|bytes| decode_value(&bytes)).transpose()?;
+        changes.push(RecordChange { id: record, version: Version(seq_from(version)?), record: body });
+    }
+    let state = ProjectState::from_changes(id, changes)
+        .map_err(|error| Error::Corrupt(format!("project {id} does not load: {error}")))?;
+    Ok(LoadedProject { state, seq: Seq(seq_from(seq)?), record_seqs })
+}
+
+/// A project's records as rows to insert when it is created.
+pub(crate) fn initial_records(state: &ProjectState) -> Result<Vec<StoredRecord>, Error> {
+    state
+        .snapshot()
+        .into_iter()
+        .map(|change| {
+            let body = change.record.as_ref().map(encode_value).transpose()?;
+            Ok(StoredRecord { id: change.id, version: change.version, seq: Seq(0), body })
+        })
+        .collect()
+}
+
+/// The name in a project record's encoded body.
+pub(crate) fn project_name(body: &[u8]) -> Result<String, Error> {
+    match decode_value(body)? {
+        ensemble_protocol::Record::Project(project) => Ok(project.name),
+        other => Err(Error::Corrupt(format!("the project row holds a {:?} record", other.kind()))),
+    }
+}
+
+/// The current time in Unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+}

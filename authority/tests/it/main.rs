@@ -1,0 +1,11 @@
+//! The authority's tests: the store suite on both stores, and the server over real QUIC on
+//! loopback. One binary keeps link times down.
+
+// Tests fail loudly: unwrapping is how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod crash;
+mod harness;
+mod postgres;
+mod quic;
+mod store_suite;
