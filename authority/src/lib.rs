@@ -13,6 +13,7 @@
 //! - [`tls`] makes and loads the certificate; clients pin its SHA-256 fingerprint.
 //! - [`remote`] is the client side of the connection, used by tests, the load generator and the
 //!   Ensemble client.
+//! - [`sandbox`] starts a throwaway Postgres for tests and benchmarks.
 //! - [`admin`] holds the operator commands (`user add`, `project create`, …) the binary runs.
 
 pub mod actor;
@@ -20,6 +21,7 @@ pub mod admin;
 pub mod auth;
 pub mod framed;
 pub mod remote;
+pub mod sandbox;
 pub mod server;
 pub mod store;
 pub mod tls;

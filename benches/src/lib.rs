@@ -1,7 +1,10 @@
-//! Fixtures shared by Ensemble's benches: realistic projects and the edits a musician makes.
+//! Fixtures shared by Ensemble's benches: realistic projects and the edits a musician makes,
+//! and [`load`], which puts a real authority under many clients.
 //!
 //! The benches themselves live in `benches/`; each measures a peer in the same run (serde_json
 //! for the wire format, and so on) so the figures come with something to compare them to.
+
+pub mod load;
 
 use ensemble_protocol::{
     AssetId, AudioAsset, Bpm, Clip, ClipField, ClipId, Codec, Colour, ContentHash, Field, Frames, Member, MemberId, Op,

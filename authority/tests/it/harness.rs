@@ -21,7 +21,7 @@ pub(crate) async fn sqlite() -> (AnyStore, TempDir) {
 
 /// The test run's Postgres (shared; tests use unique names).
 pub(crate) async fn postgres() -> AnyStore {
-    let url = crate::postgres::url();
+    let url = ensemble_authority::sandbox::postgres_url().unwrap();
     AnyStore::Postgres(PostgresStore::connect(&url).await.unwrap())
 }
 

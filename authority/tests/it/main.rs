@@ -6,6 +6,5 @@
 
 mod crash;
 mod harness;
-mod postgres;
 mod quic;
 mod store_suite;

@@ -1,0 +1,117 @@
+//! A throwaway Postgres, for tests and benchmarks on a machine with Postgres's server binaries
+//! (Debian's `postgresql` package) but no server running.
+//!
+//! [`postgres_url`] starts one server per process on first use: a fresh cluster in a temporary
+//! directory, on a private port and socket directory, run as the `postgres` user when we are
+//! root (Postgres refuses to run as root). A watchdog shell stops it and deletes its files once
+//! this process exits, however it exits. Set `ENSEMBLE_TEST_POSTGRES` to a URL to use an
+//! existing server instead.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::Error;
+
+fn failed(what: impl std::fmt::Display) -> Error {
+    Error::Config(format!("throwaway Postgres: {what}"))
+}
+
+/// Where the server binaries are.
+pub fn bin_dir() -> Result<PathBuf, Error> {
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if dir.join("initdb").exists() {
+            return Ok(dir);
+        }
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dirs| {
+            dirs.flatten().map(|entry| entry.path().join("bin")).filter(|bin| bin.join("initdb").exists()).collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions.pop().ok_or_else(|| failed("server binaries not found; `cargo xtask setup` installs Debian's postgresql"))
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|out| out.stdout.starts_with(b"0\n"))
+}
+
+/// A shell command line running `line` as the server's user.
+fn as_server_user(line: String) -> String {
+    if is_root() { format!("runuser -u postgres -- {line}") } else { line }
+}
+
+fn run(line: &str) -> Result<(), Error> {
+    let status = Command::new("sh").args(["-c", line]).stdout(Stdio::null()).status().map_err(failed)?;
+    if status.success() { Ok(()) } else { Err(failed(format!("`{line}` failed"))) }
+}
+
+fn start() -> Result<String, Error> {
+    let bin = bin_dir()?;
+    let dir = tempfile::Builder::new().prefix("ensemble-pg-").tempdir().map_err(failed)?.keep();
+    if is_root() {
+        run(&format!("chown postgres:postgres {}", dir.display()))?;
+    }
+    let data = dir.join("data");
+    let tool = |name: &str| bin.join(name).display().to_string();
+    run(&as_server_user(format!("{} -A trust -U postgres --no-sync -D {}", tool("initdb"), data.display())))?;
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(failed)?.port();
+    let launch = as_server_user(format!(
+        "{} -D {} -p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300",
+        tool("postgres"),
+        data.display(),
+        dir.display()
+    ));
+    let stop = as_server_user(format!("{} -D {} stop -m fast", tool("pg_ctl"), data.display()));
+    let script = format!(
+        "{launch} >{log} 2>&1 & pg=$!; while kill -0 {me} 2>/dev/null && kill -0 $pg 2>/dev/null; do sleep 0.2; done; \
+         {stop} >/dev/null 2>&1; wait $pg; rm -rf {dir}",
+        log = dir.join("log").display(),
+        me = std::process::id(),
+        dir = dir.display(),
+    );
+    // Detached from our output, so a test runner's pipe closes when we end; never waited for,
+    // since it must outlive this process to clean up after it.
+    #[allow(clippy::zombie_processes)]
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(failed)?;
+    wait_ready(&bin, port, &dir.join("log"))?;
+    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+}
+
+fn wait_ready(bin: &Path, port: u16, log: &Path) -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = Command::new(bin.join("pg_isready"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(failed(format!("did not start; see {}", log.display())));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The URL of this process's Postgres, started on first call.
+pub fn postgres_url() -> Result<String, Error> {
+    static URL: OnceLock<Result<String, String>> = OnceLock::new();
+    URL.get_or_init(|| std::env::var("ENSEMBLE_TEST_POSTGRES").or_else(|_| start().map_err(|e| e.to_string())))
+        .clone()
+        .map_err(Error::Config)
+}

@@ -1,0 +1,144 @@
+//! `ensemble-load`: puts an authority under load and reports what it sustains.
+//!
+//! For each store (SQLite, and Postgres from `--postgres` or a throwaway one) and each client
+//! count it runs N writers writing 1-op transactions as fast as their acks return, first all
+//! to one project, then spread over many, with 16 subscribers timing the fan-out; then a steady
+//! 1,000 tx/s run for the ack latency. On Postgres, pgbench runs the same SQL per transaction
+//! (one commit each, since pgbench has no group commit) on the same server, and the ratio is
+//! printed.
+
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use ensemble_authority::sandbox;
+use ensemble_authority::store::{AnyStore, PostgresStore, SqliteStore};
+use ensemble_benches::load::{Report, Stage, run};
+
+#[derive(Parser)]
+struct Args {
+    /// Writer counts to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    clients: Vec<usize>,
+    /// Projects for the spread-out runs.
+    #[arg(long, default_value_t = 16)]
+    projects: usize,
+    /// Subscribers timing the fan-out.
+    #[arg(long, default_value_t = 16)]
+    subscribers: usize,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Postgres to use (default: a throwaway one).
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Skip SQLite.
+    #[arg(long)]
+    no_sqlite: bool,
+    /// Skip Postgres (and pgbench).
+    #[arg(long)]
+    no_postgres: bool,
+}
+
+fn print(store: &str, layout: &str, clients: usize, report: &Report) {
+    println!(
+        "{store:8} {layout:14} {clients:>3} clients: {:>8.0} tx/s | ack {} | fan-out to all subscribers {} (after ack {})",
+        report.rate(),
+        report.ack,
+        report.fan_out,
+        report.fan_out_after_ack
+    );
+}
+
+async fn measure(store: AnyStore, name: &str, args: &Args) -> anyhow::Result<Vec<(usize, usize, f64)>> {
+    let duration = Duration::from_secs(args.seconds);
+    let mut rates = Vec::new();
+    for &clients in &args.clients {
+        for projects in [1, args.projects] {
+            let stage = Stage::new(store.clone(), projects).await?;
+            let report = run(&stage, clients, args.subscribers, duration, None).await?;
+            let layout = if projects == 1 { "one project" } else { "many projects" };
+            print(name, layout, clients, &report);
+            rates.push((clients, projects, report.rate()));
+            stage.shutdown().await;
+        }
+    }
+    let stage = Stage::new(store, 1).await?;
+    let steady = run(&stage, 16, args.subscribers, duration, Some(1000.0)).await?;
+    print(name, "steady 1000/s", 16, &steady);
+    stage.shutdown().await;
+    Ok(rates)
+}
+
+/// The SQL one committed 1-op transaction costs the Postgres store, for pgbench.
+const PGBENCH_SETUP: &str = "
+DROP TABLE IF EXISTS load_projects, load_transactions, load_records;
+CREATE TABLE load_projects (idx INT PRIMARY KEY, seq BIGINT NOT NULL);
+CREATE TABLE load_transactions (tx_id BYTEA PRIMARY KEY, project INT NOT NULL, seq BIGINT NOT NULL,
+    author BYTEA NOT NULL, ops BYTEA NOT NULL, versions BYTEA NOT NULL, committed_at BIGINT NOT NULL,
+    UNIQUE (project, seq));
+CREATE TABLE load_records (project INT NOT NULL, id INT NOT NULL, version BIGINT NOT NULL, seq BIGINT NOT NULL,
+    body BYTEA, PRIMARY KEY (project, id));
+INSERT INTO load_projects SELECT g, 0 FROM generate_series(1, 1000) g;
+";
+
+const PGBENCH_SCRIPT: &str = r"\set p random(1, :projects)
+BEGIN;
+UPDATE load_projects SET seq = seq + 1 WHERE idx = :p RETURNING seq \gset
+INSERT INTO load_transactions VALUES (decode(md5(random()::text || clock_timestamp()::text), 'hex'), :p, :seq, '\x0123456789abcdef0123456789abcdef'::bytea, '\x0100000000000000000000000000000000000000000000000101020304'::bytea, '\x01000000000000000000000000000000000002'::bytea, 0);
+INSERT INTO load_records VALUES (:p, :client_id, 1, :seq, '\x010203040506070809000102030405060708090001020304050607080900'::bytea) ON CONFLICT (project, id) DO UPDATE SET version = load_records.version + 1, seq = excluded.seq, body = excluded.body;
+COMMIT;
+";
+
+fn pgbench(url: &str, clients: usize, projects: usize, seconds: u64) -> anyhow::Result<f64> {
+    let bin = sandbox::bin_dir()?;
+    let status = Command::new(bin.join("psql")).args(["-q", "-d", url, "-c", PGBENCH_SETUP]).status()?;
+    if !status.success() {
+        bail!("psql setup for pgbench failed");
+    }
+    let mut script = tempfile::NamedTempFile::new()?;
+    script.write_all(PGBENCH_SCRIPT.as_bytes())?;
+    let out = Command::new(bin.join("pgbench"))
+        .args(["-n", "-M", "prepared", "-j", "2", "-c", &clients.to_string(), "-T", &seconds.to_string()])
+        .args(["-D", &format!("projects={projects}"), "-f"])
+        .arg(script.path())
+        .arg(url)
+        .output()
+        .context("running pgbench")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let tps = text
+        .lines()
+        .find_map(|line| line.strip_prefix("tps = "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok());
+    tps.with_context(|| format!("pgbench printed no tps: {text}{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    println!("ensemble-load: {}s per run, {} subscribers on the first project", args.seconds, args.subscribers);
+    if !args.no_sqlite {
+        let dir = tempfile::tempdir()?;
+        let url = format!("sqlite://{}", dir.path().join("load.sqlite").display());
+        measure(AnyStore::Sqlite(SqliteStore::open(&url).await?), "sqlite", &args).await?;
+    }
+    if !args.no_postgres {
+        let url = match &args.postgres {
+            Some(url) => url.clone(),
+            None => sandbox::postgres_url()?,
+        };
+        let rates = measure(AnyStore::Postgres(PostgresStore::connect(&url).await?), "postgres", &args).await?;
+        for (clients, projects, ours) in rates {
+            let peer = pgbench(&url, clients, projects, args.seconds)?;
+            println!(
+                "pgbench  {:14} {clients:>3} clients: {peer:>8.0} tx/s | ensemble/pgbench = {:.2}",
+                if projects == 1 { "one project" } else { "many projects" },
+                ours / peer
+            );
+        }
+    }
+    Ok(())
+}
