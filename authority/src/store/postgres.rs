@@ -35,132 +35,47 @@ impl PostgresStore {
     }
 }
 
-fn exists_on_conflict(error: sqlx::Error, what: impl FnOnce() -> String) -> Error {
-    match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => Error::Exists(what()),
-        _ => Error::Database(error),
-    }
-}
-
-/// Column arrays for inserting records with `UNNEST`.
-struct RecordColumns {
-    ids: Vec<Vec<u8>>,
-    versions: Vec<i64>,
-    seqs: Vec<i64>,
-    bodies: Vec<Option<Vec<u8>>>,
-}
-
-fn record_columns(records: &[StoredRecord]) -> Result<RecordColumns, Error> {
-    let mut columns = RecordColumns { ids: vec![], versions: vec![], seqs: vec![], bodies: vec![] };
+/// Inserts or replaces `records` of `project` in one statement (`UNNEST` over column arrays).
+async fn upsert_records(tx: &mut sqlx::PgConnection, project: &[u8], records: &[StoredRecord]) -> Result<(), Error> {
+    let (mut ids, mut versions, mut seqs, mut bodies) = (vec![], vec![], vec![], vec![]);
     for record in records {
-        columns.ids.push(record.id.0.as_bytes().to_vec());
-        columns.versions.push(super::to_i64(record.version.0)?);
-        columns.seqs.push(super::to_i64(record.seq.0)?);
-        columns.bodies.push(record.body.clone());
+        ids.push(record.id.0.as_bytes().to_vec());
+        versions.push(super::to_i64(record.version.0)?);
+        seqs.push(super::to_i64(record.seq.0)?);
+        bodies.push(record.body.clone());
     }
-    Ok(columns)
+    sqlx::query(
+        "INSERT INTO records (project_id, id, version, seq, body) \
+         SELECT $1, * FROM UNNEST($2::bytea[], $3::int8[], $4::int8[], $5::bytea[]) \
+         ON CONFLICT (project_id, id) DO UPDATE \
+         SET version = excluded.version, seq = excluded.seq, body = excluded.body",
+    )
+    .bind(project)
+    .bind(&ids)
+    .bind(&versions)
+    .bind(&seqs)
+    .bind(&bodies)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
-
-const UPSERT_RECORDS: &str = "INSERT INTO records (project_id, id, version, seq, body) \
-     SELECT $1, * FROM UNNEST($2::bytea[], $3::int8[], $4::int8[], $5::bytea[]) \
-     ON CONFLICT (project_id, id) DO UPDATE \
-     SET version = excluded.version, seq = excluded.seq, body = excluded.body";
 
 impl Store for PostgresStore {
-    async fn create_user(&self, name: &str, password_hash: &str) -> Result<UserId, Error> {
-        let id = UserId::new_v7();
-        sqlx::query("INSERT INTO users (id, name, password_hash, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(id.0.as_bytes().as_slice())
-            .bind(name)
-            .bind(password_hash)
-            .bind(super::now())
-            .execute(&self.pool)
-            .await
-            .map_err(|e| exists_on_conflict(e, || format!("user {name:?}")))?;
-        Ok(id)
-    }
-
-    async fn set_password(&self, name: &str, password_hash: &str) -> Result<(), Error> {
-        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
-            .bind(password_hash)
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 { Err(Error::NotFound(format!("user {name:?}"))) } else { Ok(()) }
-    }
-
-    async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>, Error> {
-        sqlx::query_as("SELECT id, name, password_hash FROM users WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(super::user_row)
-            .transpose()
-    }
-
-    async fn user(&self, id: UserId) -> Result<Option<UserRow>, Error> {
-        sqlx::query_as("SELECT id, name, password_hash FROM users WHERE id = $1")
-            .bind(id.0.as_bytes().as_slice())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(super::user_row)
-            .transpose()
-    }
-
-    async fn create_session(&self, token_hash: [u8; 32], user: UserId, expires_at: i64) -> Result<(), Error> {
-        sqlx::query("INSERT INTO sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3)")
-            .bind(token_hash.as_slice())
-            .bind(user.0.as_bytes().as_slice())
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn session(&self, token_hash: [u8; 32]) -> Result<Option<(UserId, i64)>, Error> {
-        let row: Option<(Vec<u8>, i64)> =
-            sqlx::query_as("SELECT user_id, expires_at FROM sessions WHERE token_hash = $1")
-                .bind(token_hash.as_slice())
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|(user, expires)| Ok((UserId(super::uuid_from(&user)?), expires))).transpose()
-    }
+    super::shared_queries!();
 
     async fn create_project(&self, state: &ProjectState) -> Result<(), Error> {
         let id = state.id();
-        let columns = record_columns(&super::initial_records(state)?)?;
+        let records = super::initial_records(state)?;
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO projects (id, seq, created_at) VALUES ($1, 0, $2)")
             .bind(id.0.as_bytes().as_slice())
             .bind(super::now())
             .execute(&mut *tx)
             .await
-            .map_err(|e| exists_on_conflict(e, || format!("project {id}")))?;
-        sqlx::query(UPSERT_RECORDS)
-            .bind(id.0.as_bytes().as_slice())
-            .bind(&columns.ids)
-            .bind(&columns.versions)
-            .bind(&columns.seqs)
-            .bind(&columns.bodies)
-            .execute(&mut *tx)
-            .await?;
+            .map_err(|e| super::exists_on_conflict(e, || format!("project {id}")))?;
+        upsert_records(&mut tx, id.0.as_bytes().as_slice(), &records).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn projects(&self) -> Result<Vec<ProjectRow>, Error> {
-        let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT p.id, p.seq, r.body FROM projects p JOIN records r ON r.project_id = p.id AND r.id = p.id \
-             ORDER BY p.created_at, p.id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(id, seq, body)| {
-                let id = ProjectId(super::uuid_from(&id)?);
-                Ok(ProjectRow { id, name: super::project_name(&body)?, seq: Seq(super::seq_from(seq)?) })
-            })
-            .collect()
     }
 
     async fn load_project(&self, id: ProjectId) -> Result<Option<LoadedProject>, Error> {
@@ -229,15 +144,7 @@ impl Store for PostgresStore {
         .bind(&times)
         .execute(&mut *tx)
         .await?;
-        let columns = record_columns(&batch.records)?;
-        sqlx::query(UPSERT_RECORDS)
-            .bind(project_id)
-            .bind(&columns.ids)
-            .bind(&columns.versions)
-            .bind(&columns.seqs)
-            .bind(&columns.bodies)
-            .execute(&mut *tx)
-            .await?;
+        upsert_records(&mut tx, project_id, &batch.records).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -31,72 +31,8 @@ impl SqliteStore {
     }
 }
 
-fn exists_on_conflict(error: sqlx::Error, what: impl FnOnce() -> String) -> Error {
-    match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => Error::Exists(what()),
-        _ => Error::Database(error),
-    }
-}
-
 impl Store for SqliteStore {
-    async fn create_user(&self, name: &str, password_hash: &str) -> Result<UserId, Error> {
-        let id = UserId::new_v7();
-        sqlx::query("INSERT INTO users (id, name, password_hash, created_at) VALUES (?, ?, ?, ?)")
-            .bind(id.0.as_bytes().as_slice())
-            .bind(name)
-            .bind(password_hash)
-            .bind(super::now())
-            .execute(&self.pool)
-            .await
-            .map_err(|e| exists_on_conflict(e, || format!("user {name:?}")))?;
-        Ok(id)
-    }
-
-    async fn set_password(&self, name: &str, password_hash: &str) -> Result<(), Error> {
-        let done = sqlx::query("UPDATE users SET password_hash = ? WHERE name = ?")
-            .bind(password_hash)
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 { Err(Error::NotFound(format!("user {name:?}"))) } else { Ok(()) }
-    }
-
-    async fn user_by_name(&self, name: &str) -> Result<Option<UserRow>, Error> {
-        sqlx::query_as("SELECT id, name, password_hash FROM users WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(super::user_row)
-            .transpose()
-    }
-
-    async fn user(&self, id: UserId) -> Result<Option<UserRow>, Error> {
-        sqlx::query_as("SELECT id, name, password_hash FROM users WHERE id = ?")
-            .bind(id.0.as_bytes().as_slice())
-            .fetch_optional(&self.pool)
-            .await?
-            .map(super::user_row)
-            .transpose()
-    }
-
-    async fn create_session(&self, token_hash: [u8; 32], user: UserId, expires_at: i64) -> Result<(), Error> {
-        sqlx::query("INSERT INTO sessions (token_hash, user_id, expires_at) VALUES (?, ?, ?)")
-            .bind(token_hash.as_slice())
-            .bind(user.0.as_bytes().as_slice())
-            .bind(expires_at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn session(&self, token_hash: [u8; 32]) -> Result<Option<(UserId, i64)>, Error> {
-        let row: Option<(Vec<u8>, i64)> =
-            sqlx::query_as("SELECT user_id, expires_at FROM sessions WHERE token_hash = ?")
-                .bind(token_hash.as_slice())
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|(user, expires)| Ok((UserId(super::uuid_from(&user)?), expires))).transpose()
-    }
+    super::shared_queries!();
 
     async fn create_project(&self, state: &ProjectState) -> Result<(), Error> {
         let id = state.id();
@@ -107,7 +43,7 @@ impl Store for SqliteStore {
             .bind(super::now())
             .execute(&mut *tx)
             .await
-            .map_err(|e| exists_on_conflict(e, || format!("project {id}")))?;
+            .map_err(|e| super::exists_on_conflict(e, || format!("project {id}")))?;
         for record in &records {
             sqlx::query("INSERT INTO records (project_id, id, version, seq, body) VALUES (?, ?, ?, 0, ?)")
                 .bind(id.0.as_bytes().as_slice())
@@ -119,21 +55,6 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn projects(&self) -> Result<Vec<ProjectRow>, Error> {
-        let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT p.id, p.seq, r.body FROM projects p JOIN records r ON r.project_id = p.id AND r.id = p.id \
-             ORDER BY p.created_at, p.id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.into_iter()
-            .map(|(id, seq, body)| {
-                let id = ProjectId(super::uuid_from(&id)?);
-                Ok(ProjectRow { id, name: super::project_name(&body)?, seq: Seq(super::seq_from(seq)?) })
-            })
-            .collect()
     }
 
     async fn load_project(&self, id: ProjectId) -> Result<Option<LoadedProject>, Error> {
