@@ -34,8 +34,9 @@ use crate::store::{Batch, LoggedTx, Store, now};
 pub const MAX_BATCH: usize = 1024;
 /// Commands that may wait in an actor's inbox before senders wait too.
 const INBOX: usize = 4096;
-/// Rejected transaction ids remembered, so a replay gets its first answer.
-const REMEMBERED_REJECTIONS: usize = 4096;
+/// First answers remembered per project, so a recent replay is answered from memory; older
+/// replays are found in the log.
+const REMEMBERED_ANSWERS: usize = 16_384;
 /// The author recorded for transactions the authority makes itself.
 pub const AUTHORITY: UserId = UserId::from_u128(0);
 
@@ -210,8 +211,32 @@ struct ProjectActor<S> {
     seq: Seq,
     record_seqs: HashMap<RecordId, Seq>,
     subscribers: Vec<Subscriber>,
-    rejected: HashMap<TxId, Rejection>,
-    rejected_order: VecDeque<TxId>,
+    /// The first answer (`Committed` or `Rejected`) to recent transaction ids.
+    answered: Recent,
+}
+
+/// A bounded memory of first answers, oldest forgotten first.
+#[derive(Default)]
+struct Recent {
+    answers: HashMap<TxId, ServerMsg>,
+    order: VecDeque<TxId>,
+}
+
+impl Recent {
+    fn get(&self, tx_id: &TxId) -> Option<&ServerMsg> {
+        self.answers.get(tx_id)
+    }
+
+    fn remember(&mut self, tx_id: TxId, answer: ServerMsg) {
+        if self.answers.insert(tx_id, answer).is_none() {
+            self.order.push_back(tx_id);
+        }
+        while self.order.len() > REMEMBERED_ANSWERS {
+            if let Some(old) = self.order.pop_front() {
+                self.answers.remove(&old);
+            }
+        }
+    }
 }
 
 struct Write {
@@ -234,8 +259,7 @@ impl<S: Store> ProjectActor<S> {
             seq: loaded.seq,
             record_seqs: loaded.record_seqs.into_iter().collect(),
             subscribers: Vec::new(),
-            rejected: HashMap::new(),
-            rejected_order: VecDeque::new(),
+            answered: Recent::default(),
         }))
     }
 
@@ -297,26 +321,16 @@ impl<S: Store> ProjectActor<S> {
         }
     }
 
-    fn remember_rejection(&mut self, tx_id: TxId, reason: Rejection) {
-        if self.rejected.insert(tx_id, reason).is_none() {
-            self.rejected_order.push_back(tx_id);
-        }
-        while self.rejected_order.len() > REMEMBERED_REJECTIONS {
-            if let Some(old) = self.rejected_order.pop_front() {
-                self.rejected.remove(&old);
-            }
-        }
-    }
-
     /// Applies what applies, commits it durably in one batch, then answers and broadcasts.
     async fn commit_writes(&mut self, mut writes: Vec<Write>) {
-        // One retry covers a batch that lost a race with another writer (an operator command,
-        // another process): reload, then apply the same transactions to the fresh state.
-        for attempt in 0..2 {
-            match self.try_commit(&mut writes).await {
+        // The first attempt trusts memory for replays. One retry covers a batch that lost a race
+        // with another writer (an operator command, another process) or replayed a transaction
+        // old enough to be forgotten: reload, then try again checking every id against the log.
+        for check_log in [false, true] {
+            match self.try_commit(&mut writes, check_log).await {
                 Ok(()) => return,
-                Err(Error::SeqMoved(_)) if attempt == 0 => {
-                    tracing::info!("project changed under this actor; reloading");
+                Err(Error::SeqMoved(_) | Error::Exists(_)) if !check_log => {
+                    tracing::info!("project changed under this actor, or an old transaction was replayed; reloading");
                 }
                 Err(error) => {
                     tracing::error!(%error, "commit failed");
@@ -346,10 +360,13 @@ impl<S: Store> ProjectActor<S> {
 
     /// One attempt at a batch. On error the in-memory state may be ahead of the store; the
     /// caller reloads it.
-    async fn try_commit(&mut self, writes: &mut Vec<Write>) -> Result<(), Error> {
-        let ids: Vec<TxId> = writes.iter().map(|w| w.tx.id).collect();
-        let known: HashMap<TxId, _> =
-            self.store.committed(self.id, &ids).await?.into_iter().map(|c| (c.tx_id, c)).collect();
+    async fn try_commit(&mut self, writes: &mut Vec<Write>, check_log: bool) -> Result<(), Error> {
+        let known: HashMap<TxId, ServerMsg> = if check_log {
+            let ids: Vec<TxId> = writes.iter().map(|w| w.tx.id).collect();
+            self.logged_answers(&ids).await?
+        } else {
+            HashMap::new()
+        };
         let from = self.seq;
         let mut staged: Vec<Staged> = Vec::new();
         let mut staged_index: HashMap<TxId, usize> = HashMap::new();
@@ -357,10 +374,8 @@ impl<S: Store> ProjectActor<S> {
         let mut rejections: Vec<(TxId, Rejection)> = Vec::new();
         for write in writes.iter() {
             let tx_id = write.tx.id;
-            let answer = if let Some(done) = known.get(&tx_id) {
-                ServerMsg::Committed { tx_id, seq: done.seq, versions: done.versions.clone() }
-            } else if let Some(reason) = self.rejected.get(&tx_id) {
-                ServerMsg::Rejected { tx_id, reason: reason.clone() }
+            let answer = if let Some(answer) = self.answered.get(&tx_id).or_else(|| known.get(&tx_id)) {
+                answer.clone()
             } else if let Some(index) = staged_index.get(&tx_id) {
                 // The same id twice in one batch: both get the first one's answer.
                 staged[*index].outboxes.extend(write.outbox.clone());
@@ -385,6 +400,20 @@ impl<S: Store> ProjectActor<S> {
                 answers.push((outbox.clone(), answer));
             }
         }
+        // A transaction that does not apply may be a replay of one committed long ago (it
+        // created what now exists): only the log can tell, and rejections are rare.
+        if !rejections.is_empty() && !check_log {
+            let ids: Vec<TxId> = rejections.iter().map(|(id, _)| *id).collect();
+            let logged = self.logged_answers(&ids).await?;
+            rejections.retain(|(id, _)| !logged.contains_key(id));
+            for (_, answer) in &mut answers {
+                if let ServerMsg::Rejected { tx_id, .. } = answer
+                    && let Some(first) = logged.get(tx_id)
+                {
+                    *answer = first.clone();
+                }
+            }
+        }
         if let Some(last) = staged.last() {
             let mut batch = Batch::default();
             let committed_at = now();
@@ -405,7 +434,7 @@ impl<S: Store> ProjectActor<S> {
         }
         // Durable: remember, answer and broadcast.
         for (tx_id, reason) in rejections {
-            self.remember_rejection(tx_id, reason);
+            self.answered.remember(tx_id, ServerMsg::Rejected { tx_id, reason });
         }
         for (outbox, answer) in answers {
             outbox.send(&answer);
@@ -419,6 +448,7 @@ impl<S: Store> ProjectActor<S> {
             for outbox in &stage.outboxes {
                 outbox.send(&committed);
             }
+            self.answered.remember(stage.tx_id, committed);
             let bump = Bump {
                 project: self.id,
                 seq: stage.seq,
@@ -435,6 +465,15 @@ impl<S: Store> ProjectActor<S> {
         }
         writes.clear();
         Ok(())
+    }
+
+    /// The logged `Committed` answers of those of `ids` that are in the log.
+    async fn logged_answers(&self, ids: &[TxId]) -> Result<HashMap<TxId, ServerMsg>, Error> {
+        let found = self.store.committed(self.id, ids).await?;
+        Ok(found
+            .into_iter()
+            .map(|c| (c.tx_id, ServerMsg::Committed { tx_id: c.tx_id, seq: c.seq, versions: c.versions }))
+            .collect())
     }
 
     /// Checks permission and applies one write to the in-memory state.

@@ -246,12 +246,18 @@ pub async fn run(
     let started = Instant::now();
     let tasks: Vec<_> = writers
         .into_iter()
-        .map(|mut writer| {
+        .enumerate()
+        .map(|(index, mut writer)| {
             let timeline = timeline.clone();
             let period = rate.map(|rate| Duration::from_secs_f64(count as f64 / rate));
+            // Writers take turns across the period, so a steady rate arrives evenly.
+            let ticker = period.map(|period| {
+                let offset = period.mul_f64(index as f64 / count as f64);
+                tokio::time::interval_at(tokio::time::Instant::now() + offset, period)
+            });
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
-                let mut ticker = period.map(tokio::time::interval);
+                let mut ticker = ticker;
                 while Instant::now() < deadline {
                     if let Some(ticker) = &mut ticker {
                         ticker.tick().await;

@@ -35,8 +35,10 @@ impl PostgresStore {
     }
 }
 
-/// Inserts or replaces `records` of `project` in one statement (`UNNEST` over column arrays).
-async fn upsert_records(tx: &mut sqlx::PgConnection, project: &[u8], records: &[StoredRecord]) -> Result<(), Error> {
+/// Column arrays of records, for `UNNEST`.
+type RecordArrays = (Vec<Vec<u8>>, Vec<i64>, Vec<i64>, Vec<Option<Vec<u8>>>);
+
+fn record_arrays(records: &[StoredRecord]) -> Result<RecordArrays, Error> {
     let (mut ids, mut versions, mut seqs, mut bodies) = (vec![], vec![], vec![], vec![]);
     for record in records {
         ids.push(record.id.0.as_bytes().to_vec());
@@ -44,21 +46,27 @@ async fn upsert_records(tx: &mut sqlx::PgConnection, project: &[u8], records: &[
         seqs.push(super::to_i64(record.seq.0)?);
         bodies.push(record.body.clone());
     }
-    sqlx::query(
-        "INSERT INTO records (project_id, id, version, seq, body) \
-         SELECT $1, * FROM UNNEST($2::bytea[], $3::int8[], $4::int8[], $5::bytea[]) \
-         ON CONFLICT (project_id, id) DO UPDATE \
-         SET version = excluded.version, seq = excluded.seq, body = excluded.body",
-    )
-    .bind(project)
-    .bind(&ids)
-    .bind(&versions)
-    .bind(&seqs)
-    .bind(&bodies)
-    .execute(tx)
-    .await?;
-    Ok(())
+    Ok((ids, versions, seqs, bodies))
 }
+
+/// A group commit in one statement, so one round trip: move the project's seq from `$3` to `$1`
+/// (or do nothing at all if it is not at `$3`), log the transactions, store the records.
+/// Postgres runs a statement outside `BEGIN` as its own transaction, so it is all or nothing.
+const COMMIT: &str = "WITH moved AS (
+        UPDATE projects SET seq = $1 WHERE id = $2 AND seq = $3 RETURNING id
+    ), logged AS (
+        INSERT INTO transactions (tx_id, project_id, seq, author, ops, versions, committed_at)
+        SELECT t.tx_id, moved.id, t.seq, t.author, t.ops, t.versions, t.committed_at
+        FROM moved, UNNEST($4::bytea[], $5::int8[], $6::bytea[], $7::bytea[], $8::bytea[], $9::int8[])
+            AS t (tx_id, seq, author, ops, versions, committed_at)
+    ), stored AS (
+        INSERT INTO records (project_id, id, version, seq, body)
+        SELECT moved.id, r.id, r.version, r.seq, r.body
+        FROM moved, UNNEST($10::bytea[], $11::int8[], $12::int8[], $13::bytea[]) AS r (id, version, seq, body)
+        ON CONFLICT (project_id, id) DO UPDATE
+        SET version = excluded.version, seq = excluded.seq, body = excluded.body
+    )
+    SELECT count(*) FROM moved";
 
 impl Store for PostgresStore {
     super::shared_queries!();
@@ -73,7 +81,18 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| super::exists_on_conflict(e, || format!("project {id}")))?;
-        upsert_records(&mut tx, id.0.as_bytes().as_slice(), &records).await?;
+        let (ids, versions, seqs, bodies) = record_arrays(&records)?;
+        sqlx::query(
+            "INSERT INTO records (project_id, id, version, seq, body) \
+             SELECT $1, * FROM UNNEST($2::bytea[], $3::int8[], $4::int8[], $5::bytea[])",
+        )
+        .bind(id.0.as_bytes().as_slice())
+        .bind(&ids)
+        .bind(&versions)
+        .bind(&seqs)
+        .bind(&bodies)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -108,17 +127,6 @@ impl Store for PostgresStore {
 
     async fn commit(&self, project: ProjectId, from: Seq, batch: &Batch) -> Result<(), Error> {
         let Some(to) = batch.last_seq() else { return Ok(()) };
-        let project_id = project.0.as_bytes().as_slice();
-        let mut tx = self.pool.begin().await?;
-        let moved = sqlx::query("UPDATE projects SET seq = $1 WHERE id = $2 AND seq = $3")
-            .bind(super::to_i64(to.0)?)
-            .bind(project_id)
-            .bind(super::to_i64(from.0)?)
-            .execute(&mut *tx)
-            .await?;
-        if moved.rows_affected() != 1 {
-            return Err(Error::SeqMoved(project));
-        }
         let (mut ids, mut seqs, mut authors, mut ops, mut versions, mut times) =
             (vec![], vec![], vec![], vec![], vec![], vec![]);
         for logged in &batch.txs {
@@ -129,23 +137,24 @@ impl Store for PostgresStore {
             versions.push(logged.versions.clone());
             times.push(logged.committed_at);
         }
-        sqlx::query(
-            "INSERT INTO transactions (tx_id, project_id, seq, author, ops, versions, committed_at) \
-             SELECT t.tx_id, $1, t.seq, t.author, t.ops, t.versions, t.committed_at \
-             FROM UNNEST($2::bytea[], $3::int8[], $4::bytea[], $5::bytea[], $6::bytea[], $7::int8[]) \
-             AS t (tx_id, seq, author, ops, versions, committed_at)",
-        )
-        .bind(project_id)
-        .bind(&ids)
-        .bind(&seqs)
-        .bind(&authors)
-        .bind(&ops)
-        .bind(&versions)
-        .bind(&times)
-        .execute(&mut *tx)
-        .await?;
-        upsert_records(&mut tx, project_id, &batch.records).await?;
-        tx.commit().await?;
-        Ok(())
+        let (record_ids, record_versions, record_seqs, bodies) = record_arrays(&batch.records)?;
+        let (moved,): (i64,) = sqlx::query_as(COMMIT)
+            .bind(super::to_i64(to.0)?)
+            .bind(project.0.as_bytes().as_slice())
+            .bind(super::to_i64(from.0)?)
+            .bind(&ids)
+            .bind(&seqs)
+            .bind(&authors)
+            .bind(&ops)
+            .bind(&versions)
+            .bind(&times)
+            .bind(&record_ids)
+            .bind(&record_versions)
+            .bind(&record_seqs)
+            .bind(&bodies)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| super::exists_on_conflict(e, || "a transaction of this batch".into()))?;
+        if moved == 1 { Ok(()) } else { Err(Error::SeqMoved(project)) }
     }
 }

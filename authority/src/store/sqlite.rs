@@ -116,7 +116,8 @@ impl Store for SqliteStore {
             .bind(logged.versions.as_slice())
             .bind(logged.committed_at)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| super::exists_on_conflict(e, || format!("transaction {}", logged.tx_id)))?;
         }
         for record in &batch.records {
             sqlx::query(

@@ -176,8 +176,11 @@ async fn a_restarted_authority_has_everything_it_acknowledged() {
     let authority = serve(&store, ServerOptions::default()).await;
     let mut alice = authority.client(&cast.owner).await;
     let drums = TrackId::new_v7();
-    committed(alice.write(&add_track(cast.project, drums, "Drums")).await.unwrap());
-    let seq = committed(alice.write(&set_gain(cast.project, drums, -7.0, None)).await.unwrap());
+    let create = add_track(cast.project, drums, "Drums");
+    let first_create = alice.write(&create).await.unwrap();
+    let gain = set_gain(cast.project, drums, -7.0, None);
+    let first_gain = alice.write(&gain).await.unwrap();
+    let seq = committed(first_gain.clone());
     drop(alice);
     authority.server.shutdown().await;
     let reopened = serve(&store, ServerOptions::default()).await;
@@ -186,6 +189,12 @@ async fn a_restarted_authority_has_everything_it_acknowledged() {
     assert_eq!(subscription.seq, seq);
     let CatchUp::Snapshot(records) = subscription.catch_up else { panic!("expected a snapshot") };
     assert_eq!(gain_of(&records, drums), Some(-7.0));
+    // The new process remembers no answers: replays are found in the log, whether they would
+    // no longer apply (the track exists) or would apply again (a plain set).
+    assert_eq!(alice.write(&create).await.unwrap(), first_create);
+    assert_eq!(alice.write(&gain).await.unwrap(), first_gain);
+    let next = committed(alice.write(&set_gain(cast.project, drums, -1.0, None)).await.unwrap());
+    assert_eq!(next, seq.next(), "the replays bumped nothing");
 }
 
 async fn assert_closed_with(client: &mut ensemble_authority::remote::Remote, code: u32, words: &str) {
