@@ -3,7 +3,7 @@
 //! An actor owns its project's [`ProjectState`] and serialises everything that touches it.
 //! Commands queue in its inbox; each turn it takes everything waiting (up to [`MAX_BATCH`]),
 //! answers reads and subscriptions from the committed state, then runs the writes: drop
-//! replays (a transaction id already in the log gets its first answer again), check
+//! replays (an id answered before gets its first answer again, from memory or the log), check
 //! permission, apply, and commit every transaction that applied in one database transaction.
 //! Writes that arrive while that commit is in flight wait in the inbox and form the next batch,
 //! so a busy project commits many transactions per fsync (group commit) while each one is
