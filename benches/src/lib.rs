@@ -47,29 +47,18 @@ pub fn project(tracks: usize, clips_per_track: usize) -> ProjectState {
         },
     ];
     for t in 0..tracks {
-        let track = track_id(t);
-        ops.push(Op::Create {
-            id: track.into(),
-            record: Record::Track(Track {
-                name: format!("Track {t}"),
-                colour: Colour { r: 90, g: 160, b: 220 },
-                gain_db: 0.0,
-                pan: 0.0,
-                mute: false,
-                solo: false,
-                record_arm: false,
-            }),
-        });
+        let id = track_id(t);
+        ops.push(Op::Create { id: id.into(), record: Record::Track(track(format!("Track {t}"))) });
         ops.push(Op::ListInsert {
             target: PROJECT.into(),
-            item: ensemble_protocol::ListItem::Track(track),
+            item: ensemble_protocol::ListItem::Track(id),
             at: ensemble_protocol::ListPosition::End,
         });
         for c in 0..clips_per_track {
             ops.push(Op::Create {
                 id: clip_id(t, c).into(),
                 record: Record::Clip(Clip {
-                    track,
+                    track: id,
                     asset,
                     start: Ticks(c as i64 * 3840),
                     length: Ticks(3840),
@@ -87,6 +76,19 @@ pub fn project(tracks: usize, clips_per_track: usize) -> ProjectState {
         unreachable!("the bench project builds: {error}");
     }
     state
+}
+
+/// A track at unity gain, centred, named `name`.
+pub fn track(name: String) -> Track {
+    Track {
+        name,
+        colour: Colour { r: 90, g: 160, b: 220 },
+        gain_db: 0.0,
+        pan: 0.0,
+        mute: false,
+        solo: false,
+        record_arm: false,
+    }
 }
 
 /// The id of track `t`.

@@ -17,8 +17,7 @@ use ensemble_authority::server::{Server, ServerOptions};
 use ensemble_authority::store::AnyStore;
 use ensemble_authority::tls::{Identity, Trust};
 use ensemble_protocol::{
-    Colour, Field, ListItem, ListPosition, Op, ProjectId, Record, ServerMsg, Track, TrackField, TrackId, Transaction,
-    TxId,
+    Field, ListItem, ListPosition, Op, ProjectId, Record, ServerMsg, TrackField, TrackId, Transaction, TxId,
 };
 
 const PASSWORD: &str = "load generator password";
@@ -104,15 +103,7 @@ impl Writers {
             let mut remote = stage.client().await?;
             let project = stage.projects[index % stage.projects.len()];
             let track = TrackId::new_v7();
-            let record = Record::Track(Track {
-                name: format!("Writer {index}"),
-                colour: Colour { r: 200, g: 120, b: 40 },
-                gain_db: 0.0,
-                pan: 0.0,
-                mute: false,
-                solo: false,
-                record_arm: false,
-            });
+            let record = Record::Track(crate::track(format!("Writer {index}")));
             let create = Transaction::new(
                 project,
                 vec![

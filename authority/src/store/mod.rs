@@ -293,6 +293,20 @@ macro_rules! shared_queries {
             row.map(|(user, expires)| Ok((UserId(super::uuid_from(&user)?), expires))).transpose()
         }
 
+        async fn load_project(&self, id: ProjectId) -> Result<Option<LoadedProject>, Error> {
+            // One statement, so one snapshot: the seq matches the records on both databases.
+            let rows: Vec<(i64, Vec<u8>, i64, i64, Option<Vec<u8>>)> = sqlx::query_as(
+                "SELECT p.seq, r.id, r.version, r.seq, r.body FROM projects p \
+                 JOIN records r ON r.project_id = p.id WHERE p.id = $1",
+            )
+            .bind(id.0.as_bytes().as_slice())
+            .fetch_all(&self.pool)
+            .await?;
+            let Some(seq) = rows.first().map(|row| row.0) else { return Ok(None) };
+            let rows = rows.into_iter().map(|(_, id, version, seq, body)| (id, version, seq, body)).collect();
+            super::loaded_project(id, seq, rows).map(Some)
+        }
+
         async fn projects(&self) -> Result<Vec<ProjectRow>, Error> {
             let rows: Vec<(Vec<u8>, i64, Vec<u8>)> = sqlx::query_as(
                 "SELECT p.id, p.seq, r.body FROM projects p JOIN records r ON r.project_id = p.id AND r.id = p.id \

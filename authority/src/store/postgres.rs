@@ -97,23 +97,6 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn load_project(&self, id: ProjectId) -> Result<Option<LoadedProject>, Error> {
-        let mut tx = self.pool.begin().await?;
-        // One snapshot for both reads, so the seq matches the records.
-        tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
-        let seq: Option<(i64,)> = sqlx::query_as("SELECT seq FROM projects WHERE id = $1")
-            .bind(id.0.as_bytes().as_slice())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((seq,)) = seq else { return Ok(None) };
-        let rows = sqlx::query_as("SELECT id, version, seq, body FROM records WHERE project_id = $1")
-            .bind(id.0.as_bytes().as_slice())
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        super::loaded_project(id, seq, rows).map(Some)
-    }
-
     async fn committed(&self, project: ProjectId, tx_ids: &[TxId]) -> Result<Vec<CommittedTx>, Error> {
         let ids: Vec<Vec<u8>> = tx_ids.iter().map(|id| id.0.as_bytes().to_vec()).collect();
         let rows: Vec<(Vec<u8>, i64, Vec<u8>)> =

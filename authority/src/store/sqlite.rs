@@ -57,21 +57,6 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn load_project(&self, id: ProjectId) -> Result<Option<LoadedProject>, Error> {
-        let mut tx = self.pool.begin().await?;
-        let seq: Option<(i64,)> = sqlx::query_as("SELECT seq FROM projects WHERE id = ?")
-            .bind(id.0.as_bytes().as_slice())
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((seq,)) = seq else { return Ok(None) };
-        let rows = sqlx::query_as("SELECT id, version, seq, body FROM records WHERE project_id = ?")
-            .bind(id.0.as_bytes().as_slice())
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        super::loaded_project(id, seq, rows).map(Some)
-    }
-
     async fn committed(&self, project: ProjectId, tx_ids: &[TxId]) -> Result<Vec<CommittedTx>, Error> {
         // One indexed lookup per id: SQLite runs in-process, so this costs microseconds and
         // needs no dynamic SQL.
