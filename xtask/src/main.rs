@@ -60,8 +60,9 @@ fn run(_args: &[&str]) -> Result {
     setup::setup()?;
     println!(
         "Ensemble {}: the DAW window is not built yet (see README.md, \"Status\").\n\
-         What exists today is the protocol crate; try `cargo xtask ci` to run its tests\n\
-         and `cargo xtask bench` to measure it.",
+         What runs today is the authority server; README.md, \"Running an authority\", shows how\n\
+         to add a user, create a project and serve it. `cargo xtask ci` runs every test and\n\
+         `cargo xtask bench` measures the protocol and the authority.",
         env!("CARGO_PKG_VERSION")
     );
     Ok(())
