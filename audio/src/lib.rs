@@ -1,5 +1,105 @@
 //! Ensemble's audio engine: it turns files into sound and pictures of sound.
 //!
-//! This crate will own decoding (symphonia), waveform peaks (rayon), sample-accurate timeline
-//! playback on kira and offline render to WAV; see the "Audio engine" issue and DESIGN.md. It has
-//! no network, no Bevy and no database. Nothing is implemented yet, so it exports nothing.
+//! A guide, in the order audio flows:
+//!
+//! - [`decode`] reads WAV, AIFF, FLAC, MP3 and Ogg Vorbis with symphonia, as a stream of planar
+//!   blocks ([`decode::Decoding`]) or all at once into a [`Pcm`] at the project's rate
+//!   ([`decode::decode_file`]), resampled by [`resample`] when the file's rate differs.
+//! - [`peaks`] computes waveform min/max pairs at several zoom levels, in parallel on a rayon
+//!   pool, from a stream (bounded memory for hour-long files) or from PCM in memory; it writes
+//!   its own versioned format and audiowaveform's `.dat`.
+//! - [`wav`] writes PCM as 16- or 24-bit integer or 32-bit float WAV.
+//!
+//! This crate has no network, no Bevy and no database. Every error is an [`AudioError`] that
+//! names the file and the reason; nothing here panics on bad input.
+
+pub mod decode;
+pub mod peaks;
+pub mod resample;
+pub mod wav;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Audio as one contiguous buffer per channel, shared cheaply between threads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pcm {
+    /// Frames per second.
+    pub sample_rate: u32,
+    /// One buffer per channel, all the same length.
+    pub channels: Vec<Arc<[f32]>>,
+}
+
+impl Pcm {
+    /// PCM from per-channel sample vectors (which must be the same length).
+    pub fn new(sample_rate: u32, channels: Vec<Vec<f32>>) -> Self {
+        Pcm { sample_rate, channels: channels.into_iter().map(Arc::from).collect() }
+    }
+
+    /// Frames (samples per channel).
+    pub fn frames(&self) -> usize {
+        self.channels.first().map_or(0, |channel| channel.len())
+    }
+
+    /// Length in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.frames() as f64 / f64::from(self.sample_rate.max(1))
+    }
+}
+
+/// Everything that can go wrong turning files into sound.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file's format or codec is not one we read.
+    #[error("{path}: unsupported audio: {reason}")]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// What is unsupported.
+        reason: String,
+    },
+    /// The file is damaged or cut short.
+    #[error("{path}: corrupt audio: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The audio could not be resampled (an unusable rate).
+    #[error("{path}: cannot resample from {from} Hz to {to} Hz: {reason}")]
+    Resample {
+        /// The file.
+        path: PathBuf,
+        /// The file's rate.
+        from: u32,
+        /// The wanted rate.
+        to: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A peaks file is not in a format we read.
+    #[error("{path}: not a peaks file: {reason}")]
+    Peaks {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A WAV file could not be written.
+    #[error("{path}: cannot write WAV: {reason}")]
+    Wav {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}

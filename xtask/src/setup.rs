@@ -17,6 +17,8 @@ const PACKAGES: &[(&str, &str)] = &[
     ("mesa-vulkan-drivers", "software Vulkan for rendering without a GPU"),
     ("imagemagick", "screenshots of the virtual display"),
     ("postgresql", "a throwaway Postgres for the authority's store tests, and pgbench"),
+    ("ffmpeg", "encodes test audio in every format, and is the decode benches' peer"),
+    ("sox", "checks rendered WAV files (`sox --i`, `sox stat`)"),
 ];
 
 const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown"];

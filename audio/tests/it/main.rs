@@ -1,0 +1,8 @@
+//! Tests of the audio engine through its public API, with generated signals.
+
+// Tests fail loudly: unwrapping is how they assert.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod decode;
+mod peaks;
+mod signal;
