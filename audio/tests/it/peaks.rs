@@ -21,6 +21,7 @@ fn naive(samples: &[f32], frames_per_pair: usize) -> Vec<Pair> {
 
 #[test]
 fn the_kernel_finds_min_and_max_at_any_length() {
+    assert_eq!(min_max(&[]), (0.0, 0.0));
     for len in [1, 7, 8, 9, 63, 64, 65, 1000] {
         let pcm = noise(48_000, 1, len, len as u64 + 1);
         let samples = &pcm.channels[0];
