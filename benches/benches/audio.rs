@@ -3,6 +3,8 @@
 //! - Waveform peaks from PCM in memory against a plain sum-read of the same buffer (the memory
 //!   bandwidth a single pass can get): target ≥ 50% of the read's speed per core, and
 //!   near-linear scaling from one core to two.
+//! - Decoding (and decoding + peaks) of the same FLAC and MP3 files against `ffmpeg -f null`
+//!   decoding them: target time ratio ≤ 1.25.
 
 // A bench that cannot set up has nothing to measure: failing loudly is right.
 #![allow(clippy::expect_used)]
@@ -60,5 +62,74 @@ fn peaks(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, peaks);
+/// Encodes `pcm` with ffmpeg into `dir/name`.
+fn encode(pcm: &Pcm, dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let source = dir.join("source.wav");
+    ensemble_audio::wav::write_wav(&source, pcm, ensemble_audio::wav::WavFormat::Int16).expect("source written");
+    let target = dir.join(name);
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(&source)
+        .arg(&target)
+        .status()
+        .expect("ffmpeg is installed by `cargo xtask setup`");
+    assert!(status.success(), "ffmpeg could not encode {name}");
+    target
+}
+
+fn decode(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // Three minutes of music-like material: noise under a chord, so codecs have work to do.
+    let frames = 44_100 * 180;
+    let noise = ten_minutes();
+    let planes = (0..2)
+        .map(|c| {
+            (0..frames)
+                .map(|i| {
+                    let t = i as f32 / 44_100.0;
+                    let chord =
+                        [220.0f32, 277.2, 329.6].iter().map(|hz| (std::f32::consts::TAU * hz * t).sin()).sum::<f32>();
+                    0.2 * chord + 0.1 * noise.channels[c][i]
+                })
+                .collect()
+        })
+        .collect();
+    let music = Pcm::new(44_100, planes);
+    let mut group = c.benchmark_group("decode_3min_stereo");
+    group.sample_size(10);
+    for name in ["music.flac", "music.mp3"] {
+        let path = encode(&music, dir.path(), name);
+        let (ours, with_peaks, peer) = (Tally::default(), Tally::default(), Tally::default());
+        group.bench_function(BenchmarkId::new("ours", name), |b| {
+            b.iter_custom(|iters| {
+                ours.measure(iters, || ensemble_audio::decode::decode_file(&path, None).expect("decodes"))
+            })
+        });
+        group.bench_function(BenchmarkId::new("ours_with_peaks", name), |b| {
+            b.iter_custom(|iters| {
+                with_peaks.measure(iters, || {
+                    let decoding = ensemble_audio::decode::Decoding::open(&path).expect("opens");
+                    Peaks::from_decoding(decoding).expect("decodes")
+                })
+            })
+        });
+        group.bench_function(BenchmarkId::new("ffmpeg_peer", name), |b| {
+            b.iter_custom(|iters| {
+                peer.measure(iters, || {
+                    std::process::Command::new("ffmpeg")
+                        .args(["-loglevel", "error", "-threads", "1", "-i"])
+                        .arg(&path)
+                        .args(["-f", "null", "-"])
+                        .status()
+                        .expect("ffmpeg runs")
+                })
+            })
+        });
+        print_ratio(&format!("decode {name}"), &ours, "ffmpeg -f null", &peer);
+        print_ratio(&format!("decode + peaks {name}"), &with_peaks, "ffmpeg -f null", &peer);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, peaks, decode);
 criterion_main!(benches);

@@ -144,8 +144,11 @@ impl Tally {
     }
 }
 
-/// Prints our mean time, the peer's and their ratio.
+/// Prints our mean time, the peer's and their ratio (nothing when a side was filtered out).
 pub fn print_ratio(what: &str, ours: &Tally, peer_name: &str, peer: &Tally) {
+    if ours.0.get().1 == 0 || peer.0.get().1 == 0 {
+        return;
+    }
     let (ours, peer) = (ours.per_iter(), peer.per_iter());
     let ratio = ours.as_secs_f64() / peer.as_secs_f64().max(f64::MIN_POSITIVE);
     println!("{what}: ours {ours:.2?}, {peer_name} {peer:.2?}, ratio ours/peer = {ratio:.3}");
