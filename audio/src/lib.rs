@@ -8,13 +8,18 @@
 //! - [`peaks`] computes waveform min/max pairs at several zoom levels, in parallel on a rayon
 //!   pool, from a stream (bounded memory for hour-long files) or from PCM in memory; it writes
 //!   its own versioned format and audiowaveform's `.dat`.
+//! - [`arrangement`] resolves a project (tracks, clips, automation in ticks) against decoded
+//!   audio into frames; [`render`] turns that into sound, block by block, sample-accurately, for
+//!   the live engine and the export alike.
 //! - [`wav`] writes PCM as 16- or 24-bit integer or 32-bit float WAV.
 //!
 //! This crate has no network, no Bevy and no database. Every error is an [`AudioError`] that
 //! names the file and the reason; nothing here panics on bad input.
 
+pub mod arrangement;
 pub mod decode;
 pub mod peaks;
+pub mod render;
 pub mod resample;
 pub mod wav;
 

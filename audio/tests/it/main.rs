@@ -3,6 +3,8 @@
 // Tests fail loudly: unwrapping is how they assert.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod alloc;
 mod decode;
 mod peaks;
+mod render;
 mod signal;

@@ -1,0 +1,218 @@
+//! What plays, in sample frames: a project's tracks, clips and automation, resolved against
+//! decoded audio so the renderer never looks anything up.
+//!
+//! [`Arrangement::from_project`] converts every tick position with the project's
+//! [`Timebase`](ensemble_protocol::Timebase), so a clip at tick `T` starts at exactly
+//! `timebase.frames(T)`, the same frame the UI and the export use.
+
+use std::collections::HashMap;
+use std::f32::consts::FRAC_PI_4;
+
+use ensemble_protocol::{AssetId, Curve, Parameter, ProjectState, Record, Ticks, Timebase, TrackId};
+
+use crate::Pcm;
+
+/// A breakpoint of an envelope.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    /// Where it sits.
+    pub frame: u64,
+    /// The value there (dB for gain, −1…1 for pan).
+    pub value: f32,
+    /// How the value travels to the next point.
+    pub curve: Curve,
+}
+
+/// A parameter over time. Before the first point it holds the first value, after the last the
+/// last value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Envelope {
+    /// Points sorted by frame.
+    pub points: Vec<Point>,
+}
+
+impl Envelope {
+    /// The value at `frame`, or `None` when the envelope has no points.
+    pub fn value_at(&self, frame: u64) -> Option<f32> {
+        let next = self.points.partition_point(|point| point.frame <= frame);
+        let (Some(left), right) = (next.checked_sub(1).map(|i| self.points[i]), self.points.get(next)) else {
+            return self.points.first().map(|point| point.value);
+        };
+        let Some(right) = right else { return Some(left.value) };
+        let t = (frame - left.frame) as f32 / (right.frame - left.frame).max(1) as f32;
+        let shaped = match left.curve {
+            Curve::Hold => 0.0,
+            Curve::Linear => t,
+            Curve::Smooth => t * t * (3.0 - 2.0 * t),
+        };
+        Some(left.value + (right.value - left.value) * shaped)
+    }
+}
+
+/// A clip, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClipPlan {
+    /// First frame on the timeline.
+    pub start: u64,
+    /// Frames it plays.
+    pub length: u64,
+    /// The audio, at the arrangement's sample rate.
+    pub source: Pcm,
+    /// The first source frame that plays.
+    pub source_offset: u64,
+    /// Linear clip gain.
+    pub gain: f32,
+    /// Fade-in length in frames.
+    pub fade_in: u64,
+    /// Fade-out length in frames.
+    pub fade_out: u64,
+}
+
+impl ClipPlan {
+    /// The frame after the clip's last.
+    pub fn end(&self) -> u64 {
+        self.start + self.length
+    }
+
+    /// The clip's gain at timeline frame `frame` (inside the clip), fades included.
+    pub fn gain_at(&self, frame: u64) -> f32 {
+        let into = frame - self.start;
+        let left = self.end() - frame;
+        let mut gain = self.gain;
+        if into < self.fade_in {
+            gain *= into as f32 / self.fade_in as f32;
+        }
+        if left <= self.fade_out {
+            gain *= (left - 1) as f32 / self.fade_out as f32;
+        }
+        gain
+    }
+}
+
+/// A track, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrackPlan {
+    /// The track.
+    pub id: TrackId,
+    /// Fader level in dB.
+    pub gain_db: f32,
+    /// Pan, −1…1.
+    pub pan: f32,
+    /// Silenced.
+    pub mute: bool,
+    /// Soloed.
+    pub solo: bool,
+    /// Clips sorted by start.
+    pub clips: Vec<ClipPlan>,
+    /// Gain automation in dB, replacing the fader where it has points.
+    pub gain_envelope: Envelope,
+    /// Pan automation, replacing the pan knob where it has points.
+    pub pan_envelope: Envelope,
+}
+
+/// The constant-power pan law, −3 dB at the centre: `(left, right)` gains for `pan` in −1…1.
+/// Hard left is `(1, 0)`, centre `(0.7071, 0.7071)`, hard right `(0, 1)`.
+pub fn pan_gains(pan: f32) -> (f32, f32) {
+    let angle = (pan.clamp(-1.0, 1.0) + 1.0) * FRAC_PI_4;
+    (angle.cos(), angle.sin())
+}
+
+/// dB to a linear factor; `-inf` dB is silence.
+pub fn db_to_gain(db: f32) -> f32 {
+    if db == f32::NEG_INFINITY { 0.0 } else { 10f32.powf(db / 20.0) }
+}
+
+/// Everything the renderer needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arrangement {
+    /// Frames per second.
+    pub sample_rate: u32,
+    /// Tracks, top to bottom.
+    pub tracks: Vec<TrackPlan>,
+    /// The loop region `[start, end)`, when looping is set.
+    pub loop_range: Option<(u64, u64)>,
+}
+
+impl Arrangement {
+    /// Whether `track` sounds: not muted, and soloed when any track is.
+    pub fn audible(&self, track: &TrackPlan) -> bool {
+        !track.mute && (track.solo || !self.tracks.iter().any(|t| t.solo))
+    }
+
+    /// The frame after the last clip ends.
+    pub fn end(&self) -> u64 {
+        self.tracks.iter().flat_map(|t| t.clips.iter().map(ClipPlan::end)).max().unwrap_or(0)
+    }
+
+    /// Resolves a project against decoded assets (at the project's sample rate). Clips whose
+    /// asset is missing are left out: they are still downloading.
+    pub fn from_project(state: &ProjectState, assets: &HashMap<AssetId, Pcm>) -> Arrangement {
+        let project = state.project();
+        let timebase = Timebase::new(project.tempo, project.sample_rate);
+        let frames = |ticks: Ticks| timebase.frames(ticks).0;
+        let mut tracks: Vec<TrackPlan> = project
+            .track_order
+            .iter()
+            .filter_map(|id| match state.entry((*id).into()).map(|entry| &entry.record) {
+                Some(Record::Track(track)) => Some(TrackPlan {
+                    id: *id,
+                    gain_db: track.gain_db,
+                    pan: track.pan,
+                    mute: track.mute,
+                    solo: track.solo,
+                    clips: Vec::new(),
+                    gain_envelope: Envelope::default(),
+                    pan_envelope: Envelope::default(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let index: HashMap<TrackId, usize> = tracks.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
+        for (_, entry) in state.records() {
+            match &entry.record {
+                Record::Clip(clip) => {
+                    let (Some(&track), Some(source)) = (index.get(&clip.track), assets.get(&clip.asset)) else {
+                        continue;
+                    };
+                    let asset_rate = match state.entry(clip.asset.into()).map(|e| &e.record) {
+                        Some(Record::AudioAsset(asset)) => asset.sample_rate,
+                        _ => source.sample_rate,
+                    };
+                    let offset =
+                        clip.source_offset.0 as u128 * u128::from(project.sample_rate) / u128::from(asset_rate.max(1));
+                    let start = frames(clip.start);
+                    tracks[track].clips.push(ClipPlan {
+                        start,
+                        length: frames(clip.start + clip.length) - start,
+                        source: source.clone(),
+                        source_offset: offset as u64,
+                        gain: db_to_gain(clip.gain_db),
+                        fade_in: frames(clip.fade_in),
+                        fade_out: frames(clip.fade_out),
+                    });
+                }
+                Record::AutomationLane(lane) if lane.enabled => {
+                    let Some(&track) = index.get(&lane.track) else { continue };
+                    let mut points: Vec<Point> = lane
+                        .points
+                        .iter()
+                        .map(|p| Point { frame: frames(p.tick), value: p.value, curve: p.curve })
+                        .collect();
+                    // Stable: points at the same tick keep their list order.
+                    points.sort_by_key(|point| point.frame);
+                    let envelope = Envelope { points };
+                    match lane.parameter {
+                        Parameter::Gain => tracks[track].gain_envelope = envelope,
+                        Parameter::Pan => tracks[track].pan_envelope = envelope,
+                    }
+                }
+                _ => {}
+            }
+        }
+        for track in &mut tracks {
+            track.clips.sort_by_key(|clip| clip.start);
+        }
+        let loop_range = project.loop_range.map(|range| (frames(range.start), frames(range.end)));
+        Arrangement { sample_rate: project.sample_rate, tracks, loop_range }
+    }
+}
