@@ -32,6 +32,12 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// The first breakpoint after `frame` (`u64::MAX` when there is none).
+    pub fn next_break(&self, frame: u64) -> u64 {
+        let next = self.points.partition_point(|point| point.frame <= frame);
+        self.points.get(next).map_or(u64::MAX, |point| point.frame)
+    }
+
     /// The value at `frame`, or `None` when the envelope has no points.
     pub fn value_at(&self, frame: u64) -> Option<f32> {
         let next = self.points.partition_point(|point| point.frame <= frame);

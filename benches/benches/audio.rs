@@ -5,14 +5,20 @@
 //!   near-linear scaling from one core to two.
 //! - Decoding (and decoding + peaks) of the same FLAC and MP3 files against `ffmpeg -f null`
 //!   decoding them: target time ratio ≤ 1.25.
+//! - Offline render of 32 stereo tracks × 3 minutes at 48 kHz with gain and pan automation:
+//!   target ≥ 100× realtime on one core; and one 256-frame block with 64 playing tracks: target
+//!   ≤ 10% of its 5.33 ms deadline. (No peer: the figure is against the clock.)
 
 // A bench that cannot set up has nothing to measure: failing loudly is right.
 #![allow(clippy::expect_used)]
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ensemble_audio::Pcm;
+use ensemble_audio::arrangement::{Arrangement, ClipPlan, Envelope, Point, TrackPlan};
 use ensemble_audio::peaks::Peaks;
+use ensemble_audio::render::{Renderer, render_mix};
 use ensemble_benches::{Tally, print_ratio};
+use ensemble_protocol::{Curve, TrackId};
 use std::hint::black_box;
 
 /// Ten minutes of stereo noise at 48 kHz: 230 MB of samples, far beyond the caches.
@@ -131,5 +137,88 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, peaks, decode);
+/// `tracks` stereo tracks of `seconds`, each an 8-second noise clip repeated back to back, with
+/// a gain and a pan envelope breaking every bar.
+fn busy_arrangement(tracks: usize, seconds: u64) -> std::sync::Arc<Arrangement> {
+    let noise = ten_minutes();
+    let source_frames = 48_000 * 8;
+    let source = Pcm::new(48_000, noise.channels.iter().map(|c| c[..source_frames].to_vec()).collect());
+    let end = 48_000 * seconds;
+    let bar = 96_000u64;
+    let plans = (0..tracks)
+        .map(|t| {
+            let clips = (0..end.div_ceil(source_frames as u64))
+                .map(|i| ClipPlan {
+                    start: i * source_frames as u64,
+                    length: source_frames as u64,
+                    source: source.clone(),
+                    source_offset: 0,
+                    gain: 0.5,
+                    fade_in: 480,
+                    fade_out: 480,
+                })
+                .collect();
+            let envelope = |low: f32, high: f32| Envelope {
+                points: (0..=end / bar)
+                    .map(|b| Point {
+                        frame: b * bar,
+                        value: if (b + t as u64).is_multiple_of(2) { low } else { high },
+                        curve: Curve::Linear,
+                    })
+                    .collect(),
+            };
+            TrackPlan {
+                id: TrackId::new_v7(),
+                gain_db: -6.0,
+                pan: 0.0,
+                mute: false,
+                solo: false,
+                clips,
+                gain_envelope: envelope(-12.0, 0.0),
+                pan_envelope: envelope(-0.5, 0.5),
+            }
+        })
+        .collect();
+    std::sync::Arc::new(Arrangement { sample_rate: 48_000, tracks: plans, loop_range: None })
+}
+
+fn render(c: &mut Criterion) {
+    let mut group = c.benchmark_group("render");
+    group.sample_size(10);
+    let song = busy_arrangement(32, 180);
+    let took = Tally::default();
+    group.bench_function("32_tracks_3_minutes", |b| {
+        b.iter_custom(|iters| took.measure(iters, || render_mix(song.clone())))
+    });
+    let per_render = took.per_iter().as_secs_f64();
+    if per_render > 0.0 {
+        println!("render 32 tracks × 3 min: {per_render:.2} s, {:.0}× realtime (target ≥ 100×)", 180.0 / per_render);
+    }
+    let song = busy_arrangement(64, 20);
+    let mut renderer = Renderer::new(song);
+    let mut block = vec![[0.0f32; 2]; 256];
+    let took = Tally::default();
+    group.sample_size(100);
+    group.bench_function("64_tracks_one_256_frame_block", |b| {
+        b.iter_custom(|iters| {
+            took.measure(iters, || {
+                renderer.seek(48_000 * 5);
+                renderer.render(&mut block);
+            })
+        })
+    });
+    let per_block = took.per_iter().as_secs_f64();
+    if per_block > 0.0 {
+        let deadline = 256.0 / 48_000.0;
+        println!(
+            "64 tracks, one 256-frame block: {:.1} µs, {:.1}% of the {:.2} ms deadline (target ≤ 10%)",
+            per_block * 1e6,
+            100.0 * per_block / deadline,
+            deadline * 1e3
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, peaks, decode, render);
 criterion_main!(benches);
