@@ -2,7 +2,7 @@
 //! decoded audio so the renderer never looks anything up.
 //!
 //! [`Arrangement::from_project`] converts every tick position with the project's
-//! [`Timebase`](ensemble_protocol::Timebase), so a clip at tick `T` starts at exactly
+//! [`Timebase`], so a clip at tick `T` starts at exactly
 //! `timebase.frames(T)`, the same frame the UI and the export use.
 
 use std::collections::HashMap;
