@@ -333,6 +333,8 @@ impl<S: Store> ProjectActor<S> {
                     tracing::info!("project changed under this actor, or an old transaction was replayed; reloading");
                 }
                 Err(error) => {
+                    // Nothing of this batch is stored: say so, and start the next batch from
+                    // what the store holds. The clients may send the same transactions again.
                     tracing::error!(%error, "commit failed");
                     let message = format!("the authority could not save this edit: {error}");
                     for write in &writes {
@@ -340,12 +342,28 @@ impl<S: Store> ProjectActor<S> {
                             outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.clone() });
                         }
                     }
+                    self.reload_or_drop_subscribers().await;
+                    return;
                 }
             }
-            if let Err(error) = self.reload().await {
-                tracing::error!(%error, "project could not be reloaded; dropping its subscribers");
-                self.subscribers.clear();
+            if !self.reload_or_drop_subscribers().await {
                 return;
+            }
+        }
+    }
+
+    /// Reloads the project from the store; if even that fails, cuts the subscribers off (they
+    /// will resubscribe) rather than serve a state the store does not hold. False on failure.
+    async fn reload_or_drop_subscribers(&mut self) -> bool {
+        match self.reload().await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(%error, "project could not be reloaded; dropping its subscribers");
+                let message = "the authority lost this project's state; subscribe again".to_owned();
+                for subscriber in self.subscribers.drain(..) {
+                    subscriber.outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.clone() });
+                }
+                false
             }
         }
     }
