@@ -27,7 +27,7 @@ use crate::store::{Store, UserRow};
 use crate::tls::{Fingerprint, Identity, server_config};
 use crate::{Error, auth};
 
-/// How long a new connection has to open its stream and say hello.
+/// How long a new connection has to open its stream, and then for each handshake step.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Failed logins allowed on one connection.
 const MAX_LOGIN_FAILURES: u32 = 5;
@@ -154,7 +154,17 @@ async fn run_session<S: Store>(connection: &quinn::Connection, shared: &Shared<S
     let mut session = Session { phase: Phase::Hello, outbox, projects: HashMap::new(), failures: 0 };
     let codec = FrameCodec::new(shared.options.max_frame);
     let result = loop {
-        let message = match read_frame::<ClientMsg>(&mut recv, &codec).await {
+        let read = read_frame::<ClientMsg>(&mut recv, &codec);
+        // Until it has logged in, a connection gets a deadline for each step.
+        let read = if matches!(session.phase, Phase::Ready(_)) {
+            read.await
+        } else {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, read).await {
+                Ok(read) => read,
+                Err(_) => break Err(Close::protocol("no hello or login in time")),
+            }
+        };
+        let message = match read {
             Ok(Some(message)) => message,
             Ok(None) => break Ok(()),
             Err(ReadFailure::Frame(error)) => break Err(Close::protocol(error.to_string())),
