@@ -11,6 +11,8 @@
 //! - [`arrangement`] resolves a project (tracks, clips, automation in ticks) against decoded
 //!   audio into frames; [`render`] turns that into sound, block by block, sample-accurately, for
 //!   the live engine and the export alike.
+//! - [`engine`] plays the arrangement live on kira (a sub-track and a sound per DAW track,
+//!   started and stopped on the same sample) or through an offline kira backend.
 //! - [`wav`] writes PCM as 16- or 24-bit integer or 32-bit float WAV.
 //!
 //! This crate has no network, no Bevy and no database. Every error is an [`AudioError`] that
@@ -18,6 +20,7 @@
 
 pub mod arrangement;
 pub mod decode;
+pub mod engine;
 pub mod peaks;
 pub mod render;
 pub mod resample;

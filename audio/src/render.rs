@@ -23,6 +23,17 @@ pub const MAX_BLOCK: usize = 1024;
 /// A stereo frame.
 pub type Frame = [f32; 2];
 
+/// Which tracks a render includes.
+#[derive(Clone, Copy, Debug)]
+enum Selection {
+    /// Every audible track.
+    Mix,
+    /// One track, solo ignored.
+    Stem(usize),
+    /// One track, if audible.
+    Track(usize),
+}
+
 /// Renders an arrangement from a playhead.
 #[derive(Debug)]
 pub struct Renderer {
@@ -60,15 +71,21 @@ impl Renderer {
 
     /// Renders the mix of audible tracks into `out`, advancing the playhead. Never allocates.
     pub fn render(&mut self, out: &mut [Frame]) {
-        self.render_tracks(out, None);
+        self.render_tracks(out, Selection::Mix);
     }
 
     /// Renders one track (a stem, muted tracks silent, solo ignored) into `out`.
     pub fn render_stem(&mut self, track: usize, out: &mut [Frame]) {
-        self.render_tracks(out, Some(track));
+        self.render_tracks(out, Selection::Stem(track));
     }
 
-    fn render_tracks(&mut self, out: &mut [Frame], only: Option<usize>) {
+    /// Renders one track's part of the mix (silent when muted, or when others are soloed):
+    /// what the live engine's per-track sound plays.
+    pub fn render_track(&mut self, track: usize, out: &mut [Frame]) {
+        self.render_tracks(out, Selection::Track(track));
+    }
+
+    fn render_tracks(&mut self, out: &mut [Frame], only: Selection) {
         let mut done = 0;
         while done < out.len() {
             let mut frames = (out.len() - done).min(MAX_BLOCK);
@@ -95,13 +112,14 @@ impl Renderer {
         }
     }
 
-    fn render_segment(&mut self, out: &mut [Frame], only: Option<usize>) {
+    fn render_segment(&mut self, out: &mut [Frame], only: Selection) {
         out.fill([0.0; 2]);
         let arrangement = &*self.arrangement;
         for (index, track) in arrangement.tracks.iter().enumerate() {
             let wanted = match only {
-                Some(only) => only == index && !track.mute,
-                None => arrangement.audible(track),
+                Selection::Mix => arrangement.audible(track),
+                Selection::Stem(only) => only == index && !track.mute,
+                Selection::Track(only) => only == index && arrangement.audible(track),
             };
             if wanted {
                 let scratch = &mut self.scratch[..out.len()];

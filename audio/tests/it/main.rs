@@ -5,6 +5,8 @@
 
 mod alloc;
 mod decode;
+mod engine;
 mod peaks;
 mod render;
 mod signal;
+mod song;

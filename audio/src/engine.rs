@@ -1,0 +1,304 @@
+//! Live playback on kira, and the offline backend the same graph renders through.
+//!
+//! Every DAW track gets a kira sub-track and, playing on it, a [`TrackSound`]: a kira `Sound`
+//! that runs the [`Renderer`] for that one track, so clips land on their exact frame rather
+//! than on kira's buffer boundaries, and what plays live is computed by the same code as the
+//! export.
+//!
+//! Per-track sounds must start, stop and seek on the same sample. Kira processes sounds one
+//! after another, so a command that reaches one sound's queue just after another sound has
+//! looked at its own would split them by a buffer. Instead, a kira clock runs from engine start
+//! at one tick per frame and never stops: within a chunk every sound reads the same global frame
+//! from it. The control side reads the clock, picks a global frame 4,096 frames ahead, and
+//! sends every sound "at global frame G: play from position P" (or stop); each sound switches
+//! exactly at G.
+//!
+//! Kira clamps its output to ±1 (0 dBFS); a float export of the same graph does not, so the two
+//! differ only where the mix itself is over full scale.
+//!
+//! The audio thread never allocates, frees, locks or logs here either: commands are `Copy`
+//! values in fixed-size `rtrb` queues, and a new arrangement arrives as an `Arc` whose previous
+//! value the engine keeps alive, so the audio thread never drops the last reference.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use kira::backend::{Backend, Renderer as KiraRenderer};
+use kira::clock::{ClockHandle, ClockId, ClockSpeed};
+use kira::info::Info;
+use kira::sound::{Sound, SoundData};
+use kira::track::{TrackBuilder, TrackHandle};
+use kira::{AudioManager, AudioManagerSettings, Frame as KiraFrame};
+
+use crate::arrangement::Arrangement;
+use crate::render::{Frame, MAX_BLOCK, Renderer};
+
+/// Commands that may wait in a track sound's queue.
+const QUEUE: usize = 64;
+/// How far ahead of the audio clock transport changes are scheduled: more than one device
+/// callback (the clock as the control side reads it lags by up to one), so every sound has the
+/// command before the frame it applies at. 4,096 frames is 85 ms at 48 kHz.
+const LEAD_FRAMES: u64 = 4096;
+/// Frames kira renders per chunk (its `internal_buffer_size`).
+const KIRA_BUFFER: usize = 128;
+
+/// A transport change, applied at `at` on the engine's global frame clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Transport {
+    at: u64,
+    position: u64,
+    playing: bool,
+}
+
+enum Command {
+    Transport(Transport),
+    Arrangement(Arc<Arrangement>),
+}
+
+/// The kira sound that plays one DAW track.
+struct TrackSound {
+    index: usize,
+    renderer: Renderer,
+    playing: bool,
+    scheduled: Option<Transport>,
+    clock: ClockId,
+    commands: rtrb::Consumer<Command>,
+    scratch: Vec<Frame>,
+}
+
+impl Sound for TrackSound {
+    fn on_start_processing(&mut self) {
+        while let Ok(command) = self.commands.pop() {
+            match command {
+                Command::Transport(transport) => self.scheduled = Some(transport),
+                // The engine still holds the previous arrangement, so replacing ours only
+                // decrements a count: nothing is freed here.
+                Command::Arrangement(arrangement) => self.renderer.set_arrangement(arrangement),
+            }
+        }
+    }
+
+    fn process(&mut self, out: &mut [KiraFrame], _dt: f64, info: &Info) {
+        // Kira advances clocks before it renders a chunk, so the clock reads the chunk's end.
+        let end = info
+            .clock_info(self.clock)
+            .map_or(0, |clock| (clock.time.ticks as f64 + clock.time.fraction).round() as u64);
+        let now = end.saturating_sub(out.len() as u64);
+        let mut done = 0;
+        while done < out.len() {
+            let at = now + done as u64;
+            let mut frames = (out.len() - done).min(MAX_BLOCK);
+            if let Some(transport) = self.scheduled {
+                if transport.at <= at {
+                    self.renderer.seek(transport.position);
+                    self.playing = transport.playing;
+                    self.scheduled = None;
+                } else {
+                    frames = frames.min((transport.at - at) as usize);
+                }
+            }
+            let chunk = &mut out[done..done + frames];
+            if self.playing {
+                let scratch = &mut self.scratch[..frames];
+                self.renderer.render_track(self.index, scratch);
+                for (out, frame) in chunk.iter_mut().zip(scratch.iter()) {
+                    *out = KiraFrame { left: frame[0], right: frame[1] };
+                }
+            } else {
+                chunk.fill(KiraFrame::ZERO);
+            }
+            done += frames;
+        }
+    }
+
+    fn finished(&self) -> bool {
+        // The engine dropped its end of the queue: this track is gone.
+        self.commands.is_abandoned()
+    }
+}
+
+struct TrackSoundData(TrackSound);
+
+impl SoundData for TrackSoundData {
+    type Error = Infallible;
+    type Handle = ();
+
+    fn into_sound(self) -> Result<(Box<dyn Sound>, ()), Infallible> {
+        Ok((Box::new(self.0), ()))
+    }
+}
+
+/// Why the engine could not start or change.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The audio backend (the sound card) failed.
+    #[error("audio backend: {0}")]
+    Backend(String),
+    /// Kira's fixed capacity for tracks, sounds or clocks is used up.
+    #[error("the engine is full: {0}")]
+    Full(String),
+    /// A track's command queue is full (commands sent faster than audio runs).
+    #[error("track {0} is not taking commands")]
+    Busy(usize),
+}
+
+struct LiveTrack {
+    _sub_track: TrackHandle,
+    commands: rtrb::Producer<Command>,
+}
+
+/// The live engine: one kira sub-track and track sound per DAW track.
+pub struct Engine<B: Backend> {
+    manager: AudioManager<B>,
+    clock: ClockHandle,
+    tracks: Vec<LiveTrack>,
+    arrangement: Arc<Arrangement>,
+    /// Arrangements a track sound may still hold; freed here, never on the audio thread.
+    retired: Vec<Arc<Arrangement>>,
+    sample_rate: u32,
+}
+
+impl<B: Backend> Engine<B> {
+    /// Starts kira on `settings` (its backend decides the sample rate) with `arrangement`.
+    pub fn new(backend_settings: B::Settings, arrangement: Arc<Arrangement>) -> Result<Self, EngineError>
+    where
+        B::Error: std::fmt::Display,
+    {
+        let settings = AudioManagerSettings {
+            backend_settings,
+            internal_buffer_size: KIRA_BUFFER,
+            capacities: Default::default(),
+            main_track_builder: Default::default(),
+        };
+        let mut manager = AudioManager::<B>::new(settings).map_err(|e| EngineError::Backend(e.to_string()))?;
+        let sample_rate = arrangement.sample_rate;
+        let mut clock = manager
+            .add_clock(ClockSpeed::TicksPerSecond(f64::from(sample_rate)))
+            .map_err(|e| EngineError::Full(e.to_string()))?;
+        clock.start();
+        let mut engine = Engine { manager, clock, tracks: Vec::new(), arrangement, retired: Vec::new(), sample_rate };
+        for index in 0..engine.arrangement.tracks.len() {
+            engine.add_track(index)?;
+        }
+        Ok(engine)
+    }
+
+    fn add_track(&mut self, index: usize) -> Result<(), EngineError> {
+        let mut sub_track =
+            self.manager.add_sub_track(TrackBuilder::new()).map_err(|e| EngineError::Full(e.to_string()))?;
+        let (commands, consumer) = rtrb::RingBuffer::new(QUEUE);
+        let mut renderer = Renderer::new(self.arrangement.clone());
+        renderer.set_looping(true);
+        let sound = TrackSound {
+            index,
+            renderer,
+            playing: false,
+            scheduled: None,
+            clock: self.clock.id(),
+            commands: consumer,
+            scratch: vec![[0.0; 2]; MAX_BLOCK],
+        };
+        sub_track.play(TrackSoundData(sound)).map_err(|e| EngineError::Full(e.to_string()))?;
+        self.tracks.push(LiveTrack { _sub_track: sub_track, commands });
+        Ok(())
+    }
+
+    /// The engine's sample rate.
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// The audio clock: frames rendered since the engine started, as of the start of the
+    /// latest device callback.
+    pub fn now(&self) -> u64 {
+        let time = self.clock.time();
+        (time.ticks as f64 + time.fraction).round() as u64
+    }
+
+    fn schedule(&mut self, position: u64, playing: bool) -> Result<u64, EngineError> {
+        let at = self.now() + LEAD_FRAMES;
+        let transport = Transport { at, position, playing };
+        for (index, track) in self.tracks.iter_mut().enumerate() {
+            track.commands.push(Command::Transport(transport)).map_err(|_| EngineError::Busy(index))?;
+        }
+        Ok(at)
+    }
+
+    /// Starts playback from timeline frame `position`; returns the global frame it starts at.
+    pub fn play_from(&mut self, position: u64) -> Result<u64, EngineError> {
+        self.schedule(position, true)
+    }
+
+    /// Stops playback (the playhead stays where it is asked to: `position`).
+    pub fn stop_at(&mut self, position: u64) -> Result<u64, EngineError> {
+        self.schedule(position, false)
+    }
+
+    /// Replaces what plays (after an edit); tracks added at the end get their own sounds.
+    pub fn set_arrangement(&mut self, arrangement: Arc<Arrangement>) -> Result<(), EngineError> {
+        let previous = std::mem::replace(&mut self.arrangement, arrangement.clone());
+        self.retired.push(previous);
+        // Keep only what a sound may still hold: ours plus theirs is two references or more.
+        self.retired.retain(|old| Arc::strong_count(old) > 1);
+        for (index, track) in self.tracks.iter_mut().enumerate() {
+            track.commands.push(Command::Arrangement(arrangement.clone())).map_err(|_| EngineError::Busy(index))?;
+        }
+        for index in self.tracks.len()..arrangement.tracks.len() {
+            self.add_track(index)?;
+        }
+        Ok(())
+    }
+
+    /// The backend, to pull blocks from an [`OfflineBackend`].
+    pub fn backend_mut(&mut self) -> &mut B {
+        self.manager.backend_mut()
+    }
+}
+
+/// A kira backend with no sound card: the caller pulls blocks as fast as it likes. Exports,
+/// tests and headless machines use it.
+pub struct OfflineBackend {
+    sample_rate: u32,
+    renderer: Option<KiraRenderer>,
+    interleaved: Vec<f32>,
+}
+
+impl Backend for OfflineBackend {
+    type Settings = u32;
+    type Error = Infallible;
+
+    fn setup(sample_rate: u32, _internal_buffer_size: usize) -> Result<(Self, u32), Infallible> {
+        Ok((OfflineBackend { sample_rate, renderer: None, interleaved: Vec::new() }, sample_rate))
+    }
+
+    fn start(&mut self, renderer: KiraRenderer) -> Result<(), Infallible> {
+        self.renderer = Some(renderer);
+        Ok(())
+    }
+}
+
+impl OfflineBackend {
+    /// The sample rate it renders at.
+    pub fn sample_rate(&self) -> u32 {
+        self.sample_rate
+    }
+
+    /// Renders the next `out.len()` frames of the whole kira graph into `out`. The first call
+    /// with a given length may size an internal buffer; later ones allocate nothing.
+    pub fn render(&mut self, out: &mut [Frame]) {
+        if self.interleaved.len() < out.len() * 2 {
+            self.interleaved.resize(out.len() * 2, 0.0);
+        }
+        let interleaved = &mut self.interleaved[..out.len() * 2];
+        match &mut self.renderer {
+            Some(renderer) => {
+                renderer.on_start_processing();
+                renderer.process(interleaved, 2);
+                for (frame, pair) in out.iter_mut().zip(interleaved.chunks_exact(2)) {
+                    *frame = [pair[0], pair[1]];
+                }
+            }
+            None => out.fill([0.0; 2]),
+        }
+    }
+}

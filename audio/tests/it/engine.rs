@@ -1,0 +1,98 @@
+use ensemble_audio::engine::{Engine, OfflineBackend};
+use ensemble_audio::render::{Frame, render_mix};
+use ensemble_protocol::*;
+
+use crate::alloc::allocations_in;
+use crate::song::{CENTRE, RATE, Song, dc, impulse};
+
+/// Pulls `frames` frames from the engine in blocks of `block`.
+fn pull(engine: &mut Engine<OfflineBackend>, frames: usize, block: usize) -> Vec<Frame> {
+    let mut out = vec![[0.0; 2]; frames];
+    for chunk in out.chunks_mut(block) {
+        engine.backend_mut().render(chunk);
+    }
+    out
+}
+
+fn song_with_three_tracks() -> Song {
+    let mut song = Song::new(93.7);
+    for (level, tick, pan) in [(0.2, 0, -0.5), (0.3, 1000, 0.25), (0.1, 3333, 0.9)] {
+        let (track, asset) = (song.track(), song.asset(dc(level, 30_000)));
+        song.clip(track, asset, tick, 960);
+        song.set(track, Field::Track(TrackField::Pan(pan)));
+        song.lane(track, Parameter::Gain, &[(0, -3.0, Curve::Linear), (4000, 0.0, Curve::Hold)]);
+    }
+    song
+}
+
+#[test]
+fn the_live_graph_plays_what_the_export_renders() {
+    let song = song_with_three_tracks();
+    let arrangement = song.arrangement();
+    let export = render_mix(arrangement.clone());
+    let mut engine = Engine::<OfflineBackend>::new(RATE, arrangement).unwrap();
+    let start = engine.play_from(0).unwrap() as usize;
+    let out = pull(&mut engine, start + export.frames() + 500, 300);
+    assert!(out[..start].iter().all(|f| *f == [0.0, 0.0]), "silence until the scheduled frame");
+    for (frame, live) in out[start..start + export.frames()].iter().enumerate() {
+        for (channel, live) in live.iter().enumerate() {
+            let exported = export.channels[channel][frame];
+            assert!((live - exported).abs() < 1e-6, "frame {frame}, channel {channel}: {live} vs {exported}");
+        }
+    }
+}
+
+#[test]
+fn every_track_starts_and_stops_on_the_same_sample() {
+    let mut song = Song::new(120.0);
+    for _ in 0..4 {
+        // A quiet impulse: kira clips its output at ±1, and four of them add up.
+        let mut quiet = impulse();
+        quiet.channels[0] = quiet.channels[0].iter().map(|s| s * 0.2).collect::<Vec<f32>>().into();
+        let (track, asset) = (song.track(), song.asset(quiet));
+        song.clip(track, asset, 960, 960); // frame 24,000
+    }
+    let mut engine = Engine::<OfflineBackend>::new(RATE, song.arrangement()).unwrap();
+    let mut rendered = 0;
+    let mut pull_more = |engine: &mut Engine<OfflineBackend>, frames: usize, block: usize| {
+        let out = pull(engine, frames, block);
+        let first = rendered;
+        rendered += frames;
+        (first, out)
+    };
+    pull_more(&mut engine, 1000, 1000);
+    // Play from frame 23,000: the impulses land 1,000 frames after the start, all four together.
+    let start = engine.play_from(23_000).unwrap() as usize;
+    let (first, out) = pull_more(&mut engine, start + 2000 - 1000, 128);
+    let hits: Vec<usize> = out.iter().enumerate().filter(|(_, f)| f[0] != 0.0).map(|(i, _)| first + i).collect();
+    assert_eq!(hits, vec![start + 1000]);
+    let sum = out[start + 1000 - first][0];
+    assert!((sum - 0.8 * CENTRE).abs() < 1e-6, "four tracks on one sample: {sum}");
+    // Stop, then play again from 24,000: the impulses sound on the first frame, together.
+    engine.stop_at(0).unwrap();
+    let (first, _) = pull_more(&mut engine, 5000, 1000);
+    let so_far = first + 5000;
+    let start = engine.play_from(24_000).unwrap() as usize;
+    let (first, out) = pull_more(&mut engine, start + 10 - so_far, 64);
+    let hits: Vec<usize> = out.iter().enumerate().filter(|(_, f)| f[0] != 0.0).map(|(i, _)| first + i).collect();
+    assert_eq!(hits, vec![start]);
+    assert!((out[start - first][0] - 0.8 * CENTRE).abs() < 1e-6);
+}
+
+#[test]
+fn the_kira_graph_allocates_nothing_while_it_plays() {
+    let song = song_with_three_tracks();
+    let mut engine = Engine::<OfflineBackend>::new(RATE, song.arrangement()).unwrap();
+    engine.play_from(0).unwrap();
+    let mut block = vec![[0.0; 2]; 512];
+    for _ in 0..4 {
+        engine.backend_mut().render(&mut block); // warm up: the first blocks settle kira's state
+    }
+    let allocations = allocations_in(|| {
+        for _ in 0..100 {
+            engine.backend_mut().render(&mut block);
+        }
+    });
+    assert_eq!(allocations, 0, "rendering through kira allocated or freed memory");
+    assert!(block.iter().any(|f| f[0] != 0.0), "it was playing");
+}

@@ -1,0 +1,127 @@
+//! A project built op by op, with generated audio, for the renderer and engine tests.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ensemble_audio::Pcm;
+use ensemble_audio::arrangement::Arrangement;
+use ensemble_audio::render::{Frame, Renderer};
+use ensemble_protocol::*;
+
+pub(crate) const RATE: u32 = 48_000;
+pub(crate) const CENTRE: f32 = std::f32::consts::FRAC_1_SQRT_2;
+
+/// A project built op by op, with the audio its assets stand for.
+pub(crate) struct Song {
+    pub(crate) state: ProjectState,
+    pub(crate) assets: HashMap<AssetId, Pcm>,
+}
+
+impl Song {
+    pub(crate) fn new(bpm: f64) -> Song {
+        let project = Project {
+            name: "Render test".into(),
+            tempo: Bpm(bpm),
+            time_signature: TimeSignature::FOUR_FOUR,
+            loop_range: None,
+            track_order: vec![],
+            sample_rate: RATE,
+        };
+        Song { state: ProjectState::new(ProjectId::new_v7(), project).unwrap(), assets: HashMap::new() }
+    }
+
+    pub(crate) fn apply(&mut self, ops: Vec<Op>) {
+        self.state.apply(&Transaction::new(self.state.id(), ops)).unwrap();
+    }
+
+    pub(crate) fn track(&mut self) -> TrackId {
+        let id = TrackId::new_v7();
+        let track = Track {
+            name: "T".into(),
+            colour: Colour { r: 1, g: 2, b: 3 },
+            gain_db: 0.0,
+            pan: 0.0,
+            mute: false,
+            solo: false,
+            record_arm: false,
+        };
+        let project = self.state.id().into();
+        self.apply(vec![
+            Op::Create { id: id.into(), record: Record::Track(track) },
+            Op::ListInsert { target: project, item: ListItem::Track(id), at: ListPosition::End },
+        ]);
+        id
+    }
+
+    pub(crate) fn asset(&mut self, pcm: Pcm) -> AssetId {
+        let id = AssetId::new_v7();
+        let asset = AudioAsset {
+            hash: ContentHash(*id.0.as_bytes().repeat(2).first_chunk().unwrap()),
+            name: "a.wav".into(),
+            sample_rate: pcm.sample_rate,
+            channels: pcm.channels.len() as u16,
+            frames: Frames(pcm.frames() as u64),
+            codec: Codec::Wav,
+            byte_size: 1,
+            peaks_ready: false,
+        };
+        self.apply(vec![Op::Create { id: id.into(), record: Record::AudioAsset(asset) }]);
+        self.assets.insert(id, pcm);
+        id
+    }
+
+    pub(crate) fn clip(&mut self, track: TrackId, asset: AssetId, start: i64, length: i64) -> ClipId {
+        let id = ClipId::new_v7();
+        let clip = Clip {
+            track,
+            asset,
+            start: Ticks(start),
+            length: Ticks(length),
+            source_offset: Frames(0),
+            gain_db: 0.0,
+            fade_in: Ticks(0),
+            fade_out: Ticks(0),
+            name: "c".into(),
+        };
+        self.apply(vec![Op::Create { id: id.into(), record: Record::Clip(clip) }]);
+        id
+    }
+
+    pub(crate) fn set(&mut self, target: impl Into<RecordId>, value: Field) {
+        self.apply(vec![Op::Set { target: target.into(), value, expect: None }]);
+    }
+
+    pub(crate) fn lane(&mut self, track: TrackId, parameter: Parameter, points: &[(i64, f32, Curve)]) {
+        let points = points
+            .iter()
+            .map(|&(tick, value, curve)| AutomationPoint { id: PointId::new_v7(), tick: Ticks(tick), value, curve })
+            .collect();
+        let lane = AutomationLane { track, parameter, enabled: true, points };
+        self.apply(vec![Op::Create { id: LaneId::new_v7().into(), record: Record::AutomationLane(lane) }]);
+    }
+
+    pub(crate) fn arrangement(&self) -> Arc<Arrangement> {
+        Arc::new(Arrangement::from_project(&self.state, &self.assets))
+    }
+
+    /// Renders `frames` frames from `from` in blocks of `block`.
+    pub(crate) fn render(&self, from: u64, frames: usize, block: usize) -> Vec<Frame> {
+        let mut renderer = Renderer::new(self.arrangement());
+        renderer.seek(from);
+        let mut out = vec![[0.0; 2]; frames];
+        for chunk in out.chunks_mut(block) {
+            renderer.render(chunk);
+        }
+        out
+    }
+}
+
+pub(crate) fn dc(level: f32, frames: usize) -> Pcm {
+    Pcm::new(RATE, vec![vec![level; frames]])
+}
+
+pub(crate) fn impulse() -> Pcm {
+    let mut samples = vec![0.0; 100];
+    samples[0] = 1.0;
+    Pcm::new(RATE, vec![samples])
+}
