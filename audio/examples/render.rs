@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ensemble_audio::Pcm;
-use ensemble_audio::arrangement::{Arrangement, ClipPlan, Envelope, Point, TrackPlan};
+use ensemble_audio::arrangement::{Arrangement, ClipPlan, Envelope, Metronome, Point, TrackPlan};
 use ensemble_audio::render::export_mix;
 use ensemble_audio::wav::WavFormat;
-use ensemble_protocol::{Bpm, Curve, Ticks, Timebase, TrackId};
+use ensemble_protocol::{Bpm, Curve, Ticks, TimeSignature, Timebase, TrackId};
 
 const RATE: u32 = 48_000;
 
@@ -90,6 +90,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sample_rate: RATE,
         tracks: vec![track(kicks, 0.0, 0.0), hats, track(bass_line, -2.0, -0.1), track(pads, -3.0, 0.2)],
         loop_range: None,
+        metronome: Metronome { timebase, time_signature: TimeSignature::FOUR_FOUR },
     };
     let seconds = arrangement.end() as f64 / f64::from(RATE);
     export_mix(Arc::new(arrangement), &out, WavFormat::Int24)?;

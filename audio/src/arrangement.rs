@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::f32::consts::FRAC_PI_4;
 
-use ensemble_protocol::{AssetId, Curve, Parameter, ProjectState, Record, Ticks, Timebase, TrackId};
+use ensemble_protocol::{AssetId, Curve, Parameter, ProjectState, Record, Ticks, TimeSignature, Timebase, TrackId};
 
 use crate::Pcm;
 
@@ -128,6 +128,43 @@ pub fn db_to_gain(db: f32) -> f32 {
     if db == f32::NEG_INFINITY { 0.0 } else { 10f32.powf(db / 20.0) }
 }
 
+/// The click track: a short tone on every beat, higher and louder on the first of each bar.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Metronome {
+    /// Tempo and sample rate.
+    pub timebase: Timebase,
+    /// Beats per bar and beat length.
+    pub time_signature: TimeSignature,
+}
+
+/// How long a click rings, in seconds.
+const CLICK_SECONDS: f64 = 0.03;
+
+impl Metronome {
+    /// The click's sample at timeline frame `frame` (0 between clicks).
+    pub fn sample_at(&self, frame: u64) -> f32 {
+        let beat_ticks = self.time_signature.ticks_per_beat().0;
+        let frames_per_beat = self.timebase.frames_per_tick() * beat_ticks as f64;
+        let rate = f64::from(self.timebase.sample_rate);
+        let estimate = (frame as f64 / frames_per_beat).floor() as i64;
+        // The beat at or before `frame`, found exactly through the timebase.
+        let Some((beat, start)) = (estimate - 1..=estimate + 1)
+            .rev()
+            .map(|beat| (beat, self.timebase.frames(Ticks(beat.max(0) * beat_ticks)).0))
+            .find(|(beat, start)| *beat >= 0 && *start <= frame)
+        else {
+            return 0.0;
+        };
+        let since = (frame - start) as f64 / rate;
+        if since >= CLICK_SECONDS {
+            return 0.0;
+        }
+        let accent = beat % i64::from(self.time_signature.numerator.max(1)) == 0;
+        let (hz, level) = if accent { (1_600.0, 0.5) } else { (1_000.0, 0.3) };
+        (level * (std::f64::consts::TAU * hz * since).sin() * (-since / (CLICK_SECONDS / 5.0)).exp()) as f32
+    }
+}
+
 /// Everything the renderer needs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Arrangement {
@@ -137,6 +174,8 @@ pub struct Arrangement {
     pub tracks: Vec<TrackPlan>,
     /// The loop region `[start, end)`, when looping is set.
     pub loop_range: Option<(u64, u64)>,
+    /// The click track, heard only when the transport's metronome is on (never exported).
+    pub metronome: Metronome,
 }
 
 impl Arrangement {
@@ -219,6 +258,7 @@ impl Arrangement {
             track.clips.sort_by_key(|clip| clip.start);
         }
         let loop_range = project.loop_range.map(|range| (frames(range.start), frames(range.end)));
-        Arrangement { sample_rate: project.sample_rate, tracks, loop_range }
+        let metronome = Metronome { timebase, time_signature: project.time_signature };
+        Arrangement { sample_rate: project.sample_rate, tracks, loop_range, metronome }
     }
 }

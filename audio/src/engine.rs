@@ -53,11 +53,23 @@ struct Transport {
 enum Command {
     Transport(Transport),
     Arrangement(Arc<Arrangement>),
+    /// Turns the sound on or off (the metronome's switch).
+    Enabled(bool),
 }
 
-/// The kira sound that plays one DAW track.
+/// What a sound plays.
+#[derive(Clone, Copy, Debug)]
+enum Part {
+    /// One DAW track.
+    Track(usize),
+    /// The click track.
+    Metronome,
+}
+
+/// The kira sound that plays one DAW track, or the metronome.
 struct TrackSound {
-    index: usize,
+    part: Part,
+    enabled: bool,
     renderer: Renderer,
     playing: bool,
     scheduled: Option<Transport>,
@@ -74,6 +86,7 @@ impl Sound for TrackSound {
                 // The engine still holds the previous arrangement, so replacing ours only
                 // decrements a count: nothing is freed here.
                 Command::Arrangement(arrangement) => self.renderer.set_arrangement(arrangement),
+                Command::Enabled(enabled) => self.enabled = enabled,
             }
         }
     }
@@ -100,7 +113,13 @@ impl Sound for TrackSound {
             let chunk = &mut out[done..done + frames];
             if self.playing {
                 let scratch = &mut self.scratch[..frames];
-                self.renderer.render_track(self.index, scratch);
+                match self.part {
+                    Part::Track(index) => self.renderer.render_track(index, scratch),
+                    Part::Metronome => self.renderer.render_metronome(scratch),
+                }
+                if !self.enabled {
+                    scratch.fill([0.0; 2]);
+                }
                 for (out, frame) in chunk.iter_mut().zip(scratch.iter()) {
                     *out = KiraFrame { left: frame[0], right: frame[1] };
                 }
@@ -137,20 +156,22 @@ pub enum EngineError {
     /// Kira's fixed capacity for tracks, sounds or clocks is used up.
     #[error("the engine is full: {0}")]
     Full(String),
-    /// A track's command queue is full (commands sent faster than audio runs).
+    /// A track's (or, as `usize::MAX`, the metronome's) command queue is full: commands are
+    /// being sent faster than the audio runs.
     #[error("track {0} is not taking commands")]
     Busy(usize),
 }
 
 struct LiveTrack {
-    _sub_track: TrackHandle,
+    _sub_track: Option<TrackHandle>,
     commands: rtrb::Producer<Command>,
 }
 
-/// The live engine: one kira sub-track and track sound per DAW track.
+/// The live engine: one kira sub-track and track sound per DAW track, and a metronome.
 pub struct Engine<B: Backend> {
     manager: AudioManager<B>,
     clock: ClockHandle,
+    metronome: LiveTrack,
     tracks: Vec<LiveTrack>,
     arrangement: Arc<Arrangement>,
     /// Arrangements a track sound may still hold; freed here, never on the audio thread.
@@ -176,30 +197,50 @@ impl<B: Backend> Engine<B> {
             .add_clock(ClockSpeed::TicksPerSecond(f64::from(sample_rate)))
             .map_err(|e| EngineError::Full(e.to_string()))?;
         clock.start();
-        let mut engine = Engine { manager, clock, tracks: Vec::new(), arrangement, retired: Vec::new(), sample_rate };
+        let (metronome, sound) = Self::sound(Part::Metronome, false, &clock, &arrangement);
+        manager.main_track().play(TrackSoundData(sound)).map_err(|e| EngineError::Full(e.to_string()))?;
+        let mut engine = Engine {
+            manager,
+            clock,
+            metronome: LiveTrack { _sub_track: None, commands: metronome },
+            tracks: Vec::new(),
+            arrangement,
+            retired: Vec::new(),
+            sample_rate,
+        };
         for index in 0..engine.arrangement.tracks.len() {
             engine.add_track(index)?;
         }
         Ok(engine)
     }
 
-    fn add_track(&mut self, index: usize) -> Result<(), EngineError> {
-        let mut sub_track =
-            self.manager.add_sub_track(TrackBuilder::new()).map_err(|e| EngineError::Full(e.to_string()))?;
+    /// A sound for `part` and the queue that commands it.
+    fn sound(
+        part: Part,
+        enabled: bool,
+        clock: &ClockHandle,
+        arrangement: &Arc<Arrangement>,
+    ) -> (rtrb::Producer<Command>, TrackSound) {
         let (commands, consumer) = rtrb::RingBuffer::new(QUEUE);
-        let mut renderer = Renderer::new(self.arrangement.clone());
-        renderer.set_looping(true);
         let sound = TrackSound {
-            index,
-            renderer,
+            part,
+            enabled,
+            renderer: Renderer::new(arrangement.clone()),
             playing: false,
             scheduled: None,
-            clock: self.clock.id(),
+            clock: clock.id(),
             commands: consumer,
             scratch: vec![[0.0; 2]; MAX_BLOCK],
         };
+        (commands, sound)
+    }
+
+    fn add_track(&mut self, index: usize) -> Result<(), EngineError> {
+        let mut sub_track =
+            self.manager.add_sub_track(TrackBuilder::new()).map_err(|e| EngineError::Full(e.to_string()))?;
+        let (commands, sound) = Self::sound(Part::Track(index), true, &self.clock, &self.arrangement);
         sub_track.play(TrackSoundData(sound)).map_err(|e| EngineError::Full(e.to_string()))?;
-        self.tracks.push(LiveTrack { _sub_track: sub_track, commands });
+        self.tracks.push(LiveTrack { _sub_track: Some(sub_track), commands });
         Ok(())
     }
 
@@ -218,6 +259,7 @@ impl<B: Backend> Engine<B> {
     fn schedule(&mut self, position: u64, playing: bool) -> Result<u64, EngineError> {
         let at = self.now() + LEAD_FRAMES;
         let transport = Transport { at, position, playing };
+        self.metronome.commands.push(Command::Transport(transport)).map_err(|_| EngineError::Busy(usize::MAX))?;
         for (index, track) in self.tracks.iter_mut().enumerate() {
             track.commands.push(Command::Transport(transport)).map_err(|_| EngineError::Busy(index))?;
         }
@@ -240,6 +282,8 @@ impl<B: Backend> Engine<B> {
         self.retired.push(previous);
         // Keep only what a sound may still hold: ours plus theirs is two references or more.
         self.retired.retain(|old| Arc::strong_count(old) > 1);
+        let metronome = Command::Arrangement(arrangement.clone());
+        self.metronome.commands.push(metronome).map_err(|_| EngineError::Busy(usize::MAX))?;
         for (index, track) in self.tracks.iter_mut().enumerate() {
             track.commands.push(Command::Arrangement(arrangement.clone())).map_err(|_| EngineError::Busy(index))?;
         }
@@ -247,6 +291,11 @@ impl<B: Backend> Engine<B> {
             self.add_track(index)?;
         }
         Ok(())
+    }
+
+    /// Turns the metronome on or off.
+    pub fn set_metronome(&mut self, on: bool) -> Result<(), EngineError> {
+        self.metronome.commands.push(Command::Enabled(on)).map_err(|_| EngineError::Busy(usize::MAX))
     }
 
     /// The backend, to pull blocks from an [`OfflineBackend`].

@@ -32,6 +32,8 @@ enum Selection {
     Stem(usize),
     /// One track, if audible.
     Track(usize),
+    /// The click track.
+    Metronome,
 }
 
 /// Renders an arrangement from a playhead.
@@ -85,6 +87,11 @@ impl Renderer {
         self.render_tracks(out, Selection::Track(track));
     }
 
+    /// Renders the metronome's clicks into `out`.
+    pub fn render_metronome(&mut self, out: &mut [Frame]) {
+        self.render_tracks(out, Selection::Metronome);
+    }
+
     fn render_tracks(&mut self, out: &mut [Frame], only: Selection) {
         let mut done = 0;
         while done < out.len() {
@@ -115,11 +122,19 @@ impl Renderer {
     fn render_segment(&mut self, out: &mut [Frame], only: Selection) {
         out.fill([0.0; 2]);
         let arrangement = &*self.arrangement;
+        if let Selection::Metronome = only {
+            for (offset, out) in out.iter_mut().enumerate() {
+                let click = arrangement.metronome.sample_at(self.position + offset as u64);
+                *out = [click, click];
+            }
+            return;
+        }
         for (index, track) in arrangement.tracks.iter().enumerate() {
             let wanted = match only {
                 Selection::Mix => arrangement.audible(track),
                 Selection::Stem(only) => only == index && !track.mute,
                 Selection::Track(only) => only == index && arrangement.audible(track),
+                Selection::Metronome => false,
             };
             if wanted {
                 let scratch = &mut self.scratch[..out.len()];

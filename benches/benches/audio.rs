@@ -14,11 +14,11 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ensemble_audio::Pcm;
-use ensemble_audio::arrangement::{Arrangement, ClipPlan, Envelope, Point, TrackPlan};
+use ensemble_audio::arrangement::{Arrangement, ClipPlan, Envelope, Metronome, Point, TrackPlan};
 use ensemble_audio::peaks::Peaks;
 use ensemble_audio::render::{Renderer, render_mix};
 use ensemble_benches::{Tally, print_ratio};
-use ensemble_protocol::{Curve, TrackId};
+use ensemble_protocol::{Bpm, Curve, TimeSignature, Timebase, TrackId};
 use std::hint::black_box;
 
 /// Ten minutes of stereo noise at 48 kHz: 230 MB of samples, far beyond the caches.
@@ -179,7 +179,8 @@ fn busy_arrangement(tracks: usize, seconds: u64) -> std::sync::Arc<Arrangement> 
             }
         })
         .collect();
-    std::sync::Arc::new(Arrangement { sample_rate: 48_000, tracks: plans, loop_range: None })
+    let metronome = Metronome { timebase: Timebase::new(Bpm(120.0), 48_000), time_signature: TimeSignature::FOUR_FOUR };
+    std::sync::Arc::new(Arrangement { sample_rate: 48_000, tracks: plans, loop_range: None, metronome })
 }
 
 fn render(c: &mut Criterion) {

@@ -96,3 +96,28 @@ fn the_kira_graph_allocates_nothing_while_it_plays() {
     assert_eq!(allocations, 0, "rendering through kira allocated or freed memory");
     assert!(block.iter().any(|f| f[0] != 0.0), "it was playing");
 }
+
+#[test]
+fn the_metronome_clicks_on_every_beat_louder_on_the_bar_and_only_when_on() {
+    let mut song = Song::new(120.0);
+    let (track, asset) = (song.track(), song.asset(dc(0.0, 10)));
+    song.clip(track, asset, 0, 4 * 3840);
+    let mut engine = Engine::<OfflineBackend>::new(RATE, song.arrangement()).unwrap();
+    let start = engine.play_from(0).unwrap() as usize;
+    let silent = pull(&mut engine, start + 100_000, 512);
+    assert!(silent.iter().all(|f| *f == [0.0, 0.0]), "the metronome starts off");
+
+    let mut engine = Engine::<OfflineBackend>::new(RATE, song.arrangement()).unwrap();
+    engine.set_metronome(true).unwrap();
+    let start = engine.play_from(0).unwrap() as usize;
+    let out = pull(&mut engine, start + 5 * 24_000, 512);
+    let loudest = |from: usize| out[start + from..start + from + 1_440].iter().fold(0.0f32, |m, f| m.max(f[0].abs()));
+    // Beats every 24,000 frames at 120 BPM; each click rings 30 ms (1,440 frames).
+    let beats: Vec<f32> = (0..5).map(|beat| loudest(beat * 24_000)).collect();
+    assert!(beats.iter().all(|level| *level > 0.1), "{beats:?}");
+    assert!(beats[0] > beats[1] && beats[4] > beats[3], "bar starts are accented: {beats:?}");
+    assert!(out[start + 2_000..start + 23_999].iter().all(|f| *f == [0.0, 0.0]), "silence between clicks");
+    assert!(out[start + 24_000][0] == 0.0 && out[start + 24_001][0] != 0.0, "a click starts on its beat's frame");
+    // The export never includes the click.
+    assert!(render_mix(song.arrangement()).channels[0].iter().all(|s| *s == 0.0));
+}
