@@ -4,7 +4,8 @@
 //! - `cargo xtask ci` runs exactly what CI runs: setup, fmt, clippy, tidy, tests, docs, a short
 //!   fuzz run.
 //! - `cargo xtask setup` installs the system packages and rustup targets the project needs.
-//! - `cargo xtask fuzz [SECONDS]` fuzzes the frame decoder on the nightly toolchain.
+//! - `cargo xtask fuzz [SECONDS]` fuzzes the frame decoder and the audio decoder, each for
+//!   SECONDS, on the nightly toolchain.
 //! - `cargo xtask bench` runs the criterion benches.
 
 mod setup;
@@ -85,7 +86,7 @@ fn ci() -> Result {
     step("doc", &|| {
         with_env("RUSTDOCFLAGS", "-D warnings", || cargo(&["doc", "--workspace", "--no-deps", "--locked"]))
     })?;
-    step("fuzz (smoke)", &|| fuzz(20))?;
+    step("fuzz (smoke)", &|| fuzz(15))?;
     eprintln!("\nci: all steps passed in {:.0?}", started.elapsed());
     Ok(())
 }
@@ -109,9 +110,16 @@ fn with_env(key: &str, value: &str, action: impl FnOnce() -> Result) -> Result {
     result
 }
 
+/// The fuzz targets: (crate folder, target, largest input).
+const FUZZ_TARGETS: &[(&str, &str, &str)] =
+    &[("protocol", "frame_decoder", "-max_len=4096"), ("audio", "decode", "-max_len=65536")];
+
+/// Fuzzes every target for `seconds` each.
 fn fuzz(seconds: u64) -> Result {
     setup::cargo_fuzz()?;
-    let dir = root().join("protocol");
     let time = format!("-max_total_time={seconds}");
-    command_in(&dir, "cargo", &["+nightly", "fuzz", "run", "frame_decoder", "--", &time, "-max_len=4096"])
+    for (folder, target, max_len) in FUZZ_TARGETS {
+        command_in(&root().join(folder), "cargo", &["+nightly", "fuzz", "run", target, "--", &time, max_len])?;
+    }
+    Ok(())
 }
