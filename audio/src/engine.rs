@@ -1,6 +1,6 @@
 //! Live playback on kira, and the offline backend the same graph renders through.
 //!
-//! Every DAW track gets a kira sub-track and, playing on it, a [`TrackSound`]: a kira `Sound`
+//! Every DAW track gets a kira sub-track and, playing on it, a track sound: a kira `Sound`
 //! that runs the [`Renderer`] for that one track, so clips land on their exact frame rather
 //! than on kira's buffer boundaries, and what plays live is computed by the same code as the
 //! export.
