@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ensemble_protocol::frame::{HARD_MAX_FRAME, encode_value};
+use ensemble_protocol::frame::HARD_MAX_FRAME;
 use ensemble_protocol::permission::{authorize_read, authorize_write};
 use ensemble_protocol::wire::{Bump, CatchUp, ErrorCode, Rejection};
 use ensemble_protocol::{
@@ -28,7 +28,7 @@ use ensemble_protocol::{
 use tokio::sync::{Mutex, Notify, mpsc};
 
 use crate::Error;
-use crate::store::{Batch, LoggedTx, Store, now};
+use crate::store::{Batch, Store, now};
 
 /// Most commands an actor takes in one turn.
 pub const MAX_BATCH: usize = 1024;
@@ -195,12 +195,11 @@ struct Subscriber {
 
 /// A transaction that applied in memory and waits for the batch to commit.
 struct Staged {
-    tx_id: TxId,
+    tx: Transaction,
     author: UserId,
     /// Where its answer goes (several if the same id came twice in one batch).
     outboxes: Vec<Outbox>,
     seq: Seq,
-    ops: Vec<Op>,
     changes: Vec<RecordChange>,
 }
 
@@ -436,15 +435,7 @@ impl<S: Store> ProjectActor<S> {
             let mut batch = Batch::default();
             let committed_at = now();
             for stage in &staged {
-                let logged = LoggedTx {
-                    tx_id: stage.tx_id,
-                    seq: stage.seq,
-                    author: stage.author,
-                    ops: encode_value(&stage.ops)?,
-                    versions: encode_value(&versions(&stage.changes))?,
-                    committed_at,
-                };
-                batch.push(logged, &stage.changes)?;
+                batch.push_commit(&stage.tx, stage.seq, stage.author, &stage.changes, committed_at)?;
             }
             self.store.commit(self.id, from, &batch).await?;
             self.seq = last.seq;
@@ -462,15 +453,15 @@ impl<S: Store> ProjectActor<S> {
                 self.record_seqs.insert(change.id, stage.seq);
             }
             let committed =
-                ServerMsg::Committed { tx_id: stage.tx_id, seq: stage.seq, versions: versions(&stage.changes) };
+                ServerMsg::Committed { tx_id: stage.tx.id, seq: stage.seq, versions: versions(&stage.changes) };
             for outbox in &stage.outboxes {
                 outbox.send(&committed);
             }
-            self.answered.remember(stage.tx_id, committed);
+            self.answered.remember(stage.tx.id, committed);
             let bump = Bump {
                 project: self.id,
                 seq: stage.seq,
-                tx_id: stage.tx_id,
+                tx_id: stage.tx.id,
                 author: stage.author,
                 changes: stage.changes,
             };
@@ -504,11 +495,10 @@ impl<S: Store> ProjectActor<S> {
         }
         let applied = self.state.apply(&write.tx)?;
         Ok(Staged {
-            tx_id: write.tx.id,
+            tx: write.tx.clone(),
             author: write.author,
             outboxes: write.outbox.iter().cloned().collect(),
             seq,
-            ops: write.tx.ops.clone(),
             changes: applied.changed.iter().map(|id| self.state.change(*id)).collect(),
         })
     }
@@ -535,16 +525,8 @@ pub async fn apply_as_authority<S: Store>(store: &S, project: ProjectId, ops: Ve
     let applied = state.apply(&tx).map_err(|e| Error::Config(e.to_string()))?;
     let seq = loaded.seq.next();
     let changes: Vec<RecordChange> = applied.changed.iter().map(|id| state.change(*id)).collect();
-    let logged = LoggedTx {
-        tx_id: tx.id,
-        seq,
-        author: AUTHORITY,
-        ops: encode_value(&tx.ops)?,
-        versions: encode_value(&versions(&changes))?,
-        committed_at: now(),
-    };
     let mut batch = Batch::default();
-    batch.push(logged, &changes)?;
+    batch.push_commit(&tx, seq, AUTHORITY, &changes, now())?;
     store.commit(project, loaded.seq, &batch).await?;
     Ok(seq)
 }

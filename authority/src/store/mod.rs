@@ -16,7 +16,7 @@ mod sqlite;
 use std::future::Future;
 
 use ensemble_protocol::frame::{decode_value, encode_value};
-use ensemble_protocol::{ProjectId, ProjectState, RecordChange, RecordId, Seq, TxId, UserId, Version};
+use ensemble_protocol::{ProjectId, ProjectState, RecordChange, RecordId, Seq, Transaction, TxId, UserId, Version};
 use uuid::Uuid;
 
 pub use postgres::PostgresStore;
@@ -109,6 +109,27 @@ impl Batch {
         }
         self.txs.push(tx);
         Ok(())
+    }
+
+    /// Adds a committed transaction, encoding its ops and the versions its changes produced.
+    pub fn push_commit(
+        &mut self,
+        tx: &Transaction,
+        seq: Seq,
+        author: UserId,
+        changes: &[RecordChange],
+        committed_at: i64,
+    ) -> Result<(), Error> {
+        let versions: Vec<(RecordId, Version)> = changes.iter().map(|change| (change.id, change.version)).collect();
+        let logged = LoggedTx {
+            tx_id: tx.id,
+            seq,
+            author,
+            ops: encode_value(&tx.ops)?,
+            versions: encode_value(&versions)?,
+            committed_at,
+        };
+        self.push(logged, changes)
     }
 
     /// The seq the batch ends at, if it holds anything.
