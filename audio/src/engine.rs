@@ -24,7 +24,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use kira::backend::{Backend, Renderer as KiraRenderer};
-use kira::clock::{ClockHandle, ClockId, ClockSpeed};
+use kira::clock::{ClockHandle, ClockId, ClockSpeed, ClockTime};
 use kira::info::Info;
 use kira::sound::{Sound, SoundData};
 use kira::track::{TrackBuilder, TrackHandle};
@@ -66,6 +66,12 @@ enum Part {
     Metronome,
 }
 
+/// The global frame a reading of the engine's clock stands for (it ticks once per frame;
+/// rounding absorbs the float drift of its fractional part).
+fn frames_of(time: ClockTime) -> u64 {
+    (time.ticks as f64 + time.fraction).round() as u64
+}
+
 /// The kira sound that plays one DAW track, or the metronome.
 struct TrackSound {
     part: Part,
@@ -93,9 +99,7 @@ impl Sound for TrackSound {
 
     fn process(&mut self, out: &mut [KiraFrame], _dt: f64, info: &Info) {
         // Kira advances clocks before it renders a chunk, so the clock reads the chunk's end.
-        let end = info
-            .clock_info(self.clock)
-            .map_or(0, |clock| (clock.time.ticks as f64 + clock.time.fraction).round() as u64);
+        let end = info.clock_info(self.clock).map_or(0, |clock| frames_of(clock.time));
         let now = end.saturating_sub(out.len() as u64);
         let mut done = 0;
         while done < out.len() {
@@ -252,17 +256,21 @@ impl<B: Backend> Engine<B> {
     /// The audio clock: frames rendered since the engine started, as of the start of the
     /// latest device callback.
     pub fn now(&self) -> u64 {
-        let time = self.clock.time();
-        (time.ticks as f64 + time.fraction).round() as u64
+        frames_of(self.clock.time())
+    }
+
+    /// Sends every sound (the metronome first, then the tracks) its own copy of a command.
+    fn broadcast(&mut self, command: impl Fn() -> Command) -> Result<(), EngineError> {
+        self.metronome.commands.push(command()).map_err(|_| EngineError::Busy(usize::MAX))?;
+        for (index, track) in self.tracks.iter_mut().enumerate() {
+            track.commands.push(command()).map_err(|_| EngineError::Busy(index))?;
+        }
+        Ok(())
     }
 
     fn schedule(&mut self, position: u64, playing: bool) -> Result<u64, EngineError> {
         let at = self.now() + LEAD_FRAMES;
-        let transport = Transport { at, position, playing };
-        self.metronome.commands.push(Command::Transport(transport)).map_err(|_| EngineError::Busy(usize::MAX))?;
-        for (index, track) in self.tracks.iter_mut().enumerate() {
-            track.commands.push(Command::Transport(transport)).map_err(|_| EngineError::Busy(index))?;
-        }
+        self.broadcast(|| Command::Transport(Transport { at, position, playing }))?;
         Ok(at)
     }
 
@@ -282,11 +290,7 @@ impl<B: Backend> Engine<B> {
         self.retired.push(previous);
         // Keep only what a sound may still hold: ours plus theirs is two references or more.
         self.retired.retain(|old| Arc::strong_count(old) > 1);
-        let metronome = Command::Arrangement(arrangement.clone());
-        self.metronome.commands.push(metronome).map_err(|_| EngineError::Busy(usize::MAX))?;
-        for (index, track) in self.tracks.iter_mut().enumerate() {
-            track.commands.push(Command::Arrangement(arrangement.clone())).map_err(|_| EngineError::Busy(index))?;
-        }
+        self.broadcast(|| Command::Arrangement(arrangement.clone()))?;
         for index in self.tracks.len()..arrangement.tracks.len() {
             self.add_track(index)?;
         }

@@ -231,30 +231,24 @@ fn to_pcm(sample_rate: u32, frames: &[Frame]) -> Pcm {
     Pcm::new(sample_rate, vec![frames.iter().map(|f| f[0]).collect(), frames.iter().map(|f| f[1]).collect()])
 }
 
-/// The whole mix from frame 0 to the end of the last clip, straight through (no looping).
-pub fn render_mix(arrangement: Arc<Arrangement>) -> Pcm {
-    let frames = arrangement.end() as usize;
-    let rate = arrangement.sample_rate;
+/// Renders `selection` from frame 0 to the end of the last clip, straight through (no looping).
+fn render_whole(arrangement: Arc<Arrangement>, selection: Selection) -> Pcm {
+    let (frames, rate) = (arrangement.end() as usize, arrangement.sample_rate);
     let mut renderer = Renderer::new(arrangement);
     renderer.set_looping(false);
     let mut out = vec![[0.0; 2]; frames];
-    renderer.render(&mut out);
+    renderer.render_tracks(&mut out, selection);
     to_pcm(rate, &out)
+}
+
+/// The whole mix from frame 0 to the end of the last clip, straight through (no looping).
+pub fn render_mix(arrangement: Arc<Arrangement>) -> Pcm {
+    render_whole(arrangement, Selection::Mix)
 }
 
 /// One stem per track, each from frame 0 to the end of the arrangement's last clip.
 pub fn render_stems(arrangement: Arc<Arrangement>) -> Vec<Pcm> {
-    let frames = arrangement.end() as usize;
-    let rate = arrangement.sample_rate;
-    (0..arrangement.tracks.len())
-        .map(|track| {
-            let mut renderer = Renderer::new(arrangement.clone());
-            renderer.set_looping(false);
-            let mut out = vec![[0.0; 2]; frames];
-            renderer.render_stem(track, &mut out);
-            to_pcm(rate, &out)
-        })
-        .collect()
+    (0..arrangement.tracks.len()).map(|track| render_whole(arrangement.clone(), Selection::Stem(track))).collect()
 }
 
 /// Renders the mix and writes it to `path`.
