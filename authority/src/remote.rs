@@ -124,17 +124,8 @@ impl Remote {
         }
     }
 
-    /// Describes how the connection ended, with the authority's reason when it gave one.
     fn lost(&self, fallback: String) -> Error {
-        match self.connection.close_reason() {
-            Some(quinn::ConnectionError::ApplicationClosed(close)) => Error::Connection(format!(
-                "closed by the authority (code {}): {}",
-                close.error_code,
-                String::from_utf8_lossy(&close.reason)
-            )),
-            Some(other) => Error::Connection(other.to_string()),
-            None => Error::Connection(fallback),
-        }
+        lost(&self.connection, fallback)
     }
 
     /// Waits for the first message `wanted` accepts, or an error; keeps the others for `recv`.
@@ -201,6 +192,16 @@ impl Remote {
         .await
     }
 
+    /// Splits the connection into a half that sends and a half that receives, so each can run
+    /// in its own task (a client's sync loop). Messages that arrived during a request stay first
+    /// in line for the receiving half.
+    pub fn split(self) -> (RemoteSender, RemoteReceiver) {
+        let Remote { endpoint, connection, send, recv, upstream, downstream, buffer, waiting, .. } = self;
+        let sender = RemoteSender { endpoint, connection: connection.clone(), send, upstream, buffer };
+        let receiver = RemoteReceiver { connection, recv, downstream, waiting };
+        (sender, receiver)
+    }
+
     /// Closes the connection politely.
     pub async fn close(self) {
         self.connection.close(ensemble_protocol::wire::close::NORMAL.into(), b"bye");
@@ -219,4 +220,70 @@ fn refused(message: ServerMsg) -> Error {
 
 fn unexpected(message: ServerMsg) -> Error {
     Error::Connection(format!("unexpected answer from the authority: {message:?}"))
+}
+
+/// Describes how the connection ended, with the authority's reason when it gave one.
+fn lost(connection: &quinn::Connection, fallback: String) -> Error {
+    match connection.close_reason() {
+        Some(quinn::ConnectionError::ApplicationClosed(close)) => Error::Connection(format!(
+            "closed by the authority (code {}): {}",
+            close.error_code,
+            String::from_utf8_lossy(&close.reason)
+        )),
+        Some(other) => Error::Connection(other.to_string()),
+        None => Error::Connection(fallback),
+    }
+}
+
+/// The sending half of a [`Remote`].
+#[derive(Debug)]
+pub struct RemoteSender {
+    endpoint: quinn::Endpoint,
+    connection: quinn::Connection,
+    send: quinn::SendStream,
+    upstream: FrameCodec,
+    buffer: Vec<u8>,
+}
+
+impl RemoteSender {
+    /// Sends one message.
+    pub async fn send(&mut self, message: &ClientMsg) -> Result<(), Error> {
+        self.buffer.clear();
+        self.upstream.encode(message, &mut self.buffer)?;
+        match self.send.write_all(&self.buffer).await {
+            Ok(()) => Ok(()),
+            Err(error) => Err(lost(&self.connection, error.to_string())),
+        }
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(self) {
+        self.connection.close(ensemble_protocol::wire::close::NORMAL.into(), b"bye");
+        self.endpoint.wait_idle().await;
+    }
+}
+
+/// The receiving half of a [`Remote`].
+#[derive(Debug)]
+pub struct RemoteReceiver {
+    connection: quinn::Connection,
+    recv: quinn::RecvStream,
+    downstream: FrameCodec,
+    waiting: VecDeque<ServerMsg>,
+}
+
+impl RemoteReceiver {
+    /// The next message from the authority. Not cancel-safe: a frame half read when the future
+    /// is dropped is lost, so keep one task reading.
+    pub async fn recv(&mut self) -> Result<ServerMsg, Error> {
+        if let Some(message) = self.waiting.pop_front() {
+            return Ok(message);
+        }
+        match read_frame(&mut self.recv, &self.downstream).await {
+            Ok(Some(message)) => Ok(message),
+            Ok(None) => Err(lost(&self.connection, "the authority finished the stream".into())),
+            Err(ReadFailure::Frame(error)) => Err(error.into()),
+            Err(ReadFailure::Connection(error)) => Err(lost(&self.connection, error.to_string())),
+        }
+    }
 }

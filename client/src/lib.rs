@@ -1,10 +1,39 @@
-//! Ensemble's client: the Bevy app that holds a project as ECS entities and draws the DAW.
+//! Ensemble's client: the Bevy app that holds a project as ECS entities.
 //!
-//! This crate will own the ECS replica, sync, local store, undo, the bevy_egui window, playback
-//! glue and LAN jam sessions; see the "Client core" and "The DAW window" issues and DESIGN.md.
-//! Bevy stays inside this crate so the other crates build without it.
+//! The client core is built and tested headless; the DAW window only draws and gestures. Its
+//! plugins, one file each, work with `MinimalPlugins`:
 //!
-//! What exists today is the engine-independent heart of sync: [`replica::Replica`], the
-//! confirmed state with pending edits laid over it, which the Bevy sync plugin will wrap.
+//! - [`sync::SyncPlugin`]: the connection to an authority on a worker thread of its own, and
+//!   the local store that keeps the project and offline edits on disk. Solo mode
+//!   ([`sync::SyncPlugin::solo`]) runs the authority in-process.
+//! - [`replica::ReplicaPlugin`]: the [`replica::Replica`], confirmed state with pending edits
+//!   on top, fed by the authority's messages.
+//! - [`history::HistoryPlugin`]: the user's edits, gestures, undo and redo.
+//! - [`model::ModelPlugin`]: one entity per record, kept equal to the replica's view.
+//!
+//! [`ClientCorePlugin`] adds the last three; add a [`sync::SyncPlugin`] beside it to connect.
+//! Data flows one way around a loop: the user's [`history::EditMsg`] → replica (shown at once)
+//! → worker → authority → [`sync::FromAuthority`] → replica → entities. Bevy stays inside this
+//! crate so the other crates build without it.
 
+pub mod error;
+pub mod history;
+pub mod model;
 pub mod replica;
+pub mod solo;
+pub mod store;
+pub mod sync;
+pub mod transport;
+
+pub use error::Error;
+
+use bevy::prelude::*;
+
+/// The client core without a connection: replica, history and model.
+pub struct ClientCorePlugin;
+
+impl Plugin for ClientCorePlugin {
+    fn build(&self, app: &mut App) {
+        app.add_plugins((replica::ReplicaPlugin, history::HistoryPlugin, model::ModelPlugin));
+    }
+}

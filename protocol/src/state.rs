@@ -358,6 +358,30 @@ impl ProjectState {
         Ok(())
     }
 
+    /// Makes record `id` here exactly what it is in `source`: the same entry, the same tombstone,
+    /// or absent. A replica uses it to reset the few records its pending edits touched instead of
+    /// copying the whole project.
+    pub fn copy_record(&mut self, source: &ProjectState, id: RecordId) {
+        if id == self.id.into() {
+            if source.id == self.id {
+                self.project = source.project.clone();
+            }
+            return;
+        }
+        match source.records.get(&id) {
+            Some(entry) => {
+                self.records.insert(id, entry.clone());
+            }
+            None => {
+                self.records.remove(&id);
+            }
+        }
+        match source.tombstones.get(&id) {
+            Some(version) => self.tombstones.insert(id, *version),
+            None => self.tombstones.remove(&id),
+        };
+    }
+
     /// Applies `tx` whole, or returns why not and leaves the state exactly as it was.
     pub fn apply(&mut self, tx: &Transaction) -> Result<Applied, ApplyError> {
         if tx.project != self.id {

@@ -1,0 +1,40 @@
+//! What can go wrong in the client core.
+
+use ensemble_protocol::{FrameError, ProjectId};
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The local store's database failed or refused a statement (a full disk, a locked file).
+    #[error("local store: {0}")]
+    Store(#[from] sqlx::Error),
+    /// The local store's schema could not be brought up to date.
+    #[error("local store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A value could not be encoded or decoded.
+    #[error("encoding: {0}")]
+    Encoding(#[from] FrameError),
+    /// The local store holds data that does not decode, or another project's data.
+    #[error("local store is corrupt: {0}")]
+    Corrupt(String),
+    /// The local store file belongs to another project.
+    #[error("local store holds project {found}, not {expected}")]
+    WrongProject {
+        /// The project asked for.
+        expected: ProjectId,
+        /// The project the file holds.
+        found: ProjectId,
+    },
+    /// The authority could not be reached or dropped the connection.
+    #[error("connection: {0}")]
+    Connection(String),
+    /// The authority refused the login.
+    #[error("login refused: {0}")]
+    Denied(String),
+    /// The in-process authority of solo mode could not start.
+    #[error("solo authority: {0}")]
+    Solo(#[from] ensemble_authority::Error),
+    /// A file or folder could not be made or read.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}

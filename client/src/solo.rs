@@ -1,0 +1,72 @@
+//! Solo mode: the authority library running inside the client, on its own SQLite store, so one
+//! person can work with nothing else running.
+//!
+//! The in-process authority is the real one, listening on loopback with a fresh self-signed
+//! certificate that the client pins, open to display-name logins (nobody else can reach a
+//! loopback port). Its store lives in [`SoloSettings::dir`]; the client's local store is kept as
+//! usual, so moving a project to a hosted authority later is the same sync.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use ensemble_authority::server::{Server, ServerOptions};
+use ensemble_authority::store::SqliteStore;
+use ensemble_authority::tls::{Identity, Trust};
+use ensemble_authority::{admin, auth};
+use ensemble_protocol::ProjectId;
+
+use crate::Error;
+use crate::transport::{Credentials, QuicTransport};
+
+/// Where solo mode keeps things, and who is working.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SoloSettings {
+    /// The folder of the in-process authority's database.
+    pub dir: PathBuf,
+    /// The client's local stores (see [`crate::store::default_dir`]).
+    pub replicas: PathBuf,
+    /// The name the user works under.
+    pub display_name: String,
+    /// The project to open; `None` opens the newest one, or makes "Untitled" when there is none.
+    pub project: Option<ProjectId>,
+}
+
+impl SoloSettings {
+    /// Solo mode in the user's data directory, under their login name.
+    pub fn in_data_dir() -> Self {
+        let root = dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("ensemble");
+        let display_name = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "me".into());
+        SoloSettings { dir: root.join("solo"), replicas: root.join("replicas"), display_name, project: None }
+    }
+}
+
+/// A running in-process authority and how to reach it.
+pub(crate) struct Solo {
+    pub(crate) server: Server,
+    pub(crate) transport: QuicTransport,
+    pub(crate) project: ProjectId,
+}
+
+pub(crate) async fn start(settings: &SoloSettings) -> Result<Solo, Error> {
+    std::fs::create_dir_all(&settings.dir)?;
+    let url = format!("sqlite://{}", settings.dir.join("authority.sqlite").display());
+    let store = SqliteStore::open(&url).await?;
+    if auth::join_open(&store, &settings.display_name).await?.is_none() {
+        let reason = format!("the name {:?} cannot be used in solo mode", settings.display_name);
+        return Err(Error::Denied(reason));
+    }
+    let project = match settings.project {
+        Some(project) => project,
+        None => match admin::list_projects(&store).await?.last() {
+            Some(newest) => newest.id,
+            None => admin::create_project(&store, "Untitled", &settings.display_name).await?,
+        },
+    };
+    let options =
+        ServerOptions { listen: SocketAddr::from(([127, 0, 0, 1], 0)), open: true, ..ServerOptions::default() };
+    let server = Server::start(store, Identity::self_signed()?, options).await?;
+    let credentials = Credentials::Open { display_name: settings.display_name.clone() };
+    let transport =
+        QuicTransport::new(server.local_addr()?, "localhost", Trust::Pinned(server.fingerprint()), credentials);
+    Ok(Solo { server, transport, project })
+}

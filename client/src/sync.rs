@@ -1,0 +1,498 @@
+//! Sync: the connection to an authority, and the local store behind it.
+//!
+//! [`SyncPlugin`] starts a *sync worker*: a thread with a tokio runtime of its own that owns the
+//! [`Transport`] and the [`LocalStore`]. The ECS never waits on the network or the disk; it talks
+//! to the worker through two channels, and the traffic crosses into the app as Bevy messages in
+//! chained sets, every frame, in [`PreUpdate`]:
+//!
+//! 1. [`SyncSystems::Receive`] drains the worker: [`FromAuthority`] and [`Restored`] messages,
+//!    and the [`SyncStatus`] resource (connection state, unsaved edits, store trouble).
+//! 2. [`SyncSystems::Apply`] feeds them to the [`Replica`](crate::replica::Replica).
+//! 3. [`SyncSystems::Edit`] turns the user's edits, undos and gestures into proposals.
+//! 4. [`SyncSystems::Send`] hands [`Outbound`] proposals and settled edits to the worker.
+//!
+//! The worker stores each proposal before it sends it, so an edit made offline survives a
+//! restart. On every (re)connection it first resends the pending edits and waits for their
+//! answers, and only then subscribes from the seq it has: an edit that was committed before a
+//! crash is answered from the authority's memory (its tx id is idempotent) and is known to be
+//! committed before the catch-up arrives, so it is never applied twice nor reported as lost.
+//! When the connection drops the worker retries with a growing delay, and keeps storing edits
+//! meanwhile. A refused login stops the retries; the project stays editable offline.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bevy::prelude::*;
+use ensemble_protocol::{ClientMsg, ProjectId, Seq, ServerMsg, Transaction, TxId, UserId};
+use tokio::sync::mpsc;
+
+use crate::Error;
+use crate::replica::Replica;
+use crate::solo::{self, SoloSettings};
+use crate::store::{LocalStore, Saved, SqliteReplicaStore};
+use crate::transport::{Link, Transport};
+
+/// The first retry after a lost connection; each failure doubles it up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+/// The longest wait between connection attempts.
+const MAX_RETRY: Duration = Duration::from_secs(5);
+/// How long closing the app waits for the worker to store what it was given.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// The sync steps of a frame, chained in this order in [`PreUpdate`].
+#[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SyncSystems {
+    /// Messages from the worker become [`FromAuthority`] and [`Restored`] messages.
+    Receive,
+    /// The replica takes what the authority said.
+    Apply,
+    /// Local edits, undo, redo and gestures become proposals.
+    Edit,
+    /// Proposals go to the worker.
+    Send,
+}
+
+/// Orders the sync sets. Every plugin that puts systems in them calls this.
+pub(crate) fn configure_sets(app: &mut App) {
+    app.configure_sets(
+        PreUpdate,
+        (SyncSystems::Receive, SyncSystems::Apply, SyncSystems::Edit, SyncSystems::Send).chain(),
+    );
+}
+
+/// Where the client is with its authority.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Connection {
+    /// Trying to connect and log in.
+    #[default]
+    Connecting,
+    /// Connected, logged in and subscribed.
+    Online {
+        /// Who we are.
+        user: UserId,
+        /// Our display name.
+        name: String,
+    },
+    /// Not connected; edits are kept and sent when the connection returns.
+    Offline {
+        /// Why the last attempt failed.
+        reason: String,
+    },
+    /// The authority refused the login: no more attempts until the settings change.
+    Refused {
+        /// What the authority said.
+        reason: String,
+    },
+}
+
+/// The sync worker's state, for the UI.
+#[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncStatus {
+    /// The connection.
+    pub connection: Connection,
+    /// The project being synced, once known (solo mode picks it at start).
+    pub project: Option<ProjectId>,
+    /// Edits handed to the worker that are not yet stored on this machine.
+    pub unsaved: usize,
+    /// The last local store failure (a full disk): edits are still kept in memory and sent.
+    pub store_problem: Option<String>,
+}
+
+/// A message from the authority, in the order it arrived.
+#[derive(Message, Clone, Debug)]
+pub struct FromAuthority(pub ServerMsg);
+
+/// The project as the local store held it when the client started.
+#[derive(Message, Clone, Debug)]
+pub struct Restored(pub Saved);
+
+/// What the app hands to the worker.
+#[derive(Message, Clone, Debug)]
+pub enum Outbound {
+    /// An edit to store and send.
+    Propose(Transaction),
+    /// Edits that left the pending queue: the store drops them.
+    Settled(Vec<TxId>),
+}
+
+enum FromWorker {
+    Connection(Connection),
+    Project(ProjectId),
+    Restored(Saved),
+    Server(ServerMsg),
+    Stored(usize),
+    StoreFailed(String),
+}
+
+enum ToWorker {
+    Propose(Transaction),
+    Forget(Vec<TxId>),
+}
+
+/// The app's end of the worker's channels.
+#[derive(Resource)]
+struct WorkerLink {
+    to_worker: Option<mpsc::UnboundedSender<ToWorker>>,
+    from_worker: Mutex<mpsc::UnboundedReceiver<FromWorker>>,
+    finished: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Drop for WorkerLink {
+    fn drop(&mut self) {
+        // Closing the channel tells the worker to store what it has and stop; wait for that, so
+        // no edit handed over is lost when the app closes.
+        self.to_worker = None;
+        if let Ok(finished) = self.finished.lock() {
+            let _ = finished.recv_timeout(SHUTDOWN_WAIT);
+        }
+    }
+}
+
+struct Channels {
+    to_app: mpsc::UnboundedSender<FromWorker>,
+    commands: mpsc::UnboundedReceiver<ToWorker>,
+    finished: std::sync::mpsc::Sender<()>,
+}
+
+type Spawn = Box<dyn FnOnce(Channels) + Send>;
+
+/// Connects the app to an authority through a sync worker; see the module docs.
+pub struct SyncPlugin {
+    spawn: Mutex<Option<Spawn>>,
+}
+
+impl SyncPlugin {
+    /// Syncs `project` with the authority `transport` reaches, keeping its local store in
+    /// `replicas` (see [`crate::store::default_dir`]).
+    pub fn remote<T: Transport>(transport: T, project: ProjectId, replicas: PathBuf) -> Self {
+        Self::spawning(move |channels| run(channels, async move { Ok((transport, project, replicas, None)) }))
+    }
+
+    /// Starts the authority library in-process on its SQLite store and syncs with it: one person,
+    /// nothing else running.
+    pub fn solo(settings: SoloSettings) -> Self {
+        Self::spawning(move |channels| {
+            run(channels, async move {
+                let solo = solo::start(&settings).await?;
+                Ok((solo.transport, solo.project, settings.replicas.clone(), Some(solo.server)))
+            })
+        })
+    }
+
+    fn spawning<F>(work: impl FnOnce(Channels) -> F + Send + 'static) -> Self
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        let spawn: Spawn = Box::new(move |channels| {
+            let thread = std::thread::Builder::new().name("ensemble-sync".into()).spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("ensemble-sync")
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(runtime) => runtime.block_on(work(channels)),
+                    Err(error) => {
+                        let reason = format!("cannot start the sync runtime: {error}");
+                        let _ = channels.to_app.send(FromWorker::Connection(Connection::Offline { reason }));
+                    }
+                }
+            });
+            if let Err(error) = thread {
+                error!("cannot start the sync thread: {error}");
+            }
+        });
+        SyncPlugin { spawn: Mutex::new(Some(spawn)) }
+    }
+}
+
+impl Plugin for SyncPlugin {
+    fn build(&self, app: &mut App) {
+        configure_sets(app);
+        let (to_app, from_worker) = mpsc::unbounded_channel();
+        let (to_worker, commands) = mpsc::unbounded_channel();
+        let (finished, finished_rx) = std::sync::mpsc::channel();
+        let spawn = self.spawn.lock().ok().and_then(|mut spawn| spawn.take());
+        match spawn {
+            Some(spawn) => spawn(Channels { to_app, commands, finished }),
+            None => error!("a SyncPlugin can only be added once"),
+        }
+        app.insert_resource(WorkerLink {
+            to_worker: Some(to_worker),
+            from_worker: Mutex::new(from_worker),
+            finished: Mutex::new(finished_rx),
+        })
+        .init_resource::<SyncStatus>()
+        .add_message::<FromAuthority>()
+        .add_message::<Restored>()
+        .add_message::<Outbound>()
+        .add_systems(PreUpdate, receive.in_set(SyncSystems::Receive))
+        .add_systems(PreUpdate, send.in_set(SyncSystems::Send));
+    }
+}
+
+fn receive(
+    link: Res<WorkerLink>,
+    mut status: ResMut<SyncStatus>,
+    mut from_authority: MessageWriter<FromAuthority>,
+    mut restored: MessageWriter<Restored>,
+) {
+    let Ok(mut from_worker) = link.from_worker.lock() else { return };
+    while let Ok(message) = from_worker.try_recv() {
+        match message {
+            FromWorker::Connection(connection) => status.connection = connection,
+            FromWorker::Project(project) => status.project = Some(project),
+            FromWorker::Restored(saved) => {
+                restored.write(Restored(saved));
+            }
+            FromWorker::Server(message) => {
+                from_authority.write(FromAuthority(message));
+            }
+            FromWorker::Stored(count) => {
+                status.unsaved = status.unsaved.saturating_sub(count);
+                status.store_problem = None;
+            }
+            FromWorker::StoreFailed(reason) => {
+                warn!("local store: {reason}");
+                status.store_problem = Some(reason);
+            }
+        }
+    }
+}
+
+fn send(
+    link: Res<WorkerLink>,
+    mut status: ResMut<SyncStatus>,
+    replica: Option<ResMut<Replica>>,
+    mut outbound: MessageReader<Outbound>,
+) {
+    let Some(to_worker) = &link.to_worker else { return };
+    let settled = replica.map(|mut replica| replica.take_settled()).filter(|settled| !settled.is_empty());
+    let settled = settled.map(Outbound::Settled);
+    for message in outbound.read().chain(settled.as_ref()) {
+        let command = match message {
+            Outbound::Propose(tx) => {
+                status.unsaved += 1;
+                ToWorker::Propose(tx.clone())
+            }
+            Outbound::Settled(tx_ids) => ToWorker::Forget(tx_ids.clone()),
+        };
+        if to_worker.send(command).is_err() {
+            status.store_problem = Some("the sync worker has stopped".into());
+        }
+    }
+}
+
+/// What the worker works on, once solo mode (if any) has started.
+type Setup<T> = (T, ProjectId, PathBuf, Option<ensemble_authority::server::Server>);
+
+async fn run<T: Transport>(channels: Channels, setup: impl Future<Output = Result<Setup<T>, Error>>) {
+    let Channels { to_app, commands, finished } = channels;
+    match setup.await {
+        Ok((transport, project, replicas, server)) => {
+            let _ = to_app.send(FromWorker::Project(project));
+            match SqliteReplicaStore::open(&replicas, project).await {
+                Ok(store) => {
+                    let worker =
+                        Worker { transport, store, project, to_app, commands, pending: VecDeque::new(), seq: None };
+                    worker.run().await;
+                }
+                Err(error) => {
+                    let reason = format!("cannot open the local store: {error}");
+                    let _ = to_app.send(FromWorker::Connection(Connection::Offline { reason }));
+                }
+            }
+            if let Some(server) = server {
+                server.shutdown().await;
+            }
+        }
+        Err(error) => {
+            let _ = to_app.send(FromWorker::Connection(Connection::Offline { reason: error.to_string() }));
+        }
+    }
+    let _ = finished.send(());
+}
+
+/// Why a session with the authority ended.
+enum Ended {
+    /// The app closed: stop.
+    AppClosed,
+    /// The connection dropped: retry.
+    Lost(String),
+}
+
+struct Worker<T, S> {
+    transport: T,
+    store: S,
+    project: ProjectId,
+    to_app: mpsc::UnboundedSender<FromWorker>,
+    commands: mpsc::UnboundedReceiver<ToWorker>,
+    /// Edits stored and not yet settled, oldest first: what a reconnection resends.
+    pending: VecDeque<Transaction>,
+    /// The seq of the stored confirmed state, if there is one.
+    seq: Option<Seq>,
+}
+
+impl<T: Transport, S: LocalStore> Worker<T, S> {
+    async fn run(mut self) {
+        match self.store.load().await {
+            Ok(Some(saved)) => {
+                self.seq = Some(saved.seq);
+                self.pending = saved.pending.iter().cloned().collect();
+                let _ = self.to_app.send(FromWorker::Restored(saved));
+            }
+            Ok(None) => {}
+            Err(error) => self.store_failed(&error),
+        }
+        let mut retry = FIRST_RETRY;
+        loop {
+            self.status(Connection::Connecting);
+            let outcome = match self.transport.connect().await {
+                Ok(link) => {
+                    retry = FIRST_RETRY;
+                    self.session(link).await
+                }
+                Err(Error::Denied(reason)) => {
+                    self.status(Connection::Refused { reason });
+                    // Nothing to retry: keep storing edits until the app closes.
+                    while let Some(command) = self.commands.recv().await {
+                        self.handle_offline(command).await;
+                    }
+                    return;
+                }
+                Err(error) => Ended::Lost(error.to_string()),
+            };
+            match outcome {
+                Ended::AppClosed => return,
+                Ended::Lost(reason) => {
+                    debug!("sync: offline: {reason}");
+                    self.status(Connection::Offline { reason });
+                }
+            }
+            let wait = tokio::time::sleep(retry);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    _ = &mut wait => break,
+                    command = self.commands.recv() => match command {
+                        Some(command) => self.handle_offline(command).await,
+                        None => return,
+                    },
+                }
+            }
+            retry = (retry * 2).min(MAX_RETRY);
+        }
+    }
+
+    async fn session(&mut self, mut link: Link) -> Ended {
+        // Resend what is pending and wait for every answer before subscribing (see the module
+        // docs for why the order matters).
+        let resend: Vec<Transaction> = self.pending.iter().cloned().collect();
+        for tx in &resend {
+            if link.outgoing.send(ClientMsg::Write(tx.clone())).await.is_err() {
+                return Ended::Lost("the connection closed".into());
+            }
+        }
+        let mut unanswered: std::collections::HashSet<TxId> = resend.iter().map(|tx| tx.id).collect();
+        while !unanswered.is_empty() {
+            let message = match link.incoming.recv().await {
+                Some(Ok(message)) => message,
+                Some(Err(reason)) => return Ended::Lost(reason),
+                None => return Ended::Lost("the connection closed".into()),
+            };
+            if let ServerMsg::Committed { tx_id, .. } | ServerMsg::Rejected { tx_id, .. } = &message {
+                unanswered.remove(tx_id);
+            }
+            self.handle_server(message).await;
+        }
+        let subscribe = ClientMsg::Subscribe { project: self.project, since: self.seq };
+        if link.outgoing.send(subscribe).await.is_err() {
+            return Ended::Lost("the connection closed".into());
+        }
+        self.status(Connection::Online { user: link.user, name: link.name.clone() });
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => {
+                    let Some(command) = command else { return Ended::AppClosed };
+                    let proposed = self.handle_commands(command).await;
+                    for tx in proposed {
+                        if link.outgoing.send(ClientMsg::Write(tx)).await.is_err() {
+                            return Ended::Lost("the connection closed".into());
+                        }
+                    }
+                }
+                message = link.incoming.recv() => match message {
+                    Some(Ok(message)) => self.handle_server(message).await,
+                    Some(Err(reason)) => return Ended::Lost(reason),
+                    None => return Ended::Lost("the connection closed".into()),
+                },
+            }
+        }
+    }
+
+    /// Takes `first` and every command already queued behind it, stores the proposals in one
+    /// transaction, and returns them to send.
+    async fn handle_commands(&mut self, first: ToWorker) -> Vec<Transaction> {
+        let mut proposed = Vec::new();
+        let mut forgotten = Vec::new();
+        let mut next = Some(first);
+        while let Some(command) = next {
+            match command {
+                ToWorker::Propose(tx) => proposed.push(tx),
+                ToWorker::Forget(tx_ids) => forgotten.extend(tx_ids),
+            }
+            next = self.commands.try_recv().ok();
+        }
+        if !proposed.is_empty() {
+            if let Err(error) = self.store.push_pending(&proposed).await {
+                self.store_failed(&error);
+            }
+            let _ = self.to_app.send(FromWorker::Stored(proposed.len()));
+            self.pending.extend(proposed.iter().cloned());
+        }
+        if !forgotten.is_empty() {
+            self.pending.retain(|tx| !forgotten.contains(&tx.id));
+            if let Err(error) = self.store.forget_pending(&forgotten).await {
+                self.store_failed(&error);
+            }
+        }
+        proposed
+    }
+
+    async fn handle_offline(&mut self, command: ToWorker) {
+        self.handle_commands(command).await;
+    }
+
+    async fn handle_server(&mut self, message: ServerMsg) {
+        let stored = match &message {
+            ServerMsg::Bump(bump) if bump.project == self.project => {
+                self.seq = Some(bump.seq);
+                self.pending.retain(|tx| tx.id != bump.tx_id);
+                self.store.save_bump(bump).await
+            }
+            ServerMsg::Subscribed { project, seq, catch_up, .. } if *project == self.project => {
+                self.seq = Some(*seq);
+                self.store.save_catch_up(*seq, catch_up).await
+            }
+            ServerMsg::Rejected { tx_id, .. } => {
+                self.pending.retain(|tx| tx.id != *tx_id);
+                self.store.forget_pending(&[*tx_id]).await
+            }
+            _ => Ok(()),
+        };
+        if let Err(error) = stored {
+            self.store_failed(&error);
+        }
+        let _ = self.to_app.send(FromWorker::Server(message));
+    }
+
+    fn status(&self, connection: Connection) {
+        let _ = self.to_app.send(FromWorker::Connection(connection));
+    }
+
+    fn store_failed(&self, error: &Error) {
+        let _ = self.to_app.send(FromWorker::StoreFailed(error.to_string()));
+    }
+}

@@ -1,0 +1,121 @@
+//! How the sync worker reaches an authority.
+//!
+//! A [`Transport`] opens a logged-in [`Link`]: two channels, one for messages to the authority
+//! and one for what comes back, each served by a task of the transport's own. The worker sees
+//! only the channels, so it never cancels a half-read frame, and another transport (WebTransport
+//! in the browser) fits behind the same trait. [`QuicTransport`] is the native one, over
+//! [`ensemble_authority::remote`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use ensemble_authority::remote::Remote;
+use ensemble_authority::tls::Trust;
+use ensemble_protocol::wire::SessionToken;
+use ensemble_protocol::{ClientMsg, ServerMsg, UserId};
+use tokio::sync::mpsc;
+
+use crate::Error;
+
+/// Messages that may wait for the network before the worker waits too.
+const LINK_CAPACITY: usize = 1024;
+
+/// Who we are to the authority.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    /// A user name and password.
+    Password {
+        /// The user.
+        user: String,
+        /// Their password.
+        password: String,
+    },
+    /// A display name on an open authority (solo mode, a LAN session).
+    Open {
+        /// The name collaborators see.
+        display_name: String,
+    },
+}
+
+/// A logged-in connection, as two channels.
+#[derive(Debug)]
+pub struct Link {
+    /// Who we are logged in as.
+    pub user: UserId,
+    /// Our display name.
+    pub name: String,
+    /// Messages to send, in order.
+    pub outgoing: mpsc::Sender<ClientMsg>,
+    /// Messages received, in order; an `Err` says why the connection ended, and nothing follows.
+    pub incoming: mpsc::Receiver<Result<ServerMsg, String>>,
+}
+
+/// A way to reach an authority.
+pub trait Transport: Send + 'static {
+    /// Connects and logs in. [`Error::Denied`] means retrying will not help.
+    fn connect(&mut self) -> impl Future<Output = Result<Link, Error>> + Send;
+}
+
+/// An authority over QUIC.
+#[derive(Clone, Debug)]
+pub struct QuicTransport {
+    addr: SocketAddr,
+    server_name: String,
+    trust: Trust,
+    credentials: Credentials,
+    token: Option<SessionToken>,
+}
+
+impl QuicTransport {
+    /// An authority at `addr`, whose certificate `trust` accepts for `server_name`.
+    pub fn new(addr: SocketAddr, server_name: &str, trust: Trust, credentials: Credentials) -> Self {
+        QuicTransport { addr, server_name: server_name.to_owned(), trust, credentials, token: None }
+    }
+}
+
+impl Transport for QuicTransport {
+    async fn connect(&mut self) -> Result<Link, Error> {
+        let connect = || Remote::connect(self.addr, &self.server_name, self.trust.clone());
+        let mut remote = connect().await.map_err(|error| Error::Connection(error.to_string()))?;
+        // A token from an earlier login saves sending the password again; it may have expired.
+        let mut login = match self.token {
+            Some(token) => remote.resume(token).await,
+            None => Err(ensemble_authority::Error::Denied("no session yet".into())),
+        };
+        if login.is_err() {
+            if self.token.is_some() {
+                remote = connect().await.map_err(|error| Error::Connection(error.to_string()))?;
+            }
+            login = match &self.credentials {
+                Credentials::Password { user, password } => remote.login(user, password).await,
+                Credentials::Open { display_name } => remote.join_open(display_name).await,
+            };
+        }
+        let login = login.map_err(|error| match error {
+            ensemble_authority::Error::Denied(reason) => Error::Denied(reason),
+            other => Error::Connection(other.to_string()),
+        })?;
+        self.token = Some(login.token);
+        let (mut sender, mut receiver) = remote.split();
+        let (outgoing, mut to_send) = mpsc::channel::<ClientMsg>(LINK_CAPACITY);
+        let (received, incoming) = mpsc::channel(LINK_CAPACITY);
+        tokio::spawn(async move {
+            while let Some(message) = to_send.recv().await {
+                if sender.send(&message).await.is_err() {
+                    return;
+                }
+            }
+            sender.close().await;
+        });
+        tokio::spawn(async move {
+            loop {
+                let message = receiver.recv().await.map_err(|error| error.to_string());
+                let ended = message.is_err();
+                if received.send(message).await.is_err() || ended {
+                    return;
+                }
+            }
+        });
+        Ok(Link { user: login.user, name: login.name, outgoing, incoming })
+    }
+}
