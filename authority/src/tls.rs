@@ -69,6 +69,12 @@ pub struct Identity {
     pub key: PrivateKeyDer<'static>,
 }
 
+impl Clone for Identity {
+    fn clone(&self) -> Self {
+        Identity { chain: self.chain.clone(), key: self.key.clone_key() }
+    }
+}
+
 impl Identity {
     /// The leaf certificate's fingerprint.
     pub fn fingerprint(&self) -> Fingerprint {

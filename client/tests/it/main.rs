@@ -1,6 +1,9 @@
-//! Tests of the client's sync logic against a simulated authority.
+//! Tests of the client core: the replica against a simulated authority, and headless client
+//! apps against a real one over QUIC.
 
 // Tests fail loudly: unwrapping is how they assert.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod harness;
 mod replica;
+mod sync;

@@ -1,0 +1,225 @@
+//! A real authority and headless client apps in one process, and a stepper that updates the
+//! apps until something holds (in the style of bevy_replicon's test app).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use ensemble_authority::server::{Server, ServerOptions};
+use ensemble_authority::store::{SqliteStore, Store};
+use ensemble_authority::tls::{Identity, Trust};
+use ensemble_authority::{actor, admin};
+use ensemble_client::ClientCorePlugin;
+use ensemble_client::history::EditMsg;
+use ensemble_client::model::{ClipData, RecordIndex, RecordKey, RecordVersion, record_of};
+use ensemble_client::replica::{Notice, Replica};
+use ensemble_client::sync::{Connection, SyncPlugin, SyncStatus};
+use ensemble_client::transport::{Credentials, QuicTransport};
+use ensemble_protocol::*;
+use tempfile::TempDir;
+
+pub(crate) const PASSWORD: &str = "correct horse battery";
+
+/// An authority on loopback with a project, its users, and one audio asset for clips.
+pub(crate) struct Authority {
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) store: SqliteStore,
+    server: Option<Server>,
+    pub(crate) addr: SocketAddr,
+    trust: Trust,
+    identity: Identity,
+    pub(crate) project: ProjectId,
+    pub(crate) asset: AssetId,
+    _dir: TempDir,
+}
+
+impl Authority {
+    /// Users `alice` (owner), `bob` (editor) and `vera` (viewer) in one project.
+    pub(crate) fn start() -> Authority {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("authority.sqlite").display());
+        let identity = Identity::self_signed().unwrap();
+        let asset = AssetId::new_v7();
+        let (store, project) = runtime.block_on(async {
+            let store = SqliteStore::open(&url).await.unwrap();
+            for name in ["alice", "bob", "vera"] {
+                admin::add_user(&store, name, PASSWORD).await.unwrap();
+            }
+            let project = admin::create_project(&store, "Harness Song", "alice").await.unwrap();
+            admin::grant(&store, project, "bob", Role::Editor).await.unwrap();
+            admin::grant(&store, project, "vera", Role::Viewer).await.unwrap();
+            let record = Record::AudioAsset(AudioAsset {
+                hash: ContentHash([7; 32]),
+                name: "drums.flac".into(),
+                sample_rate: 48_000,
+                channels: 2,
+                frames: Frames(48_000 * 60),
+                codec: Codec::Flac,
+                byte_size: 1 << 20,
+                peaks_ready: true,
+            });
+            actor::apply_as_authority(&store, project, vec![Op::Create { id: asset.into(), record }]).await.unwrap();
+            (store, project)
+        });
+        let mut authority = Authority {
+            runtime,
+            store,
+            server: None,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            trust: Trust::Pinned(identity.fingerprint()),
+            identity,
+            project,
+            asset,
+            _dir: dir,
+        };
+        authority.resume();
+        authority
+    }
+
+    /// Starts serving again, on the same address once it has one.
+    pub(crate) fn resume(&mut self) {
+        let options = ServerOptions { listen: self.addr, ..ServerOptions::default() };
+        let server = self.runtime.block_on(Server::start(self.store.clone(), self.identity.clone(), options)).unwrap();
+        self.addr = server.local_addr().unwrap();
+        self.server = Some(server);
+    }
+
+    /// Stops serving: clients go offline.
+    pub(crate) fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.shutdown());
+        }
+    }
+
+    /// The committed state and seq.
+    pub(crate) fn state(&self) -> (ProjectState, Seq) {
+        let loaded = self.runtime.block_on(self.store.load_project(self.project)).unwrap().unwrap();
+        (loaded.state, loaded.seq)
+    }
+
+    /// A headless client app logged in as `user`, keeping its local store in `replicas`.
+    pub(crate) fn client(&self, user: &str, replicas: &Path) -> App {
+        let credentials = Credentials::Password { user: user.into(), password: PASSWORD.into() };
+        let transport = QuicTransport::new(self.addr, "localhost", self.trust.clone(), credentials);
+        client_app(SyncPlugin::remote(transport, self.project, replicas.to_path_buf()))
+    }
+}
+
+impl Drop for Authority {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A headless app with the client core and `sync`; it records every notice.
+pub(crate) fn client_app(sync: SyncPlugin) -> App {
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, ClientCorePlugin, sync));
+    app.init_resource::<Notices>();
+    app.add_systems(Update, collect_notices);
+    app
+}
+
+/// Every notice the app showed, oldest first.
+#[derive(Resource, Default, Debug)]
+pub(crate) struct Notices(pub(crate) Vec<Notice>);
+
+fn collect_notices(mut reader: MessageReader<Notice>, mut notices: ResMut<Notices>) {
+    notices.0.extend(reader.read().cloned());
+}
+
+/// A folder for a client's local stores.
+pub(crate) fn replicas() -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    (dir, path)
+}
+
+/// Updates every app until `done` holds; panics after `timeout`.
+pub(crate) fn step_until(apps: &mut [&mut App], timeout: Duration, mut done: impl FnMut(&mut [&mut App]) -> bool) {
+    let start = Instant::now();
+    loop {
+        for app in apps.iter_mut() {
+            app.update();
+        }
+        if done(apps) {
+            return;
+        }
+        assert!(start.elapsed() < timeout, "not done after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Sends one edit message.
+pub(crate) fn send(app: &mut App, message: EditMsg) {
+    app.world_mut().write_message(message);
+}
+
+pub(crate) fn replica(app: &App) -> Option<&Replica> {
+    app.world().get_resource::<Replica>()
+}
+
+pub(crate) fn status(app: &App) -> &SyncStatus {
+    app.world().resource::<SyncStatus>()
+}
+
+pub(crate) fn online(app: &App) -> bool {
+    matches!(status(app).connection, Connection::Online { .. }) && replica(app).is_some()
+}
+
+/// Nothing pending or unsaved, and the replica at `seq`.
+pub(crate) fn settled_at(app: &App, seq: Seq) -> bool {
+    replica(app).is_some_and(|replica| replica.pending().len() == 0 && replica.seq() == seq) && status(app).unsaved == 0
+}
+
+/// Every record the app's entities hold, with versions, checking that each clip and lane is a
+/// child of its track's entity.
+pub(crate) fn entities(app: &mut App) -> BTreeMap<RecordId, (Version, Record)> {
+    let world = app.world_mut();
+    let mut query = world.query::<(&RecordKey, &RecordVersion, EntityRef)>();
+    let records: BTreeMap<RecordId, (Version, Record)> = query
+        .iter(world)
+        .map(|(key, version, entity)| (key.0, (version.0, record_of(entity).expect("a record entity has data"))))
+        .collect();
+    let mut clips = world.query::<(&RecordKey, &ClipData, &ChildOf)>();
+    let index = world.resource::<RecordIndex>();
+    assert_eq!(index.len(), records.len(), "the index knows every record entity");
+    for (key, clip, parent) in clips.iter(world) {
+        assert_eq!(Some(parent.parent()), index.entity(clip.track.into()), "clip {} sits under its track", key.0);
+    }
+    records
+}
+
+/// Every live record of `state`, with versions.
+pub(crate) fn records(state: &ProjectState) -> BTreeMap<RecordId, (Version, Record)> {
+    state.records().map(|(id, entry)| (id, (entry.version, entry.record.clone()))).collect()
+}
+
+/// A track with this name.
+pub(crate) fn track(name: &str) -> Track {
+    Track {
+        name: name.into(),
+        colour: Colour { r: 10, g: 200, b: 120 },
+        gain_db: 0.0,
+        pan: 0.0,
+        mute: false,
+        solo: false,
+        record_arm: false,
+    }
+}
+
+/// The ops that add a track at the end of the order.
+pub(crate) fn add_track(project: ProjectId, id: TrackId, name: &str) -> Vec<Op> {
+    vec![
+        Op::Create { id: id.into(), record: Record::Track(track(name)) },
+        Op::ListInsert { target: project.into(), item: ListItem::Track(id), at: ListPosition::End },
+    ]
+}
+
+/// A `Set` of one field, without `expect`.
+pub(crate) fn set(target: impl Into<RecordId>, value: Field) -> Op {
+    Op::Set { target: target.into(), value, expect: None }
+}
