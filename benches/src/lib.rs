@@ -27,7 +27,7 @@ pub fn project(tracks: usize, clips_per_track: usize) -> ProjectState {
     };
     let Ok(mut state) = ProjectState::new(PROJECT, project) else { unreachable!("the bench project is valid") };
     let asset = AssetId::from_u128(2);
-    let mut ops = vec![
+    let ops = vec![
         Op::Create {
             id: MemberId::from_u128(3).into(),
             record: Record::Member(Member { user: UserId::from_u128(4), role: Role::Owner }),
@@ -46,14 +46,17 @@ pub fn project(tracks: usize, clips_per_track: usize) -> ProjectState {
             }),
         },
     ];
+    apply(&mut state, ops);
     for t in 0..tracks {
         let id = track_id(t);
-        ops.push(Op::Create { id: id.into(), record: Record::Track(track(format!("Track {t}"))) });
-        ops.push(Op::ListInsert {
-            target: PROJECT.into(),
-            item: ensemble_protocol::ListItem::Track(id),
-            at: ensemble_protocol::ListPosition::End,
-        });
+        let mut ops = vec![
+            Op::Create { id: id.into(), record: Record::Track(track(format!("Track {t}"))) },
+            Op::ListInsert {
+                target: PROJECT.into(),
+                item: ensemble_protocol::ListItem::Track(id),
+                at: ensemble_protocol::ListPosition::End,
+            },
+        ];
         for c in 0..clips_per_track {
             ops.push(Op::Create {
                 id: clip_id(t, c).into(),
@@ -70,12 +73,16 @@ pub fn project(tracks: usize, clips_per_track: usize) -> ProjectState {
                 }),
             });
         }
-    }
-    let setup = Transaction::new(PROJECT, ops);
-    if let Err(error) = state.apply(&setup) {
-        unreachable!("the bench project builds: {error}");
+        // One transaction per track keeps each under the op limit, however big the project.
+        apply(&mut state, ops);
     }
     state
+}
+
+fn apply(state: &mut ProjectState, ops: Vec<Op>) {
+    if let Err(error) = state.apply(&Transaction::new(PROJECT, ops)) {
+        unreachable!("the bench project builds: {error}");
+    }
 }
 
 /// A track at unity gain, centred, named `name`.
@@ -132,9 +139,15 @@ impl Tally {
             std::hint::black_box(routine());
         }
         let elapsed = start.elapsed();
+        self.add(elapsed, iters);
+        elapsed
+    }
+
+    /// Counts `iters` iterations that took `elapsed` in all, for benches that time only part of
+    /// each iteration.
+    pub fn add(&self, elapsed: std::time::Duration, iters: u64) {
         let (total, count) = self.0.get();
         self.0.set((total + elapsed, count + iters));
-        elapsed
     }
 
     /// The mean time of one iteration over everything measured.
