@@ -147,7 +147,8 @@ fn undo_redo(c: &mut Criterion) {
     let state = project(100, 100);
     let (undo, redo, peer, frame) = (Tally::default(), Tally::default(), Tally::default(), Tally::default());
     let fader = vec![Op::Set { target: track_id(7).into(), value: Field::Track(TrackField::Gain(-6.0)), expect: None }];
-    let nudge = Op::Set { target: clip_id(7, 3).into(), value: Field::Clip(ClipField::Start(Ticks(960))), expect: None };
+    let nudge =
+        Op::Set { target: clip_id(7, 3).into(), value: Field::Clip(ClipField::Start(Ticks(960))), expect: None };
     let mut group = c.benchmark_group("history_10000_clips");
     group.bench_function("undo_then_redo", |b| {
         let mut app = app_with(Replica::new(state.clone(), Seq(1)));

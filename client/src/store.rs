@@ -65,7 +65,34 @@ impl SqliteReplicaStore {
     /// Opens (creating if needed) the store for `project` in `dir`.
     pub async fn open(dir: &Path, project: ProjectId) -> Result<Self, Error> {
         std::fs::create_dir_all(dir)?;
-        Self::open_file(&dir.join(format!("{}.sqlite", project.0.simple())), project).await
+        Self::open_file(&Self::path(dir, project), project).await
+    }
+
+    /// The file of `project`'s store in `dir`.
+    pub fn path(dir: &Path, project: ProjectId) -> PathBuf {
+        dir.join(format!("{}.sqlite", project.0.simple()))
+    }
+
+    /// [`SqliteReplicaStore::open`], but a file that is not a readable store (damaged, or not
+    /// SQLite at all) is renamed aside, kept for recovery, and a fresh store takes its place:
+    /// the authority has the confirmed state to fill it again. Returns the store and, when a
+    /// file was set aside, what happened, for the user.
+    pub async fn open_or_set_aside(dir: &Path, project: ProjectId) -> Result<(Self, Option<String>), Error> {
+        match Self::open(dir, project).await {
+            Ok(store) => Ok((store, None)),
+            Err(error) if is_damage(&error) => {
+                let path = Self::path(dir, project);
+                let aside = path.with_extension(format!("damaged-{}", std::process::id()));
+                std::fs::rename(&path, &aside)?;
+                for suffix in ["-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                let store = Self::open(dir, project).await?;
+                let note = format!("the local copy was unreadable ({error}); it was kept as {}", aside.display());
+                Ok((store, Some(note)))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Opens (creating if needed) the store for `project` in the file `path`.
@@ -195,6 +222,18 @@ impl LocalStore for SqliteReplicaStore {
         }
         db.commit().await?;
         Ok(())
+    }
+}
+
+/// Whether `error` means the file itself is damaged (rather than busy, or the disk full).
+fn is_damage(error: &Error) -> bool {
+    match error {
+        Error::Migrate(_) | Error::Corrupt(_) | Error::Encoding(_) => true,
+        Error::Store(sqlx::Error::Database(database)) => {
+            // SQLITE_CORRUPT (11) and SQLITE_NOTADB (26), with or without extended codes.
+            database.code().and_then(|code| code.parse::<i32>().ok()).is_some_and(|code| matches!(code & 0xff, 11 | 26))
+        }
+        _ => false,
     }
 }
 

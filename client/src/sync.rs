@@ -96,7 +96,8 @@ pub struct SyncStatus {
     pub project: Option<ProjectId>,
     /// Edits handed to the worker that are not yet stored on this machine.
     pub unsaved: usize,
-    /// The last local store failure (a full disk): edits are still kept in memory and sent.
+    /// The last local store problem (a full disk, a damaged file set aside); edits are still
+    /// kept in memory and sent.
     pub store_problem: Option<String>,
 }
 
@@ -252,7 +253,6 @@ fn receive(
             }
             FromWorker::Stored(count) => {
                 status.unsaved = status.unsaved.saturating_sub(count);
-                status.store_problem = None;
             }
             FromWorker::StoreFailed(reason) => {
                 warn!("local store: {reason}");
@@ -293,8 +293,11 @@ async fn run<T: Transport>(channels: Channels, setup: impl Future<Output = Resul
     match setup.await {
         Ok((transport, project, replicas, server)) => {
             let _ = to_app.send(FromWorker::Project(project));
-            match SqliteReplicaStore::open(&replicas, project).await {
-                Ok(store) => {
+            match SqliteReplicaStore::open_or_set_aside(&replicas, project).await {
+                Ok((store, set_aside)) => {
+                    if let Some(note) = set_aside {
+                        let _ = to_app.send(FromWorker::StoreFailed(note));
+                    }
                     let worker =
                         Worker { transport, store, project, to_app, commands, pending: VecDeque::new(), seq: None };
                     worker.run().await;
@@ -344,7 +347,10 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
                 let _ = self.to_app.send(FromWorker::Restored(saved));
             }
             Ok(None) => {}
-            Err(error) => self.store_failed(&error),
+            Err(error) => {
+                // Start from a snapshot: it replaces whatever records did not read.
+                self.store_failed(&error);
+            }
         }
         let mut retry = FIRST_RETRY;
         loop {
