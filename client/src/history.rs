@@ -3,7 +3,7 @@
 //! Everything the user changes arrives here as an [`EditMsg`], in order: an edit (the ops of
 //! one action, committed at once), a gesture (a fader or a clip being dragged: previews while it
 //! moves, one edit when it ends), undo or redo. Each edit is proposed to the
-//! [`Replica`](crate::replica::Replica), which shows it at once and queues it for the authority.
+//! [`Replica`], which shows it at once and queues it for the authority.
 //!
 //! Undo is per user: the history holds only this client's edits. An undo entry is the inverse
 //! the replica computed when the edit applied, and its `Set`s carry `expect` (the value the

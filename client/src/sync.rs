@@ -7,7 +7,7 @@
 //!
 //! 1. [`SyncSystems::Receive`] drains the worker: [`FromAuthority`] and [`Restored`] messages,
 //!    and the [`SyncStatus`] resource (connection state, unsaved edits, store trouble).
-//! 2. [`SyncSystems::Apply`] feeds them to the [`Replica`](crate::replica::Replica).
+//! 2. [`SyncSystems::Apply`] feeds them to the [`Replica`].
 //! 3. [`SyncSystems::Edit`] turns the user's edits, undos and gestures into proposals.
 //! 4. [`SyncSystems::Send`] hands [`Outbound`] proposals and settled edits to the worker.
 //!
