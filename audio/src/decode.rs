@@ -32,6 +32,8 @@ pub struct Decoding {
     sample_rate: u32,
     channels: usize,
     frames: Option<u64>,
+    /// Frames handed out so far.
+    decoded: u64,
     bad_packets: usize,
 }
 
@@ -92,7 +94,17 @@ impl Decoding {
         let decoder = symphonia::default::get_codecs()
             .make_audio_decoder(params, &AudioDecoderOptions::default())
             .map_err(|e| classify(path, e))?;
-        Ok(Decoding { path: path.into(), format, decoder, track: id, sample_rate, channels, frames, bad_packets: 0 })
+        Ok(Decoding {
+            path: path.into(),
+            format,
+            decoder,
+            track: id,
+            sample_rate,
+            channels,
+            frames,
+            decoded: 0,
+            bad_packets: 0,
+        })
     }
 
     /// The file's sample rate.
@@ -122,6 +134,14 @@ impl Decoding {
             let packet = match self.format.next_packet() {
                 Ok(Some(packet)) => packet,
                 Ok(None) => return Ok(0),
+                // Some readers (FLAC without a trailing frame header) meet the end of the file
+                // as an unexpected end: that is the end when every promised frame has come.
+                Err(SymphoniaError::IoError(error))
+                    if error.kind() == std::io::ErrorKind::UnexpectedEof
+                        && self.frames.is_some_and(|frames| self.decoded >= frames) =>
+                {
+                    return Ok(0);
+                }
                 Err(error) => return Err(classify(&self.path, error)),
             };
             if packet.track_id != self.track {
@@ -161,6 +181,7 @@ impl Decoding {
                 })
                 .collect();
             decoded.copy_to_slice_planar::<f32, _>(&mut tails);
+            self.decoded += frames as u64;
             return Ok(frames);
         }
     }

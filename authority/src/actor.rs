@@ -157,6 +157,26 @@ impl ProjectHandle {
     pub async fn send(&self, command: Command) -> bool {
         self.inbox.send(command).await.is_ok()
     }
+
+    /// Commits `tx` as the authority itself (no permission check: new assets, peaks marked
+    /// ready), broadcast to subscribers like any commit; returns the answer, `Committed` or
+    /// `Rejected`.
+    pub async fn write_as_authority(&self, tx: Transaction) -> Result<ServerMsg, Error> {
+        let (outbox, mut frames, _) = Outbox::new(ConnId::next(), 4);
+        if !self.send(Command::Write { tx, author: AUTHORITY, outbox }).await {
+            return Err(Error::Connection("the project actor has stopped".into()));
+        }
+        loop {
+            let frame = frames.recv().await.ok_or_else(|| Error::Connection("the project actor has stopped".into()))?;
+            let (answer, _) = FrameCodec::new(HARD_MAX_FRAME).decode::<ServerMsg>(&frame)?;
+            if matches!(answer, ServerMsg::Committed { .. } | ServerMsg::Rejected { .. }) {
+                return Ok(answer);
+            }
+            if let ServerMsg::Error { message, .. } = answer {
+                return Err(Error::Connection(message));
+            }
+        }
+    }
 }
 
 /// The open projects of one authority, each with its actor, opened on first use.

@@ -10,6 +10,8 @@
 //!   apply with the protocol's `apply`, commit durably (transactions that queue meanwhile go into
 //!   the next commit together), then acknowledge and push a bump to every subscriber.
 //! - [`store`] keeps it all in SQLite (embedded, the default) or Postgres (hosted).
+//! - [`files`] stores audio files by content and serves the upload and download streams;
+//!   [`jobs`] runs peaks, FLAC transcodes and exports from a queue in the store.
 //! - [`tls`] makes and loads the certificate; clients pin its SHA-256 fingerprint.
 //! - [`remote`] is the client side of the connection, used by tests, the load generator and the
 //!   Ensemble client.
@@ -19,7 +21,9 @@
 pub mod actor;
 pub mod admin;
 pub mod auth;
+pub mod files;
 pub mod framed;
+pub mod jobs;
 pub mod remote;
 pub mod sandbox;
 pub mod server;
@@ -67,4 +71,7 @@ pub enum Error {
     /// A file could not be read or written.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The authority refused a transfer.
+    #[error("transfer refused: {0}")]
+    Refused(ensemble_protocol::transfer::TransferError),
 }

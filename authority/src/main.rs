@@ -7,9 +7,12 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use ensemble_authority::admin;
+use ensemble_authority::files::{FileOptions, Library};
+use ensemble_authority::jobs::export_project;
 use ensemble_authority::server::{Server, ServerOptions};
-use ensemble_authority::store::{self, AnyStore};
+use ensemble_authority::store::{self, AnyStore, Store};
 use ensemble_authority::tls::Identity;
+use ensemble_protocol::wire::{ExportFormat, ExportRequest};
 use ensemble_protocol::{ProjectId, Role};
 
 /// Ensemble's authority: orders, validates, persists and broadcasts every edit.
@@ -43,6 +46,27 @@ enum Command {
         /// The PEM private key for --cert.
         #[arg(long, requires = "cert")]
         key: Option<PathBuf>,
+        /// The largest audio file one upload may be, in MiB.
+        #[arg(long, default_value_t = 2048)]
+        max_upload_mib: u64,
+        /// The audio one user may store, in MiB.
+        #[arg(long, default_value_t = 51_200)]
+        quota_mib: u64,
+    },
+    /// Render a project to a WAV file, as the export job does.
+    Export {
+        /// The project's id.
+        #[arg(long)]
+        project: ProjectId,
+        /// The WAV file to write (stems: `NAME-0.wav`, `NAME-1.wav`, … in track order).
+        #[arg(long)]
+        out: PathBuf,
+        /// One file per track instead of the mix.
+        #[arg(long)]
+        stems: bool,
+        /// 16, 24 or 32 (float).
+        #[arg(long, default_value_t = 24)]
+        bits: u32,
     },
     /// Manage users.
     User {
@@ -147,12 +171,18 @@ async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let store = open_store(&cli).await?;
     match &cli.command {
-        Command::Serve { listen, open, cert, key } => {
+        Command::Serve { listen, open, cert, key, max_upload_mib, quota_mib } => {
             let identity = match (cert, key) {
                 (Some(cert), Some(key)) => Identity::from_pem_files(cert, key)?,
                 _ => Identity::load_or_create(&data_dir(&cli)?)?,
             };
-            let options = ServerOptions { listen: *listen, open: *open, ..ServerOptions::default() };
+            let files = FileOptions {
+                max_upload: max_upload_mib << 20,
+                quota: quota_mib << 20,
+                ..FileOptions::in_dir(data_dir(&cli)?.join("files"))
+            };
+            let options =
+                ServerOptions { listen: *listen, open: *open, files: Some(files), ..ServerOptions::default() };
             let server = Server::start(store, identity, options).await?;
             println!("ensemble-authority listening on {}", server.local_addr()?);
             println!("certificate fingerprint (SHA-256): {}", server.fingerprint());
@@ -162,6 +192,28 @@ async fn run() -> anyhow::Result<()> {
             tokio::select! {
                 () = async { let _ = tokio::signal::ctrl_c().await; } => server.shutdown().await,
             }
+        }
+        Command::Export { project, out, stems, bits } => {
+            let format = match bits {
+                16 => ExportFormat::Int16,
+                24 => ExportFormat::Int24,
+                32 => ExportFormat::Float32,
+                other => bail!("--bits {other}: use 16, 24 or 32"),
+            };
+            let loaded = store.load_project(*project).await?.with_context(|| format!("no project {project}"))?;
+            let library = Library::open(&data_dir(&cli)?.join("files"))?;
+            let request = ExportRequest { range: None, stems: *stems, format };
+            let (out, stems) = (out.clone(), *stems);
+            let name = move |index: u32| match stems {
+                false => out.clone(),
+                true => out.with_file_name(format!(
+                    "{}-{index}.wav",
+                    out.file_stem().map_or("stem".into(), |stem| stem.to_string_lossy())
+                )),
+            };
+            let written =
+                tokio::task::spawn_blocking(move || export_project(&loaded.state, &library, request, name)).await??;
+            println!("wrote {written} file(s)");
         }
         Command::User { command: UserCommand::Add { name } } => {
             let user = admin::add_user(&store, name, &read_password()?).await?;

@@ -287,3 +287,161 @@ impl RemoteReceiver {
         }
     }
 }
+
+/// How an upload ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Uploaded {
+    /// The file is stored and the project has this asset.
+    Stored {
+        /// The asset record.
+        asset: ensemble_protocol::AssetId,
+        /// True when the authority already had the file and nothing was sent.
+        deduplicated: bool,
+    },
+    /// Stopped at `until` as asked; the authority holds this many bytes.
+    Partial {
+        /// Bytes the authority holds.
+        held: u64,
+    },
+}
+
+impl Remote {
+    /// Opens a transfer stream (see [`ensemble_protocol::transfer`]).
+    pub async fn open_transfer(&self) -> Result<(quinn::SendStream, quinn::RecvStream), Error> {
+        self.connection.open_bi().await.map_err(|e| Error::Connection(e.to_string()))
+    }
+
+    /// Uploads the file at `path` into `project` as `name`, resuming from what the authority
+    /// already holds; stops after byte `until` when given (to spread an upload over sessions).
+    pub async fn upload(
+        &self,
+        project: ProjectId,
+        path: &std::path::Path,
+        name: &str,
+        until: Option<u64>,
+    ) -> Result<Uploaded, Error> {
+        use ensemble_protocol::transfer::{Chunk, MAX_CHUNK, TransferReply, TransferRequest};
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+        let owned = path.to_path_buf();
+        let hash = tokio::task::spawn_blocking(move || crate::files::hash_file(&owned))
+            .await
+            .map_err(|e| Error::Config(e.to_string()))??;
+        let mut file = tokio::fs::File::open(path).await?;
+        let size = file.metadata().await?.len();
+        let (mut send, mut recv) = self.open_transfer().await?;
+        let codec = FrameCodec::default();
+        let request = TransferRequest::Upload { project, name: name.to_owned(), hash, size };
+        write(&mut send, &codec.encode_to_vec(&request)?).await?;
+        let mut offset = match transfer_reply(&mut recv).await? {
+            TransferReply::SendFrom { offset } => offset,
+            TransferReply::Stored { asset, deduplicated } => return Ok(Uploaded::Stored { asset, deduplicated }),
+            other => return Err(transfer_refused(other)),
+        };
+        file.seek(std::io::SeekFrom::Start(offset)).await?;
+        let end = until.map_or(size, |until| until.min(size));
+        let mut buffer = vec![0u8; MAX_CHUNK as usize];
+        let mut framed = Vec::with_capacity(128);
+        while offset < end {
+            let len = (end - offset).min(u64::from(MAX_CHUNK)) as usize;
+            let bytes = &mut buffer[..len];
+            file.read_exact(bytes).await?;
+            let chunk = Chunk {
+                offset,
+                len: len as u32,
+                hash: ensemble_protocol::ContentHash(*blake3::hash(bytes).as_bytes()),
+            };
+            framed.clear();
+            codec.encode(&chunk, &mut framed)?;
+            write(&mut send, &framed).await?;
+            write(&mut send, bytes).await?;
+            offset += len as u64;
+        }
+        if offset < size {
+            let _ = send.finish();
+            // Wait until the authority has read everything sent, so what it holds is known.
+            let _ = recv.read_to_end(1024).await;
+            return Ok(Uploaded::Partial { held: offset });
+        }
+        match transfer_reply(&mut recv).await? {
+            TransferReply::Stored { asset, deduplicated } => Ok(Uploaded::Stored { asset, deduplicated }),
+            other => Err(transfer_refused(other)),
+        }
+    }
+
+    /// Downloads what the authority serves for `request` into `to`, resuming from a partial
+    /// `to` left by an earlier attempt, and checks the whole file's hash. Returns the hash.
+    pub async fn download(
+        &self,
+        request: ensemble_protocol::transfer::TransferRequest,
+        to: &std::path::Path,
+    ) -> Result<ensemble_protocol::ContentHash, Error> {
+        use ensemble_protocol::transfer::{TransferReply, TransferRequest};
+        use tokio::io::AsyncWriteExt;
+
+        let held = tokio::fs::metadata(to).await.map_or(0, |meta| meta.len());
+        let request = match request {
+            TransferRequest::Download { project, asset, what, .. } => {
+                TransferRequest::Download { project, asset, what, offset: held }
+            }
+            TransferRequest::DownloadExport { job, index, .. } => {
+                TransferRequest::DownloadExport { job, index, offset: held }
+            }
+            upload @ TransferRequest::Upload { .. } => {
+                return Err(Error::Config(format!("not a download: {upload:?}")));
+            }
+        };
+        let (mut send, mut recv) = self.open_transfer().await?;
+        write(&mut send, &FrameCodec::default().encode_to_vec(&request)?).await?;
+        let _ = send.finish();
+        let (total, offset, hash) = match transfer_reply(&mut recv).await? {
+            TransferReply::Sending { total, offset, hash, .. } => (total, offset, hash),
+            other => return Err(transfer_refused(other)),
+        };
+        let file = tokio::fs::OpenOptions::new().create(true).write(true).truncate(false).open(to).await?;
+        file.set_len(offset).await?;
+        let mut file = tokio::io::BufWriter::new(tokio::fs::OpenOptions::new().append(true).open(to).await?);
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut at = offset;
+        while at < total {
+            let read = recv.read(&mut buffer).await.map_err(|e| Error::Connection(e.to_string()))?;
+            let Some(read) = read else { break };
+            file.write_all(&buffer[..read]).await?;
+            at += read as u64;
+        }
+        file.flush().await?;
+        if at != total {
+            return Err(Error::Connection(format!("the download stopped at {at} of {total} bytes")));
+        }
+        let owned = to.to_path_buf();
+        let found = tokio::task::spawn_blocking(move || crate::files::hash_file(&owned))
+            .await
+            .map_err(|e| Error::Config(e.to_string()))??;
+        if found != hash {
+            let _ = tokio::fs::remove_file(to).await;
+            return Err(Error::Corrupt(format!("the download hashes to {found}, not {hash}")));
+        }
+        Ok(hash)
+    }
+}
+
+async fn write(send: &mut quinn::SendStream, bytes: &[u8]) -> Result<(), Error> {
+    send.write_all(bytes).await.map_err(|e| Error::Connection(e.to_string()))
+}
+
+/// Reads one reply frame from a transfer stream.
+pub async fn transfer_reply(recv: &mut quinn::RecvStream) -> Result<ensemble_protocol::transfer::TransferReply, Error> {
+    match read_frame(recv, &FrameCodec::default()).await {
+        Ok(Some(reply)) => Ok(reply),
+        Ok(None) => Err(Error::Connection("the authority ended the transfer without a reply".into())),
+        Err(ReadFailure::Frame(error)) => Err(error.into()),
+        Err(ReadFailure::Connection(error)) => Err(Error::Connection(error.to_string())),
+    }
+}
+
+fn transfer_refused(reply: ensemble_protocol::transfer::TransferReply) -> Error {
+    match reply {
+        ensemble_protocol::transfer::TransferReply::Refused(error) => Error::Refused(error),
+        other => Error::Connection(format!("unexpected transfer reply: {other:?}")),
+    }
+}

@@ -6,6 +6,9 @@
 //! authority's answers and pushes travel back on the same stream through the connection's
 //! [`Outbox`], written by a task of its own so a slow network never blocks a project actor.
 //!
+//! Once logged in, a client may open more bidirectional streams, one per file transfer (see
+//! [`crate::files`]); they run beside the main stream and never hold it up.
+//!
 //! Anything malformed (a frame that does not decode, is too large, or comes out of order)
 //! closes that connection with [`close::PROTOCOL_ERROR`] and a reason; other connections never
 //! notice. Client mistakes are logged at `debug`, so a client cannot flood the log.
@@ -15,14 +18,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ensemble_protocol::wire::{ErrorCode, Rejection, check_protocol_version, close};
-use ensemble_protocol::{ClientMsg, FrameCodec, PROTOCOL_VERSION, ProjectId, ServerMsg};
-use tokio::sync::{Notify, mpsc};
+use ensemble_protocol::wire::{ErrorCode, JobInfo, JobKind, Rejection, check_protocol_version, close};
+use ensemble_protocol::{ClientMsg, FrameCodec, PROTOCOL_VERSION, ProjectId, ServerMsg, UserId};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::actor::{Command, ConnId, Frame, Outbox, ProjectHandle, Projects};
+use crate::files::{FileOptions, Library, Transfers};
 use crate::framed::{ReadFailure, read_frame};
+use crate::jobs::{ExportJob, JobRunner};
 use crate::store::{Store, UserRow};
 use crate::tls::{Fingerprint, Identity, server_config};
 use crate::{Error, auth};
@@ -43,6 +48,8 @@ pub struct ServerOptions {
     pub max_frame: usize,
     /// Frames that may wait for a slow client before it is disconnected.
     pub outbox_capacity: usize,
+    /// Where audio files are stored and how jobs run; `None` refuses uploads and exports.
+    pub files: Option<FileOptions>,
 }
 
 impl Default for ServerOptions {
@@ -52,14 +59,17 @@ impl Default for ServerOptions {
             open: false,
             max_frame: ensemble_protocol::frame::DEFAULT_MAX_FRAME,
             outbox_capacity: 1024,
+            files: None,
         }
     }
 }
 
 struct Shared<S> {
     store: S,
-    projects: Projects<S>,
+    projects: Arc<Projects<S>>,
     options: ServerOptions,
+    library: Option<Library>,
+    jobs: JobRunner,
 }
 
 /// A running authority.
@@ -68,6 +78,7 @@ pub struct Server {
     endpoint: quinn::Endpoint,
     fingerprint: Fingerprint,
     accept: JoinHandle<()>,
+    workers: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -75,14 +86,23 @@ impl Server {
     pub async fn start<S: Store>(store: S, identity: Identity, options: ServerOptions) -> Result<Server, Error> {
         let fingerprint = identity.fingerprint();
         let endpoint = quinn::Endpoint::server(server_config(identity)?, options.listen)?;
-        let shared = Arc::new(Shared { projects: Projects::new(store.clone()), store, options });
+        let projects = Arc::new(Projects::new(store.clone()));
+        let library = options.files.as_ref().map(|files| Library::open(&files.dir)).transpose()?;
+        let jobs = JobRunner::new();
+        let workers = match (&library, &options.files) {
+            (Some(library), Some(files)) => {
+                Some(jobs.start(store.clone(), projects.clone(), library.clone(), files.clone()))
+            }
+            _ => None,
+        };
+        let shared = Arc::new(Shared { projects, store, options, library, jobs });
         let accepting = endpoint.clone();
         let accept = tokio::spawn(async move {
             while let Some(incoming) = accepting.accept().await {
                 tokio::spawn(serve_connection(incoming, shared.clone()));
             }
         });
-        Ok(Server { endpoint, fingerprint, accept })
+        Ok(Server { endpoint, fingerprint, accept, workers })
     }
 
     /// The address the endpoint is bound to.
@@ -100,6 +120,9 @@ impl Server {
         self.endpoint.close(close::SHUTDOWN.into(), b"the authority is shutting down");
         self.endpoint.wait_idle().await;
         self.accept.abort();
+        if let Some(workers) = self.workers {
+            workers.abort();
+        }
     }
 
     /// Runs until the endpoint is closed (or forever).
@@ -143,7 +166,34 @@ async fn serve_connection<S: Store>(incoming: quinn::Incoming, shared: Arc<Share
     .await;
 }
 
-async fn run_session<S: Store>(connection: &quinn::Connection, shared: &Shared<S>) -> Result<(), Close> {
+/// Accepts a logged-in connection's transfer streams; streams opened before the login are
+/// refused.
+async fn accept_transfers<S: Store>(
+    connection: quinn::Connection,
+    shared: Arc<Shared<S>>,
+    user: watch::Receiver<Option<UserId>>,
+) {
+    while let Ok((send, mut recv)) = connection.accept_bi().await {
+        let logged_in = *user.borrow();
+        let (Some(user), Some(library), Some(options)) = (logged_in, &shared.library, &shared.options.files) else {
+            let _ = recv.stop(1u32.into());
+            continue;
+        };
+        let (shared, library, options) = (shared.clone(), library.clone(), options.clone());
+        tokio::spawn(async move {
+            let transfers = Transfers {
+                store: &shared.store,
+                projects: &shared.projects,
+                library: &library,
+                options: &options,
+                jobs: &shared.jobs,
+            };
+            transfers.serve(send, recv, user).await;
+        });
+    }
+}
+
+async fn run_session<S: Store>(connection: &quinn::Connection, shared: &Arc<Shared<S>>) -> Result<(), Close> {
     let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.accept_bi()).await;
     let Ok(Ok((send, mut recv))) = accepted else {
         return Err(Close::protocol("no stream opened in time"));
@@ -151,7 +201,9 @@ async fn run_session<S: Store>(connection: &quinn::Connection, shared: &Shared<S
     let conn = ConnId::next();
     let (outbox, frames, overflowed) = Outbox::new(conn, shared.options.outbox_capacity);
     tokio::spawn(write_frames(send, frames, overflowed, connection.clone()));
-    let mut session = Session { phase: Phase::Hello, outbox, projects: HashMap::new(), failures: 0 };
+    let (user, logged_in) = watch::channel(None);
+    tokio::spawn(accept_transfers(connection.clone(), shared.clone(), logged_in));
+    let mut session = Session { phase: Phase::Hello, outbox, projects: HashMap::new(), failures: 0, user };
     let codec = FrameCodec::new(shared.options.max_frame);
     let result = loop {
         let read = read_frame::<ClientMsg>(&mut recv, &codec);
@@ -219,6 +271,8 @@ struct Session {
     outbox: Outbox,
     projects: HashMap<ProjectId, ProjectHandle>,
     failures: u32,
+    /// Who is logged in, for the transfer streams.
+    user: watch::Sender<Option<UserId>>,
 }
 
 /// The variant name of a client message, for errors.
@@ -232,6 +286,8 @@ fn kind(message: &ClientMsg) -> &'static str {
         ClientMsg::Unsubscribe { .. } => "Unsubscribe",
         ClientMsg::Write(_) => "Write",
         ClientMsg::GetRecords { .. } => "GetRecords",
+        ClientMsg::Export { .. } => "Export",
+        ClientMsg::GetJob { .. } => "GetJob",
     }
 }
 
@@ -329,8 +385,68 @@ impl Session {
                 }
                 Ok(())
             }
+            (Phase::Ready(user), ClientMsg::Export { project, export }) => {
+                let user = user.id;
+                match self.member_of(shared, project, user).await {
+                    Ok(true) if shared.library.is_some() => {
+                        match shared
+                            .jobs
+                            .enqueue(&shared.store, JobKind::Export, project, &ExportJob { request: export })
+                            .await
+                        {
+                            Ok(job) => self.send(&ServerMsg::JobQueued { job }),
+                            Err(error) => self.internal(&error),
+                        }
+                    }
+                    Ok(true) => self.no_files(),
+                    Ok(false) => self.no_such_project(project),
+                    Err(error) => self.internal(&error),
+                }
+                Ok(())
+            }
+            (Phase::Ready(user), ClientMsg::GetJob { job }) => {
+                let user = user.id;
+                let row = match shared.store.job(job).await {
+                    Ok(row) => row,
+                    Err(error) => {
+                        self.internal(&error);
+                        return Ok(());
+                    }
+                };
+                let visible = match &row {
+                    Some(row) => self.member_of(shared, row.project, user).await.unwrap_or(false),
+                    None => false,
+                };
+                match row.filter(|_| visible) {
+                    Some(row) => self.send(&ServerMsg::Job(JobInfo {
+                        id: row.id,
+                        kind: row.kind,
+                        project: row.project,
+                        state: row.state,
+                    })),
+                    None => self
+                        .send(&ServerMsg::Error { code: ErrorCode::NoSuchProject, message: format!("no job {job}") }),
+                }
+                Ok(())
+            }
             (_, message) => Err(Close::protocol(format!("{} is out of order at this point", kind(&message)))),
         }
+    }
+
+    /// Whether `user` is a member of `project` (false for a project that does not exist).
+    async fn member_of<S: Store>(
+        &mut self,
+        shared: &Shared<S>,
+        project: ProjectId,
+        user: UserId,
+    ) -> Result<bool, Error> {
+        let loaded = shared.store.load_project(project).await?;
+        Ok(loaded.is_some_and(|loaded| loaded.state.role_of(user).is_some()))
+    }
+
+    fn no_files(&self) {
+        let message = "this authority stores no files".to_owned();
+        self.send(&ServerMsg::Error { code: ErrorCode::Denied, message });
     }
 
     fn no_such_project(&self, project: ProjectId) {
@@ -345,6 +461,7 @@ impl Session {
             Ok(Some((user, token))) => {
                 tracing::debug!(user = %user.name, "logged in");
                 self.send(&ServerMsg::LoggedIn { user: user.id, name: user.name.clone(), token });
+                self.user.send_replace(Some(user.id));
                 self.phase = Phase::Ready(user);
                 Ok(())
             }

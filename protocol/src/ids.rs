@@ -72,6 +72,8 @@ id_type! {
     UserId;
     /// A transaction; the authority commits each id at most once.
     TxId;
+    /// A background job at the authority (peaks, transcode, export).
+    JobId;
 }
 
 macro_rules! into_record_id {

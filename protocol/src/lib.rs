@@ -19,6 +19,8 @@
 //! - [`permission`]: who may read and write a project.
 //! - [`wire`] and [`frame`]: the messages both sides send and the length-prefixed bincode framing
 //!   they travel in, with a hard size limit and typed errors for bad bytes.
+//! - [`transfer`]: uploads and downloads of audio files on streams of their own, and the
+//!   background jobs (peaks, transcode, export) a client can watch.
 
 pub mod frame;
 pub mod ids;
@@ -27,11 +29,12 @@ pub mod permission;
 pub mod record;
 pub mod state;
 pub mod time;
+pub mod transfer;
 pub mod validate;
 pub mod wire;
 
 pub use frame::{FrameCodec, FrameError};
-pub use ids::{AssetId, ClipId, LaneId, MemberId, PointId, ProjectId, RecordId, TrackId, TxId, UserId};
+pub use ids::{AssetId, ClipId, JobId, LaneId, MemberId, PointId, ProjectId, RecordId, TrackId, TxId, UserId};
 pub use op::{ListItem, ListPosition, Op, Transaction};
 pub use permission::{Denied, Role};
 pub use record::{

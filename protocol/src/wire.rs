@@ -12,14 +12,14 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::frame::FrameError;
-use crate::ids::{ProjectId, RecordId, TxId, UserId};
+use crate::ids::{JobId, ProjectId, RecordId, TxId, UserId};
 use crate::op::Transaction;
 use crate::permission::{Denied, Role};
 use crate::state::{ApplyError, RecordChange};
-use crate::time::{Seq, Version};
+use crate::time::{Seq, Ticks, Version};
 
 /// The version of this protocol. Both sides send it in the handshake and refuse a mismatch.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The QUIC application protocol name.
 pub const ALPN: &[u8] = b"ensemble/1";
@@ -91,6 +91,19 @@ pub enum ClientMsg {
         /// The records.
         ids: Vec<RecordId>,
     },
+    /// Asks the authority to render the project to a WAV file; answered with
+    /// [`ServerMsg::JobQueued`]. The file is downloaded with [`crate::transfer::TransferRequest`].
+    Export {
+        /// The project.
+        project: ProjectId,
+        /// What to render.
+        export: ExportRequest,
+    },
+    /// Asks for the state of a job; answered with [`ServerMsg::Job`].
+    GetJob {
+        /// The job.
+        job: JobId,
+    },
 }
 
 /// Messages from the authority to a client.
@@ -151,6 +164,13 @@ pub enum ServerMsg {
     },
     /// Pushed to every subscriber when a transaction commits.
     Bump(Bump),
+    /// An export was queued as this job.
+    JobQueued {
+        /// The job.
+        job: JobId,
+    },
+    /// The state of a job.
+    Job(JobInfo),
     /// A request failed, or the connection is about to close.
     Error {
         /// What went wrong, for programs.
@@ -235,4 +255,76 @@ pub mod close {
     pub const TOO_MANY_FAILURES: u32 = 4;
     /// The authority is shutting down.
     pub const SHUTDOWN: u32 = 5;
+}
+
+/// What an export renders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRequest {
+    /// The part of the timeline to render, `start` inclusive, `end` exclusive; `None` renders
+    /// from the start to the end of the last clip.
+    pub range: Option<(Ticks, Ticks)>,
+    /// One file per track instead of the mix (downloaded as `index` 0, 1, … in track order).
+    pub stems: bool,
+    /// The WAV sample format.
+    pub format: ExportFormat,
+}
+
+/// The sample format of an exported WAV file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExportFormat {
+    /// 16-bit integer, dithered by nothing (CD).
+    Int16,
+    /// 24-bit integer.
+    Int24,
+    /// 32-bit float: exactly what the mix computed.
+    Float32,
+}
+
+/// What kind of work a job does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JobKind {
+    /// Waveform peaks for a new asset.
+    Peaks,
+    /// A lossless upload re-encoded as FLAC for storage.
+    Transcode,
+    /// A project rendered to WAV.
+    Export,
+}
+
+/// Where a job is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobState {
+    /// Waiting for a worker (or for its retry time).
+    Queued {
+        /// Attempts made so far.
+        attempts: u32,
+    },
+    /// A worker holds it.
+    Running {
+        /// This attempt's number, from 1.
+        attempt: u32,
+    },
+    /// Finished; for an export, its files can be downloaded.
+    Done {
+        /// Files the job produced (an export's mix, or one per stem).
+        files: u32,
+    },
+    /// Given up after too many attempts.
+    Failed {
+        /// The last attempt's error.
+        error: String,
+    },
+}
+
+/// A job as a client sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// The job.
+    pub id: JobId,
+    /// What it does.
+    pub kind: JobKind,
+    /// The project it belongs to.
+    pub project: ProjectId,
+    /// Where it is.
+    pub state: JobState,
 }

@@ -10,15 +10,20 @@
 //! in one database transaction, and only if the project's seq is still the one the actor
 //! started from, so two writers can never interleave commits to one project.
 
+pub mod files;
 mod postgres;
 mod sqlite;
 
 use std::future::Future;
 
 use ensemble_protocol::frame::{decode_value, encode_value};
-use ensemble_protocol::{ProjectId, ProjectState, RecordChange, RecordId, Seq, Transaction, TxId, UserId, Version};
+use ensemble_protocol::wire::JobKind;
+use ensemble_protocol::{
+    ContentHash, JobId, ProjectId, ProjectState, RecordChange, RecordId, Seq, Transaction, TxId, UserId, Version,
+};
 use uuid::Uuid;
 
+pub use files::{BlobRow, JobRow, StoredAs};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -183,6 +188,58 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Writes a batch durably, if the project is still at `from`; otherwise fails with
     /// [`Error::SeqMoved`] and writes nothing.
     fn commit(&self, project: ProjectId, from: Seq, batch: &Batch) -> impl Future<Output = Result<(), Error>> + Send;
+    /// A stored file, by the hash of its upload.
+    fn blob(&self, hash: ContentHash) -> impl Future<Output = Result<Option<BlobRow>, Error>> + Send;
+    /// Records a stored file (if new) and that `user` stores it.
+    fn add_blob(&self, blob: &BlobRow, user: UserId) -> impl Future<Output = Result<(), Error>> + Send;
+    /// The bytes of the distinct files `user` stores, for the quota.
+    fn stored_bytes(&self, user: UserId) -> impl Future<Output = Result<u64, Error>> + Send;
+    /// Records what a blob's file on disk now is (after a transcode).
+    fn set_blob_stored(
+        &self,
+        hash: ContentHash,
+        stored: StoredAs,
+        size: u64,
+        stored_hash: ContentHash,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Records that a blob's peaks file exists.
+    fn set_peaks_ready(&self, hash: ContentHash) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Queues a job.
+    fn enqueue_job(
+        &self,
+        id: JobId,
+        kind: JobKind,
+        project: ProjectId,
+        payload: &[u8],
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Takes the oldest job that is due (or whose lease ran out) for `worker`, leased until
+    /// `lease_until` (Unix ms); `None` when there is nothing to do.
+    fn claim_job(
+        &self,
+        worker: &str,
+        now_ms: i64,
+        lease_until: i64,
+    ) -> impl Future<Output = Result<Option<JobRow>, Error>> + Send;
+    /// A job.
+    fn job(&self, id: JobId) -> impl Future<Output = Result<Option<JobRow>, Error>> + Send;
+    /// Marks a job done, if `worker` still holds `attempt`; false when it lost the lease.
+    fn complete_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        attempt: u32,
+        files: u32,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    /// Marks an attempt failed: queued again at `retry_at` (Unix ms), or failed for good when
+    /// `None`. False when `worker` no longer holds `attempt`.
+    fn fail_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        attempt: u32,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
 }
 
 /// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.
@@ -248,6 +305,49 @@ impl Store for AnyStore {
     }
     async fn commit(&self, project: ProjectId, from: Seq, batch: &Batch) -> Result<(), Error> {
         forward!(self.commit(project, from, batch))
+    }
+    async fn blob(&self, hash: ContentHash) -> Result<Option<BlobRow>, Error> {
+        forward!(self.blob(hash))
+    }
+    async fn add_blob(&self, blob: &BlobRow, user: UserId) -> Result<(), Error> {
+        forward!(self.add_blob(blob, user))
+    }
+    async fn stored_bytes(&self, user: UserId) -> Result<u64, Error> {
+        forward!(self.stored_bytes(user))
+    }
+    async fn set_blob_stored(
+        &self,
+        hash: ContentHash,
+        stored: StoredAs,
+        size: u64,
+        stored_hash: ContentHash,
+    ) -> Result<(), Error> {
+        forward!(self.set_blob_stored(hash, stored, size, stored_hash))
+    }
+    async fn set_peaks_ready(&self, hash: ContentHash) -> Result<(), Error> {
+        forward!(self.set_peaks_ready(hash))
+    }
+    async fn enqueue_job(&self, id: JobId, kind: JobKind, project: ProjectId, payload: &[u8]) -> Result<(), Error> {
+        forward!(self.enqueue_job(id, kind, project, payload))
+    }
+    async fn claim_job(&self, worker: &str, now_ms: i64, lease_until: i64) -> Result<Option<JobRow>, Error> {
+        forward!(self.claim_job(worker, now_ms, lease_until))
+    }
+    async fn job(&self, id: JobId) -> Result<Option<JobRow>, Error> {
+        forward!(self.job(id))
+    }
+    async fn complete_job(&self, id: JobId, worker: &str, attempt: u32, files: u32) -> Result<bool, Error> {
+        forward!(self.complete_job(id, worker, attempt, files))
+    }
+    async fn fail_job(
+        &self,
+        id: JobId,
+        worker: &str,
+        attempt: u32,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> Result<bool, Error> {
+        forward!(self.fail_job(id, worker, attempt, error, retry_at))
     }
 }
 

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use ensemble_protocol::{ProjectId, ProjectState, Seq, TxId, UserId};
+use ensemble_protocol::wire::JobKind;
+use ensemble_protocol::{ContentHash, JobId, ProjectId, ProjectState, Seq, TxId, UserId};
 use sqlx::Executor;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use super::{Batch, CommittedTx, LoadedProject, ProjectRow, Store, StoredRecord, UserRow};
+use super::{Batch, BlobRow, CommittedTx, JobRow, LoadedProject, ProjectRow, Store, StoredRecord, UserRow};
 use crate::Error;
 
 /// The hosted store.
@@ -70,6 +71,18 @@ const COMMIT: &str = "WITH moved AS (
 
 impl Store for PostgresStore {
     super::shared_queries!();
+    super::files::file_queries!();
+
+    async fn claim_job(&self, worker: &str, now_ms: i64, lease_until: i64) -> Result<Option<JobRow>, Error> {
+        sqlx::query_as(super::files::claim_sql!("FOR UPDATE SKIP LOCKED"))
+            .bind(worker)
+            .bind(lease_until)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(super::files::job_row)
+            .transpose()
+    }
 
     async fn create_project(&self, state: &ProjectState) -> Result<(), Error> {
         let id = state.id();

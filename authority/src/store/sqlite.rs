@@ -4,10 +4,11 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use ensemble_protocol::{ProjectId, ProjectState, Seq, TxId, UserId};
+use ensemble_protocol::wire::JobKind;
+use ensemble_protocol::{ContentHash, JobId, ProjectId, ProjectState, Seq, TxId, UserId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{Batch, CommittedTx, LoadedProject, ProjectRow, Store, UserRow};
+use super::{Batch, BlobRow, CommittedTx, JobRow, LoadedProject, ProjectRow, Store, UserRow};
 use crate::Error;
 
 /// The embedded store.
@@ -33,6 +34,18 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     super::shared_queries!();
+    super::files::file_queries!();
+
+    async fn claim_job(&self, worker: &str, now_ms: i64, lease_until: i64) -> Result<Option<JobRow>, Error> {
+        sqlx::query_as(super::files::claim_sql!(""))
+            .bind(worker)
+            .bind(lease_until)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(super::files::job_row)
+            .transpose()
+    }
 
     async fn create_project(&self, state: &ProjectState) -> Result<(), Error> {
         let id = state.id();

@@ -128,3 +128,8 @@ pub(crate) fn committed(answer: ServerMsg) -> Seq {
         other => panic!("expected Committed, got {other:?}"),
     }
 }
+
+/// Another project, owned by `owner`.
+pub(crate) async fn admin_project(store: &AnyStore, owner: &str) -> ProjectId {
+    admin::create_project(store, "Other Song", owner).await.unwrap()
+}

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod crash;
+mod files;
 mod harness;
 mod quic;
 mod store_suite;

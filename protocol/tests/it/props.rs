@@ -1,7 +1,9 @@
 //! Property tests: apply and invert agree on random projects, a rejected transaction changes
 //! nothing, every message survives encoding, and no bytes make the decoder panic.
 
-use ensemble_protocol::wire::{Bump, CatchUp, ErrorCode, Rejection, SessionToken};
+use ensemble_protocol::wire::{
+    Bump, CatchUp, ErrorCode, ExportFormat, ExportRequest, JobInfo, JobKind, JobState, Rejection, SessionToken,
+};
 use ensemble_protocol::*;
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -456,6 +458,26 @@ fn arb_client_msg() -> impl Strategy<Value = ClientMsg> {
         arb_tx().prop_map(ClientMsg::Write),
         (uuid(), prop::collection::vec(record_id(), 0..5))
             .prop_map(|(p, ids)| ClientMsg::GetRecords { project: ProjectId(p), ids }),
+        (uuid(), proptest::option::of((any::<i64>(), any::<i64>())), any::<bool>(), 0usize..3).prop_map(
+            |(p, range, stems, format)| ClientMsg::Export {
+                project: ProjectId(p),
+                export: ExportRequest {
+                    range: range.map(|(a, b)| (Ticks(a), Ticks(b))),
+                    stems,
+                    format: [ExportFormat::Int16, ExportFormat::Int24, ExportFormat::Float32][format],
+                },
+            }
+        ),
+        uuid().prop_map(|j| ClientMsg::GetJob { job: JobId(j) }),
+    ]
+}
+
+fn arb_job_state() -> impl Strategy<Value = JobState> {
+    prop_oneof![
+        any::<u32>().prop_map(|attempts| JobState::Queued { attempts }),
+        any::<u32>().prop_map(|attempt| JobState::Running { attempt }),
+        any::<u32>().prop_map(|files| JobState::Done { files }),
+        text().prop_map(|error| JobState::Failed { error }),
     ]
 }
 
@@ -491,6 +513,13 @@ fn arb_server_msg() -> impl Strategy<Value = ServerMsg> {
         (uuid(), any::<u64>(), uuid(), uuid(), arb_changes()).prop_map(|(p, seq, t, a, changes)| ServerMsg::Bump(
             Bump { project: ProjectId(p), seq: Seq(seq), tx_id: TxId(t), author: UserId(a), changes }
         )),
+        uuid().prop_map(|j| ServerMsg::JobQueued { job: JobId(j) }),
+        (uuid(), 0usize..3, uuid(), arb_job_state()).prop_map(|(j, kind, p, state)| ServerMsg::Job(JobInfo {
+            id: JobId(j),
+            kind: [JobKind::Peaks, JobKind::Transcode, JobKind::Export][kind],
+            project: ProjectId(p),
+            state,
+        })),
         (0usize..8, text()).prop_map(|(code, message)| ServerMsg::Error {
             code: [
                 ErrorCode::ProtocolVersion,

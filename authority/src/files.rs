@@ -1,0 +1,440 @@
+//! Audio files at the authority: where they live on disk, and the uploads and downloads that
+//! move them, each on a QUIC stream of its own (see [`ensemble_protocol::transfer`]).
+//!
+//! Files are stored by content: `blobs/<hash>` holds the file whose upload hashed to `hash`,
+//! whichever project uses it. An upload in progress grows `partial/<user>-<hash>` one verified
+//! chunk at a time, so a cut upload resumes where it stopped; only when the whole file hashes
+//! to the announced hash and decodes as audio is it renamed into `blobs/`, the project given its
+//! `AudioAsset` record (through the project's actor, so collaborators get a bump), and the
+//! peaks and transcode jobs queued. The size limit is checked before the first byte and at
+//! every chunk, and the quota before the first byte, so an oversized upload never touches the
+//! disk.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ensemble_protocol::frame::encode_value;
+use ensemble_protocol::transfer::{Chunk, MAX_CHUNK, Served, TransferError, TransferReply, TransferRequest};
+use ensemble_protocol::wire::JobKind;
+use ensemble_protocol::{
+    AssetId, AudioAsset, Codec, ContentHash, FrameCodec, Frames, JobId, Op, ProjectId, ProjectState, Record, Role,
+    ServerMsg, Transaction, UserId,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::Error;
+use crate::actor::Projects;
+use crate::framed::{ReadFailure, read_frame};
+use crate::jobs::{JobRunner, PeaksJob, TranscodeJob};
+use crate::store::{BlobRow, Store, StoredAs};
+
+/// How the authority stores files and runs jobs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileOptions {
+    /// The folder holding blobs, partial uploads, peaks and exports.
+    pub dir: PathBuf,
+    /// The largest file one upload may be.
+    pub max_upload: u64,
+    /// The bytes of distinct files one user may store.
+    pub quota: u64,
+    /// Jobs run at once (on the rayon pool).
+    pub workers: usize,
+    /// How long a worker holds a job before another may take it over.
+    pub lease: Duration,
+}
+
+impl FileOptions {
+    /// Files in `dir`, 2 GiB per upload, 50 GiB per user, a worker per core, 10-minute leases.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        FileOptions {
+            dir: dir.into(),
+            max_upload: ensemble_protocol::transfer::DEFAULT_MAX_UPLOAD,
+            quota: 50 << 30,
+            workers: std::thread::available_parallelism().map_or(2, usize::from),
+            lease: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The layout of the files folder.
+#[derive(Clone, Debug)]
+pub struct Library {
+    dir: PathBuf,
+}
+
+impl Library {
+    /// The library in `dir`, its folders made if missing.
+    pub fn open(dir: &Path) -> Result<Self, Error> {
+        for sub in ["blobs", "partial", "peaks", "exports"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
+        Ok(Library { dir: dir.to_path_buf() })
+    }
+
+    /// The stored file of the upload that hashed to `hash`.
+    pub fn blob(&self, hash: ContentHash) -> PathBuf {
+        self.dir.join("blobs").join(hash.to_string())
+    }
+
+    fn partial(&self, user: UserId, hash: ContentHash) -> PathBuf {
+        self.dir.join("partial").join(format!("{}-{hash}", user.0.simple()))
+    }
+
+    /// The peaks file of a blob.
+    pub fn peaks(&self, hash: ContentHash) -> PathBuf {
+        self.dir.join("peaks").join(format!("{hash}.peaks"))
+    }
+
+    /// File `index` of an export job.
+    pub fn export(&self, job: JobId, index: u32) -> PathBuf {
+        self.dir.join("exports").join(format!("{}-{index}.wav", job.0.simple()))
+    }
+}
+
+/// The codec a file's first bytes announce.
+pub fn sniff_codec(head: &[u8]) -> Option<Codec> {
+    match head {
+        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'A', b'V', b'E', ..] => Some(Codec::Wav),
+        [b'F', b'O', b'R', b'M', _, _, _, _, b'A', b'I', b'F', ..] => Some(Codec::Aiff),
+        [b'f', b'L', b'a', b'C', ..] => Some(Codec::Flac),
+        [b'O', b'g', b'g', b'S', ..] => Some(Codec::Vorbis),
+        [b'I', b'D', b'3', ..] => Some(Codec::Mp3),
+        [0xff, second, ..] if second & 0xe0 == 0xe0 => Some(Codec::Mp3),
+        _ => None,
+    }
+}
+
+/// blake3 of a file.
+pub fn hash_file(path: &Path) -> std::io::Result<ContentHash> {
+    let mut hasher = blake3::Hasher::new();
+    let mut file = std::fs::File::open(path)?;
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(ContentHash(*hasher.finalize().as_bytes()))
+}
+
+/// What a transfer stream needs from the authority.
+pub(crate) struct Transfers<'a, S> {
+    pub(crate) store: &'a S,
+    pub(crate) projects: &'a Projects<S>,
+    pub(crate) library: &'a Library,
+    pub(crate) options: &'a FileOptions,
+    pub(crate) jobs: &'a JobRunner,
+}
+
+/// How a transfer stream ended badly: the connection survives, the stream is reset.
+enum Ended {
+    /// Told the client why.
+    Refused(TransferError),
+    /// The stream broke or sent garbage.
+    Broken(String),
+}
+
+impl From<Error> for Ended {
+    fn from(error: Error) -> Self {
+        tracing::error!(%error, "transfer failed");
+        Ended::Refused(TransferError::Internal(error.to_string()))
+    }
+}
+
+impl From<std::io::Error> for Ended {
+    fn from(error: std::io::Error) -> Self {
+        Ended::from(Error::Io(error))
+    }
+}
+
+async fn reply(send: &mut quinn::SendStream, reply: &TransferReply) -> Result<(), Ended> {
+    let bytes = FrameCodec::default().encode_to_vec(reply).map_err(|error| Ended::Broken(error.to_string()))?;
+    send.write_all(&bytes).await.map_err(|error| Ended::Broken(error.to_string()))
+}
+
+impl<S: Store> Transfers<'_, S> {
+    /// Serves one transfer stream for `user`.
+    pub(crate) async fn serve(&self, mut send: quinn::SendStream, mut recv: quinn::RecvStream, user: UserId) {
+        let codec = FrameCodec::new(64 << 10);
+        let request = match read_frame::<TransferRequest>(&mut recv, &codec).await {
+            Ok(Some(request)) => request,
+            Ok(None) | Err(ReadFailure::Connection(_)) => return,
+            Err(ReadFailure::Frame(error)) => {
+                tracing::debug!(%error, "bad transfer request");
+                return;
+            }
+        };
+        let served = match request {
+            TransferRequest::Upload { project, name, hash, size } => {
+                self.upload(&mut send, &mut recv, user, project, name, hash, size).await
+            }
+            TransferRequest::Download { project, asset, what, offset } => {
+                self.download(&mut send, user, project, asset, what, offset).await
+            }
+            TransferRequest::DownloadExport { job, index, offset } => {
+                self.download_export(&mut send, user, job, index, offset).await
+            }
+        };
+        match served {
+            Ok(()) => {
+                let _ = send.finish();
+            }
+            Err(Ended::Refused(error)) => {
+                tracing::debug!(%error, "transfer refused");
+                let _ = reply(&mut send, &TransferReply::Refused(error)).await;
+                let _ = send.finish();
+                let _ = recv.stop(0u32.into());
+            }
+            Err(Ended::Broken(reason)) => tracing::debug!(%reason, "transfer stream broke"),
+        }
+    }
+
+    /// The project's state and the user's role there; refuses non-members.
+    async fn member(&self, project: ProjectId, user: UserId) -> Result<(ProjectState, Role), Ended> {
+        let loaded = self.store.load_project(project).await?;
+        let state = loaded.ok_or_else(|| Ended::Refused(TransferError::NotFound(format!("project {project}"))))?.state;
+        let role = state.role_of(user).ok_or_else(|| Ended::Refused(TransferError::Denied("not a member".into())))?;
+        Ok((state, role))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn upload(
+        &self,
+        send: &mut quinn::SendStream,
+        recv: &mut quinn::RecvStream,
+        user: UserId,
+        project: ProjectId,
+        name: String,
+        hash: ContentHash,
+        size: u64,
+    ) -> Result<(), Ended> {
+        let (state, role) = self.member(project, user).await?;
+        if role == Role::Viewer {
+            return Err(Ended::Refused(TransferError::Denied("viewers cannot add audio".into())));
+        }
+        if size > self.options.max_upload {
+            return Err(Ended::Refused(TransferError::TooLarge { size, limit: self.options.max_upload }));
+        }
+        if let Some(blob) = self.store.blob(hash).await? {
+            self.store.add_blob(&blob, user).await?;
+            let asset = self.asset_record(&state, &blob, &name).await?;
+            return reply(send, &TransferReply::Stored { asset, deduplicated: true }).await;
+        }
+        let used = self.store.stored_bytes(user).await?;
+        if used.saturating_add(size) > self.options.quota {
+            return Err(Ended::Refused(TransferError::OverQuota { used, quota: self.options.quota, size }));
+        }
+        let partial = self.library.partial(user, hash);
+        let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(&partial).await?;
+        let mut offset = file.metadata().await?.len();
+        if offset > size {
+            // A partial longer than the file it is for: start again.
+            file.set_len(0).await?;
+            offset = 0;
+        }
+        reply(send, &TransferReply::SendFrom { offset }).await?;
+        let codec = FrameCodec::new(1024);
+        let mut buffer = vec![0u8; MAX_CHUNK as usize];
+        while offset < size {
+            let chunk = match read_frame::<Chunk>(recv, &codec).await {
+                Ok(Some(chunk)) => chunk,
+                // The client stopped: keep what arrived for a resume.
+                Ok(None) | Err(ReadFailure::Connection(_)) => return Ok(()),
+                Err(ReadFailure::Frame(error)) => return Err(Ended::Broken(error.to_string())),
+            };
+            if chunk.offset != offset || chunk.len > MAX_CHUNK || offset + u64::from(chunk.len) > size {
+                let refused = TransferError::ChunkOutOfPlace { offset: chunk.offset, len: chunk.len, expected: offset };
+                return Err(Ended::Refused(refused));
+            }
+            let bytes = &mut buffer[..chunk.len as usize];
+            if recv.read_exact(bytes).await.is_err() {
+                return Ok(());
+            }
+            if *blake3::hash(bytes).as_bytes() != chunk.hash.0 {
+                return Err(Ended::Refused(TransferError::CorruptChunk { offset }));
+            }
+            file.write_all(bytes).await?;
+            offset += u64::from(chunk.len);
+        }
+        file.sync_all().await?;
+        drop(file);
+        let blob = self.finish_upload(&partial, hash, size).await?;
+        self.store.add_blob(&blob, user).await?;
+        let asset = self.asset_record(&state, &blob, &name).await?;
+        self.jobs.enqueue(self.store, JobKind::Peaks, project, &PeaksJob { hash, project, asset }).await?;
+        if blob.codec == Codec::Wav {
+            self.jobs.enqueue(self.store, JobKind::Transcode, project, &TranscodeJob { hash }).await?;
+        }
+        reply(send, &TransferReply::Stored { asset, deduplicated: false }).await
+    }
+
+    /// Checks a complete upload and moves it into the blobs.
+    async fn finish_upload(&self, partial: &Path, hash: ContentHash, size: u64) -> Result<BlobRow, Ended> {
+        let path = partial.to_path_buf();
+        let probed = tokio::task::spawn_blocking(move || probe(&path)).await;
+        let probed = probed.map_err(|error| Ended::from(Error::Config(error.to_string())))?;
+        let (found, codec, sample_rate, channels, frames) = match probed {
+            Ok(probed) => probed,
+            Err(refused) => {
+                let _ = tokio::fs::remove_file(partial).await;
+                return Err(Ended::Refused(refused));
+            }
+        };
+        if found != hash {
+            let _ = tokio::fs::remove_file(partial).await;
+            return Err(Ended::Refused(TransferError::HashMismatch { expected: hash, found }));
+        }
+        tokio::fs::rename(partial, self.library.blob(hash)).await?;
+        Ok(BlobRow {
+            hash,
+            size,
+            codec,
+            sample_rate,
+            channels,
+            frames,
+            stored: StoredAs::Original,
+            stored_size: size,
+            stored_hash: hash,
+            peaks_ready: false,
+        })
+    }
+
+    /// The project's asset for `blob`: the existing one, or a new record made by the authority.
+    async fn asset_record(&self, state: &ProjectState, blob: &BlobRow, name: &str) -> Result<AssetId, Ended> {
+        let existing = state.records().find_map(|(id, entry)| match &entry.record {
+            Record::AudioAsset(asset) if asset.hash == blob.hash => Some(AssetId(id.0)),
+            _ => None,
+        });
+        if let Some(asset) = existing {
+            return Ok(asset);
+        }
+        let asset = AssetId::new_v7();
+        let record = Record::AudioAsset(AudioAsset {
+            hash: blob.hash,
+            name: name.chars().take(ensemble_protocol::validate::MAX_NAME_CHARS).collect(),
+            sample_rate: blob.sample_rate,
+            channels: blob.channels,
+            frames: Frames(blob.frames),
+            codec: blob.codec,
+            byte_size: blob.size,
+            peaks_ready: blob.peaks_ready,
+        });
+        let tx = Transaction::new(state.id(), vec![Op::Create { id: asset.into(), record }]);
+        let handle = self.projects.open(state.id()).await?;
+        let handle = handle.ok_or_else(|| Ended::Refused(TransferError::NotFound("project".into())))?;
+        match handle.write_as_authority(tx).await? {
+            ServerMsg::Committed { .. } => Ok(asset),
+            other => Err(Ended::from(Error::Config(format!("the asset record was refused: {other:?}")))),
+        }
+    }
+
+    async fn download(
+        &self,
+        send: &mut quinn::SendStream,
+        user: UserId,
+        project: ProjectId,
+        asset: AssetId,
+        what: Served,
+        offset: u64,
+    ) -> Result<(), Ended> {
+        let (state, _) = self.member(project, user).await?;
+        let hash = match state.entry(asset.into()).map(|entry| &entry.record) {
+            Some(Record::AudioAsset(asset)) => asset.hash,
+            _ => return Err(Ended::Refused(TransferError::NotFound(format!("asset {asset}")))),
+        };
+        let blob = self.store.blob(hash).await?;
+        let blob = blob.ok_or_else(|| Ended::Refused(TransferError::NotFound(format!("the file of {asset}"))))?;
+        match what {
+            Served::Audio => {
+                let codec = match blob.stored {
+                    StoredAs::Original => blob.codec,
+                    StoredAs::Flac => Codec::Flac,
+                };
+                let path = self.library.blob(hash);
+                send_file(send, &path, offset, Some(blob.stored_hash), Some(codec)).await
+            }
+            Served::Peaks if blob.peaks_ready => send_file(send, &self.library.peaks(hash), offset, None, None).await,
+            Served::Peaks => Err(Ended::Refused(TransferError::NotFound("the peaks are not ready yet".into()))),
+        }
+    }
+
+    async fn download_export(
+        &self,
+        send: &mut quinn::SendStream,
+        user: UserId,
+        job: JobId,
+        index: u32,
+        offset: u64,
+    ) -> Result<(), Ended> {
+        let row = self.store.job(job).await?;
+        let row = row.ok_or_else(|| Ended::Refused(TransferError::NotFound(format!("job {job}"))))?;
+        self.member(row.project, user).await?;
+        match row.state {
+            ensemble_protocol::wire::JobState::Done { files } if index < files => {
+                send_file(send, &self.library.export(job, index), offset, None, None).await
+            }
+            _ => Err(Ended::Refused(TransferError::NotFound(format!("file {index} of job {job} is not ready")))),
+        }
+    }
+}
+
+/// Sends `Sending` and the file's bytes from `offset`.
+async fn send_file(
+    send: &mut quinn::SendStream,
+    path: &Path,
+    offset: u64,
+    hash: Option<ContentHash>,
+    codec: Option<Codec>,
+) -> Result<(), Ended> {
+    let hash = match hash {
+        Some(hash) => hash,
+        None => {
+            let path = path.to_path_buf();
+            let hashed = tokio::task::spawn_blocking(move || hash_file(&path)).await;
+            hashed.map_err(|error| Ended::from(Error::Config(error.to_string())))??
+        }
+    };
+    let mut file = std::fs::File::open(path)?;
+    let total = file.metadata()?.len();
+    let offset = offset.min(total);
+    file.seek(SeekFrom::Start(offset))?;
+    reply(send, &TransferReply::Sending { total, offset, hash, codec }).await?;
+    let mut file = tokio::fs::File::from_std(file);
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = file.read(&mut buffer).await?;
+        if read == 0 {
+            return Ok(());
+        }
+        send.write_all(&buffer[..read]).await.map_err(|error| Ended::Broken(error.to_string()))?;
+    }
+}
+
+/// Hashes a complete upload and checks it is audio: (hash, codec, rate, channels, frames).
+fn probe(path: &Path) -> Result<(ContentHash, Codec, u32, u16, u64), TransferError> {
+    let internal = |error: std::io::Error| TransferError::Internal(error.to_string());
+    let hash = hash_file(path).map_err(internal)?;
+    let mut head = [0u8; 16];
+    let mut file = std::fs::File::open(path).map_err(internal)?;
+    let read = file.read(&mut head).map_err(internal)?;
+    let codec = sniff_codec(&head[..read]).ok_or_else(|| TransferError::NotAudio("unknown file type".into()))?;
+    let decoding = ensemble_audio::decode::Decoding::open(path).map_err(|e| TransferError::NotAudio(e.to_string()))?;
+    let (sample_rate, channels) = (decoding.sample_rate(), decoding.channels());
+    let frames = match decoding.frames() {
+        Some(frames) => frames,
+        None => decoding.read_all().map_err(|e| TransferError::NotAudio(e.to_string()))?.frames() as u64,
+    };
+    let channels = u16::try_from(channels).map_err(|_| TransferError::NotAudio("too many channels".into()))?;
+    if frames == 0 || sample_rate == 0 {
+        return Err(TransferError::NotAudio("no audio in the file".into()));
+    }
+    Ok((hash, codec, sample_rate, channels, frames))
+}
+
+/// Encodes a job payload.
+pub(crate) fn job_payload<T: serde::Serialize>(payload: &T) -> Result<Vec<u8>, Error> {
+    Ok(encode_value(payload)?)
+}
