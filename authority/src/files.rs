@@ -38,7 +38,8 @@ pub struct FileOptions {
     pub max_upload: u64,
     /// The bytes of distinct files one user may store.
     pub quota: u64,
-    /// Jobs run at once (on the rayon pool).
+    /// Jobs run at once (on the rayon pool); 0 runs none here (another process sharing the
+    /// database runs them).
     pub workers: usize,
     /// How long a worker holds a job before another may take it over.
     pub lease: Duration,

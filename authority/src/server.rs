@@ -90,7 +90,7 @@ impl Server {
         let library = options.files.as_ref().map(|files| Library::open(&files.dir)).transpose()?;
         let jobs = JobRunner::new();
         let workers = match (&library, &options.files) {
-            (Some(library), Some(files)) => {
+            (Some(library), Some(files)) if files.workers > 0 => {
                 Some(jobs.start(store.clone(), projects.clone(), library.clone(), files.clone()))
             }
             _ => None,

@@ -11,11 +11,15 @@
 //! - [`history::HistoryPlugin`]: the user's edits, gestures, undo and redo.
 //! - [`model::ModelPlugin`]: one entity per record, kept equal to the replica's view.
 //!
+//! [`assets::AssetCache`] keeps the project's audio files on this machine by content, so a
+//! project opened offline still plays.
+//!
 //! [`ClientCorePlugin`] adds the last three; add a [`sync::SyncPlugin`] beside it to connect.
 //! Data flows one way around a loop: the user's [`history::EditMsg`] → replica (shown at once)
 //! → worker → authority → [`sync::FromAuthority`] → replica → entities. Bevy stays inside this
 //! crate so the other crates build without it.
 
+pub mod assets;
 pub mod error;
 pub mod history;
 pub mod model;

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
+use ensemble_authority::files::FileOptions;
+use ensemble_authority::remote::Remote;
 use ensemble_authority::server::{Server, ServerOptions};
 use ensemble_authority::store::{SqliteStore, Store};
 use ensemble_authority::tls::{Identity, Trust};
@@ -17,6 +19,7 @@ use ensemble_client::model::{ClipData, RecordIndex, RecordKey, RecordVersion, re
 use ensemble_client::replica::{Notice, Replica};
 use ensemble_client::sync::{Connection, SyncPlugin, SyncStatus};
 use ensemble_client::transport::{Credentials, QuicTransport};
+use ensemble_protocol::AssetId;
 use ensemble_protocol::*;
 use tempfile::TempDir;
 
@@ -81,7 +84,8 @@ impl Authority {
 
     /// Starts serving again, on the same address once it has one.
     pub(crate) fn resume(&mut self) {
-        let options = ServerOptions { listen: self.addr, ..ServerOptions::default() };
+        let files = FileOptions::in_dir(self._dir.path().join("files"));
+        let options = ServerOptions { listen: self.addr, files: Some(files), ..ServerOptions::default() };
         let server = self.runtime.block_on(Server::start(self.store.clone(), self.identity.clone(), options)).unwrap();
         self.addr = server.local_addr().unwrap();
         self.server = Some(server);
@@ -98,6 +102,15 @@ impl Authority {
     pub(crate) fn state(&self) -> (ProjectState, Seq) {
         let loaded = self.runtime.block_on(self.store.load_project(self.project)).unwrap().unwrap();
         (loaded.state, loaded.seq)
+    }
+
+    /// A plain connection logged in as `user`.
+    pub(crate) fn remote(&self, user: &str) -> Remote {
+        self.runtime.block_on(async {
+            let mut remote = Remote::connect(self.addr, "localhost", self.trust.clone()).await.unwrap();
+            remote.login(user, PASSWORD).await.unwrap();
+            remote
+        })
     }
 
     /// A headless client app logged in as `user`, keeping its local store in `replicas`.

@@ -6,6 +6,7 @@ use ensemble_client::ClientCorePlugin;
 use ensemble_client::history::EditMsg;
 use ensemble_client::model::{ClipData, RecordIndex, RecordKey, TrackData};
 use ensemble_client::replica::Replica;
+use ensemble_protocol::AssetId;
 use ensemble_protocol::*;
 
 use crate::harness::{add_track, set};
