@@ -21,7 +21,7 @@ use ensemble_protocol::{
     AssetId, AudioAsset, Codec, ContentHash, FrameCodec, Frames, JobId, Op, ProjectId, ProjectState, Record, Role,
     ServerMsg, Transaction, UserId,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use crate::Error;
 use crate::actor::Projects;
@@ -106,17 +106,24 @@ pub fn sniff_codec(head: &[u8]) -> Option<Codec> {
     }
 }
 
-/// blake3 of a file.
+/// blake3 of a file, hashed on every core (the rayon pool) a few MiB at a time.
 pub fn hash_file(path: &Path) -> std::io::Result<ContentHash> {
     let mut hasher = blake3::Hasher::new();
     let mut file = std::fs::File::open(path)?;
-    let mut buffer = vec![0; 1 << 20];
+    let mut buffer = vec![0; 8 << 20];
     loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            let read = file.read(&mut buffer[filled..])?;
+            if read == 0 {
+                break;
+            }
+            filled += read;
+        }
+        if filled == 0 {
             break;
         }
-        hasher.update(&buffer[..read]);
+        hasher.update_rayon(&buffer[..filled]);
     }
     Ok(ContentHash(*hasher.finalize().as_bytes()))
 }
@@ -128,6 +135,14 @@ pub(crate) struct Transfers<'a, S> {
     pub(crate) library: &'a Library,
     pub(crate) options: &'a FileOptions,
     pub(crate) jobs: &'a JobRunner,
+}
+
+/// How the chunks of an upload ended.
+enum Received {
+    /// Every byte arrived.
+    Whole,
+    /// The client stopped early.
+    Stopped,
 }
 
 /// How a transfer stream ended badly: the connection survives, the stream is reset.
@@ -229,39 +244,43 @@ impl<S: Store> Transfers<'_, S> {
             return Err(Ended::Refused(TransferError::OverQuota { used, quota: self.options.quota, size }));
         }
         let partial = self.library.partial(user, hash);
-        let mut file = tokio::fs::OpenOptions::new().create(true).append(true).open(&partial).await?;
-        let mut offset = file.metadata().await?.len();
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&partial)?;
+        let mut offset = file.metadata()?.len();
         if offset > size {
             // A partial longer than the file it is for: start again.
-            file.set_len(0).await?;
+            file.set_len(0)?;
             offset = 0;
         }
-        reply(send, &TransferReply::SendFrom { offset }).await?;
-        let codec = FrameCodec::new(1024);
-        let mut buffer = vec![0u8; MAX_CHUNK as usize];
-        while offset < size {
-            let chunk = match read_frame::<Chunk>(recv, &codec).await {
-                Ok(Some(chunk)) => chunk,
-                // The client stopped: keep what arrived for a resume.
-                Ok(None) | Err(ReadFailure::Connection(_)) => return Ok(()),
-                Err(ReadFailure::Frame(error)) => return Err(Ended::Broken(error.to_string())),
-            };
-            if chunk.offset != offset || chunk.len > MAX_CHUNK || offset + u64::from(chunk.len) > size {
-                let refused = TransferError::ChunkOutOfPlace { offset: chunk.offset, len: chunk.len, expected: offset };
-                return Err(Ended::Refused(refused));
+        // The network side checks each chunk's CRC; a thread of its own appends it to the partial
+        // file and grows the whole file's hash, so the disk and the network work at once. A
+        // resumed upload first hashes what it already has.
+        let (to_disk, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+        let (resume_from, disk_partial) = (offset, partial.clone());
+        let disk = tokio::task::spawn_blocking(move || -> std::io::Result<blake3::Hasher> {
+            let mut hasher = blake3::Hasher::new();
+            if resume_from > 0 {
+                hasher.update_reader(std::fs::File::open(&disk_partial)?)?;
             }
-            let bytes = &mut buffer[..chunk.len as usize];
-            if recv.read_exact(bytes).await.is_err() {
-                return Ok(());
+            while let Some(bytes) = chunks.blocking_recv() {
+                std::io::Write::write_all(&mut file, &bytes)?;
+                hasher.update(&bytes);
             }
-            if *blake3::hash(bytes).as_bytes() != chunk.hash.0 {
-                return Err(Ended::Refused(TransferError::CorruptChunk { offset }));
-            }
-            file.write_all(bytes).await?;
-            offset += u64::from(chunk.len);
+            file.sync_all()?;
+            Ok(hasher)
+        });
+        let received = self.receive_chunks(send, recv, offset, size, &to_disk).await;
+        drop(to_disk);
+        let hasher = disk.await.map_err(|error| Ended::from(Error::Config(error.to_string())))??;
+        match received? {
+            Received::Whole => {}
+            // The client stopped: what arrived is kept for a resume.
+            Received::Stopped => return Ok(()),
         }
-        file.sync_all().await?;
-        drop(file);
+        let found = ContentHash(*hasher.finalize().as_bytes());
+        if found != hash {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(Ended::Refused(TransferError::HashMismatch { expected: hash, found }));
+        }
         let blob = self.finish_upload(&partial, hash, size).await?;
         self.store.add_blob(&blob, user).await?;
         let asset = self.asset_record(&state, &blob, &name).await?;
@@ -272,22 +291,54 @@ impl<S: Store> Transfers<'_, S> {
         reply(send, &TransferReply::Stored { asset, deduplicated: false }).await
     }
 
-    /// Checks a complete upload and moves it into the blobs.
+    /// Reads chunks from `offset` to `size`, checks each, and hands them to the disk thread.
+    async fn receive_chunks(
+        &self,
+        send: &mut quinn::SendStream,
+        recv: &mut quinn::RecvStream,
+        mut offset: u64,
+        size: u64,
+        to_disk: &tokio::sync::mpsc::Sender<Vec<u8>>,
+    ) -> Result<Received, Ended> {
+        reply(send, &TransferReply::SendFrom { offset }).await?;
+        let codec = FrameCodec::new(1024);
+        while offset < size {
+            let chunk = match read_frame::<Chunk>(recv, &codec).await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) | Err(ReadFailure::Connection(_)) => return Ok(Received::Stopped),
+                Err(ReadFailure::Frame(error)) => return Err(Ended::Broken(error.to_string())),
+            };
+            if chunk.offset != offset || chunk.len > MAX_CHUNK || offset + u64::from(chunk.len) > size {
+                let refused = TransferError::ChunkOutOfPlace { offset: chunk.offset, len: chunk.len, expected: offset };
+                return Err(Ended::Refused(refused));
+            }
+            let mut bytes = vec![0u8; chunk.len as usize];
+            if recv.read_exact(&mut bytes).await.is_err() {
+                return Ok(Received::Stopped);
+            }
+            if crc32fast::hash(&bytes) != chunk.crc {
+                return Err(Ended::Refused(TransferError::CorruptChunk { offset }));
+            }
+            if to_disk.send(bytes).await.is_err() {
+                return Err(Ended::from(Error::Config("the upload's disk writer stopped".into())));
+            }
+            offset += u64::from(chunk.len);
+        }
+        Ok(Received::Whole)
+    }
+
+    /// Checks that a complete upload (whose hash is right) is audio, and moves it into the blobs.
     async fn finish_upload(&self, partial: &Path, hash: ContentHash, size: u64) -> Result<BlobRow, Ended> {
         let path = partial.to_path_buf();
         let probed = tokio::task::spawn_blocking(move || probe(&path)).await;
         let probed = probed.map_err(|error| Ended::from(Error::Config(error.to_string())))?;
-        let (found, codec, sample_rate, channels, frames) = match probed {
+        let (codec, sample_rate, channels, frames) = match probed {
             Ok(probed) => probed,
             Err(refused) => {
                 let _ = tokio::fs::remove_file(partial).await;
                 return Err(Ended::Refused(refused));
             }
         };
-        if found != hash {
-            let _ = tokio::fs::remove_file(partial).await;
-            return Err(Ended::Refused(TransferError::HashMismatch { expected: hash, found }));
-        }
         tokio::fs::rename(partial, self.library.blob(hash)).await?;
         Ok(BlobRow {
             hash,
@@ -414,10 +465,9 @@ async fn send_file(
     }
 }
 
-/// Hashes a complete upload and checks it is audio: (hash, codec, rate, channels, frames).
-fn probe(path: &Path) -> Result<(ContentHash, Codec, u32, u16, u64), TransferError> {
+/// Checks a complete upload is audio: (codec, rate, channels, frames).
+fn probe(path: &Path) -> Result<(Codec, u32, u16, u64), TransferError> {
     let internal = |error: std::io::Error| TransferError::Internal(error.to_string());
-    let hash = hash_file(path).map_err(internal)?;
     let mut head = [0u8; 16];
     let mut file = std::fs::File::open(path).map_err(internal)?;
     let read = file.read(&mut head).map_err(internal)?;
@@ -432,7 +482,7 @@ fn probe(path: &Path) -> Result<(ContentHash, Codec, u32, u16, u64), TransferErr
     if frames == 0 || sample_rate == 0 {
         return Err(TransferError::NotAudio("no audio in the file".into()));
     }
-    Ok((hash, codec, sample_rate, channels, frames))
+    Ok((codec, sample_rate, channels, frames))
 }
 
 /// Encodes a job payload.

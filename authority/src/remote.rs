@@ -321,13 +321,11 @@ impl Remote {
         until: Option<u64>,
     ) -> Result<Uploaded, Error> {
         use ensemble_protocol::transfer::{Chunk, MAX_CHUNK, TransferReply, TransferRequest};
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
-
         let owned = path.to_path_buf();
         let hash = tokio::task::spawn_blocking(move || crate::files::hash_file(&owned))
             .await
             .map_err(|e| Error::Config(e.to_string()))??;
-        let mut file = tokio::fs::File::open(path).await?;
+        let file = tokio::fs::File::open(path).await?;
         let size = file.metadata().await?.len();
         let (mut send, mut recv) = self.open_transfer().await?;
         let codec = FrameCodec::default();
@@ -338,24 +336,39 @@ impl Remote {
             TransferReply::Stored { asset, deduplicated } => return Ok(Uploaded::Stored { asset, deduplicated }),
             other => return Err(transfer_refused(other)),
         };
-        file.seek(std::io::SeekFrom::Start(offset)).await?;
+        // A thread reads and checksums chunks ahead while this task sends the previous ones.
         let end = until.map_or(size, |until| until.min(size));
-        let mut buffer = vec![0u8; MAX_CHUNK as usize];
+        let (chunks, mut ready) = tokio::sync::mpsc::channel::<std::io::Result<(Chunk, Vec<u8>)>>(4);
+        let mut reader = file.into_std().await;
+        let from = offset;
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Seek};
+            if let Err(error) = reader.seek(std::io::SeekFrom::Start(from)) {
+                let _ = chunks.blocking_send(Err(error));
+                return;
+            }
+            let mut at = from;
+            while at < end {
+                let len = (end - at).min(u64::from(MAX_CHUNK)) as usize;
+                let mut bytes = vec![0u8; len];
+                let read = reader
+                    .read_exact(&mut bytes)
+                    .map(|()| (Chunk { offset: at, len: len as u32, crc: crc32fast::hash(&bytes) }, bytes));
+                let failed = read.is_err();
+                if chunks.blocking_send(read).is_err() || failed {
+                    return;
+                }
+                at += len as u64;
+            }
+        });
         let mut framed = Vec::with_capacity(128);
-        while offset < end {
-            let len = (end - offset).min(u64::from(MAX_CHUNK)) as usize;
-            let bytes = &mut buffer[..len];
-            file.read_exact(bytes).await?;
-            let chunk = Chunk {
-                offset,
-                len: len as u32,
-                hash: ensemble_protocol::ContentHash(*blake3::hash(bytes).as_bytes()),
-            };
+        while let Some(next) = ready.recv().await {
+            let (chunk, bytes) = next?;
             framed.clear();
             codec.encode(&chunk, &mut framed)?;
             write(&mut send, &framed).await?;
-            write(&mut send, bytes).await?;
-            offset += len as u64;
+            write(&mut send, &bytes).await?;
+            offset += u64::from(chunk.len);
         }
         if offset < size {
             let _ = send.finish();

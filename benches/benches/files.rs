@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ensemble_authority::admin;
 use ensemble_authority::files::{FileOptions, hash_file};
 use ensemble_authority::remote::{Remote, Uploaded};
 use ensemble_authority::server::{Server, ServerOptions};
 use ensemble_authority::store::{SqliteStore, Store};
 use ensemble_authority::tls::{Identity, Trust};
-use ensemble_authority::admin;
 use ensemble_benches::{Tally, print_ratio};
 use ensemble_protocol::ProjectId;
 
@@ -41,10 +41,16 @@ fn stage(dir: &Path, workers: usize) -> Stage {
         let mut files = FileOptions::in_dir(dir.join("files"));
         files.quota = u64::MAX;
         files.workers = workers;
-        let options = ServerOptions { listen: "127.0.0.1:0".parse().expect("addr"), files: Some(files), ..ServerOptions::default() };
-        let server = Server::start(store.clone(), Identity::self_signed().expect("identity"), options).await.expect("server");
+        let options = ServerOptions {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            files: Some(files),
+            ..ServerOptions::default()
+        };
+        let server =
+            Server::start(store.clone(), Identity::self_signed().expect("identity"), options).await.expect("server");
         let trust = Trust::Pinned(server.fingerprint());
-        let mut client = Remote::connect(server.local_addr().expect("addr"), "localhost", trust).await.expect("connect");
+        let mut client =
+            Remote::connect(server.local_addr().expect("addr"), "localhost", trust).await.expect("connect");
         client.login("bench", PASSWORD).await.expect("login");
         (store, server, client, project)
     });
@@ -54,7 +60,12 @@ fn stage(dir: &Path, workers: usize) -> Stage {
 /// A 16-bit stereo WAV of `seconds`, with `tag` written into its first sample so each is a
 /// different file.
 fn wav(path: &Path, seconds: u32, tag: u32) {
-    let spec = hound::WavSpec { channels: 2, sample_rate: 48_000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut writer = hound::WavWriter::create(path, spec).expect("wav");
     let mut noise = 0x1234_5678u32 ^ tag;
     for i in 0..48_000 * seconds * 2 {

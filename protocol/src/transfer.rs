@@ -9,9 +9,10 @@
 //!   upload resumes where it stopped), or [`TransferReply::Stored`] at once when it has the whole
 //!   file already (identical files are stored once), or [`TransferReply::Refused`] (too large,
 //!   over quota, not allowed) before a byte is sent. The client then sends [`Chunk`]s: a frame
-//!   with the chunk's offset, length and hash, followed by that many raw bytes. A chunk whose
-//!   bytes do not match its hash is refused and nothing of it is kept; the upload can resume from
-//!   the last good chunk. When the whole file has arrived and hashes to the announced hash, the
+//!   with the chunk's offset, length and CRC-32, followed by that many raw bytes. A chunk whose
+//!   bytes do not match its CRC is refused and nothing of it is kept; the upload can resume from
+//!   the last good chunk. (The CRC catches damage in transit cheaply; the whole-file blake3,
+//!   which the authority computes as the chunks arrive, is what proves the file.) When the whole file has arrived and hashes to the announced hash, the
 //!   authority creates the project's `AudioAsset` record and answers `Stored`.
 //! - **Download.** The client names an asset (or a finished export) and an offset; the authority
 //!   answers [`TransferReply::Sending`] with the total size and the hash of the bytes it serves,
@@ -82,8 +83,8 @@ pub struct Chunk {
     pub offset: u64,
     /// How many bytes follow (at most [`MAX_CHUNK`]).
     pub len: u32,
-    /// blake3 of those bytes.
-    pub hash: ContentHash,
+    /// CRC-32 (IEEE) of those bytes.
+    pub crc: u32,
 }
 
 /// The authority's answer on a transfer stream.
@@ -137,8 +138,8 @@ pub enum TransferError {
         /// The file's size.
         size: u64,
     },
-    /// A chunk's bytes do not match its hash; nothing of it was kept.
-    #[error("the chunk at {offset} does not match its hash")]
+    /// A chunk's bytes do not match its CRC; nothing of it was kept.
+    #[error("the chunk at {offset} does not match its checksum")]
     CorruptChunk {
         /// The chunk's offset.
         offset: u64,

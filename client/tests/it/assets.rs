@@ -11,7 +11,12 @@ fn a_fetched_asset_plays_offline_and_an_uploaded_one_is_never_downloaded() {
     let mut authority = Authority::start();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hook.wav");
-    let spec = hound::WavSpec { channels: 1, sample_rate: 44_100, bits_per_sample: 24, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 44_100,
+        bits_per_sample: 24,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut writer = hound::WavWriter::create(&file, spec).unwrap();
     for i in 0..44_100 {
         writer.write_sample(((i as f32 * 0.05).sin() * 4_000_000.0) as i32).unwrap();

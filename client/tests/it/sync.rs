@@ -8,8 +8,8 @@ use ensemble_client::model::{RecordIndex, TrackData};
 use ensemble_client::replica::Notice;
 use ensemble_client::solo::SoloSettings;
 use ensemble_client::sync::{Connection, SyncPlugin};
-use ensemble_protocol::wire::Rejection;
 use ensemble_protocol::AssetId;
+use ensemble_protocol::wire::Rejection;
 use ensemble_protocol::*;
 
 use crate::harness::*;
