@@ -157,20 +157,21 @@ pub fn server_config(identity: Identity) -> Result<quinn::ServerConfig, Error> {
         std::time::Duration::from_secs(30).try_into().map_err(|_| Error::Tls("idle timeout".into()))?,
     ));
     transport.keep_alive_interval(Some(std::time::Duration::from_secs(5)));
-    bulk_transfers(&mut transport);
+    bulk_transfers(&mut transport, true);
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
 
-/// Audio files move megabytes at a time: windows of a few MiB keep a fast link full, and MTU
-/// discovery may find jumbo frames (a LAN, loopback) rather than stopping at Ethernet's 1500.
-fn bulk_transfers(transport: &mut quinn::TransportConfig) {
-    transport.stream_receive_window(quinn::VarInt::from_u32(8 << 20));
-    transport.receive_window(quinn::VarInt::from_u32(16 << 20));
+/// Uploads move megabytes at a time: the authority's receive windows and the client's send
+/// window are a few MiB, so a fast link stays full. The client's receive windows keep quinn's
+/// defaults on purpose: they bound how far a client that stops reading can fall behind before
+/// the authority cuts it off as a slow consumer.
+fn bulk_transfers(transport: &mut quinn::TransportConfig, receiving: bool) {
+    if receiving {
+        transport.stream_receive_window(quinn::VarInt::from_u32(8 << 20));
+        transport.receive_window(quinn::VarInt::from_u32(16 << 20));
+    }
     transport.send_window(16 << 20);
-    let mut mtu = quinn::MtuDiscoveryConfig::default();
-    mtu.upper_bound(16_384);
-    transport.mtu_discovery_config(Some(mtu));
 }
 
 /// How a client decides to trust the authority.
@@ -208,7 +209,7 @@ pub fn client_config(trust: Trust) -> Result<quinn::ClientConfig, Error> {
     transport.keep_alive_interval(Some(std::time::Duration::from_secs(2)));
     let idle = std::time::Duration::from_secs(8).try_into().map_err(|_| Error::Tls("idle timeout".into()))?;
     transport.max_idle_timeout(Some(idle));
-    bulk_transfers(&mut transport);
+    bulk_transfers(&mut transport, false);
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
