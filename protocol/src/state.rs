@@ -520,7 +520,9 @@ impl ProjectState {
         if self.records.len() >= validate::MAX_RECORDS {
             return Err(Invalid::TooManyRecords(self.records.len()).into());
         }
-        validate::record(record)?;
+        // Rules between fields wait for the end of the transaction: the undo of "set a fade, then
+        // delete the clip" recreates the clip with that fade and only then restores it.
+        validate::values(record)?;
         match record {
             Record::Clip(clip) => {
                 self.require(clip.track, RecordKind::Track)?;

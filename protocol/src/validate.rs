@@ -206,6 +206,13 @@ pub fn field(value: &Field) -> Result<(), Invalid> {
 
 /// Checks every value of a record, its lists, and its [`coherence`].
 pub fn record(record: &Record) -> Result<(), Invalid> {
+    values(record)?;
+    coherence(record)
+}
+
+/// Checks every value of a record and its lists, but not the rules between fields: a `Create`
+/// inside a transaction leaves those to the end of the transaction, like a `Set` does.
+pub fn values(record: &Record) -> Result<(), Invalid> {
     match record {
         Record::Project(project) => {
             let Project { name: n, tempo: t, time_signature: ts, loop_range: l, sample_rate: sr, .. } = project;
@@ -248,7 +255,7 @@ pub fn record(record: &Record) -> Result<(), Invalid> {
         }
         Record::Member(_) => {}
     }
-    coherence(record)
+    Ok(())
 }
 
 /// Checks the rules that tie a record's fields together: a clip's fades fit inside it.
