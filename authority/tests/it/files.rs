@@ -46,7 +46,7 @@ fn wav(dir: &Path, name: &str, seconds: u32, pitch: f32) -> PathBuf {
 /// Both stores, each with a fresh files folder.
 async fn stores() -> Vec<(AnyStore, TempDir, &'static str)> {
     let (sqlite, dir) = harness::sqlite().await;
-    vec![(sqlite, dir, "sqlite"), (harness::postgres().await, tempfile::tempdir().unwrap(), "postgres")]
+    vec![(sqlite, dir, "sqlite"), (harness::postgres_fresh().await, tempfile::tempdir().unwrap(), "postgres")]
 }
 
 async fn serve_files(

@@ -133,3 +133,18 @@ pub(crate) fn committed(answer: ServerMsg) -> Seq {
 pub(crate) async fn admin_project(store: &AnyStore, owner: &str) -> ProjectId {
     admin::create_project(store, "Other Song", owner).await.unwrap()
 }
+
+/// A database of its own on the test run's Postgres, for tests whose rows are global (jobs are
+/// claimed by any runner sharing the database).
+pub(crate) async fn postgres_fresh() -> AnyStore {
+    let url = ensemble_authority::sandbox::postgres_url().unwrap();
+    let name = format!("ensemble_{}", uuid::Uuid::now_v7().simple());
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    let create = format!("CREATE DATABASE {name}");
+    sqlx::query(sqlx::AssertSqlSafe(create)).execute(&admin).await.unwrap();
+    admin.close().await;
+    let (base, query) = url.split_once('?').map_or((url.as_str(), ""), |(base, query)| (base, query));
+    let (server, _) = base.rsplit_once('/').unwrap();
+    let url = if query.is_empty() { format!("{server}/{name}") } else { format!("{server}/{name}?{query}") };
+    AnyStore::Postgres(PostgresStore::connect(&url).await.unwrap())
+}
