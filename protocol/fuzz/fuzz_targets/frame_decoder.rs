@@ -1,8 +1,10 @@
-//! Feeds arbitrary bytes to the frame decoder, as a hostile peer would: it must return a message
+//! Feeds arbitrary bytes to the frame decoder (main-stream messages and the transfer streams'
+//! frames), as a hostile peer would: it must return a message
 //! or an error, never panic, and a decoded message must encode back to a frame that decodes to
 //! the same message.
 #![no_main]
 
+use ensemble_protocol::transfer::{Chunk, TransferReply, TransferRequest};
 use ensemble_protocol::{ClientMsg, FrameCodec, ServerMsg};
 use libfuzzer_sys::fuzz_target;
 
@@ -16,6 +18,10 @@ fuzz_target!(|bytes: &[u8]| {
         assert_eq!(codec.encode_to_vec(&twice).expect("re-encode"), again);
     }
     let _ = codec.decode::<ServerMsg>(bytes);
+    // The first frame of every transfer stream, and each upload chunk's header.
+    let _ = codec.decode::<TransferRequest>(bytes);
+    let _ = codec.decode::<Chunk>(bytes);
+    let _ = codec.decode::<TransferReply>(bytes);
     let _ = codec.decode_body::<ClientMsg>(bytes);
     let _ = codec.decode_body::<ServerMsg>(bytes);
 });
