@@ -28,6 +28,8 @@ pub mod solo;
 pub mod store;
 pub mod sync;
 pub mod transport;
+#[cfg(feature = "window")]
+pub mod window;
 
 pub use error::Error;
 

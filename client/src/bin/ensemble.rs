@@ -1,0 +1,111 @@
+//! `ensemble`: the DAW. With no arguments it works solo (the authority runs inside it);
+//! `--connect HOST:PORT` joins a shared authority.
+
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use bevy::prelude::*;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_disk};
+use clap::Parser;
+use ensemble_authority::tls::{Fingerprint, Trust};
+use ensemble_client::ClientCorePlugin;
+use ensemble_client::solo::SoloSettings;
+use ensemble_client::store::default_dir;
+use ensemble_client::sync::SyncPlugin;
+use ensemble_client::transport::{Credentials, QuicTransport};
+use ensemble_client::window::DawWindowPlugin;
+use ensemble_protocol::ProjectId;
+
+/// Ensemble, a collaborative DAW.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Join the authority at HOST:PORT instead of working solo.
+    #[arg(long, requires_all = ["project", "fingerprint"])]
+    connect: Option<String>,
+    /// The project to open on that authority.
+    #[arg(long)]
+    project: Option<ProjectId>,
+    /// The authority's certificate fingerprint, as `ensemble-authority serve` prints it.
+    #[arg(long)]
+    fingerprint: Option<String>,
+    /// Log in as this user (otherwise join an open authority under your login name).
+    #[arg(long, env = "ENSEMBLE_USER")]
+    user: Option<String>,
+    /// The password for --user.
+    #[arg(long, env = "ENSEMBLE_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Where solo mode keeps its projects (default: the user's data directory).
+    #[arg(long)]
+    solo_dir: Option<PathBuf>,
+    /// Save a screenshot here after --after-frames frames, then quit.
+    #[arg(long)]
+    screenshot: Option<PathBuf>,
+    /// Frames to render before the screenshot.
+    #[arg(long, default_value_t = 60)]
+    after_frames: u32,
+}
+
+fn sync_plugin(args: &Args) -> anyhow::Result<SyncPlugin> {
+    let Some(address) = &args.connect else {
+        let mut settings = SoloSettings::in_data_dir();
+        if let Some(dir) = &args.solo_dir {
+            settings.dir = dir.join("solo");
+            settings.replicas = dir.join("replicas");
+        }
+        return Ok(SyncPlugin::solo(settings));
+    };
+    let addr = address.to_socket_addrs()?.next().with_context(|| format!("{address} does not resolve"))?;
+    let host = address.rsplit_once(':').map_or(address.as_str(), |(host, _)| host);
+    let fingerprint = Fingerprint::parse(args.fingerprint.as_deref().unwrap_or_default())?;
+    let credentials = match (&args.user, &args.password) {
+        (Some(user), Some(password)) => Credentials::Password { user: user.clone(), password: password.clone() },
+        (Some(_), None) => bail!("--user needs --password (or ENSEMBLE_PASSWORD)"),
+        _ => Credentials::Open { display_name: SoloSettings::in_data_dir().display_name },
+    };
+    let transport = QuicTransport::new(addr, host, Trust::Pinned(fingerprint), credentials);
+    let project = args.project.context("--connect needs --project")?;
+    Ok(SyncPlugin::remote(transport, project, default_dir()))
+}
+
+/// Frames rendered so far, and where the screenshot goes.
+#[derive(Resource)]
+struct ScreenshotAfter {
+    path: PathBuf,
+    frames: u32,
+    taken: bool,
+}
+
+fn take_screenshot(mut commands: Commands, mut shot: ResMut<ScreenshotAfter>) {
+    if shot.taken {
+        return;
+    }
+    shot.frames = shot.frames.saturating_sub(1);
+    if shot.frames == 0 {
+        shot.taken = true;
+        commands.spawn(Screenshot::primary_window()).observe(save_to_disk(shot.path.clone())).observe(
+            |_: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
+                exit.write(AppExit::Success);
+            },
+        );
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let sync = sync_plugin(&args)?;
+    let mut app = App::new();
+    app.add_plugins(DefaultPlugins.set(WindowPlugin {
+        primary_window: Some(Window { title: "Ensemble".into(), resolution: (1600, 900).into(), ..default() }),
+        ..default()
+    }))
+    .insert_resource(ClearColor(Color::srgb_u8(24, 26, 30)))
+    .add_plugins((ClientCorePlugin, sync, DawWindowPlugin));
+    if let Some(path) = args.screenshot {
+        app.insert_resource(ScreenshotAfter { path, frames: args.after_frames.max(1), taken: false })
+            .add_systems(Update, take_screenshot);
+    }
+    app.run();
+    Ok(())
+}

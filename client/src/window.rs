@@ -1,0 +1,453 @@
+//! The DAW window (bevy_egui): transport bar, track headers and the timeline.
+//!
+//! Everything here only draws the model and turns gestures into [`EditMsg`]s: the window never
+//! changes an entity itself. A fader or a tempo field being dragged sends `Preview`s and one
+//! `CommitGesture` when the drag ends, so the whole drag is one edit and one undo step; clicks
+//! (mute, solo, arm) and finished text fields are single edits. What is shown comes from the
+//! model's components, so it is always confirmed ⊕ pending ⊕ the gesture's preview.
+
+use bevy::prelude::*;
+use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
+use ensemble_protocol::{
+    Bpm, Colour, Field, ListItem, ListPosition, Op, ProjectField, Record, RecordId, TICKS_PER_QUARTER, Ticks, Timebase,
+    Track, TrackField, TrackId,
+};
+
+use crate::history::{EditMsg, History};
+use crate::model::{ClipData, ProjectData, RecordKey, TrackData};
+use crate::replica::{Notice, Replica};
+use crate::sync::{Connection, SyncStatus};
+
+/// Draws the DAW and turns gestures into edits.
+pub struct DawWindowPlugin;
+
+impl Plugin for DawWindowPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_plugins(EguiPlugin::default())
+            .init_resource::<View>()
+            .init_resource::<Transport>()
+            .init_resource::<Alerts>()
+            .add_systems(Startup, spawn_camera)
+            .add_systems(Update, (advance_transport, collect_alerts))
+            .add_systems(EguiPrimaryContextPass, draw);
+    }
+}
+
+/// How the timeline is zoomed and scrolled.
+#[derive(Resource, Debug)]
+pub struct View {
+    /// Screen points per quarter note.
+    pub points_per_quarter: f32,
+    /// Height of one track row.
+    pub track_height: f32,
+    themed: bool,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        View { points_per_quarter: 28.0, track_height: 76.0, themed: false }
+    }
+}
+
+/// Where playback is. The audio engine drives it once it is connected; until then the window
+/// advances it by the clock so the transport behaves.
+#[derive(Resource, Debug, Default)]
+pub struct Transport {
+    /// Whether it is playing.
+    pub playing: bool,
+    /// The playhead.
+    pub position: Ticks,
+}
+
+/// Recent notices, shown in the status line.
+#[derive(Resource, Debug, Default)]
+struct Alerts(Vec<String>);
+
+fn spawn_camera(mut commands: Commands) {
+    commands.spawn(Camera2d);
+}
+
+fn collect_alerts(mut notices: MessageReader<Notice>, mut alerts: ResMut<Alerts>) {
+    for notice in notices.read() {
+        let text = match notice {
+            Notice::Refused { reason } => format!("Edit refused: {reason}"),
+            Notice::UndoRefused { reason } => format!("Cannot undo: {reason}"),
+            Notice::RedoRefused { reason } => format!("Cannot redo: {reason}"),
+            Notice::Rejected { reason, .. } => format!("The authority refused an edit: {reason}"),
+            Notice::Dropped { reason, .. } => format!("An edit no longer applies: {reason}"),
+        };
+        alerts.0.push(text);
+        let excess = alerts.0.len().saturating_sub(4);
+        alerts.0.drain(..excess);
+    }
+}
+
+fn advance_transport(time: Res<Time>, mut transport: ResMut<Transport>, project: Query<&ProjectData>) {
+    let Ok(project) = project.single() else { return };
+    if transport.playing {
+        let quarters = time.delta_secs_f64() * project.tempo.0 / 60.0;
+        transport.position.0 += (quarters * TICKS_PER_QUARTER as f64).round() as i64;
+    }
+}
+
+/// The palette: dark, with the accent of a meter's green.
+mod theme {
+    use bevy_egui::egui::Color32;
+
+    pub(super) const BACKGROUND: Color32 = Color32::from_rgb(24, 26, 30);
+    pub(super) const PANEL: Color32 = Color32::from_rgb(32, 35, 41);
+    pub(super) const LANE: Color32 = Color32::from_rgb(28, 30, 35);
+    pub(super) const LANE_ALT: Color32 = Color32::from_rgb(31, 34, 39);
+    pub(super) const GRID: Color32 = Color32::from_rgb(44, 48, 56);
+    pub(super) const BAR: Color32 = Color32::from_rgb(66, 72, 84);
+    pub(super) const TEXT: Color32 = Color32::from_rgb(214, 219, 228);
+    pub(super) const DIM: Color32 = Color32::from_rgb(132, 140, 154);
+    pub(super) const ACCENT: Color32 = Color32::from_rgb(92, 214, 140);
+    pub(super) const PLAYHEAD: Color32 = Color32::from_rgb(255, 196, 64);
+    pub(super) const WARN: Color32 = Color32::from_rgb(240, 120, 96);
+}
+
+fn apply_theme(ctx: &egui::Context) {
+    let mut visuals = egui::Visuals::dark();
+    visuals.panel_fill = theme::PANEL;
+    visuals.window_fill = theme::PANEL;
+    visuals.extreme_bg_color = theme::BACKGROUND;
+    visuals.override_text_color = Some(theme::TEXT);
+    visuals.selection.bg_fill = theme::ACCENT.gamma_multiply(0.6);
+    ctx.set_visuals(visuals);
+    ctx.global_style_mut(|style| {
+        style.spacing.item_spacing = egui::vec2(8.0, 6.0);
+        style.spacing.button_padding = egui::vec2(8.0, 4.0);
+        for (text_style, size) in [
+            (egui::TextStyle::Body, 14.0),
+            (egui::TextStyle::Button, 14.0),
+            (egui::TextStyle::Small, 11.0),
+            (egui::TextStyle::Heading, 18.0),
+            (egui::TextStyle::Monospace, 14.0),
+        ] {
+            if let Some(font) = style.text_styles.get_mut(&text_style) {
+                font.size = size;
+            }
+        }
+    });
+}
+
+fn colour32(colour: Colour) -> egui::Color32 {
+    egui::Color32::from_rgb(colour.r, colour.g, colour.b)
+}
+
+/// The tracks in order, with their data.
+fn ordered_tracks<'a>(
+    project: &ProjectData,
+    tracks: &'a Query<(Entity, &RecordKey, &TrackData)>,
+) -> Vec<(Entity, TrackId, &'a Track)> {
+    let mut ordered = Vec::new();
+    for id in &project.track_order {
+        let record: RecordId = (*id).into();
+        if let Some((entity, _, data)) = tracks.iter().find(|(_, key, _)| key.0 == record) {
+            ordered.push((entity, *id, &data.0));
+        }
+    }
+    ordered
+}
+
+/// Bars:beats:ticks of a position.
+fn bars_beats(ticks: Ticks, beats_per_bar: u32) -> String {
+    let quarter = TICKS_PER_QUARTER;
+    let beats = ticks.0.max(0) / quarter;
+    let bar = beats / i64::from(beats_per_bar.max(1)) + 1;
+    let beat = beats % i64::from(beats_per_bar.max(1)) + 1;
+    format!("{bar:>3}.{beat}.{:03}", ticks.0.max(0) % quarter)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn draw(
+    mut contexts: EguiContexts,
+    mut view: ResMut<View>,
+    mut transport: ResMut<Transport>,
+    status: Option<Res<SyncStatus>>,
+    replica: Option<Res<Replica>>,
+    history: Res<History>,
+    alerts: Res<Alerts>,
+    project: Query<(&RecordKey, &ProjectData)>,
+    tracks: Query<(Entity, &RecordKey, &TrackData)>,
+    clips: Query<(&ClipData, &ChildOf)>,
+    mut edits: MessageWriter<EditMsg>,
+) -> Result {
+    let ctx = contexts.ctx_mut()?.clone();
+    if !view.themed {
+        apply_theme(&ctx);
+        view.themed = true;
+    }
+    let mut root = egui::Ui::new(
+        ctx.clone(),
+        "daw".into(),
+        egui::UiBuilder::new().layer_id(egui::LayerId::background()).max_rect(ctx.viewport_rect()),
+    );
+    shortcuts(&ctx, &mut transport, &mut edits);
+    let Ok((project_key, project)) = project.single() else {
+        egui::CentralPanel::default().show(&mut root, |ui| {
+            ui.centered_and_justified(|ui| {
+                let connection = status.as_ref().map(|status| describe(&status.connection));
+                ui.heading(format!("Opening the project… {}", connection.unwrap_or_default()));
+            });
+        });
+        return Ok(());
+    };
+    let project_id = project_key.0;
+    let timebase = Timebase::new(project.tempo, project.sample_rate);
+    let ordered = ordered_tracks(project, &tracks);
+
+    egui::Panel::top("transport").exact_size(52.0).show(&mut root, |ui| {
+        ui.horizontal_centered(|ui| {
+            ui.heading(&project.name);
+            ui.separator();
+            let label = if transport.playing { "■ Stop" } else { "▶ Play" };
+            if ui.button(label).clicked() {
+                transport.playing = !transport.playing;
+            }
+            if ui.button("⏮").on_hover_text("Back to the start").clicked() {
+                transport.position = Ticks(0);
+            }
+            let seconds = timebase.frames(transport.position).0 as f64 / f64::from(project.sample_rate);
+            ui.monospace(bars_beats(transport.position, project.time_signature.numerator.into()));
+            ui.monospace(format!("{:02}:{:06.3}", (seconds / 60.0) as u64, seconds % 60.0));
+            ui.separator();
+            let mut tempo = project.tempo.0;
+            let response = ui.add(egui::DragValue::new(&mut tempo).range(20.0..=999.0).speed(0.2).suffix(" BPM"));
+            let tempo_op = |tempo: f64| {
+                vec![Op::Set {
+                    target: project_id,
+                    value: Field::Project(ProjectField::Tempo(Bpm(tempo))),
+                    expect: None,
+                }]
+            };
+            gesture(&response, || tempo_op(tempo), &mut edits);
+            ui.label(format!("{}/{}", project.time_signature.numerator, project.time_signature.denominator));
+            ui.separator();
+            if ui.add_enabled(history.can_undo(), egui::Button::new("Undo")).clicked() {
+                edits.write(EditMsg::Undo);
+            }
+            if ui.add_enabled(history.can_redo(), egui::Button::new("Redo")).clicked() {
+                edits.write(EditMsg::Redo);
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if let Some(status) = &status {
+                    let colour = match status.connection {
+                        Connection::Online { .. } => theme::ACCENT,
+                        Connection::Connecting => theme::DIM,
+                        Connection::Offline { .. } | Connection::Refused { .. } => theme::WARN,
+                    };
+                    let pending = replica.as_ref().map_or(0, |replica| replica.pending().len());
+                    ui.label(format!("{pending} pending"));
+                    ui.colored_label(colour, describe(&status.connection));
+                    let (dot, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+                    ui.painter().circle_filled(dot.center(), 4.0, colour);
+                }
+            });
+        });
+    });
+
+    egui::Panel::bottom("status").exact_size(26.0).show(&mut root, |ui| {
+        ui.horizontal_centered(|ui| match alerts.0.last() {
+            Some(alert) => {
+                ui.colored_label(theme::WARN, alert);
+            }
+            None => {
+                ui.colored_label(theme::DIM, "Space play/stop · Ctrl+Z undo · Ctrl+Shift+Z redo · drag faders");
+            }
+        });
+    });
+
+    egui::Panel::left("headers").exact_size(300.0).resizable(false).show(&mut root, |ui| {
+        ui.add_space(30.0);
+        for (_, id, track) in &ordered {
+            track_header(ui, &view, *id, track, &mut edits);
+        }
+        ui.add_space(8.0);
+        if ui.button("+ Add track").clicked() {
+            let id = TrackId::new_v7();
+            let palette = [(92, 214, 140), (96, 164, 255), (240, 140, 96), (200, 120, 240), (240, 200, 80)];
+            let (r, g, b) = palette[ordered.len() % palette.len()];
+            let track = Track {
+                name: format!("Track {}", ordered.len() + 1),
+                colour: Colour { r, g, b },
+                gain_db: 0.0,
+                pan: 0.0,
+                mute: false,
+                solo: false,
+                record_arm: false,
+            };
+            edits.write(EditMsg::Edit(vec![
+                Op::Create { id: id.into(), record: Record::Track(track) },
+                Op::ListInsert { target: project_id, item: ListItem::Track(id), at: ListPosition::End },
+            ]));
+        }
+    });
+
+    egui::CentralPanel::default().show(&mut root, |ui| {
+        timeline(ui, &mut view, &transport, project, &ordered, &clips);
+    });
+    Ok(())
+}
+
+/// Turns a widget's response into a preview while it is dragged, one edit when the drag ends,
+/// and a plain edit for a click or typed value.
+fn gesture(response: &egui::Response, ops: impl Fn() -> Vec<Op>, edits: &mut MessageWriter<EditMsg>) {
+    if response.dragged() && response.changed() {
+        edits.write(EditMsg::Preview(ops()));
+    } else if response.drag_stopped() {
+        edits.write(EditMsg::CommitGesture);
+    } else if response.changed() {
+        edits.write(EditMsg::Edit(ops()));
+    }
+}
+
+fn describe(connection: &Connection) -> String {
+    match connection {
+        Connection::Connecting => "connecting".into(),
+        Connection::Online { name, .. } => format!("online as {name}"),
+        Connection::Offline { .. } => "offline, retrying".into(),
+        Connection::Refused { reason } => format!("login refused: {reason}"),
+    }
+}
+
+fn track_header(ui: &mut egui::Ui, view: &View, id: TrackId, track: &Track, edits: &mut MessageWriter<EditMsg>) {
+    let set = |field: TrackField| vec![Op::Set { target: id.into(), value: Field::Track(field), expect: None }];
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(ui.available_width(), view.track_height), egui::Sense::hover());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect.shrink(1.0), 4.0, theme::LANE_ALT);
+    painter.rect_filled(
+        egui::Rect::from_min_size(rect.min, egui::vec2(6.0, rect.height())),
+        2.0,
+        colour32(track.colour),
+    );
+    let mut inner = ui.new_child(egui::UiBuilder::new().max_rect(rect.shrink2(egui::vec2(14.0, 6.0))));
+    inner.horizontal(|ui| {
+        let mut name = track.name.clone();
+        let response = ui.add(egui::TextEdit::singleline(&mut name).desired_width(120.0));
+        if response.lost_focus() && name != track.name && !name.trim().is_empty() {
+            edits.write(EditMsg::Edit(set(TrackField::Name(name))));
+        }
+        for (label, on, field) in [
+            ("M", track.mute, TrackField::Mute(!track.mute)),
+            ("S", track.solo, TrackField::Solo(!track.solo)),
+            ("R", track.record_arm, TrackField::RecordArm(!track.record_arm)),
+        ] {
+            if ui.add(egui::Button::new(label).selected(on).min_size(egui::vec2(26.0, 22.0))).clicked() {
+                edits.write(EditMsg::Edit(set(field)));
+            }
+        }
+    });
+    inner.horizontal(|ui| {
+        let mut gain = track.gain_db;
+        let response = ui.add(egui::Slider::new(&mut gain, -60.0..=12.0).suffix(" dB").fixed_decimals(1));
+        gesture(&response, || set(TrackField::Gain(gain)), edits);
+        let mut pan = track.pan;
+        let response = ui.add(egui::DragValue::new(&mut pan).range(-1.0..=1.0).speed(0.01).prefix("pan "));
+        gesture(&response, || set(TrackField::Pan(pan)), edits);
+    });
+}
+
+fn timeline(
+    ui: &mut egui::Ui,
+    view: &mut View,
+    transport: &Transport,
+    project: &ProjectData,
+    ordered: &[(Entity, TrackId, &Track)],
+    clips: &Query<(&ClipData, &ChildOf)>,
+) {
+    let rect = ui.available_rect_before_wrap();
+    let response = ui.allocate_rect(rect, egui::Sense::hover());
+    if response.hovered() {
+        let zoom = ui.input(|input| input.zoom_delta());
+        view.points_per_quarter = (view.points_per_quarter * zoom).clamp(2.0, 400.0);
+    }
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 0.0, theme::BACKGROUND);
+    let ruler = 30.0;
+    let x_of = |ticks: i64| rect.left() + ticks as f32 / TICKS_PER_QUARTER as f32 * view.points_per_quarter;
+    let beats_per_bar = i64::from(project.time_signature.numerator.max(1));
+    let bar_ticks = TICKS_PER_QUARTER * beats_per_bar;
+    for (row, _) in ordered.iter().enumerate() {
+        let top = rect.top() + ruler + row as f32 * view.track_height;
+        let lane = egui::Rect::from_min_size(egui::pos2(rect.left(), top), egui::vec2(rect.width(), view.track_height));
+        painter.rect_filled(
+            lane.shrink2(egui::vec2(0.0, 1.0)),
+            0.0,
+            if row % 2 == 0 { theme::LANE } else { theme::LANE_ALT },
+        );
+    }
+    let mut beat = 0;
+    loop {
+        let x = x_of(beat * TICKS_PER_QUARTER);
+        if x > rect.right() {
+            break;
+        }
+        let is_bar = beat % beats_per_bar == 0;
+        if is_bar || view.points_per_quarter > 12.0 {
+            let colour = if is_bar { theme::BAR } else { theme::GRID };
+            painter.line_segment([egui::pos2(x, rect.top() + ruler), egui::pos2(x, rect.bottom())], (1.0, colour));
+        }
+        if is_bar {
+            let bar = beat / beats_per_bar + 1;
+            painter.text(
+                egui::pos2(x + 4.0, rect.top() + 8.0),
+                egui::Align2::LEFT_TOP,
+                bar.to_string(),
+                egui::FontId::proportional(12.0),
+                theme::DIM,
+            );
+        }
+        beat += 1;
+    }
+    painter.line_segment(
+        [egui::pos2(rect.left(), rect.top() + ruler), egui::pos2(rect.right(), rect.top() + ruler)],
+        (1.0, theme::BAR),
+    );
+    for (row, (entity, _, track)) in ordered.iter().enumerate() {
+        let top = rect.top() + ruler + row as f32 * view.track_height;
+        for (clip, parent) in clips.iter().filter(|(_, parent)| parent.parent() == *entity) {
+            let _ = parent;
+            let left = x_of(clip.start.0);
+            let right = x_of(clip.start.0 + clip.length.0);
+            let body =
+                egui::Rect::from_min_max(egui::pos2(left, top + 4.0), egui::pos2(right, top + view.track_height - 4.0));
+            let colour = colour32(track.colour);
+            painter.rect_filled(body, 5.0, colour.gamma_multiply(0.35));
+            painter.rect_stroke(body, 5.0, (1.0, colour), egui::StrokeKind::Inside);
+            let header = egui::Rect::from_min_size(body.min, egui::vec2(body.width(), 16.0));
+            painter.rect_filled(header, 5.0, colour.gamma_multiply(0.7));
+            painter.text(
+                header.left_center() + egui::vec2(6.0, 0.0),
+                egui::Align2::LEFT_CENTER,
+                &clip.name,
+                egui::FontId::proportional(11.0),
+                theme::BACKGROUND,
+            );
+        }
+    }
+    let _ = bar_ticks;
+    let x = x_of(transport.position.0);
+    painter.line_segment([egui::pos2(x, rect.top()), egui::pos2(x, rect.bottom())], (2.0, theme::PLAYHEAD));
+}
+
+fn shortcuts(ctx: &egui::Context, transport: &mut Transport, edits: &mut MessageWriter<EditMsg>) {
+    if ctx.egui_wants_keyboard_input() {
+        return;
+    }
+    ctx.input_mut(|input| {
+        if input.consume_key(egui::Modifiers::NONE, egui::Key::Space) {
+            transport.playing = !transport.playing;
+        }
+        if input.consume_key(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::Z) {
+            edits.write(EditMsg::Redo);
+        }
+        if input.consume_key(egui::Modifiers::COMMAND, egui::Key::Z) {
+            edits.write(EditMsg::Undo);
+        }
+        if input.consume_key(egui::Modifiers::NONE, egui::Key::Home) {
+            transport.position = Ticks(0);
+        }
+    });
+}
