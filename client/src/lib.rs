@@ -20,6 +20,7 @@
 //! crate so the other crates build without it.
 
 pub mod assets;
+pub mod demo;
 pub mod error;
 pub mod history;
 pub mod model;

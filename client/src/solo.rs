@@ -4,11 +4,14 @@
 //! The in-process authority is the real one, listening on loopback with a fresh self-signed
 //! certificate that the client pins, open to display-name logins (nobody else can reach a
 //! loopback port). Its store lives in [`SoloSettings::dir`]; the client's local store is kept as
-//! usual, so moving a project to a hosted authority later is the same sync.
+//! usual, so moving a project to a hosted authority later is the same sync. Audio files and
+//! their jobs live beside the database, and a first start makes the demo song.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use ensemble_authority::files::FileOptions;
+use ensemble_authority::remote::Remote;
 use ensemble_authority::server::{Server, ServerOptions};
 use ensemble_authority::store::SqliteStore;
 use ensemble_authority::tls::{Identity, Trust};
@@ -27,8 +30,11 @@ pub struct SoloSettings {
     pub replicas: PathBuf,
     /// The name the user works under.
     pub display_name: String,
-    /// The project to open; `None` opens the newest one, or makes "Untitled" when there is none.
+    /// The project to open; `None` opens the newest one, or makes one when there is none.
     pub project: Option<ProjectId>,
+    /// Make that first project the demo song (see [`crate::demo`]) rather than an empty
+    /// "Untitled".
+    pub demo: bool,
 }
 
 impl SoloSettings {
@@ -36,7 +42,13 @@ impl SoloSettings {
     pub fn in_data_dir() -> Self {
         let root = dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("ensemble");
         let display_name = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "me".into());
-        SoloSettings { dir: root.join("solo"), replicas: root.join("replicas"), display_name, project: None }
+        SoloSettings {
+            dir: root.join("solo"),
+            replicas: root.join("replicas"),
+            display_name,
+            project: None,
+            demo: true,
+        }
     }
 }
 
@@ -55,18 +67,28 @@ pub(crate) async fn start(settings: &SoloSettings) -> Result<Solo, Error> {
         let reason = format!("the name {:?} cannot be used in solo mode", settings.display_name);
         return Err(Error::Denied(reason));
     }
-    let project = match settings.project {
-        Some(project) => project,
+    let (project, fresh) = match settings.project {
+        Some(project) => (project, false),
         None => match admin::list_projects(&store).await?.last() {
-            Some(newest) => newest.id,
-            None => admin::create_project(&store, "Untitled", &settings.display_name).await?,
+            Some(newest) => (newest.id, false),
+            None => {
+                let name = if settings.demo { "Demo Song" } else { "Untitled" };
+                (admin::create_project(&store, name, &settings.display_name).await?, true)
+            }
         },
     };
-    let options =
-        ServerOptions { listen: SocketAddr::from(([127, 0, 0, 1], 0)), open: true, ..ServerOptions::default() };
+    let files = FileOptions::in_dir(settings.dir.join("files"));
+    let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    let options = ServerOptions { listen, open: true, files: Some(files), ..ServerOptions::default() };
     let server = Server::start(store, Identity::self_signed()?, options).await?;
+    let (addr, trust) = (server.local_addr()?, Trust::Pinned(server.fingerprint()));
+    if fresh && settings.demo {
+        let mut remote = Remote::connect(addr, "localhost", trust.clone()).await?;
+        remote.join_open(&settings.display_name).await?;
+        crate::demo::seed(&mut remote, project).await?;
+        remote.close().await;
+    }
     let credentials = Credentials::Open { display_name: settings.display_name.clone() };
-    let transport =
-        QuicTransport::new(server.local_addr()?, "localhost", Trust::Pinned(server.fingerprint()), credentials);
+    let transport = QuicTransport::new(addr, "localhost", trust, credentials);
     Ok(Solo { server, transport, project })
 }

@@ -25,6 +25,7 @@ impl Plugin for DawWindowPlugin {
     fn build(&self, app: &mut App) {
         app.add_plugins(EguiPlugin::default())
             .init_resource::<View>()
+            .init_resource::<DrawnLayout>()
             .init_resource::<Transport>()
             .init_resource::<Alerts>()
             .add_systems(Startup, spawn_camera)
@@ -57,6 +58,31 @@ pub struct Transport {
     pub playing: bool,
     /// The playhead.
     pub position: Ticks,
+}
+
+/// Where the last frame drew each track header and clip, in window points: what a screenshot
+/// check compares against the pixels.
+#[derive(Resource, Debug, Default, Clone, PartialEq, serde::Serialize)]
+pub struct DrawnLayout {
+    /// Track headers, top to bottom.
+    pub headers: Vec<DrawnRegion>,
+    /// Clips, by track then position.
+    pub clips: Vec<DrawnRegion>,
+}
+
+/// One drawn region and the colour that identifies it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DrawnRegion {
+    /// The track's (or the clip's track's) name.
+    pub name: String,
+    /// The track colour, sRGB.
+    pub colour: [u8; 3],
+    /// Where its colour is painted solid: left, top, right, bottom.
+    pub swatch: [f32; 4],
+}
+
+fn swatch(rect: egui::Rect) -> [f32; 4] {
+    [rect.left(), rect.top(), rect.right(), rect.bottom()]
 }
 
 /// Recent notices, shown in the status line.
@@ -169,6 +195,7 @@ fn draw(
     replica: Option<Res<Replica>>,
     history: Res<History>,
     alerts: Res<Alerts>,
+    mut layout: ResMut<DrawnLayout>,
     project: Query<(&RecordKey, &ProjectData)>,
     tracks: Query<(Entity, &RecordKey, &TrackData)>,
     clips: Query<(&ClipData, &ChildOf)>,
@@ -197,6 +224,7 @@ fn draw(
     let project_id = project_key.0;
     let timebase = Timebase::new(project.tempo, project.sample_rate);
     let ordered = ordered_tracks(project, &tracks);
+    let mut drawn = DrawnLayout::default();
 
     egui::Panel::top("transport").exact_size(52.0).show(&mut root, |ui| {
         ui.horizontal_centered(|ui| {
@@ -262,7 +290,9 @@ fn draw(
     egui::Panel::left("headers").exact_size(300.0).resizable(false).show(&mut root, |ui| {
         ui.add_space(30.0);
         for (_, id, track) in &ordered {
-            track_header(ui, &view, *id, track, &mut edits);
+            let stripe = track_header(ui, &view, *id, track, &mut edits);
+            let colour = [track.colour.r, track.colour.g, track.colour.b];
+            drawn.headers.push(DrawnRegion { name: track.name.clone(), colour, swatch: swatch(stripe) });
         }
         ui.add_space(8.0);
         if ui.button("+ Add track").clicked() {
@@ -286,8 +316,9 @@ fn draw(
     });
 
     egui::CentralPanel::default().show(&mut root, |ui| {
-        timeline(ui, &mut view, &transport, project, &ordered, &clips);
+        timeline(ui, &mut view, &transport, project, &ordered, &clips, &mut drawn);
     });
+    layout.set_if_neq(drawn);
     Ok(())
 }
 
@@ -312,16 +343,20 @@ fn describe(connection: &Connection) -> String {
     }
 }
 
-fn track_header(ui: &mut egui::Ui, view: &View, id: TrackId, track: &Track, edits: &mut MessageWriter<EditMsg>) {
+/// Draws a track's header; returns its colour stripe.
+fn track_header(
+    ui: &mut egui::Ui,
+    view: &View,
+    id: TrackId,
+    track: &Track,
+    edits: &mut MessageWriter<EditMsg>,
+) -> egui::Rect {
     let set = |field: TrackField| vec![Op::Set { target: id.into(), value: Field::Track(field), expect: None }];
     let (rect, _) = ui.allocate_exact_size(egui::vec2(ui.available_width(), view.track_height), egui::Sense::hover());
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect.shrink(1.0), 4.0, theme::LANE_ALT);
-    painter.rect_filled(
-        egui::Rect::from_min_size(rect.min, egui::vec2(6.0, rect.height())),
-        2.0,
-        colour32(track.colour),
-    );
+    let stripe = egui::Rect::from_min_size(rect.min, egui::vec2(6.0, rect.height()));
+    painter.rect_filled(stripe, 2.0, colour32(track.colour));
     let mut inner = ui.new_child(egui::UiBuilder::new().max_rect(rect.shrink2(egui::vec2(14.0, 6.0))));
     inner.horizontal(|ui| {
         let mut name = track.name.clone();
@@ -347,6 +382,7 @@ fn track_header(ui: &mut egui::Ui, view: &View, id: TrackId, track: &Track, edit
         let response = ui.add(egui::DragValue::new(&mut pan).range(-1.0..=1.0).speed(0.01).prefix("pan "));
         gesture(&response, || set(TrackField::Pan(pan)), edits);
     });
+    stripe.shrink2(egui::vec2(1.0, 6.0))
 }
 
 fn timeline(
@@ -356,6 +392,7 @@ fn timeline(
     project: &ProjectData,
     ordered: &[(Entity, TrackId, &Track)],
     clips: &Query<(&ClipData, &ChildOf)>,
+    drawn: &mut DrawnLayout,
 ) {
     let rect = ui.available_rect_before_wrap();
     let response = ui.allocate_rect(rect, egui::Sense::hover());
@@ -368,7 +405,6 @@ fn timeline(
     let ruler = 30.0;
     let x_of = |ticks: i64| rect.left() + ticks as f32 / TICKS_PER_QUARTER as f32 * view.points_per_quarter;
     let beats_per_bar = i64::from(project.time_signature.numerator.max(1));
-    let bar_ticks = TICKS_PER_QUARTER * beats_per_bar;
     for (row, _) in ordered.iter().enumerate() {
         let top = rect.top() + ruler + row as f32 * view.track_height;
         let lane = egui::Rect::from_min_size(egui::pos2(rect.left(), top), egui::vec2(rect.width(), view.track_height));
@@ -407,8 +443,7 @@ fn timeline(
     );
     for (row, (entity, _, track)) in ordered.iter().enumerate() {
         let top = rect.top() + ruler + row as f32 * view.track_height;
-        for (clip, parent) in clips.iter().filter(|(_, parent)| parent.parent() == *entity) {
-            let _ = parent;
+        for (clip, _) in clips.iter().filter(|(_, parent)| parent.parent() == *entity) {
             let left = x_of(clip.start.0);
             let right = x_of(clip.start.0 + clip.length.0);
             let body =
@@ -417,7 +452,13 @@ fn timeline(
             painter.rect_filled(body, 5.0, colour.gamma_multiply(0.35));
             painter.rect_stroke(body, 5.0, (1.0, colour), egui::StrokeKind::Inside);
             let header = egui::Rect::from_min_size(body.min, egui::vec2(body.width(), 16.0));
-            painter.rect_filled(header, 5.0, colour.gamma_multiply(0.7));
+            painter.rect_filled(header, 5.0, colour);
+            let visible = header.intersect(rect).shrink2(egui::vec2(8.0, 5.0));
+            if visible.is_positive() {
+                let swatch = [visible.right() - 6.0, visible.top(), visible.right(), visible.bottom()];
+                let colour = [track.colour.r, track.colour.g, track.colour.b];
+                drawn.clips.push(DrawnRegion { name: track.name.clone(), colour, swatch });
+            }
             painter.text(
                 header.left_center() + egui::vec2(6.0, 0.0),
                 egui::Align2::LEFT_CENTER,
@@ -427,7 +468,6 @@ fn timeline(
             );
         }
     }
-    let _ = bar_ticks;
     let x = x_of(transport.position.0);
     painter.line_segment([egui::pos2(x, rect.top()), egui::pos2(x, rect.bottom())], (2.0, theme::PLAYHEAD));
 }

@@ -1,13 +1,17 @@
 //! `cargo xtask`: everything a person runs on Ensemble, with its set-up included.
 //!
-//! - `cargo xtask run` sets up what is missing and starts Ensemble.
-//! - `cargo xtask ci` runs exactly what CI runs: setup, fmt, clippy, tidy, tests, docs, a short
-//!   fuzz run.
+//! - `cargo xtask run [ARGS]` sets up what is missing and opens the DAW (solo, on the demo song;
+//!   `cargo xtask run --connect HOST:PORT --project ID --fingerprint HEX` joins an authority).
+//! - `cargo xtask ci` runs exactly what CI runs: setup, fmt, clippy, tidy, tests, docs, the
+//!   DAW's screenshot check under Xvfb, a short fuzz run.
+//! - `cargo xtask screenshot` runs the screenshot check alone (the image lands in
+//!   `target/screenshots/`).
 //! - `cargo xtask setup` installs the system packages and rustup targets the project needs.
 //! - `cargo xtask fuzz [SECONDS]` fuzzes the frame decoder and the audio decoder, each for
 //!   SECONDS, on the nightly toolchain.
 //! - `cargo xtask bench` runs the criterion benches.
 
+mod screenshot;
 mod setup;
 mod tidy;
 
@@ -17,7 +21,7 @@ use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask <run | ci | setup | fuzz [SECONDS] | bench>";
+const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | fuzz [SECONDS] | bench>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +30,7 @@ fn main() -> ExitCode {
         ["run", rest @ ..] => run(rest),
         ["ci"] => ci(),
         ["setup"] => setup::setup(),
+        ["screenshot"] => screenshot::check(),
         ["fuzz"] => fuzz(60),
         ["fuzz", seconds] => seconds.parse().map_err(|_| format!("not a number of seconds: {seconds}")).and_then(fuzz),
         ["bench", rest @ ..] => cargo(&[&["bench", "-p", "ensemble-benches"], rest].concat()),
@@ -60,16 +65,11 @@ fn cargo(args: &[&str]) -> Result {
     command_in(&root(), "cargo", args)
 }
 
-fn run(_args: &[&str]) -> Result {
+/// Opens the DAW: solo on the demo song, or with the arguments given (`--connect HOST:PORT …`).
+fn run(args: &[&str]) -> Result {
     setup::setup()?;
-    println!(
-        "Ensemble {}: the DAW window is not built yet (see README.md, \"Status\").\n\
-         What runs today is the authority server; README.md, \"Running an authority\", shows how\n\
-         to add a user, create a project and serve it. `cargo xtask ci` runs every test and\n\
-         `cargo xtask bench` measures the protocol and the authority.",
-        env!("CARGO_PKG_VERSION")
-    );
-    Ok(())
+    // Dependencies build optimised even in the dev profile, so this starts fast and runs smooth.
+    cargo(&[&["run", "-p", "ensemble-client", "--bin", "ensemble", "--"], args].concat())
 }
 
 fn ci() -> Result {
@@ -89,6 +89,7 @@ fn ci() -> Result {
     step("doc", &|| {
         with_env("RUSTDOCFLAGS", "-D warnings", || cargo(&["doc", "--workspace", "--no-deps", "--locked"]))
     })?;
+    step("screenshot", &screenshot::check)?;
     step("fuzz (smoke)", &|| fuzz(15))?;
     eprintln!("\nci: all steps passed in {:.0?}", started.elapsed());
     Ok(())

@@ -14,7 +14,7 @@ use ensemble_client::solo::SoloSettings;
 use ensemble_client::store::default_dir;
 use ensemble_client::sync::SyncPlugin;
 use ensemble_client::transport::{Credentials, QuicTransport};
-use ensemble_client::window::DawWindowPlugin;
+use ensemble_client::window::{DawWindowPlugin, DrawnLayout};
 use ensemble_protocol::ProjectId;
 
 /// Ensemble, a collaborative DAW.
@@ -84,11 +84,21 @@ fn take_screenshot(mut commands: Commands, mut shot: ResMut<ScreenshotAfter>) {
     shot.frames = shot.frames.saturating_sub(1);
     if shot.frames == 0 {
         shot.taken = true;
-        commands.spawn(Screenshot::primary_window()).observe(save_to_disk(shot.path.clone())).observe(
-            |_: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
+        let report = shot.path.with_extension("layout.json");
+        let report_layout =
+            move |_: On<ScreenshotCaptured>, layout: Res<DrawnLayout>, mut exit: MessageWriter<AppExit>| {
+                // The regions drawn in the captured frame, for checking the screenshot.
+                match serde_json::to_vec_pretty(&*layout) {
+                    Ok(json) => {
+                        if let Err(error) = std::fs::write(&report, json) {
+                            error!("cannot write {}: {error}", report.display());
+                        }
+                    }
+                    Err(error) => error!("cannot describe the layout: {error}"),
+                }
                 exit.write(AppExit::Success);
-            },
-        );
+            };
+        commands.spawn(Screenshot::primary_window()).observe(save_to_disk(shot.path.clone())).observe(report_layout);
     }
 }
 

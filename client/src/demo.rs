@@ -1,0 +1,130 @@
+//! The demo song: three loops synthesised on the spot (drums, bass, keys), so a fresh install
+//! opens on something to play instead of an empty timeline, with no audio files in the repo.
+//!
+//! [`seed`] uploads the loops to an authority like any user would (so they are stored, peaked
+//! and transcoded like real recordings) and lays them out over eight bars in one transaction.
+
+use std::f32::consts::TAU;
+use std::path::Path;
+
+use ensemble_authority::remote::{Remote, Uploaded};
+use ensemble_protocol::{
+    Clip, ClipId, Colour, Frames, ListItem, ListPosition, Op, ProjectId, Record, ServerMsg, Ticks, Track, TrackId,
+    Transaction,
+};
+
+use crate::Error;
+
+const RATE: u32 = 48_000;
+/// Two bars of 4/4 at 120 BPM.
+const LOOP_SECONDS: f32 = 4.0;
+const LOOP_TICKS: i64 = 2 * 4 * ensemble_protocol::TICKS_PER_QUARTER;
+
+/// A small deterministic noise source.
+struct Noise(u32);
+
+impl Noise {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 17;
+        self.0 ^= self.0 << 5;
+        (self.0 as f32 / u32::MAX as f32) * 2.0 - 1.0
+    }
+}
+
+fn drums(t: f32, noise: &mut Noise) -> (f32, f32) {
+    let beat = t * 2.0; // beats at 120 BPM
+    let in_beat = beat.fract() / 2.0; // seconds since the beat
+    let eighth = (t * 4.0).fract() / 4.0;
+    let kick_phase = 2.0 * TAU * (45.0 * in_beat + 40.0 * (1.0 - (-in_beat * 30.0).exp()) / 30.0 * 2.0);
+    let kick = (kick_phase).sin() * (-in_beat * 9.0).exp();
+    let backbeat = (beat as u32) % 2 == 1;
+    let white = noise.next();
+    let snare = if backbeat { white * (-in_beat * 18.0).exp() * 0.5 } else { 0.0 };
+    let hat = white * (-eighth * 60.0).exp() * 0.18;
+    let mono = kick * 0.8 + snare;
+    (mono + hat * 0.6, mono + hat)
+}
+
+fn bass(t: f32) -> (f32, f32) {
+    let roots = [55.0, 55.0, 65.41, 49.0]; // A1 A1 C2 G1, a bar each half
+    let step = ((t / 1.0) as usize) % roots.len();
+    let f = roots[step];
+    let in_note = t.fract();
+    let phase = (t * f).fract();
+    let saw = 2.0 * phase - 1.0;
+    let body = (TAU * f * t).sin() * 0.6 + saw * 0.25;
+    let level = (1.0 - (-in_note * 60.0).exp()) * (-in_note * 1.8).exp() * 0.7;
+    (body * level, body * level)
+}
+
+fn keys(t: f32) -> (f32, f32) {
+    let chords: [[f32; 3]; 2] = [[220.0, 261.63, 329.63], [196.0, 246.94, 293.66]];
+    let chord = chords[((t / 2.0) as usize) % 2];
+    let in_chord = (t / 2.0).fract() * 2.0;
+    let level = (1.0 - (-in_chord * 4.0).exp()) * (-in_chord * 0.6).exp() * 0.16;
+    let left: f32 = chord.iter().map(|f| (TAU * f * t).sin()).sum::<f32>() * level;
+    let right: f32 = chord.iter().map(|f| (TAU * f * 1.003 * t).sin()).sum::<f32>() * level;
+    (left, right)
+}
+
+/// Writes one loop as a 16-bit stereo WAV.
+fn write_loop(path: &Path, mut voice: impl FnMut(f32) -> (f32, f32)) -> Result<(), Error> {
+    let spec =
+        hound::WavSpec { channels: 2, sample_rate: RATE, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let failed = |error: hound::Error| Error::Io(std::io::Error::other(error.to_string()));
+    let mut writer = hound::WavWriter::create(path, spec).map_err(failed)?;
+    let frames = (LOOP_SECONDS * RATE as f32) as u32;
+    for i in 0..frames {
+        let (left, right) = voice(i as f32 / RATE as f32);
+        for sample in [left, right] {
+            writer.write_sample((sample.clamp(-1.0, 1.0) * 32_000.0) as i16).map_err(failed)?;
+        }
+    }
+    writer.finalize().map_err(failed)
+}
+
+/// Uploads the demo loops into `project` and lays out the song.
+pub async fn seed(remote: &mut Remote, project: ProjectId) -> Result<(), Error> {
+    let dir = tempfile::tempdir()?;
+    let mut noise = Noise(0x2545_f491);
+    let parts: [(&str, Colour, f32, f32, Box<dyn FnMut(f32) -> (f32, f32)>); 3] = [
+        ("Drums", Colour { r: 240, g: 140, b: 96 }, -2.0, 0.0, Box::new(move |t| drums(t, &mut noise))),
+        ("Bass", Colour { r: 96, g: 164, b: 255 }, -4.0, -0.1, Box::new(bass)),
+        ("Keys", Colour { r: 92, g: 214, b: 140 }, -8.0, 0.25, Box::new(keys)),
+    ];
+    let mut ops = Vec::new();
+    for (index, (name, colour, gain_db, pan, voice)) in parts.into_iter().enumerate() {
+        let file = dir.path().join(format!("{}.wav", name.to_lowercase()));
+        write_loop(&file, voice)?;
+        let uploaded = remote.upload(project, &file, &format!("{name} loop.wav"), None).await;
+        let asset = match uploaded.map_err(|error| Error::Connection(error.to_string()))? {
+            Uploaded::Stored { asset, .. } => asset,
+            Uploaded::Partial { .. } => return Err(Error::Connection("the demo upload stopped early".into())),
+        };
+        let track = TrackId::new_v7();
+        let record = Track { name: name.into(), colour, gain_db, pan, mute: false, solo: false, record_arm: false };
+        ops.push(Op::Create { id: track.into(), record: Record::Track(record) });
+        ops.push(Op::ListInsert { target: project.into(), item: ListItem::Track(track), at: ListPosition::End });
+        // Drums from the top, bass from bar 3, keys from bar 5: the song builds.
+        for repeat in (index as i64)..4 {
+            let clip = Clip {
+                track,
+                asset,
+                start: Ticks(repeat * LOOP_TICKS),
+                length: Ticks(LOOP_TICKS),
+                source_offset: Frames(0),
+                gain_db: 0.0,
+                fade_in: Ticks(0),
+                fade_out: Ticks(0),
+                name: name.into(),
+            };
+            ops.push(Op::Create { id: ClipId::new_v7().into(), record: Record::Clip(clip) });
+        }
+    }
+    match remote.write(&Transaction::new(project, ops)).await {
+        Ok(ServerMsg::Committed { .. }) => Ok(()),
+        Ok(other) => Err(Error::Connection(format!("the demo song was refused: {other:?}"))),
+        Err(error) => Err(Error::Connection(error.to_string())),
+    }
+}

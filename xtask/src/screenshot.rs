@@ -1,0 +1,143 @@
+//! The DAW window's screenshot check: start the client in solo mode on a fresh demo song under
+//! Xvfb (Mesa's software Vulkan), let it render, save a screenshot, and check its structure
+//! against the layout the window reports for the same frame: every track header's colour
+//! stripe and every clip's colour bar must be painted in its track's colour, and the timeline
+//! must hold the demo song's three tracks and nine clips. Not a golden image: fonts and
+//! anti-aliasing may change without failing it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::{Result, root};
+
+/// How long the client may take to start, render and save (software rendering is slow).
+const LIMIT: Duration = Duration::from_secs(180);
+
+pub(crate) fn check() -> Result {
+    crate::cargo(&["build", "--locked", "-p", "ensemble-client", "--bin", "ensemble"])?;
+    let dir = tempfile_dir()?;
+    let shot = dir.join("daw.png");
+    let binary = target_dir().join("debug").join("ensemble");
+    let mut command = Command::new("xvfb-run");
+    command
+        .args(["-a", "-s", "-screen 0 1600x900x24"])
+        .arg(&binary)
+        .arg("--solo-dir")
+        .arg(dir.join("solo"))
+        .arg("--screenshot")
+        .arg(&shot)
+        .args(["--after-frames", "90"]);
+    let lavapipe = Path::new("/usr/share/vulkan/icd.d/lvp_icd.x86_64.json");
+    if lavapipe.exists() {
+        command.env("VK_ICD_FILENAMES", lavapipe);
+    }
+    let mut child = command.spawn().map_err(|e| format!("xvfb-run: {e}"))?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            return Err(format!("the client did not save a screenshot within {LIMIT:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    if !status.success() {
+        return Err(format!("the client exited with {status}"));
+    }
+    let verdict = inspect(&shot, &shot.with_extension("layout.json"));
+    let kept = root().join("target").join("screenshots");
+    let _ = std::fs::create_dir_all(&kept);
+    let _ = std::fs::copy(&shot, kept.join("daw.png"));
+    eprintln!("screenshot: {}", kept.join("daw.png").display());
+    verdict
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("/var/tmp/ensemble-target"), PathBuf::from)
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("ensemble-screenshot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+struct Image {
+    width: usize,
+    height: usize,
+    rgb: Vec<u8>,
+}
+
+impl Image {
+    fn read(path: &Path) -> Result<Image> {
+        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+        decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+        let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+        let mut buffer = vec![0; reader.output_buffer_size().ok_or("a huge screenshot")?];
+        let info = reader.next_frame(&mut buffer).map_err(|e| e.to_string())?;
+        let channels = info.color_type.samples();
+        let rgb =
+            buffer[..info.buffer_size()].chunks(channels).flat_map(|pixel| [pixel[0], pixel[1], pixel[2]]).collect();
+        Ok(Image { width: info.width as usize, height: info.height as usize, rgb })
+    }
+
+    /// The mean colour inside a rectangle (in pixels).
+    fn mean(&self, [left, top, right, bottom]: [f64; 4]) -> Option<[f64; 3]> {
+        let (x0, x1) = (left.max(0.0) as usize, (right as usize).min(self.width));
+        let (y0, y1) = (top.max(0.0) as usize, (bottom as usize).min(self.height));
+        let mut sum = [0.0; 3];
+        let mut count = 0.0;
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let at = (y * self.width + x) * 3;
+                for (total, value) in sum.iter_mut().zip(&self.rgb[at..at + 3]) {
+                    *total += f64::from(*value);
+                }
+                count += 1.0;
+            }
+        }
+        (count > 0.0).then(|| sum.map(|total| total / count))
+    }
+}
+
+fn inspect(shot: &Path, layout: &Path) -> Result {
+    let image = Image::read(shot)?;
+    let text = std::fs::read_to_string(layout).map_err(|e| format!("{}: {e}", layout.display()))?;
+    let layout: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let scale = image.width as f64 / 1600.0;
+    let regions = |key: &str| layout[key].as_array().cloned().unwrap_or_default();
+    let (headers, clips) = (regions("headers"), regions("clips"));
+    let names: Vec<&str> = headers.iter().filter_map(|h| h["name"].as_str()).collect();
+    if names != ["Drums", "Bass", "Keys"] || clips.len() != 9 {
+        return Err(format!(
+            "the demo song should show 3 tracks and 9 clips, the window drew {names:?} and {}",
+            clips.len()
+        ));
+    }
+    let mut problems = Vec::new();
+    for (kind, region) in headers.iter().map(|h| ("header", h)).chain(clips.iter().map(|c| ("clip", c))) {
+        let swatch: Vec<f64> = region["swatch"].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect();
+        let colour: Vec<f64> = region["colour"].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect();
+        let (Ok(swatch), Ok(colour)) = (<[f64; 4]>::try_from(swatch), <[f64; 3]>::try_from(colour)) else {
+            return Err(format!("a malformed region in the layout: {region}"));
+        };
+        let pixels = swatch.map(|v| v * scale);
+        match image.mean(pixels) {
+            Some(mean) if mean.iter().zip(colour).all(|(seen, want)| (seen - want).abs() <= 24.0) => {}
+            seen => {
+                problems.push(format!("{kind} of {} at {pixels:?}: expected {colour:?}, saw {seen:?}", region["name"]))
+            }
+        }
+    }
+    if problems.is_empty() {
+        eprintln!("screenshot: 3 track headers and 9 clips drawn where the project says");
+        Ok(())
+    } else {
+        Err(format!("the screenshot does not match the project:\n  {}", problems.join("\n  ")))
+    }
+}
