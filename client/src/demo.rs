@@ -84,11 +84,17 @@ fn write_loop(path: &Path, mut voice: impl FnMut(f32) -> (f32, f32)) -> Result<(
     writer.finalize().map_err(failed)
 }
 
+/// A stereo voice: seconds in, (left, right) out.
+type Voice = Box<dyn FnMut(f32) -> (f32, f32)>;
+
+/// One part of the song: track name, colour, fader (dB), pan, and its loop.
+type Part = (&'static str, Colour, f32, f32, Voice);
+
 /// Uploads the demo loops into `project` and lays out the song.
 pub async fn seed(remote: &mut Remote, project: ProjectId) -> Result<(), Error> {
     let dir = tempfile::tempdir()?;
     let mut noise = Noise(0x2545_f491);
-    let parts: [(&str, Colour, f32, f32, Box<dyn FnMut(f32) -> (f32, f32)>); 3] = [
+    let parts: [Part; 3] = [
         ("Drums", Colour { r: 240, g: 140, b: 96 }, -2.0, 0.0, Box::new(move |t| drums(t, &mut noise))),
         ("Bass", Colour { r: 96, g: 164, b: 255 }, -4.0, -0.1, Box::new(bass)),
         ("Keys", Colour { r: 92, g: 214, b: 140 }, -8.0, 0.25, Box::new(keys)),
