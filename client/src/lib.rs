@@ -11,8 +11,9 @@
 //! - [`history::HistoryPlugin`]: the user's edits, gestures, undo and redo.
 //! - [`model::ModelPlugin`]: one entity per record, kept equal to the replica's view.
 //!
-//! [`assets::AssetCache`] keeps the project's audio files on this machine by content, so a
-//! project opened offline still plays.
+//! [`media::MediaPlugin`] brings each asset's audio and peaks into the local cache through the
+//! sync worker; [`assets::AssetCache`] is that cache, keyed by content, so a project opened
+//! offline still plays.
 //!
 //! [`ClientCorePlugin`] adds the last three; add a [`sync::SyncPlugin`] beside it to connect.
 //! Data flows one way around a loop: the user's [`history::EditMsg`] → replica (shown at once)
@@ -23,6 +24,7 @@ pub mod assets;
 pub mod demo;
 pub mod error;
 pub mod history;
+pub mod media;
 pub mod model;
 pub mod replica;
 pub mod solo;
@@ -36,11 +38,11 @@ pub use error::Error;
 
 use bevy::prelude::*;
 
-/// The client core without a connection: replica, history and model.
+/// The client core without a connection: replica, history, model and media.
 pub struct ClientCorePlugin;
 
 impl Plugin for ClientCorePlugin {
     fn build(&self, app: &mut App) {
-        app.add_plugins((replica::ReplicaPlugin, history::HistoryPlugin, model::ModelPlugin));
+        app.add_plugins((replica::ReplicaPlugin, history::HistoryPlugin, model::ModelPlugin, media::MediaPlugin));
     }
 }

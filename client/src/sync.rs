@@ -25,7 +25,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bevy::prelude::*;
-use ensemble_protocol::{ClientMsg, ProjectId, Seq, ServerMsg, Transaction, TxId, UserId};
+use ensemble_protocol::transfer::{Served, TransferRequest};
+use ensemble_protocol::{AssetId, ClientMsg, ContentHash, ProjectId, Seq, ServerMsg, Transaction, TxId, UserId};
 use tokio::sync::mpsc;
 
 use crate::Error;
@@ -116,9 +117,30 @@ pub enum Outbound {
     Propose(Transaction),
     /// Edits that left the pending queue: the store drops them.
     Settled(Vec<TxId>),
+    /// Bring an asset's audio or peaks into the local cache.
+    Fetch {
+        /// The asset.
+        asset: AssetId,
+        /// Its identity (the cache key).
+        hash: ContentHash,
+        /// The audio, or its peaks.
+        what: Served,
+    },
+}
+
+/// An asset file the worker brought into the local cache, or why it could not.
+#[derive(Message, Clone, Debug)]
+pub struct Fetched {
+    /// The asset.
+    pub asset: AssetId,
+    /// The audio, or its peaks.
+    pub what: Served,
+    /// The cached file.
+    pub file: Result<PathBuf, String>,
 }
 
 enum FromWorker {
+    Fetched(Fetched),
     Connection(Connection),
     Project(ProjectId),
     Restored(Saved),
@@ -130,6 +152,7 @@ enum FromWorker {
 enum ToWorker {
     Propose(Transaction),
     Forget(Vec<TxId>),
+    Fetch { asset: AssetId, hash: ContentHash, what: Served },
 }
 
 /// The app's end of the worker's channels.
@@ -229,6 +252,7 @@ impl Plugin for SyncPlugin {
         .add_message::<FromAuthority>()
         .add_message::<Restored>()
         .add_message::<Outbound>()
+        .add_message::<Fetched>()
         .add_systems(PreUpdate, receive.in_set(SyncSystems::Receive))
         .add_systems(PreUpdate, send.in_set(SyncSystems::Send));
     }
@@ -239,10 +263,14 @@ fn receive(
     mut status: ResMut<SyncStatus>,
     mut from_authority: MessageWriter<FromAuthority>,
     mut restored: MessageWriter<Restored>,
+    mut fetched: MessageWriter<Fetched>,
 ) {
     let Ok(mut from_worker) = link.from_worker.lock() else { return };
     while let Ok(message) = from_worker.try_recv() {
         match message {
+            FromWorker::Fetched(file) => {
+                fetched.write(file);
+            }
             FromWorker::Connection(connection) => status.connection = connection,
             FromWorker::Project(project) => status.project = Some(project),
             FromWorker::Restored(saved) => {
@@ -278,6 +306,7 @@ fn send(
                 ToWorker::Propose(tx.clone())
             }
             Outbound::Settled(tx_ids) => ToWorker::Forget(tx_ids.clone()),
+            Outbound::Fetch { asset, hash, what } => ToWorker::Fetch { asset: *asset, hash: *hash, what: *what },
         };
         if to_worker.send(command).is_err() {
             status.store_problem = Some("the sync worker has stopped".into());
@@ -298,8 +327,18 @@ async fn run<T: Transport>(channels: Channels, setup: impl Future<Output = Resul
                     if let Some(note) = set_aside {
                         let _ = to_app.send(FromWorker::StoreFailed(note));
                     }
-                    let worker =
-                        Worker { transport, store, project, to_app, commands, pending: VecDeque::new(), seq: None };
+                    // Audio files live beside the local stores, shared by every project.
+                    let cache = replicas.with_file_name("assets");
+                    let worker = Worker {
+                        transport,
+                        store,
+                        project,
+                        cache,
+                        to_app,
+                        commands,
+                        pending: VecDeque::new(),
+                        seq: None,
+                    };
                     worker.run().await;
                 }
                 Err(error) => {
@@ -330,6 +369,8 @@ struct Worker<T, S> {
     transport: T,
     store: S,
     project: ProjectId,
+    /// The content-addressed cache of audio files and peaks.
+    cache: PathBuf,
     to_app: mpsc::UnboundedSender<FromWorker>,
     commands: mpsc::UnboundedReceiver<ToWorker>,
     /// Edits stored and not yet settled, oldest first: what a reconnection resends.
@@ -448,6 +489,7 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
             match command {
                 ToWorker::Propose(tx) => proposed.push(tx),
                 ToWorker::Forget(tx_ids) => forgotten.extend(tx_ids),
+                ToWorker::Fetch { asset, hash, what } => self.fetch(asset, hash, what),
             }
             next = self.commands.try_recv().ok();
         }
@@ -492,6 +534,33 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
             self.store_failed(&error);
         }
         let _ = self.to_app.send(FromWorker::Server(message));
+    }
+
+    /// Brings an asset file into the cache on a task of its own, and tells the app.
+    fn fetch(&self, asset: AssetId, hash: ContentHash, what: Served) {
+        let name = match what {
+            Served::Audio => hash.to_string(),
+            Served::Peaks => format!("{hash}.peaks"),
+        };
+        let path = self.cache.join(&name);
+        // Each file its own partial: the audio and the peaks of one asset download at once.
+        let partial = self.cache.join(format!("{name}.partial"));
+        let (transport, to_app, project) = (self.transport.clone(), self.to_app.clone(), self.project);
+        tokio::spawn(async move {
+            let file = if path.is_file() {
+                Ok(path)
+            } else {
+                let request = TransferRequest::Download { project, asset, what, offset: 0 };
+                let downloaded = async {
+                    tokio::fs::create_dir_all(partial.parent().unwrap_or(&partial)).await?;
+                    transport.download(request, &partial).await?;
+                    tokio::fs::rename(&partial, &path).await?;
+                    Ok::<_, Error>(path)
+                };
+                downloaded.await.map_err(|error| error.to_string())
+            };
+            let _ = to_app.send(FromWorker::Fetched(Fetched { asset, what, file }));
+        });
     }
 
     fn status(&self, connection: Connection) {

@@ -8,9 +8,11 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 
 use ensemble_authority::remote::Remote;
 use ensemble_authority::tls::Trust;
+use ensemble_protocol::transfer::TransferRequest;
 use ensemble_protocol::wire::SessionToken;
 use ensemble_protocol::{ClientMsg, ServerMsg, UserId};
 use tokio::sync::mpsc;
@@ -51,9 +53,13 @@ pub struct Link {
 }
 
 /// A way to reach an authority.
-pub trait Transport: Send + 'static {
+pub trait Transport: Clone + Send + Sync + 'static {
     /// Connects and logs in. [`Error::Denied`] means retrying will not help.
     fn connect(&mut self) -> impl Future<Output = Result<Link, Error>> + Send;
+
+    /// Downloads what `request` names into the file `to` (resuming a partial one) on a
+    /// connection of its own, so bulk bytes never wait behind edits or hold them up.
+    fn download(&self, request: TransferRequest, to: &Path) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
 /// An authority over QUIC.
@@ -73,7 +79,30 @@ impl QuicTransport {
     }
 }
 
+impl QuicTransport {
+    /// A connection logged in as our credentials, for a download.
+    async fn logged_in(&self) -> Result<Remote, Error> {
+        let mut remote = Remote::connect(self.addr, &self.server_name, self.trust.clone())
+            .await
+            .map_err(|error| Error::Connection(error.to_string()))?;
+        let login = match (&self.token, &self.credentials) {
+            (Some(token), _) => remote.resume(*token).await,
+            (None, Credentials::Password { user, password }) => remote.login(user, password).await,
+            (None, Credentials::Open { display_name }) => remote.join_open(display_name).await,
+        };
+        login.map_err(|error| Error::Connection(error.to_string()))?;
+        Ok(remote)
+    }
+}
+
 impl Transport for QuicTransport {
+    async fn download(&self, request: TransferRequest, to: &Path) -> Result<(), Error> {
+        let remote = self.logged_in().await?;
+        let downloaded = remote.download(request, to).await;
+        remote.close().await;
+        downloaded.map(|_| ()).map_err(|error| Error::Connection(error.to_string()))
+    }
+
     async fn connect(&mut self) -> Result<Link, Error> {
         let connect = || Remote::connect(self.addr, &self.server_name, self.trust.clone());
         let mut remote = connect().await.map_err(|error| Error::Connection(error.to_string()))?;

@@ -14,9 +14,11 @@ use ensemble_protocol::{
 };
 
 use crate::history::{EditMsg, History};
+use crate::media::Media;
 use crate::model::{ClipData, ProjectData, RecordKey, TrackData};
 use crate::replica::{Notice, Replica};
 use crate::sync::{Connection, SyncStatus};
+use ensemble_audio::peaks::Peaks;
 
 /// Draws the DAW and turns gestures into edits.
 pub struct DawWindowPlugin;
@@ -68,6 +70,8 @@ pub struct DrawnLayout {
     pub headers: Vec<DrawnRegion>,
     /// Clips, by track then position.
     pub clips: Vec<DrawnRegion>,
+    /// Clip bodies with a waveform drawn in them (in the waveform's colour).
+    pub waveforms: Vec<DrawnRegion>,
 }
 
 /// One drawn region and the colour that identifies it.
@@ -131,6 +135,7 @@ mod theme {
     pub(super) const ACCENT: Color32 = Color32::from_rgb(92, 214, 140);
     pub(super) const PLAYHEAD: Color32 = Color32::from_rgb(255, 196, 64);
     pub(super) const WARN: Color32 = Color32::from_rgb(240, 120, 96);
+    pub(super) const WAVE: Color32 = Color32::from_rgb(232, 236, 242);
 }
 
 fn apply_theme(ctx: &egui::Context) {
@@ -198,7 +203,8 @@ fn draw(
     mut layout: ResMut<DrawnLayout>,
     project: Query<(&RecordKey, &ProjectData)>,
     tracks: Query<(Entity, &RecordKey, &TrackData)>,
-    clips: Query<(&ClipData, &ChildOf)>,
+    clips: Query<(&'static ClipData, &'static ChildOf)>,
+    media: Res<Media>,
     mut edits: MessageWriter<EditMsg>,
 ) -> Result {
     let ctx = contexts.ctx_mut()?.clone();
@@ -316,6 +322,7 @@ fn draw(
     });
 
     egui::CentralPanel::default().show(&mut root, |ui| {
+        let clips = Clips { query: &clips, media: &media, timebase };
         timeline(ui, &mut view, &transport, project, &ordered, &clips, &mut drawn);
     });
     layout.set_if_neq(drawn);
@@ -391,7 +398,7 @@ fn timeline(
     transport: &Transport,
     project: &ProjectData,
     ordered: &[(Entity, TrackId, &Track)],
-    clips: &Query<(&ClipData, &ChildOf)>,
+    clips: &Clips<'_, '_, '_>,
     drawn: &mut DrawnLayout,
 ) {
     let rect = ui.available_rect_before_wrap();
@@ -443,7 +450,7 @@ fn timeline(
     );
     for (row, (entity, _, track)) in ordered.iter().enumerate() {
         let top = rect.top() + ruler + row as f32 * view.track_height;
-        for (clip, _) in clips.iter().filter(|(_, parent)| parent.parent() == *entity) {
+        for (clip, _) in clips.query.iter().filter(|(_, parent)| parent.parent() == *entity) {
             let left = x_of(clip.start.0);
             let right = x_of(clip.start.0 + clip.length.0);
             let body =
@@ -459,6 +466,19 @@ fn timeline(
                 let colour = [track.colour.r, track.colour.g, track.colour.b];
                 drawn.clips.push(DrawnRegion { name: track.name.clone(), colour, swatch });
             }
+            let wave = egui::Rect::from_min_max(egui::pos2(body.left(), header.bottom()), body.max)
+                .shrink2(egui::vec2(1.0, 3.0));
+            if let Some(peaks) = clips.media.peaks(clip.asset) {
+                let seconds = clips.timebase.frames(clip.length).0 as f64 / f64::from(project.sample_rate);
+                let frames = (seconds * f64::from(peaks.sample_rate)) as u64;
+                draw_waveform(&painter, wave.intersect(rect), wave, peaks, clip.source_offset.0, frames);
+                let visible = wave.intersect(rect);
+                if visible.is_positive() {
+                    let name = track.name.clone();
+                    let [r, g, b, _] = theme::WAVE.to_array();
+                    drawn.waveforms.push(DrawnRegion { name, colour: [r, g, b], swatch: swatch(visible) });
+                }
+            }
             painter.text(
                 header.left_center() + egui::vec2(6.0, 0.0),
                 egui::Align2::LEFT_CENTER,
@@ -470,6 +490,60 @@ fn timeline(
     }
     let x = x_of(transport.position.0);
     painter.line_segment([egui::pos2(x, rect.top()), egui::pos2(x, rect.bottom())], (2.0, theme::PLAYHEAD));
+}
+
+/// What the timeline needs to draw clips.
+struct Clips<'a, 'w, 's> {
+    query: &'a Query<'w, 's, (&'static ClipData, &'static ChildOf)>,
+    media: &'a Media,
+    timebase: Timebase,
+}
+
+/// Draws `frames` frames of `peaks` from `first` across `full` (clipped to `visible`): one
+/// vertical stroke per column, from the lowest to the highest sample it covers.
+fn draw_waveform(
+    painter: &egui::Painter,
+    visible: egui::Rect,
+    full: egui::Rect,
+    peaks: &Peaks,
+    first: u64,
+    frames: u64,
+) {
+    if !visible.is_positive() || frames == 0 || full.width() < 1.0 {
+        return;
+    }
+    let frames_per_column = frames as f64 / f64::from(full.width());
+    // The coarsest level that still has a pair per column, else the finest.
+    let level = peaks
+        .levels
+        .iter()
+        .rev()
+        .find(|level| level.frames_per_pair as f64 <= frames_per_column)
+        .or(peaks.levels.first());
+    let Some(level) = level else { return };
+    let centre = full.center().y;
+    let half = full.height() / 2.0;
+    let mut x = visible.left().floor();
+    while x < visible.right() {
+        let column = f64::from(x - full.left());
+        let start = first + (column * frames_per_column) as u64;
+        let end = first + ((column + 1.0) * frames_per_column) as u64;
+        let (from, to) = (
+            start as usize / level.frames_per_pair,
+            (end as usize / level.frames_per_pair).max(start as usize / level.frames_per_pair + 1),
+        );
+        let (mut low, mut high) = (0i16, 0i16);
+        for channel in &level.channels {
+            for pair in channel.get(from..to.min(channel.len())).into_iter().flatten() {
+                low = low.min(pair.min);
+                high = high.max(pair.max);
+            }
+        }
+        let top = centre - f32::from(high) / 32_768.0 * half;
+        let bottom = (centre - f32::from(low) / 32_768.0 * half).max(top + 1.0);
+        painter.line_segment([egui::pos2(x + 0.5, top), egui::pos2(x + 0.5, bottom)], (1.0, theme::WAVE));
+        x += 1.0;
+    }
 }
 
 fn shortcuts(ctx: &egui::Context, transport: &mut Transport, edits: &mut MessageWriter<EditMsg>) {

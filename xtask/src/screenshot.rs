@@ -86,6 +86,27 @@ impl Image {
         Ok(Image { width: info.width as usize, height: info.height as usize, rgb })
     }
 
+    /// The share of pixels inside a rectangle within `tolerance` of `colour` on every channel.
+    fn share_near(&self, [left, top, right, bottom]: [f64; 4], colour: [f64; 3], tolerance: f64) -> f64 {
+        let (x0, x1) = (left.max(0.0) as usize, (right as usize).min(self.width));
+        let (y0, y1) = (top.max(0.0) as usize, (bottom as usize).min(self.height));
+        let (mut near, mut all) = (0usize, 0usize);
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let at = (y * self.width + x) * 3;
+                all += 1;
+                if self.rgb[at..at + 3]
+                    .iter()
+                    .zip(colour)
+                    .all(|(seen, want)| (f64::from(*seen) - want).abs() <= tolerance)
+                {
+                    near += 1;
+                }
+            }
+        }
+        if all == 0 { 0.0 } else { near as f64 / all as f64 }
+    }
+
     /// The mean colour inside a rectangle (in pixels).
     fn mean(&self, [left, top, right, bottom]: [f64; 4]) -> Option<[f64; 3]> {
         let (x0, x1) = (left.max(0.0) as usize, (right as usize).min(self.width));
@@ -134,8 +155,27 @@ fn inspect(shot: &Path, layout: &Path) -> Result {
             }
         }
     }
+    let waveforms = regions("waveforms");
+    if waveforms.len() != clips.len() {
+        problems.push(format!("{} of {} clips have a waveform", waveforms.len(), clips.len()));
+    }
+    for region in &waveforms {
+        let numbers = |key: &str| -> Vec<f64> {
+            region[key].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect()
+        };
+        let (Ok(swatch), Ok(colour)) =
+            (<[f64; 4]>::try_from(numbers("swatch")), <[f64; 3]>::try_from(numbers("colour")))
+        else {
+            return Err(format!("a malformed waveform region: {region}"));
+        };
+        let share = image.share_near(swatch.map(|v| v * scale), colour, 30.0);
+        // A loop's waveform covers a good part of its clip; an empty clip body covers none.
+        if share < 0.05 {
+            problems.push(format!("the waveform of a {} clip covers {:.1}% of it", region["name"], share * 100.0));
+        }
+    }
     if problems.is_empty() {
-        eprintln!("screenshot: 3 track headers and 9 clips drawn where the project says");
+        eprintln!("screenshot: 3 track headers, 9 clips and their waveforms drawn where the project says");
         Ok(())
     } else {
         Err(format!("the screenshot does not match the project:\n  {}", problems.join("\n  ")))

@@ -39,7 +39,8 @@ struct Args {
     /// Where solo mode keeps its projects (default: the user's data directory).
     #[arg(long)]
     solo_dir: Option<PathBuf>,
-    /// Save a screenshot here after --after-frames frames, then quit.
+    /// Save a screenshot here after --after-frames frames (and once the clips' waveforms are
+    /// drawn, when there are clips), then quit.
     #[arg(long)]
     screenshot: Option<PathBuf>,
     /// Frames to render before the screenshot.
@@ -73,16 +74,24 @@ fn sync_plugin(args: &Args) -> anyhow::Result<SyncPlugin> {
 #[derive(Resource)]
 struct ScreenshotAfter {
     path: PathBuf,
+    /// Frames still to render before the screenshot.
     frames: u32,
+    /// Frames asked for.
+    after: u32,
+    /// Frames rendered so far.
+    waited: u32,
     taken: bool,
 }
 
-fn take_screenshot(mut commands: Commands, mut shot: ResMut<ScreenshotAfter>) {
+fn take_screenshot(mut commands: Commands, mut shot: ResMut<ScreenshotAfter>, layout: Res<DrawnLayout>) {
     if shot.taken {
         return;
     }
     shot.frames = shot.frames.saturating_sub(1);
-    if shot.frames == 0 {
+    shot.waited += 1;
+    // Waveforms arrive after the peaks job and a download: wait for them, within reason.
+    let complete = !layout.clips.is_empty() && layout.waveforms.len() == layout.clips.len();
+    if shot.frames == 0 && (complete || shot.waited >= 10 * shot.after) {
         shot.taken = true;
         let report = shot.path.with_extension("layout.json");
         let report_layout =
@@ -113,7 +122,8 @@ fn main() -> anyhow::Result<()> {
     .insert_resource(ClearColor(Color::srgb_u8(24, 26, 30)))
     .add_plugins((ClientCorePlugin, sync, DawWindowPlugin));
     if let Some(path) = args.screenshot {
-        app.insert_resource(ScreenshotAfter { path, frames: args.after_frames.max(1), taken: false })
+        let after = args.after_frames.max(1);
+        app.insert_resource(ScreenshotAfter { path, frames: after, after, waited: 0, taken: false })
             .add_systems(Update, take_screenshot);
     }
     app.run();
