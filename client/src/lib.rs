@@ -11,7 +11,8 @@
 //! - [`history::HistoryPlugin`]: the user's edits, gestures, undo and redo.
 //! - [`model::ModelPlugin`]: one entity per record, kept equal to the replica's view.
 //!
-//! [`media::MediaPlugin`] brings each asset's audio and peaks into the local cache through the
+//! [`playback::PlaybackPlugin`] (added by the window, not by the core) hears the model through
+//! the audio engine. [`media::MediaPlugin`] brings each asset's audio and peaks into the local cache through the
 //! sync worker; [`assets::AssetCache`] is that cache, keyed by content, so a project opened
 //! offline still plays.
 //!
@@ -26,6 +27,7 @@ pub mod error;
 pub mod history;
 pub mod media;
 pub mod model;
+pub mod playback;
 pub mod replica;
 pub mod solo;
 pub mod store;

@@ -16,6 +16,7 @@ use ensemble_protocol::{
 use crate::history::{EditMsg, History};
 use crate::media::Media;
 use crate::model::{ClipData, ProjectData, RecordKey, TrackData};
+use crate::playback::{PlaybackPlugin, Transport};
 use crate::replica::{Notice, Replica};
 use crate::sync::{Connection, SyncStatus};
 use ensemble_audio::peaks::Peaks;
@@ -25,13 +26,12 @@ pub struct DawWindowPlugin;
 
 impl Plugin for DawWindowPlugin {
     fn build(&self, app: &mut App) {
-        app.add_plugins(EguiPlugin::default())
+        app.add_plugins((EguiPlugin::default(), PlaybackPlugin))
             .init_resource::<View>()
             .init_resource::<DrawnLayout>()
-            .init_resource::<Transport>()
             .init_resource::<Alerts>()
             .add_systems(Startup, spawn_camera)
-            .add_systems(Update, (advance_transport, collect_alerts))
+            .add_systems(Update, collect_alerts)
             .add_systems(EguiPrimaryContextPass, draw);
     }
 }
@@ -50,16 +50,6 @@ impl Default for View {
     fn default() -> Self {
         View { points_per_quarter: 28.0, track_height: 76.0, themed: false }
     }
-}
-
-/// Where playback is. The audio engine drives it once it is connected; until then the window
-/// advances it by the clock so the transport behaves.
-#[derive(Resource, Debug, Default)]
-pub struct Transport {
-    /// Whether it is playing.
-    pub playing: bool,
-    /// The playhead.
-    pub position: Ticks,
 }
 
 /// Where the last frame drew each track header and clip, in window points: what a screenshot
@@ -109,14 +99,6 @@ fn collect_alerts(mut notices: MessageReader<Notice>, mut alerts: ResMut<Alerts>
         alerts.0.push(text);
         let excess = alerts.0.len().saturating_sub(4);
         alerts.0.drain(..excess);
-    }
-}
-
-fn advance_transport(time: Res<Time>, mut transport: ResMut<Transport>, project: Query<&ProjectData>) {
-    let Ok(project) = project.single() else { return };
-    if transport.playing {
-        let quarters = time.delta_secs_f64() * project.tempo.0 / 60.0;
-        transport.position.0 += (quarters * TICKS_PER_QUARTER as f64).round() as i64;
     }
 }
 

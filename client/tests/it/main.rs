@@ -7,6 +7,7 @@
 mod assets;
 mod harness;
 mod model;
+mod playback;
 mod replica;
 mod store;
 mod sync;
