@@ -9,8 +9,8 @@
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 use ensemble_protocol::{
-    Bpm, Colour, Field, ListItem, ListPosition, Op, ProjectField, Record, RecordId, TICKS_PER_QUARTER, Ticks, Timebase,
-    Track, TrackField, TrackId,
+    Bpm, Clip, ClipField, ClipId, Colour, Field, Frames, ListItem, ListPosition, Op, ProjectField, Record, RecordId,
+    TICKS_PER_QUARTER, Ticks, Timebase, Track, TrackField, TrackId,
 };
 
 use crate::history::{EditMsg, History};
@@ -43,12 +43,16 @@ pub struct View {
     pub points_per_quarter: f32,
     /// Height of one track row.
     pub track_height: f32,
+    /// The selected clips.
+    pub selected: std::collections::HashSet<RecordId>,
+    /// The clip being dragged: its id, where in it the pointer grabbed (ticks), its track.
+    grab: Option<(RecordId, i64, TrackId)>,
     themed: bool,
 }
 
 impl Default for View {
     fn default() -> Self {
-        View { points_per_quarter: 28.0, track_height: 76.0, themed: false }
+        View { points_per_quarter: 28.0, track_height: 76.0, selected: Default::default(), grab: None, themed: false }
     }
 }
 
@@ -185,7 +189,7 @@ fn draw(
     mut layout: ResMut<DrawnLayout>,
     project: Query<(&RecordKey, &ProjectData)>,
     tracks: Query<(Entity, &RecordKey, &TrackData)>,
-    clips: Query<(&'static ClipData, &'static ChildOf)>,
+    clips: Query<(&'static RecordKey, &'static ClipData, &'static ChildOf)>,
     media: Res<Media>,
     mut edits: MessageWriter<EditMsg>,
 ) -> Result {
@@ -305,7 +309,7 @@ fn draw(
 
     egui::CentralPanel::default().show(&mut root, |ui| {
         let clips = Clips { query: &clips, media: &media, timebase };
-        timeline(ui, &mut view, &transport, project, &ordered, &clips, &mut drawn);
+        timeline(ui, &mut view, &transport, project, &ordered, &clips, &mut drawn, &mut edits);
     });
     layout.set_if_neq(drawn);
     Ok(())
@@ -382,9 +386,10 @@ fn timeline(
     ordered: &[(Entity, TrackId, &Track)],
     clips: &Clips<'_, '_, '_>,
     drawn: &mut DrawnLayout,
+    edits: &mut MessageWriter<EditMsg>,
 ) {
     let rect = ui.available_rect_before_wrap();
-    let response = ui.allocate_rect(rect, egui::Sense::hover());
+    let response = ui.allocate_rect(rect, egui::Sense::click());
     if response.hovered() {
         let zoom = ui.input(|input| input.zoom_delta());
         view.points_per_quarter = (view.points_per_quarter * zoom).clamp(2.0, 400.0);
@@ -392,8 +397,17 @@ fn timeline(
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 0.0, theme::BACKGROUND);
     let ruler = 30.0;
-    let x_of = |ticks: i64| rect.left() + ticks as f32 / TICKS_PER_QUARTER as f32 * view.points_per_quarter;
+    let points_per_quarter = view.points_per_quarter;
+    let x_of = |ticks: i64| rect.left() + ticks as f32 / TICKS_PER_QUARTER as f32 * points_per_quarter;
     let beats_per_bar = i64::from(project.time_signature.numerator.max(1));
+    let grid = Grid {
+        left: rect.left(),
+        top: rect.top() + ruler,
+        points_per_quarter: view.points_per_quarter,
+        track_height: view.track_height,
+        snap: if view.points_per_quarter >= 12.0 { TICKS_PER_QUARTER } else { TICKS_PER_QUARTER * beats_per_bar },
+        tracks: ordered.iter().map(|(_, id, _)| *id).collect(),
+    };
     for (row, _) in ordered.iter().enumerate() {
         let top = rect.top() + ruler + row as f32 * view.track_height;
         let lane = egui::Rect::from_min_size(egui::pos2(rect.left(), top), egui::vec2(rect.width(), view.track_height));
@@ -410,7 +424,7 @@ fn timeline(
             break;
         }
         let is_bar = beat % beats_per_bar == 0;
-        if is_bar || view.points_per_quarter > 12.0 {
+        if is_bar || points_per_quarter > 12.0 {
             let colour = if is_bar { theme::BAR } else { theme::GRID };
             painter.line_segment([egui::pos2(x, rect.top() + ruler), egui::pos2(x, rect.bottom())], (1.0, colour));
         }
@@ -432,14 +446,21 @@ fn timeline(
     );
     for (row, (entity, _, track)) in ordered.iter().enumerate() {
         let top = rect.top() + ruler + row as f32 * view.track_height;
-        for (clip, _) in clips.query.iter().filter(|(_, parent)| parent.parent() == *entity) {
+        for (key, clip, _) in clips.query.iter().filter(|(_, _, parent)| parent.parent() == *entity) {
             let left = x_of(clip.start.0);
             let right = x_of(clip.start.0 + clip.length.0);
             let body =
                 egui::Rect::from_min_max(egui::pos2(left, top + 4.0), egui::pos2(right, top + view.track_height - 4.0));
             let colour = colour32(track.colour);
+            let selected = view.selected.contains(&key.0);
             painter.rect_filled(body, 5.0, colour.gamma_multiply(0.35));
-            painter.rect_stroke(body, 5.0, (1.0, colour), egui::StrokeKind::Inside);
+            let outline = if selected { (2.0, theme::WAVE) } else { (1.0, colour) };
+            painter.rect_stroke(body, 5.0, outline, egui::StrokeKind::Inside);
+            if body.intersect(rect).is_positive() {
+                let id = egui::Id::new(("clip", key.0));
+                let response = ui.interact(body.intersect(rect), id, egui::Sense::click_and_drag());
+                handle_clip(ui, view, &response, key.0, clip, &grid, edits);
+            }
             let header = egui::Rect::from_min_size(body.min, egui::vec2(body.width(), 16.0));
             painter.rect_filled(header, 5.0, colour);
             let visible = header.intersect(rect).shrink2(egui::vec2(8.0, 5.0));
@@ -472,11 +493,136 @@ fn timeline(
     }
     let x = x_of(transport.position.0);
     painter.line_segment([egui::pos2(x, rect.top()), egui::pos2(x, rect.bottom())], (2.0, theme::PLAYHEAD));
+    if response.clicked() {
+        view.selected.clear();
+    }
+    let selected: Vec<(RecordId, &Clip)> = clips
+        .query
+        .iter()
+        .filter(|(key, _, _)| view.selected.contains(&key.0))
+        .map(|(key, clip, _)| (key.0, &clip.0))
+        .collect();
+    clip_keys(ui, &selected, transport.position, clips.timebase, edits);
+}
+
+/// Turns the pointer position into timeline terms: the snapped tick under it, and the track row.
+struct Grid {
+    left: f32,
+    top: f32,
+    points_per_quarter: f32,
+    track_height: f32,
+    snap: i64,
+    tracks: Vec<TrackId>,
+}
+
+impl Grid {
+    fn ticks_at(&self, x: f32) -> i64 {
+        ((x - self.left) / self.points_per_quarter * TICKS_PER_QUARTER as f32) as i64
+    }
+
+    fn snapped(&self, ticks: i64) -> i64 {
+        ((ticks as f64 / self.snap as f64).round() as i64 * self.snap).max(0)
+    }
+
+    fn track_at(&self, y: f32) -> Option<TrackId> {
+        let row = ((y - self.top) / self.track_height).floor();
+        if row >= 0.0 { self.tracks.get(row as usize).copied() } else { None }
+    }
+}
+
+/// Selects a clip on click, and moves it (in time, and to another track) with a drag: previews
+/// while dragging, one edit when released.
+fn handle_clip(
+    ui: &egui::Ui,
+    view: &mut View,
+    response: &egui::Response,
+    id: RecordId,
+    clip: &Clip,
+    grid: &Grid,
+    edits: &mut MessageWriter<EditMsg>,
+) {
+    let pointer = ui.input(|input| input.pointer.interact_pos());
+    if response.clicked() || response.drag_started() {
+        let adding = ui.input(|input| input.modifiers.shift);
+        if !adding && !view.selected.contains(&id) {
+            view.selected.clear();
+        }
+        view.selected.insert(id);
+    }
+    if response.drag_started()
+        && let Some(pointer) = pointer
+    {
+        view.grab = Some((id, grid.ticks_at(pointer.x) - clip.start.0, clip.track));
+    }
+    let Some((grabbed, offset, from_track)) = view.grab.filter(|(grabbed, ..)| *grabbed == id) else { return };
+    if response.dragged()
+        && let Some(pointer) = pointer
+    {
+        let start = Ticks(grid.snapped(grid.ticks_at(pointer.x) - offset));
+        let track = grid.track_at(pointer.y).unwrap_or(from_track);
+        let mut ops = vec![Op::Set { target: grabbed, value: Field::Clip(ClipField::Start(start)), expect: None }];
+        if track != from_track {
+            ops.push(Op::Set { target: grabbed, value: Field::Clip(ClipField::Track(track)), expect: None });
+        }
+        if start != clip.start || track != clip.track {
+            edits.write(EditMsg::Preview(ops));
+        }
+    }
+    if response.drag_stopped() {
+        view.grab = None;
+        edits.write(EditMsg::CommitGesture);
+    }
+}
+
+/// Delete, Ctrl+D (duplicate after itself) and S (split at the playhead) on the selected clips.
+fn clip_keys(
+    ui: &egui::Ui,
+    selected: &[(RecordId, &Clip)],
+    playhead: Ticks,
+    timebase: Timebase,
+    edits: &mut MessageWriter<EditMsg>,
+) {
+    if selected.is_empty() || ui.ctx().text_edit_focused() {
+        return;
+    }
+    let (delete, duplicate, split) = ui.input_mut(|input| {
+        (
+            input.consume_key(egui::Modifiers::NONE, egui::Key::Delete)
+                || input.consume_key(egui::Modifiers::NONE, egui::Key::Backspace),
+            input.consume_key(egui::Modifiers::COMMAND, egui::Key::D),
+            input.consume_key(egui::Modifiers::NONE, egui::Key::S),
+        )
+    });
+    let mut ops = Vec::new();
+    for (id, clip) in selected {
+        if delete {
+            ops.push(Op::Delete { target: *id });
+        } else if duplicate {
+            let copy = Clip { start: Ticks(clip.start.0 + clip.length.0), ..(*clip).clone() };
+            ops.push(Op::Create { id: ClipId::new_v7().into(), record: Record::Clip(copy) });
+        } else if split && playhead > clip.start && playhead.0 < clip.start.0 + clip.length.0 {
+            let head = Ticks(playhead.0 - clip.start.0);
+            let tail = Clip {
+                start: playhead,
+                length: Ticks(clip.length.0 - head.0),
+                source_offset: Frames(clip.source_offset.0 + timebase.frames(head).0),
+                fade_in: Ticks(0),
+                fade_out: Ticks(clip.fade_out.0.min(clip.length.0 - head.0)),
+                ..(*clip).clone()
+            };
+            ops.push(Op::Set { target: *id, value: Field::Clip(ClipField::FadeOut(Ticks(0))), expect: None });
+            ops.push(Op::Set { target: *id, value: Field::Clip(ClipField::Length(head)), expect: None });
+            ops.push(Op::Create { id: ClipId::new_v7().into(), record: Record::Clip(tail) });
+        }
+    }
+    if !ops.is_empty() {
+        edits.write(EditMsg::Edit(ops));
+    }
 }
 
 /// What the timeline needs to draw clips.
 struct Clips<'a, 'w, 's> {
-    query: &'a Query<'w, 's, (&'static ClipData, &'static ChildOf)>,
+    query: &'a Query<'w, 's, (&'static RecordKey, &'static ClipData, &'static ChildOf)>,
     media: &'a Media,
     timebase: Timebase,
 }
@@ -529,7 +675,7 @@ fn draw_waveform(
 }
 
 fn shortcuts(ctx: &egui::Context, transport: &mut Transport, edits: &mut MessageWriter<EditMsg>) {
-    if ctx.egui_wants_keyboard_input() {
+    if ctx.text_edit_focused() {
         return;
     }
     ctx.input_mut(|input| {
