@@ -378,6 +378,9 @@ fn track_header(
     stripe.shrink2(egui::vec2(1.0, 6.0))
 }
 
+// The timeline reads the view, the transport, the project and its clips, and writes the layout
+// report and edits: bundling them would only rename the list.
+#[allow(clippy::too_many_arguments)]
 fn timeline(
     ui: &mut egui::Ui,
     view: &mut View,
