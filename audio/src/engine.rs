@@ -192,7 +192,11 @@ impl<B: Backend> Engine<B> {
         let settings = AudioManagerSettings {
             backend_settings,
             internal_buffer_size: KIRA_BUFFER,
-            capacities: Default::default(),
+            // A sub-track per DAW track, as many as a project may hold (kira's default is 128).
+            capacities: kira::Capacities {
+                sub_track_capacity: ensemble_protocol::validate::MAX_TRACKS,
+                ..Default::default()
+            },
             main_track_builder: Default::default(),
         };
         let mut manager = AudioManager::<B>::new(settings).map_err(|e| EngineError::Backend(e.to_string()))?;

@@ -90,8 +90,23 @@ type Voice = Box<dyn FnMut(f32) -> (f32, f32)>;
 /// One part of the song: track name, colour, fader (dB), pan, and its loop.
 type Part = (&'static str, Colour, f32, f32, Voice);
 
-/// Uploads the demo loops into `project` and lays out the song.
-pub async fn seed(remote: &mut Remote, project: ProjectId) -> Result<(), Error> {
+/// How big a demo project to make.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DemoSize {
+    /// The song: three tracks over eight bars.
+    Song,
+    /// A stress test: this many tracks and clips (for frame-time measurements), cycling the
+    /// three loops.
+    Stress {
+        /// Tracks.
+        tracks: usize,
+        /// Clips, spread evenly over the tracks.
+        clips: usize,
+    },
+}
+
+/// Uploads the demo loops into `project` and lays out the song (or the stress project).
+pub async fn seed(remote: &mut Remote, project: ProjectId, size: DemoSize) -> Result<(), Error> {
     let dir = tempfile::tempdir()?;
     let mut noise = Noise(0x2545_f491);
     let parts: [Part; 3] = [
@@ -100,6 +115,7 @@ pub async fn seed(remote: &mut Remote, project: ProjectId) -> Result<(), Error> 
         ("Keys", Colour { r: 92, g: 214, b: 140 }, -8.0, 0.25, Box::new(keys)),
     ];
     let mut ops = Vec::new();
+    let mut loops = Vec::new();
     for (index, (name, colour, gain_db, pan, voice)) in parts.into_iter().enumerate() {
         let file = dir.path().join(format!("{}.wav", name.to_lowercase()));
         write_loop(&file, voice)?;
@@ -108,6 +124,10 @@ pub async fn seed(remote: &mut Remote, project: ProjectId) -> Result<(), Error> 
             Uploaded::Stored { asset, .. } => asset,
             Uploaded::Partial { .. } => return Err(Error::Connection("the demo upload stopped early".into())),
         };
+        loops.push((name, colour, asset));
+        if size != DemoSize::Song {
+            continue;
+        }
         let track = TrackId::new_v7();
         let record = Track { name: name.into(), colour, gain_db, pan, mute: false, solo: false, record_arm: false };
         ops.push(Op::Create { id: track.into(), record: Record::Track(record) });
@@ -126,6 +146,40 @@ pub async fn seed(remote: &mut Remote, project: ProjectId) -> Result<(), Error> 
                 name: name.into(),
             };
             ops.push(Op::Create { id: ClipId::new_v7().into(), record: Record::Clip(clip) });
+        }
+    }
+    if let DemoSize::Stress { tracks, clips } = size {
+        let per_track = clips.div_ceil(tracks.max(1));
+        let mut placed = 0;
+        for t in 0..tracks {
+            let (name, colour, asset) = loops[t % loops.len()];
+            let track = TrackId::new_v7();
+            let record = Track {
+                name: format!("{name} {t}"),
+                colour,
+                gain_db: -6.0,
+                pan: 0.0,
+                mute: false,
+                solo: false,
+                record_arm: false,
+            };
+            ops.push(Op::Create { id: track.into(), record: Record::Track(record) });
+            ops.push(Op::ListInsert { target: project.into(), item: ListItem::Track(track), at: ListPosition::End });
+            for c in 0..per_track.min(clips - placed) {
+                let clip = Clip {
+                    track,
+                    asset,
+                    start: Ticks(c as i64 * LOOP_TICKS),
+                    length: Ticks(LOOP_TICKS),
+                    source_offset: Frames(0),
+                    gain_db: 0.0,
+                    fade_in: Ticks(0),
+                    fade_out: Ticks(0),
+                    name: name.into(),
+                };
+                ops.push(Op::Create { id: ClipId::new_v7().into(), record: Record::Clip(clip) });
+                placed += 1;
+            }
         }
     }
     match remote.write(&Transaction::new(project, ops)).await {

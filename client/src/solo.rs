@@ -19,6 +19,7 @@ use ensemble_authority::{admin, auth};
 use ensemble_protocol::ProjectId;
 
 use crate::Error;
+use crate::demo::DemoSize;
 use crate::transport::{Credentials, QuicTransport};
 
 /// Where solo mode keeps things, and who is working.
@@ -32,9 +33,8 @@ pub struct SoloSettings {
     pub display_name: String,
     /// The project to open; `None` opens the newest one, or makes one when there is none.
     pub project: Option<ProjectId>,
-    /// Make that first project the demo song (see [`crate::demo`]) rather than an empty
-    /// "Untitled".
-    pub demo: bool,
+    /// Make that first project a demo (see [`crate::demo`]) rather than an empty "Untitled".
+    pub demo: Option<DemoSize>,
 }
 
 impl SoloSettings {
@@ -47,7 +47,7 @@ impl SoloSettings {
             replicas: root.join("replicas"),
             display_name,
             project: None,
-            demo: true,
+            demo: Some(DemoSize::Song),
         }
     }
 }
@@ -72,7 +72,11 @@ pub(crate) async fn start(settings: &SoloSettings) -> Result<Solo, Error> {
         None => match admin::list_projects(&store).await?.last() {
             Some(newest) => (newest.id, false),
             None => {
-                let name = if settings.demo { "Demo Song" } else { "Untitled" };
+                let name = match settings.demo {
+                    Some(DemoSize::Song) => "Demo Song",
+                    Some(DemoSize::Stress { .. }) => "Stress Test",
+                    None => "Untitled",
+                };
                 (admin::create_project(&store, name, &settings.display_name).await?, true)
             }
         },
@@ -82,10 +86,10 @@ pub(crate) async fn start(settings: &SoloSettings) -> Result<Solo, Error> {
     let options = ServerOptions { listen, open: true, files: Some(files), ..ServerOptions::default() };
     let server = Server::start(store, Identity::self_signed()?, options).await?;
     let (addr, trust) = (server.local_addr()?, Trust::Pinned(server.fingerprint()));
-    if fresh && settings.demo {
+    if fresh && let Some(size) = settings.demo {
         let mut remote = Remote::connect(addr, "localhost", trust.clone()).await?;
         remote.join_open(&settings.display_name).await?;
-        crate::demo::seed(&mut remote, project).await?;
+        crate::demo::seed(&mut remote, project, size).await?;
         remote.close().await;
     }
     let credentials = Credentials::Open { display_name: settings.display_name.clone() };

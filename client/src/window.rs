@@ -43,6 +43,8 @@ pub struct View {
     pub points_per_quarter: f32,
     /// Height of one track row.
     pub track_height: f32,
+    /// The first track row shown (the timeline and the headers scroll together).
+    pub first_row: usize,
     /// The selected clips.
     pub selected: std::collections::HashSet<RecordId>,
     /// The clip being dragged: its id, where in it the pointer grabbed (ticks), its track.
@@ -52,7 +54,14 @@ pub struct View {
 
 impl Default for View {
     fn default() -> Self {
-        View { points_per_quarter: 28.0, track_height: 76.0, selected: Default::default(), grab: None, themed: false }
+        View {
+            points_per_quarter: 28.0,
+            track_height: 76.0,
+            first_row: 0,
+            selected: Default::default(),
+            grab: None,
+            themed: false,
+        }
     }
 }
 
@@ -281,7 +290,8 @@ fn draw(
 
     egui::Panel::left("headers").exact_size(300.0).resizable(false).show(&mut root, |ui| {
         ui.add_space(30.0);
-        for (_, id, track) in &ordered {
+        let fits = ((ui.available_height() - 40.0) / view.track_height).floor().max(1.0) as usize;
+        for (_, id, track) in ordered.iter().skip(view.first_row).take(fits) {
             let stripe = track_header(ui, &view, *id, track, &mut edits);
             let colour = [track.colour.r, track.colour.g, track.colour.b];
             drawn.headers.push(DrawnRegion { name: track.name.clone(), colour, swatch: swatch(stripe) });
@@ -394,8 +404,13 @@ fn timeline(
     let rect = ui.available_rect_before_wrap();
     let response = ui.allocate_rect(rect, egui::Sense::click());
     if response.hovered() {
-        let zoom = ui.input(|input| input.zoom_delta());
+        let (zoom, scroll) = ui.input(|input| (input.zoom_delta(), input.smooth_scroll_delta.y));
         view.points_per_quarter = (view.points_per_quarter * zoom).clamp(2.0, 400.0);
+        if zoom == 1.0 && scroll != 0.0 {
+            let rows = (-scroll / view.track_height * 2.0).round() as isize;
+            let last = ordered.len().saturating_sub(1);
+            view.first_row = view.first_row.saturating_add_signed(rows).min(last);
+        }
     }
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 0.0, theme::BACKGROUND);
@@ -409,10 +424,13 @@ fn timeline(
         points_per_quarter: view.points_per_quarter,
         track_height: view.track_height,
         snap: if view.points_per_quarter >= 12.0 { TICKS_PER_QUARTER } else { TICKS_PER_QUARTER * beats_per_bar },
-        tracks: ordered.iter().map(|(_, id, _)| *id).collect(),
+        tracks: ordered.iter().skip(view.first_row).map(|(_, id, _)| *id).collect(),
     };
-    for (row, _) in ordered.iter().enumerate() {
-        let top = rect.top() + ruler + row as f32 * view.track_height;
+    let shown = ordered.iter().enumerate().skip(view.first_row);
+    let (first_row, track_height) = (view.first_row, view.track_height);
+    let row_top = |row: usize| rect.top() + ruler + (row - first_row) as f32 * track_height;
+    for (row, _) in shown.clone().take_while(|(row, _)| row_top(*row) < rect.bottom()) {
+        let top = row_top(row);
         let lane = egui::Rect::from_min_size(egui::pos2(rect.left(), top), egui::vec2(rect.width(), view.track_height));
         painter.rect_filled(
             lane.shrink2(egui::vec2(0.0, 1.0)),
@@ -447,13 +465,23 @@ fn timeline(
         [egui::pos2(rect.left(), rect.top() + ruler), egui::pos2(rect.right(), rect.top() + ruler)],
         (1.0, theme::BAR),
     );
-    for (row, (entity, _, track)) in ordered.iter().enumerate() {
-        let top = rect.top() + ruler + row as f32 * view.track_height;
-        for (key, clip, _) in clips.query.iter().filter(|(_, _, parent)| parent.parent() == *entity) {
+    // Clips by track, once per frame (not once per track).
+    let mut by_track: std::collections::HashMap<Entity, Vec<(&RecordKey, &ClipData)>> = Default::default();
+    for (key, clip, parent) in clips.query.iter() {
+        by_track.entry(parent.parent()).or_default().push((key, clip));
+    }
+    let visible_rows: Vec<(usize, &(Entity, TrackId, &Track))> =
+        shown.take_while(|(row, _)| row_top(*row) < rect.bottom()).collect();
+    for (row, (entity, _, track)) in visible_rows {
+        let top = row_top(row);
+        for (key, clip) in by_track.get(entity).into_iter().flatten() {
+            if clip.start.0 > 0 && x_of(clip.start.0) > rect.right() {
+                continue;
+            }
             let left = x_of(clip.start.0);
             let right = x_of(clip.start.0 + clip.length.0);
             let body =
-                egui::Rect::from_min_max(egui::pos2(left, top + 4.0), egui::pos2(right, top + view.track_height - 4.0));
+                egui::Rect::from_min_max(egui::pos2(left, top + 4.0), egui::pos2(right, top + track_height - 4.0));
             let colour = colour32(track.colour);
             let selected = view.selected.contains(&key.0);
             painter.rect_filled(body, 5.0, colour.gamma_multiply(0.35));

@@ -10,6 +10,7 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_dis
 use clap::Parser;
 use ensemble_authority::tls::{Fingerprint, Trust};
 use ensemble_client::ClientCorePlugin;
+use ensemble_client::demo::DemoSize;
 use ensemble_client::solo::SoloSettings;
 use ensemble_client::store::default_dir;
 use ensemble_client::sync::SyncPlugin;
@@ -46,6 +47,14 @@ struct Args {
     /// Frames to render before the screenshot.
     #[arg(long, default_value_t = 60)]
     after_frames: u32,
+    /// Measure the CPU time of N frames (the app's own work, not the GPU's), print p50/p99 and
+    /// quit. Measuring starts once every clip's waveform is drawn.
+    #[arg(long)]
+    bench_frames: Option<usize>,
+    /// Solo mode's first project is a stress test of 200 tracks and 5,000 clips instead of the
+    /// demo song (use a fresh --solo-dir).
+    #[arg(long)]
+    stress: bool,
 }
 
 fn sync_plugin(args: &Args) -> anyhow::Result<SyncPlugin> {
@@ -54,6 +63,9 @@ fn sync_plugin(args: &Args) -> anyhow::Result<SyncPlugin> {
         if let Some(dir) = &args.solo_dir {
             settings.dir = dir.join("solo");
             settings.replicas = dir.join("replicas");
+        }
+        if args.stress {
+            settings.demo = Some(DemoSize::Stress { tracks: 200, clips: 5_000 });
         }
         return Ok(SyncPlugin::solo(settings));
     };
@@ -111,6 +123,44 @@ fn take_screenshot(mut commands: Commands, mut shot: ResMut<ScreenshotAfter>, la
     }
 }
 
+/// CPU time of each frame: from the start of `First` to the end of `Last` in the main world.
+#[derive(Resource)]
+struct FrameBench {
+    frames: usize,
+    started: Option<std::time::Instant>,
+    times: Vec<std::time::Duration>,
+    settled: u32,
+}
+
+fn frame_begins(mut bench: ResMut<FrameBench>) {
+    bench.started = Some(std::time::Instant::now());
+}
+
+fn frame_ends(mut bench: ResMut<FrameBench>, layout: Res<DrawnLayout>, mut exit: MessageWriter<AppExit>) {
+    let Some(started) = bench.started.take() else { return };
+    // Measure the project as it will stay: every clip drawn with its waveform, a few frames on.
+    let complete = !layout.clips.is_empty() && layout.waveforms.len() == layout.clips.len();
+    if bench.settled < 30 {
+        bench.settled += u32::from(complete);
+        return;
+    }
+    bench.times.push(started.elapsed());
+    if bench.times.len() == bench.frames {
+        let mut times = bench.times.clone();
+        times.sort_unstable();
+        let at = |share: f64| times[((times.len() - 1) as f64 * share) as usize];
+        println!(
+            "frames: {}, clips drawn: {}, CPU frame time p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+            times.len(),
+            layout.clips.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
+        exit.write(AppExit::Success);
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let sync = sync_plugin(&args)?;
@@ -125,6 +175,11 @@ fn main() -> anyhow::Result<()> {
         let after = args.after_frames.max(1);
         app.insert_resource(ScreenshotAfter { path, frames: after, after, waited: 0, taken: false })
             .add_systems(Update, take_screenshot);
+    }
+    if let Some(frames) = args.bench_frames {
+        app.insert_resource(FrameBench { frames: frames.max(1), started: None, times: Vec::new(), settled: 0 })
+            .add_systems(First, frame_begins)
+            .add_systems(Last, frame_ends);
     }
     app.run();
     Ok(())

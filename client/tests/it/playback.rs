@@ -17,7 +17,7 @@ fn the_demo_song_plays_and_the_playhead_follows_the_engine() {
         replicas: dir.path().join("replicas"),
         display_name: "Player".into(),
         project: None,
-        demo: true,
+        demo: Some(ensemble_client::demo::DemoSize::Song),
     };
     let mut app = client_app(SyncPlugin::solo(settings));
     app.add_plugins(PlaybackPlugin);

@@ -333,7 +333,7 @@ fn solo_mode_runs_the_authority_in_process_and_keeps_the_project() {
         replicas: dir.path().join("replicas"),
         display_name: "Robin".into(),
         project: None,
-        demo: false,
+        demo: None,
     };
     let mut app = client_app(SyncPlugin::solo(settings.clone()));
     step_until(&mut [&mut app], PATIENCE, |apps| online(apps[0]));
