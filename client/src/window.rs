@@ -45,6 +45,8 @@ pub struct View {
     pub track_height: f32,
     /// The first track row shown (the timeline and the headers scroll together).
     pub first_row: usize,
+    /// Where the timeline's first row began in the last frame, so the headers line up with it.
+    rows_top: f32,
     /// The selected clips.
     pub selected: std::collections::HashSet<RecordId>,
     /// The clip being dragged: its id, where in it the pointer grabbed (ticks), its track.
@@ -58,6 +60,7 @@ impl Default for View {
             points_per_quarter: 28.0,
             track_height: 76.0,
             first_row: 0,
+            rows_top: 0.0,
             selected: Default::default(),
             grab: None,
             themed: false,
@@ -289,7 +292,10 @@ fn draw(
     });
 
     egui::Panel::left("headers").exact_size(300.0).resizable(false).show(&mut root, |ui| {
-        ui.add_space(30.0);
+        // Line the headers up with the timeline's rows (as placed in the last frame).
+        let gap = (view.rows_top - ui.cursor().top()).max(0.0);
+        ui.add_space(gap);
+        ui.spacing_mut().item_spacing.y = 0.0;
         let fits = ((ui.available_height() - 40.0) / view.track_height).floor().max(1.0) as usize;
         for (_, id, track) in ordered.iter().skip(view.first_row).take(fits) {
             let stripe = track_header(ui, &view, *id, track, &mut edits);
@@ -297,6 +303,7 @@ fn draw(
             drawn.headers.push(DrawnRegion { name: track.name.clone(), colour, swatch: swatch(stripe) });
         }
         ui.add_space(8.0);
+        ui.spacing_mut().item_spacing.y = 6.0;
         if ui.button("+ Add track").clicked() {
             let id = TrackId::new_v7();
             let palette = [(92, 214, 140), (96, 164, 255), (240, 140, 96), (200, 120, 240), (240, 200, 80)];
@@ -428,6 +435,7 @@ fn timeline(
     };
     let shown = ordered.iter().enumerate().skip(view.first_row);
     let (first_row, track_height) = (view.first_row, view.track_height);
+    view.rows_top = rect.top() + ruler;
     let row_top = |row: usize| rect.top() + ruler + (row - first_row) as f32 * track_height;
     for (row, _) in shown.clone().take_while(|(row, _)| row_top(*row) < rect.bottom()) {
         let top = row_top(row);
