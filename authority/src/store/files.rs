@@ -182,10 +182,22 @@ pub fn now_ms() -> i64 {
         .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The blob and job queries whose SQL is the same on both databases; each store adds its own
-/// `claim_job`.
+/// The blob and job queries, written once for both databases. `$lock` is the row lock the
+/// claim's inner select takes: `FOR UPDATE SKIP LOCKED` on Postgres, nothing on SQLite (its one
+/// writer already serialises claims).
 macro_rules! file_queries {
-    () => {
+    ($lock:literal) => {
+        async fn claim_job(&self, worker: &str, now_ms: i64, lease_until: i64) -> Result<Option<JobRow>, Error> {
+            sqlx::query_as(super::files::claim_sql!($lock))
+                .bind(worker)
+                .bind(lease_until)
+                .bind(now_ms)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(super::files::job_row)
+                .transpose()
+        }
+
         async fn blob(&self, hash: ContentHash) -> Result<Option<BlobRow>, Error> {
             sqlx::query_as(
                 "SELECT hash, size, codec, sample_rate, channels, frames, stored, stored_size, stored_hash, \

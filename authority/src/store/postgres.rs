@@ -71,18 +71,7 @@ const COMMIT: &str = "WITH moved AS (
 
 impl Store for PostgresStore {
     super::shared_queries!();
-    super::files::file_queries!();
-
-    async fn claim_job(&self, worker: &str, now_ms: i64, lease_until: i64) -> Result<Option<JobRow>, Error> {
-        sqlx::query_as(super::files::claim_sql!("FOR UPDATE SKIP LOCKED"))
-            .bind(worker)
-            .bind(lease_until)
-            .bind(now_ms)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(super::files::job_row)
-            .transpose()
-    }
+    super::files::file_queries!("FOR UPDATE SKIP LOCKED");
 
     async fn create_project(&self, state: &ProjectState) -> Result<(), Error> {
         let id = state.id();
