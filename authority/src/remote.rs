@@ -41,17 +41,11 @@ pub struct Subscription {
     pub catch_up: CatchUp,
 }
 
-/// A connection to an authority.
+/// A connection to an authority: its sending and receiving halves, used together.
 #[derive(Debug)]
 pub struct Remote {
-    endpoint: quinn::Endpoint,
-    connection: quinn::Connection,
-    send: quinn::SendStream,
-    recv: quinn::RecvStream,
-    upstream: FrameCodec,
-    downstream: FrameCodec,
-    buffer: Vec<u8>,
-    waiting: VecDeque<ServerMsg>,
+    sender: RemoteSender,
+    receiver: RemoteReceiver,
     /// Whether the authority lets anyone join by display name.
     pub open: bool,
 }
@@ -76,17 +70,14 @@ impl Remote {
         let connecting = endpoint.connect(addr, server_name).map_err(|e| Error::Connection(e.to_string()))?;
         let connection = connecting.await.map_err(|e| Error::Connection(e.to_string()))?;
         let (send, recv) = connection.open_bi().await.map_err(|e| Error::Connection(e.to_string()))?;
-        let mut remote = Remote {
-            endpoint,
-            connection,
-            send,
+        let receiver = RemoteReceiver {
+            connection: connection.clone(),
             recv,
-            upstream: FrameCodec::default(),
             downstream: FrameCodec::new(HARD_MAX_FRAME),
-            buffer: Vec::new(),
             waiting: VecDeque::new(),
-            open: false,
         };
+        let sender = RemoteSender { endpoint, connection, send, upstream: FrameCodec::default(), buffer: Vec::new() };
+        let mut remote = Remote { sender, receiver, open: false };
         let client = format!("ensemble {}", env!("CARGO_PKG_VERSION"));
         remote.send(&ClientMsg::Hello { protocol_version, client }).await?;
         match remote.answer(|m| matches!(m, ServerMsg::Welcome { .. })).await? {
@@ -98,52 +89,33 @@ impl Remote {
 
     /// Sends one message.
     pub async fn send(&mut self, message: &ClientMsg) -> Result<(), Error> {
-        self.buffer.clear();
-        self.upstream.encode(message, &mut self.buffer)?;
-        let bytes = std::mem::take(&mut self.buffer);
-        let sent = self.send_raw(&bytes).await;
-        self.buffer = bytes;
-        sent
+        self.sender.send(message).await
     }
 
     /// Sends bytes as they are, framed or not (for testing how the authority takes bad input).
     pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        self.send.write_all(bytes).await.map_err(|e| self.lost(e.to_string()))
+        self.sender.send_raw(bytes).await
     }
 
     /// The next message from the authority.
     pub async fn recv(&mut self) -> Result<ServerMsg, Error> {
-        if let Some(message) = self.waiting.pop_front() {
-            return Ok(message);
-        }
-        match read_frame(&mut self.recv, &self.downstream).await {
-            Ok(Some(message)) => Ok(message),
-            Ok(None) => Err(self.lost("the authority finished the stream".into())),
-            Err(ReadFailure::Frame(error)) => Err(error.into()),
-            Err(ReadFailure::Connection(error)) => Err(self.lost(error.to_string())),
-        }
-    }
-
-    fn lost(&self, fallback: String) -> Error {
-        lost(&self.connection, fallback)
+        self.receiver.recv().await
     }
 
     /// Waits for the first message `wanted` accepts, or an error; keeps the others for `recv`.
     async fn answer(&mut self, wanted: impl Fn(&ServerMsg) -> bool) -> Result<ServerMsg, Error> {
         let mut skipped = VecDeque::new();
         let result = loop {
-            let message = match read_frame(&mut self.recv, &self.downstream).await {
-                Ok(Some(message)) => message,
-                Ok(None) => break Err(self.lost("the authority finished the stream".into())),
-                Err(ReadFailure::Frame(error)) => break Err(error.into()),
-                Err(ReadFailure::Connection(error)) => break Err(self.lost(error.to_string())),
+            let message = match self.receiver.read().await {
+                Ok(message) => message,
+                Err(error) => break Err(error),
             };
             if wanted(&message) || matches!(message, ServerMsg::Error { .. }) {
                 break Ok(message);
             }
             skipped.push_back(message);
         };
-        self.waiting.extend(skipped);
+        self.receiver.waiting.extend(skipped);
         result
     }
 
@@ -196,16 +168,12 @@ impl Remote {
     /// in its own task (a client's sync loop). Messages that arrived during a request stay first
     /// in line for the receiving half.
     pub fn split(self) -> (RemoteSender, RemoteReceiver) {
-        let Remote { endpoint, connection, send, recv, upstream, downstream, buffer, waiting, .. } = self;
-        let sender = RemoteSender { endpoint, connection: connection.clone(), send, upstream, buffer };
-        let receiver = RemoteReceiver { connection, recv, downstream, waiting };
-        (sender, receiver)
+        (self.sender, self.receiver)
     }
 
     /// Closes the connection politely.
     pub async fn close(self) {
-        self.connection.close(ensemble_protocol::wire::close::NORMAL.into(), b"bye");
-        self.endpoint.wait_idle().await;
+        self.sender.close().await;
     }
 }
 
@@ -250,10 +218,15 @@ impl RemoteSender {
     pub async fn send(&mut self, message: &ClientMsg) -> Result<(), Error> {
         self.buffer.clear();
         self.upstream.encode(message, &mut self.buffer)?;
-        match self.send.write_all(&self.buffer).await {
-            Ok(()) => Ok(()),
-            Err(error) => Err(lost(&self.connection, error.to_string())),
-        }
+        let bytes = std::mem::take(&mut self.buffer);
+        let sent = self.send_raw(&bytes).await;
+        self.buffer = bytes;
+        sent
+    }
+
+    /// Sends bytes as they are, framed or not.
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.send.write_all(bytes).await.map_err(|error| lost(&self.connection, error.to_string()))
     }
 
     /// Closes the connection politely.
@@ -276,9 +249,14 @@ impl RemoteReceiver {
     /// The next message from the authority. Not cancel-safe: a frame half read when the future
     /// is dropped is lost, so keep one task reading.
     pub async fn recv(&mut self) -> Result<ServerMsg, Error> {
-        if let Some(message) = self.waiting.pop_front() {
-            return Ok(message);
+        match self.waiting.pop_front() {
+            Some(message) => Ok(message),
+            None => self.read().await,
         }
+    }
+
+    /// The next frame off the stream, past any messages kept waiting.
+    async fn read(&mut self) -> Result<ServerMsg, Error> {
         match read_frame(&mut self.recv, &self.downstream).await {
             Ok(Some(message)) => Ok(message),
             Ok(None) => Err(lost(&self.connection, "the authority finished the stream".into())),
@@ -308,7 +286,7 @@ pub enum Uploaded {
 impl Remote {
     /// Opens a transfer stream (see [`ensemble_protocol::transfer`]).
     pub async fn open_transfer(&self) -> Result<(quinn::SendStream, quinn::RecvStream), Error> {
-        self.connection.open_bi().await.map_err(|e| Error::Connection(e.to_string()))
+        self.sender.connection.open_bi().await.map_err(|e| Error::Connection(e.to_string()))
     }
 
     /// Uploads the file at `path` into `project` as `name`, resuming from what the authority
