@@ -9,8 +9,8 @@ use std::path::Path;
 
 use ensemble_authority::remote::{Remote, Uploaded};
 use ensemble_protocol::{
-    Clip, ClipId, Colour, Frames, ListItem, ListPosition, Op, ProjectId, Record, ServerMsg, Ticks, Track, TrackId,
-    Transaction,
+    AssetId, Clip, ClipId, Colour, Frames, ListItem, ListPosition, Op, ProjectId, Record, ServerMsg, Ticks, Track,
+    TrackId, Transaction,
 };
 
 use crate::Error;
@@ -84,6 +84,22 @@ fn write_loop(path: &Path, mut voice: impl FnMut(f32) -> (f32, f32)) -> Result<(
     writer.finalize().map_err(failed)
 }
 
+/// Creates a clip playing a whole loop as the `slot`-th loop on the timeline.
+fn loop_clip(track: TrackId, asset: AssetId, slot: i64, name: &str) -> Op {
+    let clip = Clip {
+        track,
+        asset,
+        start: Ticks(slot * LOOP_TICKS),
+        length: Ticks(LOOP_TICKS),
+        source_offset: Frames(0),
+        gain_db: 0.0,
+        fade_in: Ticks(0),
+        fade_out: Ticks(0),
+        name: name.into(),
+    };
+    Op::Create { id: ClipId::new_v7().into(), record: Record::Clip(clip) }
+}
+
 /// A stereo voice: seconds in, (left, right) out.
 type Voice = Box<dyn FnMut(f32) -> (f32, f32)>;
 
@@ -134,18 +150,7 @@ pub async fn seed(remote: &mut Remote, project: ProjectId, size: DemoSize) -> Re
         ops.push(Op::ListInsert { target: project.into(), item: ListItem::Track(track), at: ListPosition::End });
         // Drums from the top, bass from bar 3, keys from bar 5: the song builds.
         for repeat in (index as i64)..4 {
-            let clip = Clip {
-                track,
-                asset,
-                start: Ticks(repeat * LOOP_TICKS),
-                length: Ticks(LOOP_TICKS),
-                source_offset: Frames(0),
-                gain_db: 0.0,
-                fade_in: Ticks(0),
-                fade_out: Ticks(0),
-                name: name.into(),
-            };
-            ops.push(Op::Create { id: ClipId::new_v7().into(), record: Record::Clip(clip) });
+            ops.push(loop_clip(track, asset, repeat, name));
         }
     }
     if let DemoSize::Stress { tracks, clips } = size {
@@ -166,18 +171,7 @@ pub async fn seed(remote: &mut Remote, project: ProjectId, size: DemoSize) -> Re
             ops.push(Op::Create { id: track.into(), record: Record::Track(record) });
             ops.push(Op::ListInsert { target: project.into(), item: ListItem::Track(track), at: ListPosition::End });
             for c in 0..per_track.min(clips - placed) {
-                let clip = Clip {
-                    track,
-                    asset,
-                    start: Ticks(c as i64 * LOOP_TICKS),
-                    length: Ticks(LOOP_TICKS),
-                    source_offset: Frames(0),
-                    gain_db: 0.0,
-                    fade_in: Ticks(0),
-                    fade_out: Ticks(0),
-                    name: name.into(),
-                };
-                ops.push(Op::Create { id: ClipId::new_v7().into(), record: Record::Clip(clip) });
+                ops.push(loop_clip(track, asset, c as i64, name));
                 placed += 1;
             }
         }
