@@ -15,7 +15,7 @@ use ensemble_protocol::{
 
 use crate::history::{EditMsg, History};
 use crate::media::Media;
-use crate::model::{ClipData, ProjectData, RecordKey, TrackData};
+use crate::model::{ClipData, ProjectData, RecordIndex, RecordKey, TrackData};
 use crate::playback::{PlaybackPlugin, Transport};
 use crate::replica::{Notice, Replica};
 use crate::sync::{Connection, SyncStatus};
@@ -168,16 +168,14 @@ fn colour32(colour: Colour) -> egui::Color32 {
 /// The tracks in order, with their data.
 fn ordered_tracks<'a>(
     project: &ProjectData,
-    tracks: &'a Query<(Entity, &RecordKey, &TrackData)>,
+    index: &RecordIndex,
+    tracks: &'a Query<&TrackData>,
 ) -> Vec<(Entity, TrackId, &'a Track)> {
-    let mut ordered = Vec::new();
-    for id in &project.track_order {
-        let record: RecordId = (*id).into();
-        if let Some((entity, _, data)) = tracks.iter().find(|(_, key, _)| key.0 == record) {
-            ordered.push((entity, *id, &data.0));
-        }
-    }
-    ordered
+    let found = |id: &TrackId| {
+        let entity = index.entity((*id).into())?;
+        tracks.get(entity).ok().map(|data| (entity, *id, &data.0))
+    };
+    project.track_order.iter().filter_map(found).collect()
 }
 
 /// Bars:beats:ticks of a position.
@@ -200,7 +198,8 @@ fn draw(
     alerts: Res<Alerts>,
     mut layout: ResMut<DrawnLayout>,
     project: Query<(&RecordKey, &ProjectData)>,
-    tracks: Query<(Entity, &RecordKey, &TrackData)>,
+    index: Res<RecordIndex>,
+    tracks: Query<&TrackData>,
     clips: Query<(&'static RecordKey, &'static ClipData, &'static ChildOf)>,
     media: Res<Media>,
     mut edits: MessageWriter<EditMsg>,
@@ -227,7 +226,7 @@ fn draw(
     };
     let project_id = project_key.0;
     let timebase = Timebase::new(project.tempo, project.sample_rate);
-    let ordered = ordered_tracks(project, &tracks);
+    let ordered = ordered_tracks(project, &index, &tracks);
     let mut drawn = DrawnLayout::default();
 
     egui::Panel::top("transport").exact_size(52.0).show(&mut root, |ui| {
