@@ -405,7 +405,7 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
                     self.status(Connection::Refused { reason });
                     // Nothing to retry: keep storing edits until the app closes.
                     while let Some(command) = self.commands.recv().await {
-                        self.handle_offline(command).await;
+                        self.handle_commands(command).await;
                     }
                     return;
                 }
@@ -424,7 +424,10 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
                 tokio::select! {
                     _ = &mut wait => break,
                     command = self.commands.recv() => match command {
-                        Some(command) => self.handle_offline(command).await,
+                        // Offline, proposals are only stored; the next session resends them.
+                        Some(command) => {
+                            self.handle_commands(command).await;
+                        }
                         None => return,
                     },
                 }
@@ -507,10 +510,6 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
             }
         }
         proposed
-    }
-
-    async fn handle_offline(&mut self, command: ToWorker) {
-        self.handle_commands(command).await;
     }
 
     async fn handle_server(&mut self, message: ServerMsg) {
