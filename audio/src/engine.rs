@@ -19,9 +19,14 @@
 //! The audio thread never allocates, frees, locks or logs here either: commands are `Copy`
 //! values in fixed-size `rtrb` queues, and a new arrangement arrives as an `Arc` whose previous
 //! value the engine keeps alive, so the audio thread never drops the last reference.
+//!
+//! Levels come back the other way through [`Meters`]: each track sound raises its track's
+//! peak in an atomic as it renders, and the control side takes (and resets) the peaks once per
+//! UI frame, so a meter shows the loudest sample since it last looked.
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use kira::backend::{Backend, Renderer as KiraRenderer};
 use kira::clock::{ClockHandle, ClockId, ClockSpeed, ClockTime};
@@ -55,6 +60,46 @@ enum Command {
     Arrangement(Arc<Arrangement>),
     /// Turns the sound on or off (the metronome's switch).
     Enabled(bool),
+    /// Whether the arrangement's loop range repeats.
+    Looping(bool),
+}
+
+/// Peak levels per track since the control side last took them, written by the audio thread.
+///
+/// A level is stored as the bits of a non-negative `f32`, whose bit patterns order like the
+/// values, so the audio thread raises it with one `fetch_max` and never waits.
+#[derive(Clone, Debug)]
+pub struct Meters {
+    /// Left and right per track, by index in the arrangement.
+    peaks: Arc<[AtomicU32]>,
+}
+
+impl Meters {
+    fn new(tracks: usize) -> Meters {
+        Meters { peaks: (0..tracks * 2).map(|_| AtomicU32::new(0)).collect() }
+    }
+
+    /// Raises track `index`'s peaks to those of `frames` (audio thread: no allocation, no lock).
+    fn raise(&self, index: usize, frames: &[Frame]) {
+        let Some(pair) = self.peaks.get(index * 2..index * 2 + 2) else { return };
+        let (mut left, mut right) = (0.0f32, 0.0f32);
+        for frame in frames {
+            left = left.max(frame[0].abs());
+            right = right.max(frame[1].abs());
+        }
+        // NaN would order above every level; a meter shows silence for it instead.
+        let level = |value: f32| if value.is_nan() { 0 } else { value.to_bits() };
+        pair[0].fetch_max(level(left), Ordering::Relaxed);
+        pair[1].fetch_max(level(right), Ordering::Relaxed);
+    }
+
+    /// Track `index`'s left and right peaks since the last call, resetting them.
+    pub fn take(&self, index: usize) -> [f32; 2] {
+        match self.peaks.get(index * 2..index * 2 + 2) {
+            Some(pair) => [0, 1].map(|side| f32::from_bits(pair[side].swap(0, Ordering::Relaxed))),
+            None => [0.0; 2],
+        }
+    }
 }
 
 /// What a sound plays.
@@ -82,6 +127,7 @@ struct TrackSound {
     clock: ClockId,
     commands: rtrb::Consumer<Command>,
     scratch: Vec<Frame>,
+    meters: Meters,
 }
 
 impl Sound for TrackSound {
@@ -93,6 +139,7 @@ impl Sound for TrackSound {
                 // decrements a count: nothing is freed here.
                 Command::Arrangement(arrangement) => self.renderer.set_arrangement(arrangement),
                 Command::Enabled(enabled) => self.enabled = enabled,
+                Command::Looping(looping) => self.renderer.set_looping(looping),
             }
         }
     }
@@ -123,6 +170,9 @@ impl Sound for TrackSound {
                 }
                 if !self.enabled {
                     scratch.fill([0.0; 2]);
+                }
+                if let Part::Track(index) = self.part {
+                    self.meters.raise(index, scratch);
                 }
                 for (out, frame) in chunk.iter_mut().zip(scratch.iter()) {
                     *out = KiraFrame { left: frame[0], right: frame[1] };
@@ -181,6 +231,7 @@ pub struct Engine<B: Backend> {
     /// Arrangements a track sound may still hold; freed here, never on the audio thread.
     retired: Vec<Arc<Arrangement>>,
     sample_rate: u32,
+    meters: Meters,
 }
 
 impl<B: Backend> Engine<B> {
@@ -205,7 +256,8 @@ impl<B: Backend> Engine<B> {
             .add_clock(ClockSpeed::TicksPerSecond(f64::from(sample_rate)))
             .map_err(|e| EngineError::Full(e.to_string()))?;
         clock.start();
-        let (metronome, sound) = Self::sound(Part::Metronome, false, &clock, &arrangement);
+        let meters = Meters::new(ensemble_protocol::validate::MAX_TRACKS);
+        let (metronome, sound) = Self::sound(Part::Metronome, false, &clock, &arrangement, &meters);
         manager.main_track().play(TrackSoundData(sound)).map_err(|e| EngineError::Full(e.to_string()))?;
         let mut engine = Engine {
             manager,
@@ -215,6 +267,7 @@ impl<B: Backend> Engine<B> {
             arrangement,
             retired: Vec::new(),
             sample_rate,
+            meters,
         };
         for index in 0..engine.arrangement.tracks.len() {
             engine.add_track(index)?;
@@ -228,6 +281,7 @@ impl<B: Backend> Engine<B> {
         enabled: bool,
         clock: &ClockHandle,
         arrangement: &Arc<Arrangement>,
+        meters: &Meters,
     ) -> (rtrb::Producer<Command>, TrackSound) {
         let (commands, consumer) = rtrb::RingBuffer::new(QUEUE);
         let sound = TrackSound {
@@ -239,6 +293,7 @@ impl<B: Backend> Engine<B> {
             clock: clock.id(),
             commands: consumer,
             scratch: vec![[0.0; 2]; MAX_BLOCK],
+            meters: meters.clone(),
         };
         (commands, sound)
     }
@@ -246,7 +301,7 @@ impl<B: Backend> Engine<B> {
     fn add_track(&mut self, index: usize) -> Result<(), EngineError> {
         let mut sub_track =
             self.manager.add_sub_track(TrackBuilder::new()).map_err(|e| EngineError::Full(e.to_string()))?;
-        let (commands, sound) = Self::sound(Part::Track(index), true, &self.clock, &self.arrangement);
+        let (commands, sound) = Self::sound(Part::Track(index), true, &self.clock, &self.arrangement, &self.meters);
         sub_track.play(TrackSoundData(sound)).map_err(|e| EngineError::Full(e.to_string()))?;
         self.tracks.push(LiveTrack { _sub_track: Some(sub_track), commands });
         Ok(())
@@ -304,6 +359,16 @@ impl<B: Backend> Engine<B> {
     /// Turns the metronome on or off.
     pub fn set_metronome(&mut self, on: bool) -> Result<(), EngineError> {
         self.metronome.commands.push(Command::Enabled(on)).map_err(|_| EngineError::Busy(usize::MAX))
+    }
+
+    /// Whether the arrangement's loop range repeats (it does until told otherwise).
+    pub fn set_looping(&mut self, looping: bool) -> Result<(), EngineError> {
+        self.broadcast(|| Command::Looping(looping))
+    }
+
+    /// The tracks' peak levels, by index in the arrangement.
+    pub fn meters(&self) -> &Meters {
+        &self.meters
     }
 
     /// The backend, to pull blocks from an [`OfflineBackend`].

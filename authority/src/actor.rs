@@ -13,6 +13,10 @@
 //! [`Bump`], encoded once, to every subscriber. Subscribers are [`Outbox`]es: bounded queues
 //! that never block the actor. A subscriber whose queue is full is cut off (its connection is
 //! closed as a slow consumer) rather than allowed to stall the project.
+//!
+//! Presence passes through the actor too, so it reaches exactly the project's subscribers: the
+//! latest of each session is kept in memory (never stored), relayed to the others as it
+//! changes, shown to each new subscriber, and withdrawn when its session stops subscribing.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -20,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ensemble_protocol::frame::HARD_MAX_FRAME;
 use ensemble_protocol::permission::{authorize_read, authorize_write};
-use ensemble_protocol::wire::{Bump, CatchUp, ErrorCode, Rejection};
+use ensemble_protocol::wire::{Bump, CatchUp, ErrorCode, MAX_PRESENCE_SELECTION, PeerPresence, Presence, Rejection};
 use ensemble_protocol::{
     FrameCodec, MemberId, Op, ProjectId, ProjectState, Record, RecordChange, RecordId, Role, Seq, ServerMsg,
     Transaction, TxId, UserId, Version,
@@ -135,6 +139,17 @@ pub enum Command {
         /// The connection.
         conn: ConnId,
     },
+    /// Relay a subscriber's presence to the project's other subscribers.
+    Presence {
+        /// The subscriber's connection.
+        conn: ConnId,
+        /// Who it is.
+        user: UserId,
+        /// Their display name.
+        name: String,
+        /// What they are doing.
+        presence: Presence,
+    },
     /// Answer with the current value of some records.
     GetRecords {
         /// Who asks.
@@ -230,6 +245,8 @@ struct ProjectActor<S> {
     seq: Seq,
     record_seqs: HashMap<RecordId, Seq>,
     subscribers: Vec<Subscriber>,
+    /// The latest presence of each subscriber that sent one (relayed, never stored).
+    presences: HashMap<ConnId, PeerPresence>,
     /// The first answer (`Committed` or `Rejected`) to recent transaction ids.
     answered: Recent,
 }
@@ -278,6 +295,7 @@ impl<S: Store> ProjectActor<S> {
             seq: loaded.seq,
             record_seqs: loaded.record_seqs.into_iter().collect(),
             subscribers: Vec::new(),
+            presences: HashMap::new(),
             answered: Recent::default(),
         }))
     }
@@ -294,11 +312,13 @@ impl<S: Store> ProjectActor<S> {
                     }
                     Command::Unsubscribe { conn } => self.subscribers.retain(|s| s.outbox.conn() != conn),
                     Command::GetRecords { user, ids, outbox } => self.get_records(user, ids, &outbox),
+                    Command::Presence { conn, user, name, presence } => self.relay_presence(conn, user, name, presence),
                 }
             }
             if !writes.is_empty() {
                 self.commit_writes(writes).await;
             }
+            self.forget_departed();
         }
         tracing::debug!("project actor stopped");
     }
@@ -336,7 +356,43 @@ impl<S: Store> ProjectActor<S> {
         let subscribed = ServerMsg::Subscribed { project: self.id, seq: self.seq, role, catch_up };
         if outbox.send(&subscribed) {
             self.subscribers.retain(|s| s.outbox.conn() != outbox.conn());
+            // Who is here already.
+            for peer in self.presences.values().filter(|peer| peer.session != outbox.conn().0) {
+                outbox.send(&ServerMsg::Presence { project: self.id, peer: peer.clone() });
+            }
             self.subscribers.push(Subscriber { user, outbox });
+        }
+    }
+
+    /// Passes a subscriber's presence to the others; a connection that is not subscribed has
+    /// nobody to tell.
+    fn relay_presence(&mut self, conn: ConnId, user: UserId, name: String, mut presence: Presence) {
+        if !self.subscribers.iter().any(|subscriber| subscriber.outbox.conn() == conn) {
+            return;
+        }
+        presence.selection.truncate(MAX_PRESENCE_SELECTION);
+        let peer = PeerPresence { session: conn.0, user, name, presence: Some(presence) };
+        self.presences.insert(conn, peer.clone());
+        self.broadcast_presence(peer);
+    }
+
+    fn broadcast_presence(&mut self, peer: PeerPresence) {
+        let from = ConnId(peer.session);
+        if let Some(frame) = encode(&ServerMsg::Presence { project: self.id, peer }) {
+            self.subscribers.retain(|s| s.outbox.conn() == from || s.outbox.send_frame(frame.clone()));
+        }
+    }
+
+    /// Tells everyone that sessions which are no longer subscribed (gone, cut off, no longer
+    /// members) have left.
+    fn forget_departed(&mut self) {
+        loop {
+            let subscribed = |conn: &ConnId| self.subscribers.iter().any(|s| s.outbox.conn() == *conn);
+            let Some(gone) = self.presences.keys().copied().find(|conn| !subscribed(conn)) else { return };
+            if let Some(mut peer) = self.presences.remove(&gone) {
+                peer.presence = None;
+                self.broadcast_presence(peer);
+            }
         }
     }
 

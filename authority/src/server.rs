@@ -288,6 +288,7 @@ fn kind(message: &ClientMsg) -> &'static str {
         ClientMsg::GetRecords { .. } => "GetRecords",
         ClientMsg::Export { .. } => "Export",
         ClientMsg::GetJob { .. } => "GetJob",
+        ClientMsg::Presence { .. } => "Presence",
     }
 }
 
@@ -426,6 +427,14 @@ impl Session {
                     })),
                     None => self
                         .send(&ServerMsg::Error { code: ErrorCode::NoSuchProject, message: format!("no job {job}") }),
+                }
+                Ok(())
+            }
+            (Phase::Ready(user), ClientMsg::Presence { project, presence }) => {
+                // Only for a project this session has open; the actor checks it subscribes.
+                if let Some(handle) = self.projects.get(&project) {
+                    let (conn, user, name) = (self.outbox.conn(), user.id, user.name.clone());
+                    handle.send(Command::Presence { conn, user, name, presence }).await;
                 }
                 Ok(())
             }

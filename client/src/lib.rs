@@ -16,18 +16,27 @@
 //! sync worker; [`assets::AssetCache`] is that cache, keyed by content, so a project opened
 //! offline still plays.
 //!
-//! [`ClientCorePlugin`] adds the last three; add a [`sync::SyncPlugin`] beside it to connect.
+//! [`import::ImportPlugin`] turns audio files on this machine into clips, uploading them
+//! through the sync worker; [`edits`] holds what each of the DAW's actions means as ops.
+//! [`presence::PresencePlugin`] shares where this user is and what they have selected, and
+//! collects the same of everyone else in the project.
+//!
+//! [`ClientCorePlugin`] adds the replica, history, model, media, import and presence plugins;
+//! add a [`sync::SyncPlugin`] beside it to connect.
 //! Data flows one way around a loop: the user's [`history::EditMsg`] → replica (shown at once)
 //! → worker → authority → [`sync::FromAuthority`] → replica → entities. Bevy stays inside this
 //! crate so the other crates build without it.
 
 pub mod assets;
 pub mod demo;
+pub mod edits;
 pub mod error;
 pub mod history;
+pub mod import;
 pub mod media;
 pub mod model;
 pub mod playback;
+pub mod presence;
 pub mod replica;
 pub mod solo;
 pub mod store;
@@ -40,11 +49,18 @@ pub use error::Error;
 
 use bevy::prelude::*;
 
-/// The client core without a connection: replica, history, model and media.
+/// The client core without a connection: replica, history, model, media, import and presence.
 pub struct ClientCorePlugin;
 
 impl Plugin for ClientCorePlugin {
     fn build(&self, app: &mut App) {
-        app.add_plugins((replica::ReplicaPlugin, history::HistoryPlugin, model::ModelPlugin, media::MediaPlugin));
+        app.add_plugins((
+            replica::ReplicaPlugin,
+            history::HistoryPlugin,
+            model::ModelPlugin,
+            media::MediaPlugin,
+            import::ImportPlugin,
+            presence::PresencePlugin,
+        ));
     }
 }

@@ -9,17 +9,24 @@
 //! The engine runs on the sound card when there is one. Without one (a headless machine, CI)
 //! it runs on the offline backend, which this plugin pulls at the wall clock's pace, so the
 //! transport, the playhead and the output level behave the same and tests can listen.
+//!
+//! [`TrackLevels`] carries the engine's per-track meters to the window, with a meter's fall
+//! time applied here so every view of a level agrees. An [`ExportMsg`] renders the mix of the
+//! model as it is now to a WAV file on a thread of its own, from the audio already decoded for
+//! playback; [`ExportDone`] says how it went.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
 
 use bevy::prelude::*;
 use ensemble_audio::Pcm;
 use ensemble_audio::arrangement::Arrangement;
-use ensemble_audio::engine::{Engine, EngineError, OfflineBackend};
+use ensemble_audio::engine::{Engine, EngineError, Meters, OfflineBackend};
 use ensemble_audio::render::Frame;
-use ensemble_protocol::{AssetId, Frames, Ticks, Timebase};
+use ensemble_audio::wav::WavFormat;
+use ensemble_protocol::{AssetId, Frames, Ticks, Timebase, TrackId};
 
 use crate::media::Media;
 use crate::model::{AssetData, ClipData, LaneData, ProjectData, TrackData};
@@ -31,36 +38,91 @@ pub struct PlaybackPlugin;
 impl Plugin for PlaybackPlugin {
     fn build(&self, app: &mut App) {
         let (decoded, arrivals) = mpsc::channel();
+        let (exported, exports) = mpsc::channel();
         app.init_resource::<Transport>()
             .init_resource::<OutputLevel>()
+            .init_resource::<TrackLevels>()
+            .add_message::<ExportMsg>()
+            .add_message::<ExportDone>()
             .insert_non_send(Playback {
                 engine: None,
                 decoded: HashMap::new(),
                 decoding: HashSet::new(),
+                unplayable: HashSet::new(),
                 sender: decoded,
                 arrivals,
+                exported,
+                exports,
                 dirty: true,
-                heard: Transport::default(),
+                arrangement: None,
+                heard: None,
                 started: None,
                 scratch: Vec::new(),
             })
-            .add_systems(PostUpdate, (decode_audio, rearrange, follow_transport, pull_offline).chain());
+            .add_systems(
+                PostUpdate,
+                (decode_audio, rearrange, follow_transport, pull_offline, read_meters, export, finish_exports).chain(),
+            );
     }
 }
 
-/// Whether the project plays, and where.
+/// Whether the project plays, where, and how.
 #[derive(Resource, Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Transport {
     /// Playing or stopped.
     pub playing: bool,
     /// The playhead.
     pub position: Ticks,
+    /// Whether playback repeats the project's loop range (when it has one).
+    pub looping: bool,
+    /// Whether the metronome clicks while playing.
+    pub metronome: bool,
 }
 
 /// The peak level of the engine's output over the last frame, per channel (0 to 1+), for the
 /// meters; measured where the engine runs offline.
 #[derive(Resource, Debug, Default, Clone, Copy, PartialEq)]
 pub struct OutputLevel(pub [f32; 2]);
+
+/// Each track's meter: its peak level (linear, per channel) falling at [`METER_FALL_DB`] per
+/// second, and the loudest it has been, for a clip indicator.
+#[derive(Resource, Debug, Default, Clone, PartialEq)]
+pub struct TrackLevels {
+    /// Current level and the highest peak since playback started, by track.
+    pub tracks: HashMap<TrackId, TrackLevel>,
+    /// Whether the transport played when the meters were last read.
+    playing: bool,
+}
+
+/// One track's meter.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct TrackLevel {
+    /// Left and right, linear (1.0 is full scale).
+    pub level: [f32; 2],
+    /// The highest level since playback started.
+    pub held: f32,
+}
+
+/// How fast a meter falls once the sound stops, in dB per second.
+pub const METER_FALL_DB: f32 = 24.0;
+
+/// Render the mix as it is now to a WAV file.
+#[derive(Message, Clone, Debug, PartialEq)]
+pub struct ExportMsg {
+    /// The file to write (written beside it first and renamed into place).
+    pub path: PathBuf,
+    /// The sample format.
+    pub format: WavFormat,
+}
+
+/// How an export ended.
+#[derive(Message, Clone, Debug, PartialEq)]
+pub struct ExportDone {
+    /// The file asked for.
+    pub path: PathBuf,
+    /// Its length in seconds, or why nothing was written.
+    pub result: Result<f64, String>,
+}
 
 /// Where the audio goes.
 pub enum Output {
@@ -104,6 +166,30 @@ impl Output {
         }
     }
 
+    fn set_looping(&mut self, looping: bool) -> Result<(), EngineError> {
+        match self {
+            Output::Offline(engine) => engine.set_looping(looping),
+            #[cfg(feature = "window")]
+            Output::Device(engine) => engine.set_looping(looping),
+        }
+    }
+
+    fn set_metronome(&mut self, on: bool) -> Result<(), EngineError> {
+        match self {
+            Output::Offline(engine) => engine.set_metronome(on),
+            #[cfg(feature = "window")]
+            Output::Device(engine) => engine.set_metronome(on),
+        }
+    }
+
+    fn meters(&self) -> &Meters {
+        match self {
+            Output::Offline(engine) => engine.meters(),
+            #[cfg(feature = "window")]
+            Output::Device(engine) => engine.meters(),
+        }
+    }
+
     /// The sound card if it opens at `rate`, else the offline backend.
     fn open(arrangement: Arc<Arrangement>) -> Result<Output, EngineError> {
         #[cfg(feature = "window")]
@@ -130,11 +216,17 @@ pub struct Playback {
     engine: Option<Output>,
     decoded: HashMap<AssetId, Pcm>,
     decoding: HashSet<AssetId>,
+    /// Assets whose audio did not decode: left out of playback and exports.
+    unplayable: HashSet<AssetId>,
     sender: mpsc::Sender<(AssetId, Result<Pcm, String>)>,
     arrivals: mpsc::Receiver<(AssetId, Result<Pcm, String>)>,
+    exported: mpsc::Sender<ExportDone>,
+    exports: mpsc::Receiver<ExportDone>,
     dirty: bool,
-    /// The transport as the engine last heard it.
-    heard: Transport,
+    /// What the engine plays (its track order is the meters' order).
+    arrangement: Option<Arc<Arrangement>>,
+    /// The transport as the engine last heard it (nothing yet: the engine's own defaults).
+    heard: Option<Transport>,
     /// The engine frame playback started at, and the timeline frame it started from.
     started: Option<(u64, u64)>,
     scratch: Vec<Frame>,
@@ -162,7 +254,10 @@ fn decode_audio(
                 playback.decoded.insert(asset, pcm);
                 playback.dirty = true;
             }
-            Err(error) => warn!("asset {asset} does not play: {error}"),
+            Err(error) => {
+                warn!("asset {asset} does not play: {error}");
+                playback.unplayable.insert(asset);
+            }
         }
     }
     for key in &assets {
@@ -196,6 +291,7 @@ fn rearrange(
     }
     playback.dirty = false;
     let arrangement = Arc::new(Arrangement::from_project(replica.view(), &playback.decoded));
+    playback.arrangement = Some(arrangement.clone());
     let result = match playback.engine.as_mut() {
         Some(output) => output.set_arrangement(arrangement),
         None => Output::open(arrangement).map(|output| playback.engine = Some(output)),
@@ -216,20 +312,44 @@ fn follow_transport(
     let playback = &mut *playback;
     let Some(engine) = playback.engine.as_mut() else { return };
     let wanted = *transport;
-    if wanted != playback.heard {
+    let heard =
+        playback.heard.unwrap_or(Transport { looping: !wanted.looping, metronome: !wanted.metronome, ..wanted });
+    let mut result = Ok(());
+    if wanted.looping != heard.looping {
+        result = result.and(engine.set_looping(wanted.looping));
+    }
+    if wanted.metronome != heard.metronome {
+        result = result.and(engine.set_metronome(wanted.metronome));
+    }
+    if (wanted.playing, wanted.position) != (heard.playing, heard.position) || playback.heard.is_none() {
         let from = timebase.frames(Ticks(wanted.position.0.max(0))).0;
         let scheduled = if wanted.playing { engine.play_from(from) } else { engine.stop_at(from) };
-        match scheduled {
-            Ok(at) => playback.started = wanted.playing.then_some((at, from)),
-            Err(error) => warn!("the audio engine is busy: {error}"),
-        }
-        playback.heard = wanted;
+        result = result.and(scheduled.map(|at| playback.started = wanted.playing.then_some((at, from))));
     }
+    if let Err(error) = result {
+        warn!("the audio engine is busy: {error}");
+    }
+    playback.heard = Some(wanted);
     if let Some((at, from)) = playback.started {
-        let now = engine.now();
-        let position = from + now.saturating_sub(at);
-        transport.position = timebase.ticks(Frames(position));
-        playback.heard.position = transport.position;
+        let played = engine.now().saturating_sub(at);
+        let looped = project
+            .loop_range
+            .filter(|_| wanted.looping)
+            .map(|range| (timebase.frames(range.start).0, timebase.frames(range.end).0));
+        transport.position = timebase.ticks(Frames(playhead(from, played, looped)));
+        if let Some(heard) = playback.heard.as_mut() {
+            heard.position = transport.position;
+        }
+    }
+}
+
+/// The timeline frame `played` frames after starting at `from`, wrapping as the renderer does
+/// at the loop's end (a start past the loop plays straight on).
+pub fn playhead(from: u64, played: u64, looped: Option<(u64, u64)>) -> u64 {
+    let straight = from + played;
+    match looped {
+        Some((start, end)) if start < end && from < end && straight >= end => start + (straight - end) % (end - start),
+        _ => straight,
     }
 }
 
@@ -255,4 +375,74 @@ fn pull_offline(mut playback: NonSendMut<Playback>, time: Res<Time<Real>>, mut l
         left -= block;
     }
     level.0 = peak;
+}
+
+/// Takes each track's peaks from the engine and lets the meters fall between them.
+fn read_meters(
+    mut playback: NonSendMut<Playback>,
+    time: Res<Time<Real>>,
+    transport: Res<Transport>,
+    mut levels: ResMut<TrackLevels>,
+) {
+    let playback = &mut *playback;
+    let (Some(engine), Some(arrangement)) = (playback.engine.as_ref(), playback.arrangement.as_ref()) else { return };
+    let fall = 10f32.powf(-METER_FALL_DB * time.delta_secs() / 20.0);
+    let restarted = transport.playing && !levels.playing;
+    levels.playing = transport.playing;
+    let meters = engine.meters();
+    let mut seen = HashSet::with_capacity(arrangement.tracks.len());
+    for (index, track) in arrangement.tracks.iter().enumerate() {
+        let peaks = meters.take(index);
+        let level = levels.tracks.entry(track.id).or_default();
+        for (shown, peak) in level.level.iter_mut().zip(peaks) {
+            *shown = peak.max(*shown * fall);
+            if *shown < 1e-4 {
+                *shown = 0.0;
+            }
+        }
+        let held = if restarted { 0.0 } else { level.held };
+        level.held = held.max(level.level[0]).max(level.level[1]);
+        seen.insert(track.id);
+    }
+    levels.tracks.retain(|id, _| seen.contains(id));
+}
+
+/// Renders the mix to a file on a thread of its own, from the audio decoded for playback.
+fn export(
+    playback: NonSend<Playback>,
+    replica: Option<Res<Replica>>,
+    clips: Query<&ClipData>,
+    mut asked: MessageReader<ExportMsg>,
+    mut done: MessageWriter<ExportDone>,
+) {
+    for ExportMsg { path, format } in asked.read() {
+        let Some(replica) = replica.as_ref() else {
+            done.write(ExportDone { path: path.clone(), result: Err("the project has not loaded yet".into()) });
+            continue;
+        };
+        let waiting = clips
+            .iter()
+            .filter(|clip| !playback.decoded.contains_key(&clip.asset) && !playback.unplayable.contains(&clip.asset))
+            .count();
+        if waiting > 0 {
+            let reason = format!("the audio of {waiting} clip(s) is still downloading or decoding; try again shortly");
+            done.write(ExportDone { path: path.clone(), result: Err(reason) });
+            continue;
+        }
+        let arrangement = Arc::new(Arrangement::from_project(replica.view(), &playback.decoded));
+        let seconds = arrangement.end() as f64 / f64::from(arrangement.sample_rate.max(1));
+        let (path, format, sender) = (path.clone(), *format, playback.exported.clone());
+        std::thread::spawn(move || {
+            let result = ensemble_audio::render::export_mix(arrangement, &path, format)
+                .map(|()| seconds)
+                .map_err(|error| error.to_string());
+            let _ = sender.send(ExportDone { path, result });
+        });
+    }
+}
+
+fn finish_exports(playback: NonSend<Playback>, mut done: MessageWriter<ExportDone>) {
+    while let Ok(finished) = playback.exports.try_recv() {
+        done.write(finished);
+    }
 }

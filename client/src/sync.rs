@@ -26,10 +26,13 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use ensemble_protocol::transfer::{Served, TransferRequest};
-use ensemble_protocol::{AssetId, ClientMsg, ContentHash, ProjectId, Seq, ServerMsg, Transaction, TxId, UserId};
+use ensemble_protocol::{
+    AssetId, ClientMsg, ContentHash, Presence, ProjectId, Seq, ServerMsg, Transaction, TxId, UserId,
+};
 use tokio::sync::mpsc;
 
 use crate::Error;
+use crate::assets::AssetCache;
 use crate::replica::Replica;
 use crate::solo::{self, SoloSettings};
 use crate::store::{LocalStore, Saved, SqliteReplicaStore};
@@ -126,6 +129,25 @@ pub enum Outbound {
         /// The audio, or its peaks.
         what: Served,
     },
+    /// This user's presence, for the authority to relay (dropped while offline; the latest is
+    /// sent again after each reconnection).
+    Presence(Presence),
+    /// Upload an audio file from this machine into the project.
+    Upload {
+        /// Names this upload in its [`UploadDone`].
+        id: u64,
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// How an upload ended: the asset the authority made for the file, or why there is none.
+#[derive(Message, Clone, Debug)]
+pub struct UploadDone {
+    /// The upload's id from [`Outbound::Upload`].
+    pub id: u64,
+    /// The new (or existing, for a file the project already has) asset.
+    pub asset: Result<AssetId, String>,
 }
 
 /// An asset file the worker brought into the local cache, or why it could not.
@@ -141,6 +163,7 @@ pub struct Fetched {
 
 enum FromWorker {
     Fetched(Fetched),
+    Uploaded(UploadDone),
     Connection(Connection),
     Project(ProjectId),
     Restored(Saved),
@@ -153,6 +176,8 @@ enum ToWorker {
     Propose(Transaction),
     Forget(Vec<TxId>),
     Fetch { asset: AssetId, hash: ContentHash, what: Served },
+    Upload { id: u64, path: PathBuf },
+    Presence(Presence),
 }
 
 /// The app's end of the worker's channels.
@@ -253,6 +278,7 @@ impl Plugin for SyncPlugin {
         .add_message::<Restored>()
         .add_message::<Outbound>()
         .add_message::<Fetched>()
+        .add_message::<UploadDone>()
         .add_systems(PreUpdate, receive.in_set(SyncSystems::Receive))
         .add_systems(PreUpdate, send.in_set(SyncSystems::Send));
     }
@@ -264,12 +290,16 @@ fn receive(
     mut from_authority: MessageWriter<FromAuthority>,
     mut restored: MessageWriter<Restored>,
     mut fetched: MessageWriter<Fetched>,
+    mut uploaded: MessageWriter<UploadDone>,
 ) {
     let Ok(mut from_worker) = link.from_worker.lock() else { return };
     while let Ok(message) = from_worker.try_recv() {
         match message {
             FromWorker::Fetched(file) => {
                 fetched.write(file);
+            }
+            FromWorker::Uploaded(done) => {
+                uploaded.write(done);
             }
             FromWorker::Connection(connection) => status.connection = connection,
             FromWorker::Project(project) => status.project = Some(project),
@@ -307,6 +337,8 @@ fn send(
             }
             Outbound::Settled(tx_ids) => ToWorker::Forget(tx_ids.clone()),
             Outbound::Fetch { asset, hash, what } => ToWorker::Fetch { asset: *asset, hash: *hash, what: *what },
+            Outbound::Upload { id, path } => ToWorker::Upload { id: *id, path: path.clone() },
+            Outbound::Presence(presence) => ToWorker::Presence(presence.clone()),
         };
         if to_worker.send(command).is_err() {
             status.store_problem = Some("the sync worker has stopped".into());
@@ -338,6 +370,7 @@ async fn run<T: Transport>(channels: Channels, setup: impl Future<Output = Resul
                         commands,
                         pending: VecDeque::new(),
                         seq: None,
+                        presence: None,
                     };
                     worker.run().await;
                 }
@@ -377,6 +410,8 @@ struct Worker<T, S> {
     pending: VecDeque<Transaction>,
     /// The seq of the stored confirmed state, if there is one.
     seq: Option<Seq>,
+    /// The user's latest presence, and whether the authority has yet to hear it.
+    presence: Option<(Presence, bool)>,
 }
 
 impl<T: Transport, S: LocalStore> Worker<T, S> {
@@ -462,7 +497,20 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
             return Ended::Lost("the connection closed".into());
         }
         self.status(Connection::Online { user: link.user, name: link.name.clone() });
+        // A new session: whoever is here has not heard our presence.
+        if let Some((_, unsent)) = &mut self.presence {
+            *unsent = true;
+        }
         loop {
+            if let Some((presence, unsent)) = &mut self.presence
+                && *unsent
+            {
+                *unsent = false;
+                let message = ClientMsg::Presence { project: self.project, presence: presence.clone() };
+                if link.outgoing.send(message).await.is_err() {
+                    return Ended::Lost("the connection closed".into());
+                }
+            }
             tokio::select! {
                 command = self.commands.recv() => {
                     let Some(command) = command else { return Ended::AppClosed };
@@ -493,6 +541,8 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
                 ToWorker::Propose(tx) => proposed.push(tx),
                 ToWorker::Forget(tx_ids) => forgotten.extend(tx_ids),
                 ToWorker::Fetch { asset, hash, what } => self.fetch(asset, hash, what),
+                ToWorker::Upload { id, path } => self.upload(id, path),
+                ToWorker::Presence(presence) => self.presence = Some((presence, true)),
             }
             next = self.commands.try_recv().ok();
         }
@@ -559,6 +609,28 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
                 downloaded.await.map_err(|error| error.to_string())
             };
             let _ = to_app.send(FromWorker::Fetched(Fetched { asset, what, file }));
+        });
+    }
+
+    /// Uploads a file on a task of its own (and connection: edits never wait behind it), and
+    /// tells the app. Offline, it fails at once: the user chose to import now, and is told.
+    fn upload(&self, id: u64, path: PathBuf) {
+        let (transport, to_app, project) = (self.transport.clone(), self.to_app.clone(), self.project);
+        let cache = self.cache.clone();
+        tokio::spawn(async move {
+            let name = path.file_name().map_or_else(|| "audio".into(), |name| name.to_string_lossy().into_owned());
+            let asset = transport.upload(project, &path, &name).await.map_err(|error| error.to_string());
+            if asset.is_ok() {
+                // Keep our own copy in the cache, so the file is never downloaded back. Failing
+                // that only costs a download.
+                let _ = tokio::task::spawn_blocking(move || -> Result<(), Error> {
+                    let hash = ensemble_authority::files::hash_file(&path)?;
+                    AssetCache::new(cache)?.insert(hash, &path)?;
+                    Ok(())
+                })
+                .await;
+            }
+            let _ = to_app.send(FromWorker::Uploaded(UploadDone { id, asset }));
         });
     }
 

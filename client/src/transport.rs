@@ -11,10 +11,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use ensemble_authority::remote::Remote;
+use ensemble_authority::remote::Uploaded;
 use ensemble_authority::tls::Trust;
 use ensemble_protocol::transfer::TransferRequest;
 use ensemble_protocol::wire::SessionToken;
-use ensemble_protocol::{ClientMsg, ServerMsg, UserId};
+use ensemble_protocol::{AssetId, ClientMsg, ProjectId, ServerMsg, UserId};
 use tokio::sync::mpsc;
 
 use crate::Error;
@@ -60,6 +61,15 @@ pub trait Transport: Clone + Send + Sync + 'static {
     /// Downloads what `request` names into the file `to` (resuming a partial one) on a
     /// connection of its own, so bulk bytes never wait behind edits or hold them up.
     fn download(&self, request: TransferRequest, to: &Path) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Uploads the audio file at `path` into `project` as `name` on a connection of its own;
+    /// the authority checks it, stores it and makes its asset record, whose id this returns.
+    fn upload(
+        &self,
+        project: ProjectId,
+        path: &Path,
+        name: &str,
+    ) -> impl Future<Output = Result<AssetId, Error>> + Send;
 }
 
 /// An authority over QUIC.
@@ -101,6 +111,17 @@ impl Transport for QuicTransport {
         let downloaded = remote.download(request, to).await;
         remote.close().await;
         downloaded.map(|_| ()).map_err(|error| Error::Connection(error.to_string()))
+    }
+
+    async fn upload(&self, project: ProjectId, path: &Path, name: &str) -> Result<AssetId, Error> {
+        let remote = self.logged_in().await?;
+        let uploaded = remote.upload(project, path, name, None).await;
+        remote.close().await;
+        match uploaded {
+            Ok(Uploaded::Stored { asset, .. }) => Ok(asset),
+            Ok(Uploaded::Partial { held }) => Err(Error::Connection(format!("the upload stopped after {held} bytes"))),
+            Err(error) => Err(Error::Connection(error.to_string())),
+        }
     }
 
     async fn connect(&mut self) -> Result<Link, Error> {

@@ -44,4 +44,4 @@ pub use record::{
 pub use state::{Applied, ApplyError, Entry, OpFailure, ProjectState, RecordChange, invert};
 pub use time::{Bpm, Frames, Seq, TICKS_PER_QUARTER, Ticks, TimeSignature, Timebase, Version};
 pub use validate::Invalid;
-pub use wire::{ClientMsg, PROTOCOL_VERSION, ServerMsg};
+pub use wire::{ClientMsg, PROTOCOL_VERSION, PeerPresence, Presence, ServerMsg};

@@ -6,6 +6,11 @@
 //! subscribes to projects and writes transactions. Every frame after that may be a push: a
 //! [`Bump`] carries the new values of what a commit changed, so subscribers never need a second
 //! round trip. Messages travel in [`crate::frame`]s.
+//!
+//! Presence (who else is in the project, where their playhead is, what they have selected)
+//! is relayed, never stored: a client sends [`ClientMsg::Presence`] when its own changes, and
+//! the authority passes it to the project's other subscribers as [`ServerMsg::Presence`],
+//! with `None` when that session leaves.
 
 use std::fmt;
 
@@ -19,7 +24,10 @@ use crate::state::{ApplyError, RecordChange};
 use crate::time::{Seq, Ticks, Version};
 
 /// The version of this protocol. Both sides send it in the handshake and refuse a mismatch.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// The most selected records one presence carries; the authority drops the rest.
+pub const MAX_PRESENCE_SELECTION: usize = 256;
 
 /// The QUIC application protocol name.
 pub const ALPN: &[u8] = b"ensemble/1";
@@ -104,6 +112,39 @@ pub enum ClientMsg {
         /// The job.
         job: JobId,
     },
+    /// This session's presence in a project it subscribes to, relayed to the others.
+    Presence {
+        /// The project.
+        project: ProjectId,
+        /// What the user is doing.
+        presence: Presence,
+    },
+}
+
+/// What a user is doing in a project right now.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Presence {
+    /// Their playhead.
+    pub playhead: Ticks,
+    /// Whether their transport plays.
+    pub playing: bool,
+    /// The records they have selected (at most [`MAX_PRESENCE_SELECTION`]).
+    pub selection: Vec<RecordId>,
+    /// Where their pointer is on the timeline, when it is there.
+    pub pointer: Option<Ticks>,
+}
+
+/// Another session's presence, as the authority relays it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerPresence {
+    /// Names the session (one user may have several).
+    pub session: u64,
+    /// The user.
+    pub user: UserId,
+    /// Their display name.
+    pub name: String,
+    /// What they are doing; `None` when the session left the project.
+    pub presence: Option<Presence>,
 }
 
 /// Messages from the authority to a client.
@@ -171,6 +212,13 @@ pub enum ServerMsg {
     },
     /// The state of a job.
     Job(JobInfo),
+    /// Another session's presence in a subscribed project changed.
+    Presence {
+        /// The project.
+        project: ProjectId,
+        /// The session and what it is doing.
+        peer: PeerPresence,
+    },
     /// A request failed, or the connection is about to close.
     Error {
         /// What went wrong, for programs.

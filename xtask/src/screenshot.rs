@@ -1,9 +1,11 @@
 //! The DAW window's screenshot check: start the client in solo mode on a fresh demo song under
-//! Xvfb (Mesa's software Vulkan), let it render, save a screenshot, and check its structure
-//! against the layout the window reports for the same frame: every track header's colour
-//! stripe and every clip's colour bar must be painted in its track's colour, and the timeline
-//! must hold the demo song's three tracks and nine clips. Not a golden image: fonts and
-//! anti-aliasing may change without failing it.
+//! Xvfb (Mesa's software Vulkan) with the mixer open and every track's automation lane shown,
+//! let it render, save a screenshot, and check its structure against the layout the window
+//! reports for the same frame: every track header's colour stripe, every clip's colour bar,
+//! every automation lane's tab and every mixer strip's colour bar must be painted in its
+//! track's colour, each clip must show its waveform, and the window must hold the demo song's
+//! three tracks and nine clips. Not a golden image: fonts and anti-aliasing may change without
+//! failing it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,7 +29,7 @@ pub(crate) fn check() -> Result {
         .arg(dir.join("solo"))
         .arg("--screenshot")
         .arg(&shot)
-        .args(["--after-frames", "90"]);
+        .args(["--after-frames", "90", "--mixer", "--automation"]);
     let lavapipe = Path::new("/usr/share/vulkan/icd.d/lvp_icd.x86_64.json");
     if lavapipe.exists() {
         command.env("VK_ICD_FILENAMES", lavapipe);
@@ -132,16 +134,24 @@ fn inspect(shot: &Path, layout: &Path) -> Result {
     let layout: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     let scale = image.width as f64 / 1600.0;
     let regions = |key: &str| layout[key].as_array().cloned().unwrap_or_default();
-    let (headers, clips) = (regions("headers"), regions("clips"));
-    let names: Vec<&str> = headers.iter().filter_map(|h| h["name"].as_str()).collect();
-    if names != ["Drums", "Bass", "Keys"] || clips.len() != 9 {
+    let (headers, clips, lanes, strips) = (regions("headers"), regions("clips"), regions("lanes"), regions("strips"));
+    let names = |regions: &[serde_json::Value]| -> Vec<String> {
+        regions.iter().filter_map(|h| h["name"].as_str().map(str::to_owned)).collect()
+    };
+    let song = ["Drums", "Bass", "Keys"];
+    if names(&headers) != song || names(&lanes) != song || names(&strips) != song || clips.len() != 9 {
         return Err(format!(
-            "the demo song should show 3 tracks and 9 clips, the window drew {names:?} and {}",
+            "the demo song should show 3 tracks with their lanes and strips and 9 clips, the window drew \
+             headers {:?}, lanes {:?}, strips {:?} and {} clips",
+            names(&headers),
+            names(&lanes),
+            names(&strips),
             clips.len()
         ));
     }
     let mut problems = Vec::new();
-    for (kind, region) in headers.iter().map(|h| ("header", h)).chain(clips.iter().map(|c| ("clip", c))) {
+    let kinds = [("header", &headers), ("clip", &clips), ("automation lane", &lanes), ("mixer strip", &strips)];
+    for (kind, region) in kinds.iter().flat_map(|(kind, regions)| regions.iter().map(move |region| (*kind, region))) {
         let swatch: Vec<f64> = region["swatch"].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect();
         let colour: Vec<f64> = region["colour"].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect();
         let (Ok(swatch), Ok(colour)) = (<[f64; 4]>::try_from(swatch), <[f64; 3]>::try_from(colour)) else {
@@ -175,7 +185,10 @@ fn inspect(shot: &Path, layout: &Path) -> Result {
         }
     }
     if problems.is_empty() {
-        eprintln!("screenshot: 3 track headers, 9 clips and their waveforms drawn where the project says");
+        eprintln!(
+            "screenshot: 3 track headers, lanes and mixer strips, 9 clips and their waveforms drawn where the \
+             project says"
+        );
         Ok(())
     } else {
         Err(format!("the screenshot does not match the project:\n  {}", problems.join("\n  ")))

@@ -121,3 +121,55 @@ fn the_metronome_clicks_on_every_beat_louder_on_the_bar_and_only_when_on() {
     // The export never includes the click.
     assert!(render_mix(song.arrangement()).channels[0].iter().all(|s| *s == 0.0));
 }
+
+#[test]
+fn meters_show_each_tracks_peak_since_they_were_last_read() {
+    let mut song = Song::new(120.0);
+    let (loud, quiet, muted) = (song.track(), song.track(), song.track());
+    for (track, level) in [(loud, 0.8), (quiet, 0.2), (muted, 0.5)] {
+        let asset = song.asset(dc(level, 200_000));
+        song.clip(track, asset, 0, 3840);
+    }
+    song.set(quiet, Field::Track(TrackField::Pan(-1.0)));
+    song.set(muted, Field::Track(TrackField::Mute(true)));
+    let mut engine = Engine::<OfflineBackend>::new(RATE, song.arrangement()).unwrap();
+    pull(&mut engine, 1024, 512);
+    assert_eq!(engine.meters().take(0), [0.0, 0.0], "stopped: silent");
+    let start = engine.play_from(0).unwrap() as usize;
+    pull(&mut engine, start + 4096, 512);
+    let [left, right] = engine.meters().take(0);
+    assert!((left - 0.8 * CENTRE).abs() < 1e-6 && (right - 0.8 * CENTRE).abs() < 1e-6, "{left} {right}");
+    assert_eq!(engine.meters().take(1), [0.2, 0.0], "hard left");
+    assert_eq!(engine.meters().take(2), [0.0, 0.0], "muted");
+    assert_eq!(engine.meters().take(0), [0.0, 0.0], "taking resets");
+    assert_eq!(engine.meters().take(5_000), [0.0, 0.0], "no such track");
+    let allocations = allocations_in(|| {
+        pull_into(&mut engine, &mut [[0.0; 2]; 512]);
+    });
+    assert_eq!(allocations, 0, "metering allocated");
+    assert!(engine.meters().take(0)[0] > 0.5, "still playing");
+}
+
+fn pull_into(engine: &mut Engine<OfflineBackend>, block: &mut [Frame]) {
+    engine.backend_mut().render(block);
+}
+
+#[test]
+fn looping_can_be_switched_off_and_on_while_playing() {
+    let mut song = Song::new(120.0);
+    let ramp = ensemble_audio::Pcm::new(RATE, vec![(0..200_000).map(|i| i as f32 / 1e6).collect()]);
+    let (track, asset) = (song.track(), song.asset(ramp.clone()));
+    song.clip(track, asset, 0, 7680);
+    let range = LoopRange { start: Ticks(0), end: Ticks(960) }; // frames 0..24,000
+    song.set(song.state.id(), Field::Project(ProjectField::LoopRange(Some(range))));
+    let played = |looping: bool| {
+        let mut engine = Engine::<OfflineBackend>::new(RATE, song.arrangement()).unwrap();
+        engine.set_looping(looping).unwrap();
+        let start = engine.play_from(20_000).unwrap() as usize;
+        let out = pull(&mut engine, start + 8_000, 500);
+        out[start + 6_000][0]
+    };
+    // 6,000 frames after starting at 20,000: frame 2,000 when looping, 26,000 straight through.
+    assert_eq!(played(true), ramp.channels[0][2_000] * CENTRE);
+    assert_eq!(played(false), ramp.channels[0][26_000] * CENTRE);
+}

@@ -280,3 +280,60 @@ async fn a_subscriber_that_stops_reading_is_cut_off_and_the_project_goes_on() {
     }
     assert_closed_with(&mut sleeper, close::SLOW_CONSUMER, "slow consumer").await;
 }
+
+/// The next presence message a client receives, skipping anything else.
+async fn next_presence(client: &mut ensemble_authority::remote::Remote) -> PeerPresence {
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), client.recv()).await {
+            Ok(Ok(ServerMsg::Presence { peer, .. })) => return peer,
+            Ok(Ok(_)) => continue,
+            other => panic!("no presence arrived: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn presence_reaches_the_other_subscribers_newcomers_and_ends_when_its_session_leaves() {
+    let (authority, cast, _dir) = sqlite_authority(ServerOptions::default()).await;
+    let mut olive = authority.connect().await;
+    let olive_id = olive.login(&cast.owner, harness::PASSWORD).await.unwrap().user;
+    let mut ed = authority.client(&cast.editor).await;
+    let mut stranger = authority.client(&cast.stranger).await;
+    for client in [&mut olive, &mut ed] {
+        client.subscribe(cast.project, None).await.unwrap();
+    }
+    // Someone who is not subscribed (a stranger cannot be) tells nobody anything.
+    let sneaky = Presence { playhead: Ticks(1), ..Presence::default() };
+    stranger.send(&ClientMsg::Presence { project: cast.project, presence: sneaky }).await.unwrap();
+    let clip = RecordId::new_v7();
+    let selection: Vec<RecordId> = std::iter::once(clip).chain((0..300).map(|_| RecordId::new_v7())).collect();
+    let presence = Presence { playhead: Ticks(1920), playing: true, selection, pointer: Some(Ticks(960)) };
+    olive.send(&ClientMsg::Presence { project: cast.project, presence: presence.clone() }).await.unwrap();
+    let seen = next_presence(&mut ed).await;
+    assert_eq!((seen.user, seen.name.as_str()), (olive_id, cast.owner.as_str()));
+    let relayed = seen.presence.expect("present");
+    assert_eq!((relayed.playhead, relayed.playing, relayed.pointer), (Ticks(1920), true, Some(Ticks(960))));
+    assert_eq!(relayed.selection.len(), wire::MAX_PRESENCE_SELECTION, "the authority bounds a selection");
+    assert_eq!(relayed.selection[0], clip);
+
+    // A newcomer is told who is here; the sender never hears its own presence back.
+    let mut vera = authority.client(&cast.viewer).await;
+    vera.subscribe(cast.project, None).await.unwrap();
+    assert_eq!(next_presence(&mut vera).await.session, seen.session);
+    let drums = TrackId::new_v7();
+    committed(ed.write(&add_track(cast.project, drums, "Drums")).await.unwrap());
+    loop {
+        match olive.recv().await.unwrap() {
+            ServerMsg::Bump(_) => break,
+            ServerMsg::Presence { .. } => panic!("olive heard her own presence"),
+            _ => {}
+        }
+    }
+
+    // Leaving withdraws it.
+    olive.close().await;
+    for client in [&mut ed, &mut vera] {
+        let left = next_presence(client).await;
+        assert_eq!((left.session, left.presence), (seen.session, None));
+    }
+}

@@ -11,12 +11,13 @@ use clap::Parser;
 use ensemble_authority::tls::{Fingerprint, Trust};
 use ensemble_client::ClientCorePlugin;
 use ensemble_client::demo::DemoSize;
+use ensemble_client::model::{RecordKey, TrackData};
 use ensemble_client::solo::SoloSettings;
 use ensemble_client::store::default_dir;
 use ensemble_client::sync::SyncPlugin;
 use ensemble_client::transport::{Credentials, QuicTransport};
-use ensemble_client::window::{DawWindowPlugin, DrawnLayout};
-use ensemble_protocol::ProjectId;
+use ensemble_client::window::{DawWindowPlugin, DrawnLayout, View};
+use ensemble_protocol::{Parameter, ProjectId, TrackId};
 
 /// Ensemble, a collaborative DAW.
 #[derive(Parser)]
@@ -51,6 +52,12 @@ struct Args {
     /// quit. Measuring starts once every clip's waveform is drawn.
     #[arg(long)]
     bench_frames: Option<usize>,
+    /// Open with the mixer panel showing.
+    #[arg(long)]
+    mixer: bool,
+    /// Open with every track's gain automation lane showing.
+    #[arg(long)]
+    automation: bool,
     /// Solo mode's first project is a stress test of 200 tracks and 5,000 clips instead of the
     /// demo song (use a fresh --solo-dir).
     #[arg(long)]
@@ -161,6 +168,13 @@ fn frame_ends(mut bench: ResMut<FrameBench>, layout: Res<DrawnLayout>, mut exit:
     }
 }
 
+/// Shows the gain automation lane of every track, as tracks arrive.
+fn show_all_automation(mut view: ResMut<View>, tracks: Query<&RecordKey, Added<TrackData>>) {
+    for key in &tracks {
+        view.automation.insert(TrackId(key.0.0), Parameter::Gain);
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let sync = sync_plugin(&args)?;
@@ -171,6 +185,10 @@ fn main() -> anyhow::Result<()> {
     }))
     .insert_resource(ClearColor(Color::srgb_u8(24, 26, 30)))
     .add_plugins((ClientCorePlugin, sync, DawWindowPlugin));
+    app.world_mut().resource_mut::<View>().mixer = args.mixer;
+    if args.automation {
+        app.add_systems(Update, show_all_automation);
+    }
     if let Some(path) = args.screenshot {
         let after = args.after_frames.max(1);
         app.insert_resource(ScreenshotAfter { path, frames: after, after, waited: 0, taken: false })

@@ -5,9 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod assets;
+mod edits;
 mod harness;
+mod import;
 mod model;
 mod playback;
+mod presence;
 mod replica;
 mod store;
 mod sync;

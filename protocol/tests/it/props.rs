@@ -469,7 +469,18 @@ fn arb_client_msg() -> impl Strategy<Value = ClientMsg> {
             }
         ),
         uuid().prop_map(|j| ClientMsg::GetJob { job: JobId(j) }),
+        (uuid(), arb_presence()).prop_map(|(p, presence)| ClientMsg::Presence { project: ProjectId(p), presence }),
     ]
+}
+
+fn arb_presence() -> impl Strategy<Value = Presence> {
+    (any::<i64>(), any::<bool>(), prop::collection::vec(record_id(), 0..4), proptest::option::of(any::<i64>()))
+        .prop_map(|(playhead, playing, selection, pointer)| Presence {
+            playhead: Ticks(playhead),
+            playing,
+            selection,
+            pointer: pointer.map(Ticks),
+        })
 }
 
 fn arb_job_state() -> impl Strategy<Value = JobState> {
@@ -514,6 +525,12 @@ fn arb_server_msg() -> impl Strategy<Value = ServerMsg> {
             Bump { project: ProjectId(p), seq: Seq(seq), tx_id: TxId(t), author: UserId(a), changes }
         )),
         uuid().prop_map(|j| ServerMsg::JobQueued { job: JobId(j) }),
+        (uuid(), any::<u64>(), uuid(), text(), proptest::option::of(arb_presence())).prop_map(
+            |(p, session, u, name, presence)| ServerMsg::Presence {
+                project: ProjectId(p),
+                peer: PeerPresence { session, user: UserId(u), name, presence },
+            }
+        ),
         (uuid(), 0usize..3, uuid(), arb_job_state()).prop_map(|(j, kind, p, state)| ServerMsg::Job(JobInfo {
             id: JobId(j),
             kind: [JobKind::Peaks, JobKind::Transcode, JobKind::Export][kind],

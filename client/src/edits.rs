@@ -1,0 +1,236 @@
+//! The edits the DAW offers, as ops: what a gesture means, apart from how it is drawn.
+//!
+//! Each function turns one musician's action (split a clip at the playhead, trim its start,
+//! drag an automation point) into the ops of one transaction, clamped so the result is always
+//! valid: a trim never leaves a clip shorter than a tick or starting before its audio, and fades
+//! are shortened to fit. The window calls these and sends the ops as an
+//! [`EditMsg`](crate::history::EditMsg); tests call them on a plain
+//! [`ProjectState`](ensemble_protocol::ProjectState).
+//!
+//! Positions inside an asset ([`Clip::source_offset`]) count the asset's own frames, which may
+//! run at another rate than the project: [`asset_frames`] converts.
+
+use ensemble_protocol::{
+    AutomationLane, AutomationPoint, Clip, ClipField, ClipId, Colour, Curve, Field, Frames, LaneId, ListItem,
+    ListPosition, Op, Parameter, PointId, Record, RecordId, Ticks, Timebase, Track, TrackId,
+};
+
+/// The colours new tracks take, in turn.
+pub const TRACK_COLOURS: [Colour; 6] = [
+    Colour { r: 92, g: 214, b: 140 },
+    Colour { r: 96, g: 164, b: 255 },
+    Colour { r: 240, g: 140, b: 96 },
+    Colour { r: 200, g: 120, b: 240 },
+    Colour { r: 240, g: 200, b: 80 },
+    Colour { r: 80, g: 210, b: 220 },
+];
+
+/// A new track at the bottom of the project: its id and the ops that make it. `count` is how
+/// many tracks the project has, which picks the colour.
+pub fn add_track(project: RecordId, name: String, count: usize) -> (TrackId, Vec<Op>) {
+    let id = TrackId::new_v7();
+    let track = Track {
+        name,
+        colour: TRACK_COLOURS[count % TRACK_COLOURS.len()],
+        gain_db: 0.0,
+        pan: 0.0,
+        mute: false,
+        solo: false,
+        record_arm: false,
+    };
+    let ops = vec![
+        Op::Create { id: id.into(), record: Record::Track(track) },
+        Op::ListInsert { target: project, item: ListItem::Track(id), at: ListPosition::End },
+    ];
+    (id, ops)
+}
+
+/// Deletes a track with everything on it (`held`: its clips and automation lanes).
+pub fn delete_track(project: RecordId, track: TrackId, held: impl IntoIterator<Item = RecordId>) -> Vec<Op> {
+    let mut ops: Vec<Op> = held.into_iter().map(|target| Op::Delete { target }).collect();
+    ops.push(Op::ListRemove { target: project, item: track.0 });
+    ops.push(Op::Delete { target: track.into() });
+    ops
+}
+
+fn set(target: RecordId, field: ClipField) -> Op {
+    Op::Set { target, value: Field::Clip(field), expect: None }
+}
+
+/// `ticks` of project time as frames of an asset that runs at `asset_rate`.
+pub fn asset_frames(timebase: Timebase, asset_rate: u32, ticks: Ticks) -> i64 {
+    let project_frames = timebase.frames(Ticks(ticks.0.abs())).0 as i128;
+    let frames = project_frames * i128::from(asset_rate) / i128::from(timebase.sample_rate.max(1));
+    ticks.0.signum() * frames as i64
+}
+
+/// The project time an asset of `frames` frames at `asset_rate` lasts.
+pub fn asset_length(timebase: Timebase, asset_rate: u32, frames: Frames) -> Ticks {
+    let project_frames = u128::from(frames.0) * u128::from(timebase.sample_rate) / u128::from(asset_rate.max(1));
+    timebase.ticks(Frames(project_frames as u64))
+}
+
+/// Moves a clip to `start` on `track`.
+pub fn move_clip(id: RecordId, clip: &Clip, start: Ticks, track: TrackId) -> Vec<Op> {
+    let mut ops = Vec::new();
+    if start != clip.start {
+        ops.push(set(id, ClipField::Start(Ticks(start.0.max(0)))));
+    }
+    if track != clip.track {
+        ops.push(set(id, ClipField::Track(track)));
+    }
+    ops
+}
+
+/// A copy of the clip right after it.
+pub fn duplicate_clip(clip: &Clip) -> (ClipId, Vec<Op>) {
+    let id = ClipId::new_v7();
+    let copy = Clip { start: clip.start + clip.length, ..clip.clone() };
+    (id, vec![Op::Create { id: id.into(), record: Record::Clip(copy) }])
+}
+
+/// Splits the clip at `at` into two that play exactly what it played; `None` when `at` is not
+/// inside it. The head keeps the fade-in, the tail the fade-out.
+pub fn split_clip(id: RecordId, clip: &Clip, at: Ticks, timebase: Timebase, asset_rate: u32) -> Option<Vec<Op>> {
+    if at <= clip.start || at >= clip.start + clip.length {
+        return None;
+    }
+    let head = at - clip.start;
+    let tail_length = clip.length - head;
+    let played = asset_frames(timebase, asset_rate, head).max(0) as u64;
+    let tail = Clip {
+        start: at,
+        length: tail_length,
+        source_offset: Frames(clip.source_offset.0 + played),
+        fade_in: Ticks(0),
+        fade_out: Ticks(clip.fade_out.0.min(tail_length.0)),
+        ..clip.clone()
+    };
+    Some(vec![
+        set(id, ClipField::FadeOut(Ticks(0))),
+        set(id, ClipField::FadeIn(Ticks(clip.fade_in.0.min(head.0)))),
+        set(id, ClipField::Length(head)),
+        Op::Create { id: ClipId::new_v7().into(), record: Record::Clip(tail) },
+    ])
+}
+
+/// Moves the clip's start edge to `start`, keeping its end and the audio under it in place.
+/// The edge stops at the asset's first frame and one tick before the end.
+pub fn trim_start(id: RecordId, clip: &Clip, start: Ticks, timebase: Timebase, asset_rate: u32) -> Vec<Op> {
+    let end = clip.start + clip.length;
+    // How far left the edge can go: to where the asset's first frame would sit.
+    let offset_ticks = asset_length(timebase, asset_rate, clip.source_offset);
+    let earliest = Ticks((clip.start.0 - offset_ticks.0).max(0));
+    let start = Ticks(start.0.clamp(earliest.0, end.0 - 1));
+    if start == clip.start {
+        return Vec::new();
+    }
+    let moved = asset_frames(timebase, asset_rate, start - clip.start);
+    let source_offset = Frames((clip.source_offset.0 as i64 + moved).max(0) as u64);
+    let length = end - start;
+    let mut ops = fit_fades(id, clip, length);
+    ops.extend([
+        set(id, ClipField::Start(start)),
+        set(id, ClipField::Length(length)),
+        set(id, ClipField::SourceOffset(source_offset)),
+    ]);
+    ops
+}
+
+/// Moves the clip's end edge to `end`, at least a tick after its start and, when the asset's
+/// length is known (`longest`, from the clip's source offset on), no further than its audio.
+pub fn trim_end(id: RecordId, clip: &Clip, end: Ticks, longest: Option<Ticks>) -> Vec<Op> {
+    let mut length = Ticks((end - clip.start).0.max(1));
+    if let Some(longest) = longest {
+        length = Ticks(length.0.min(longest.0.max(1)));
+    }
+    if length == clip.length {
+        return Vec::new();
+    }
+    let mut ops = fit_fades(id, clip, length);
+    ops.push(set(id, ClipField::Length(length)));
+    ops
+}
+
+/// Shortens the fades (fade-out first) so both fit a clip `length` long.
+fn fit_fades(id: RecordId, clip: &Clip, length: Ticks) -> Vec<Op> {
+    let fade_in = clip.fade_in.0.min(length.0);
+    let fade_out = clip.fade_out.0.min(length.0 - fade_in);
+    let mut ops = Vec::new();
+    if fade_out != clip.fade_out.0 {
+        ops.push(set(id, ClipField::FadeOut(Ticks(fade_out))));
+    }
+    if fade_in != clip.fade_in.0 {
+        ops.push(set(id, ClipField::FadeIn(Ticks(fade_in))));
+    }
+    ops
+}
+
+/// Sets the fade-in to `length`, clamped to what the clip and its fade-out leave.
+pub fn fade_in(id: RecordId, clip: &Clip, length: Ticks) -> Vec<Op> {
+    let length = length.0.clamp(0, clip.length.0 - clip.fade_out.0);
+    if length == clip.fade_in.0 { Vec::new() } else { vec![set(id, ClipField::FadeIn(Ticks(length)))] }
+}
+
+/// Sets the fade-out to `length`, clamped to what the clip and its fade-in leave.
+pub fn fade_out(id: RecordId, clip: &Clip, length: Ticks) -> Vec<Op> {
+    let length = length.0.clamp(0, clip.length.0 - clip.fade_in.0);
+    if length == clip.fade_out.0 { Vec::new() } else { vec![set(id, ClipField::FadeOut(Ticks(length)))] }
+}
+
+/// The range a parameter's automation values take, and the value a new lane starts from.
+pub fn parameter_range(parameter: Parameter) -> (f32, f32) {
+    match parameter {
+        Parameter::Gain => (-60.0, 12.0),
+        Parameter::Pan => (-1.0, 1.0),
+    }
+}
+
+/// A new breakpoint at `tick` with `value` (clamped to the parameter's range), in `lane` when
+/// the track has one for the parameter, else in a new lane made in the same edit.
+pub fn add_point(
+    lane: Option<RecordId>,
+    track: TrackId,
+    parameter: Parameter,
+    tick: Ticks,
+    value: f32,
+) -> (PointId, Vec<Op>) {
+    let (low, high) = parameter_range(parameter);
+    let point = AutomationPoint {
+        id: PointId::new_v7(),
+        tick: Ticks(tick.0.max(0)),
+        value: value.clamp(low, high),
+        curve: Curve::Linear,
+    };
+    let ops = match lane {
+        Some(lane) => vec![Op::ListInsert { target: lane, item: ListItem::Point(point), at: ListPosition::End }],
+        None => {
+            let lane = AutomationLane { track, parameter, enabled: true, points: vec![point] };
+            vec![Op::Create { id: LaneId::new_v7().into(), record: Record::AutomationLane(lane) }]
+        }
+    };
+    (point.id, ops)
+}
+
+/// Moves a breakpoint to `tick` and `value`, keeping its place among points on the same tick.
+pub fn move_point(lane_id: RecordId, lane: &AutomationLane, point: PointId, tick: Ticks, value: f32) -> Vec<Op> {
+    let Some(index) = lane.points.iter().position(|p| p.id == point) else { return Vec::new() };
+    let (low, high) = parameter_range(lane.parameter);
+    let moved = AutomationPoint { tick: Ticks(tick.0.max(0)), value: value.clamp(low, high), ..lane.points[index] };
+    if moved == lane.points[index] {
+        return Vec::new();
+    }
+    let at = match index.checked_sub(1) {
+        Some(before) => ListPosition::After(lane.points[before].id.0),
+        None => ListPosition::Start,
+    };
+    vec![
+        Op::ListRemove { target: lane_id, item: point.0 },
+        Op::ListInsert { target: lane_id, item: ListItem::Point(moved), at },
+    ]
+}
+
+/// Removes a breakpoint.
+pub fn remove_point(lane_id: RecordId, point: PointId) -> Vec<Op> {
+    vec![Op::ListRemove { target: lane_id, item: point.0 }]
+}

@@ -1,0 +1,183 @@
+//! Import: audio files from this machine into the project, as clips.
+//!
+//! An [`ImportMsg`] names a file and where its clip goes (a track and a position, or a new track
+//! named after the file). [`ImportPlugin`] has the sync worker upload the file; the authority
+//! checks that it decodes, stores it by content and makes the asset record. Once that record
+//! has reached the model (the bump and the upload's answer travel on different connections,
+//! so either may come first), the clip is created as one edit, as long as the audio, so it
+//! syncs, persists offline and undoes like any other. [`ImportDone`] says how each import
+//! ended: a file that is missing, is not audio, or is refused arrives there with the reason,
+//! and nothing is changed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use bevy::prelude::*;
+use ensemble_protocol::{AssetId, Clip, ClipId, Frames, Op, Record, Ticks, Timebase, TrackId};
+
+use crate::edits;
+use crate::history::EditMsg;
+use crate::model::{AssetData, ProjectData, RecordIndex, RecordKey};
+use crate::sync::{Outbound, SyncSystems, UploadDone, configure_sets};
+
+/// The file extensions offered for import; the authority decides what really decodes.
+pub const AUDIO_EXTENSIONS: [&str; 7] = ["wav", "wave", "aif", "aiff", "flac", "mp3", "ogg"];
+
+/// Imports audio files as clips.
+pub struct ImportPlugin;
+
+impl Plugin for ImportPlugin {
+    fn build(&self, app: &mut App) {
+        configure_sets(app);
+        app.init_resource::<Imports>()
+            .add_message::<ImportMsg>()
+            .add_message::<ImportDone>()
+            .add_message::<UploadDone>()
+            .add_message::<Outbound>()
+            .add_message::<EditMsg>()
+            .add_systems(
+                PreUpdate,
+                (start_imports, take_uploads, place_clips)
+                    .chain()
+                    .after(SyncSystems::Receive)
+                    .before(SyncSystems::Edit),
+            );
+    }
+}
+
+/// Import the audio file at `path` as a clip.
+#[derive(Message, Clone, Debug, PartialEq)]
+pub struct ImportMsg {
+    /// The file.
+    pub path: PathBuf,
+    /// The track the clip goes on; `None` makes a new track named after the file.
+    pub track: Option<TrackId>,
+    /// Where the clip starts.
+    pub at: Ticks,
+}
+
+/// How an import ended.
+#[derive(Message, Clone, Debug, PartialEq)]
+pub struct ImportDone {
+    /// The file asked for.
+    pub path: PathBuf,
+    /// The new clip, or why there is none.
+    pub result: Result<ClipId, String>,
+}
+
+/// Imports under way.
+#[derive(Resource, Debug, Default)]
+pub struct Imports {
+    next_id: u64,
+    /// Uploading, by upload id.
+    uploading: HashMap<u64, ImportMsg>,
+    /// Uploaded, waiting for the asset record to reach the model.
+    placing: Vec<(ImportMsg, AssetId)>,
+}
+
+impl Imports {
+    /// How many imports have not ended yet.
+    pub fn in_progress(&self) -> usize {
+        self.uploading.len() + self.placing.len()
+    }
+}
+
+/// Whether `path` names a file with an audio extension.
+pub fn is_audio_file(path: &std::path::Path) -> bool {
+    path.extension()
+        .and_then(|extension| extension.to_str())
+        .is_some_and(|extension| AUDIO_EXTENSIONS.contains(&extension.to_ascii_lowercase().as_str()))
+}
+
+fn start_imports(
+    mut imports: ResMut<Imports>,
+    mut asked: MessageReader<ImportMsg>,
+    mut outbound: MessageWriter<Outbound>,
+    mut done: MessageWriter<ImportDone>,
+) {
+    for import in asked.read() {
+        let refused = if !import.path.is_file() {
+            Some(format!("{} is not a file", import.path.display()))
+        } else if !is_audio_file(&import.path) {
+            Some(format!("{} is not an audio file ({})", import.path.display(), AUDIO_EXTENSIONS.join(", ")))
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            done.write(ImportDone { path: import.path.clone(), result: Err(reason) });
+            continue;
+        }
+        let id = imports.next_id;
+        imports.next_id += 1;
+        imports.uploading.insert(id, import.clone());
+        outbound.write(Outbound::Upload { id, path: import.path.clone() });
+    }
+}
+
+fn take_uploads(
+    mut imports: ResMut<Imports>,
+    mut uploads: MessageReader<UploadDone>,
+    mut done: MessageWriter<ImportDone>,
+) {
+    for UploadDone { id, asset } in uploads.read() {
+        let Some(import) = imports.uploading.remove(id) else { continue };
+        match asset {
+            Ok(asset) => imports.placing.push((import, *asset)),
+            Err(reason) => {
+                done.write(ImportDone { path: import.path, result: Err(format!("the upload failed: {reason}")) });
+            }
+        }
+    }
+}
+
+/// Creates the clip (and its track) of each import whose asset has reached the model.
+fn place_clips(
+    mut imports: ResMut<Imports>,
+    index: Res<RecordIndex>,
+    project: Query<(&RecordKey, &ProjectData)>,
+    assets: Query<&AssetData>,
+    mut edits: MessageWriter<EditMsg>,
+    mut done: MessageWriter<ImportDone>,
+) {
+    if imports.placing.is_empty() {
+        return;
+    }
+    let Ok((project_key, project)) = project.single() else { return };
+    let timebase = Timebase::new(project.tempo, project.sample_rate);
+    let mut tracks_added = 0;
+    imports.placing.retain(|(import, asset_id)| {
+        let Some(asset) = index.entity((*asset_id).into()).and_then(|entity| assets.get(entity).ok()) else {
+            return true;
+        };
+        let name =
+            import.path.file_stem().map_or_else(|| asset.name.clone(), |stem| stem.to_string_lossy().into_owned());
+        let mut ops = Vec::new();
+        let track = match import.track {
+            Some(track) => track,
+            None => {
+                let count = project.track_order.len() + tracks_added;
+                tracks_added += 1;
+                let (track, made) = edits::add_track(project_key.0, name.clone(), count);
+                ops.extend(made);
+                track
+            }
+        };
+        let length = edits::asset_length(timebase, asset.sample_rate, asset.frames);
+        let clip = Clip {
+            track,
+            asset: *asset_id,
+            start: Ticks(import.at.0.max(0)),
+            length: Ticks(length.0.max(1)),
+            source_offset: Frames(0),
+            gain_db: 0.0,
+            fade_in: Ticks(0),
+            fade_out: Ticks(0),
+            name,
+        };
+        let id = ClipId::new_v7();
+        ops.push(Op::Create { id: id.into(), record: Record::Clip(clip) });
+        edits.write(EditMsg::Edit(ops));
+        done.write(ImportDone { path: import.path.clone(), result: Ok(id) });
+        false
+    });
+}

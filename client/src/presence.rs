@@ -1,0 +1,120 @@
+//! Presence: who else is in the project, and what they are doing.
+//!
+//! The window keeps [`LocalPresence`] up to date (playhead, selection, pointer); when it
+//! changes, [`PresencePlugin`] hands it to the sync worker, at most ten times a second, and the
+//! authority relays it to the project's other subscribers. What they send arrives as
+//! [`Peers`]: one entry per session (a user may have two windows open), each with a colour
+//! that every client derives the same way from the user's id. Presence is never stored: it
+//! is dropped when its session leaves, and all of it when this client goes offline.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bevy::prelude::*;
+use ensemble_protocol::{Colour, Presence, ServerMsg, UserId};
+
+use crate::sync::{Connection, FromAuthority, Outbound, SyncStatus, SyncSystems, configure_sets};
+
+/// The shortest time between two presence updates sent.
+pub const PRESENCE_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Shares this user's presence and collects everyone else's.
+pub struct PresencePlugin;
+
+impl Plugin for PresencePlugin {
+    fn build(&self, app: &mut App) {
+        configure_sets(app);
+        app.init_resource::<LocalPresence>()
+            .init_resource::<Peers>()
+            .add_message::<FromAuthority>()
+            .add_message::<Outbound>()
+            .add_systems(
+                PreUpdate,
+                (take_peers.after(SyncSystems::Receive).before(SyncSystems::Edit), share.in_set(SyncSystems::Edit)),
+            );
+    }
+}
+
+/// What this user is doing, as the window sees it.
+#[derive(Resource, Debug, Default, Clone, PartialEq)]
+pub struct LocalPresence(pub Presence);
+
+/// The other sessions in the project, by session.
+#[derive(Resource, Debug, Default)]
+pub struct Peers {
+    /// Everyone else here now.
+    pub sessions: BTreeMap<u64, Peer>,
+    /// When presence was last sent, and whether a change waits for the next turn.
+    last_sent: Option<Duration>,
+}
+
+/// Another session in the project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Peer {
+    /// Who.
+    pub user: UserId,
+    /// Their display name.
+    pub name: String,
+    /// Their colour, the same on every client.
+    pub colour: Colour,
+    /// What they are doing.
+    pub presence: Presence,
+}
+
+/// The colours collaborators are shown in: bright, and unlike the track colours' greens.
+const PEER_COLOURS: [Colour; 6] = [
+    Colour { r: 255, g: 105, b: 180 },
+    Colour { r: 255, g: 160, b: 40 },
+    Colour { r: 120, g: 200, b: 255 },
+    Colour { r: 200, g: 150, b: 255 },
+    Colour { r: 255, g: 230, b: 90 },
+    Colour { r: 130, g: 255, b: 210 },
+];
+
+/// A user's colour, derived from their id so every client agrees.
+pub fn colour_of(user: UserId) -> Colour {
+    let mixed = user.0.as_u128() % 0xFFFF_FFFB; // a prime: every byte of the id counts
+    PEER_COLOURS[(mixed % PEER_COLOURS.len() as u128) as usize]
+}
+
+fn take_peers(status: Option<Res<SyncStatus>>, mut messages: MessageReader<FromAuthority>, mut peers: ResMut<Peers>) {
+    for FromAuthority(message) in messages.read() {
+        let ServerMsg::Presence { peer, .. } = message else { continue };
+        match &peer.presence {
+            Some(presence) => {
+                let entry = Peer {
+                    user: peer.user,
+                    name: peer.name.clone(),
+                    colour: colour_of(peer.user),
+                    presence: presence.clone(),
+                };
+                peers.sessions.insert(peer.session, entry);
+            }
+            None => {
+                peers.sessions.remove(&peer.session);
+            }
+        }
+    }
+    let online = status.is_none_or(|status| matches!(status.connection, Connection::Online { .. }));
+    if !online && !peers.sessions.is_empty() {
+        peers.sessions.clear();
+    }
+}
+
+/// Sends this user's presence when it changed, no more often than [`PRESENCE_INTERVAL`].
+fn share(
+    time: Res<Time<Real>>,
+    local: Res<LocalPresence>,
+    mut peers: ResMut<Peers>,
+    mut waiting: Local<bool>,
+    mut outbound: MessageWriter<Outbound>,
+) {
+    *waiting |= local.is_changed();
+    let now = time.elapsed();
+    let due = peers.last_sent.is_none_or(|sent| now.saturating_sub(sent) >= PRESENCE_INTERVAL);
+    if *waiting && due {
+        outbound.write(Outbound::Presence(local.0.clone()));
+        peers.last_sent = Some(now);
+        *waiting = false;
+    }
+}

@@ -1,0 +1,579 @@
+//! The DAW window (bevy_egui): transport bar, track headers, timeline with automation lanes,
+//! mixer, and the import and export dialogs.
+//!
+//! Everything here only draws the model and turns gestures into [`EditMsg`]s: the window never
+//! changes an entity itself. What an action means as ops lives in [`crate::edits`]; this module
+//! decides only where the pointer is. A fader, a clip or an automation point being dragged
+//! sends `Preview`s and one `CommitGesture` when the drag ends, so the whole drag is one edit
+//! and one undo step; clicks and finished text fields are single edits. What is shown comes
+//! from the model's components, so it is always confirmed ⊕ pending ⊕ the gesture's preview.
+//!
+//! One system draws the whole window each frame, panel by panel, each in a file of its own:
+//! [`transport_bar`] (play, loop, metronome, position, tempo, metre, menus, connection),
+//! [`headers`] (a track's controls beside its row), [`timeline`] (ruler, grid, clips, lanes,
+//! playhead), [`clips`] (a clip: waveform, move, trim and fade handles), [`automation`] (a lane
+//! under its track), [`mixer`] (a channel strip per track) and [`dialogs`]. Keyboard shortcuts
+//! work whenever no text field has focus.
+
+mod automation;
+mod clips;
+mod dialogs;
+mod headers;
+mod mixer;
+mod timeline;
+mod transport_bar;
+
+use std::collections::{HashMap, HashSet};
+
+use bevy::ecs::system::SystemParam;
+use bevy::prelude::*;
+use bevy::window::FileDragAndDrop;
+use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
+use ensemble_protocol::{
+    AssetId, AudioAsset, AutomationLane, Clip, Colour, Op, Parameter, Presence, Project, RecordId, TICKS_PER_QUARTER,
+    Ticks, Timebase, Track, TrackId,
+};
+
+use crate::history::{EditMsg, History};
+use crate::import::{ImportDone, ImportMsg, Imports};
+use crate::media::Media;
+use crate::model::{AssetData, ClipData, LaneData, ProjectData, RecordIndex, RecordKey, TrackData};
+use crate::playback::{ExportDone, ExportMsg, PlaybackPlugin, TrackLevels, Transport};
+use crate::presence::{LocalPresence, Peers};
+use crate::replica::{Notice, Replica};
+use crate::sync::{Connection, SyncStatus};
+
+pub use dialogs::Dialog;
+
+/// Draws the DAW and turns gestures into edits.
+pub struct DawWindowPlugin;
+
+impl Plugin for DawWindowPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_plugins((EguiPlugin::default(), PlaybackPlugin))
+            .init_resource::<View>()
+            .init_resource::<DrawnLayout>()
+            .init_resource::<Alerts>()
+            .init_resource::<Dialog>()
+            .add_systems(Startup, spawn_camera)
+            .add_systems(Update, collect_alerts)
+            .add_systems(EguiPrimaryContextPass, draw);
+    }
+}
+
+/// How the timeline is zoomed and scrolled, what is selected, and the gesture under way.
+#[derive(Resource, Debug)]
+pub struct View {
+    /// Screen points per quarter note.
+    pub points_per_quarter: f32,
+    /// The position at the timeline's left edge.
+    pub scroll: Ticks,
+    /// Height of one track row (its automation lane comes on top).
+    pub track_height: f32,
+    /// The first track row shown (the timeline and the headers scroll together).
+    pub first_row: usize,
+    /// The tracks showing an automation lane, and which parameter's.
+    pub automation: HashMap<TrackId, Parameter>,
+    /// The selected clips.
+    pub selected: HashSet<RecordId>,
+    /// Whether the mixer panel is open.
+    pub mixer: bool,
+    /// Where the timeline's rows began and the timeline's rectangle in the last frame, so the
+    /// headers line up with it and a dropped file lands where the pointer is.
+    rows_top: f32,
+    timeline: egui::Rect,
+    /// The drag in progress on the timeline.
+    drag: Option<Drag>,
+    themed: bool,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        View {
+            points_per_quarter: 28.0,
+            scroll: Ticks(0),
+            track_height: 76.0,
+            first_row: 0,
+            automation: HashMap::new(),
+            selected: HashSet::new(),
+            mixer: false,
+            rows_top: 0.0,
+            timeline: egui::Rect::NOTHING,
+            drag: None,
+            themed: false,
+        }
+    }
+}
+
+/// A drag on the timeline, with what it started from: previews are computed from the state
+/// before the drag, never from the previous preview.
+#[derive(Debug, Clone)]
+enum Drag {
+    /// Moving the selected clips; the grabbed one leads (its track follows the pointer).
+    Clips { grabbed: RecordId, offset: i64, originals: Vec<(RecordId, Clip)> },
+    /// One of a clip's edges or fade handles.
+    Clip { id: RecordId, original: Clip, handle: clips::Handle },
+    /// An automation point.
+    Point { lane: RecordId, original: AutomationLane, point: ensemble_protocol::PointId },
+    /// A loop range being drawn on the ruler, from this tick.
+    Loop { from: i64 },
+}
+
+/// Where the last frame drew each track header and clip, in window points: what a screenshot
+/// check compares against the pixels.
+#[derive(Resource, Debug, Default, Clone, PartialEq, serde::Serialize)]
+pub struct DrawnLayout {
+    /// Track headers, top to bottom.
+    pub headers: Vec<DrawnRegion>,
+    /// Clips, by track then position.
+    pub clips: Vec<DrawnRegion>,
+    /// Clip bodies with a waveform drawn in them (in the waveform's colour).
+    pub waveforms: Vec<DrawnRegion>,
+    /// Automation lanes with their curve drawn (in the track's colour).
+    pub lanes: Vec<DrawnRegion>,
+    /// Mixer strips, left to right, by their colour bar.
+    pub strips: Vec<DrawnRegion>,
+}
+
+/// One drawn region and the colour that identifies it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DrawnRegion {
+    /// The track's (or the clip's track's) name.
+    pub name: String,
+    /// The track colour, sRGB.
+    pub colour: [u8; 3],
+    /// Where its colour is painted solid: left, top, right, bottom.
+    pub swatch: [f32; 4],
+}
+
+impl DrawnRegion {
+    fn new(track: &Track, swatch: egui::Rect) -> DrawnRegion {
+        DrawnRegion {
+            name: track.name.clone(),
+            colour: [track.colour.r, track.colour.g, track.colour.b],
+            swatch: [swatch.left(), swatch.top(), swatch.right(), swatch.bottom()],
+        }
+    }
+}
+
+/// Recent messages for the status line: a notice, and whether it is a warning.
+#[derive(Resource, Debug, Default)]
+struct Alerts(Vec<(String, bool)>);
+
+fn spawn_camera(mut commands: Commands) {
+    commands.spawn(Camera2d);
+}
+
+fn collect_alerts(
+    mut notices: MessageReader<Notice>,
+    mut imports: MessageReader<ImportDone>,
+    mut exports: MessageReader<ExportDone>,
+    mut alerts: ResMut<Alerts>,
+) {
+    for notice in notices.read() {
+        let text = match notice {
+            Notice::Refused { reason } => format!("Edit refused: {reason}"),
+            Notice::UndoRefused { reason } => format!("Cannot undo: {reason}"),
+            Notice::RedoRefused { reason } => format!("Cannot redo: {reason}"),
+            Notice::Rejected { reason, .. } => format!("The authority refused an edit: {reason}"),
+            Notice::Dropped { reason, .. } => format!("An edit no longer applies: {reason}"),
+        };
+        alerts.0.push((text, true));
+    }
+    for ImportDone { path, result } in imports.read() {
+        alerts.0.push(match result {
+            Ok(_) => (format!("Imported {}", path.display()), false),
+            Err(reason) => (format!("Import failed: {reason}"), true),
+        });
+    }
+    for ExportDone { path, result } in exports.read() {
+        alerts.0.push(match result {
+            Ok(seconds) => (format!("Exported {seconds:.1} s to {}", path.display()), false),
+            Err(reason) => (format!("Export failed: {reason}"), true),
+        });
+    }
+    let excess = alerts.0.len().saturating_sub(4);
+    alerts.0.drain(..excess);
+}
+
+/// The palette: dark, with the accent of a meter's green.
+mod theme {
+    use bevy_egui::egui::Color32;
+
+    pub(super) const BACKGROUND: Color32 = Color32::from_rgb(24, 26, 30);
+    pub(super) const PANEL: Color32 = Color32::from_rgb(32, 35, 41);
+    pub(super) const LANE: Color32 = Color32::from_rgb(28, 30, 35);
+    pub(super) const LANE_ALT: Color32 = Color32::from_rgb(31, 34, 39);
+    pub(super) const AUTOMATION: Color32 = Color32::from_rgb(22, 24, 28);
+    pub(super) const GRID: Color32 = Color32::from_rgb(44, 48, 56);
+    pub(super) const BAR: Color32 = Color32::from_rgb(66, 72, 84);
+    pub(super) const TEXT: Color32 = Color32::from_rgb(214, 219, 228);
+    pub(super) const DIM: Color32 = Color32::from_rgb(132, 140, 154);
+    pub(super) const ACCENT: Color32 = Color32::from_rgb(92, 214, 140);
+    pub(super) const PLAYHEAD: Color32 = Color32::from_rgb(255, 196, 64);
+    pub(super) const WARN: Color32 = Color32::from_rgb(240, 120, 96);
+    pub(super) const WAVE: Color32 = Color32::from_rgb(232, 236, 242);
+    pub(super) const METER_HOT: Color32 = Color32::from_rgb(240, 200, 80);
+    pub(super) const METER_CLIP: Color32 = Color32::from_rgb(240, 80, 72);
+}
+
+fn apply_theme(ctx: &egui::Context) {
+    let mut visuals = egui::Visuals::dark();
+    visuals.panel_fill = theme::PANEL;
+    visuals.window_fill = theme::PANEL;
+    visuals.extreme_bg_color = theme::BACKGROUND;
+    visuals.override_text_color = Some(theme::TEXT);
+    visuals.selection.bg_fill = theme::ACCENT.gamma_multiply(0.6);
+    ctx.set_visuals(visuals);
+    // Ctrl+plus and Ctrl+minus zoom the timeline, not the whole interface.
+    ctx.options_mut(|options| options.zoom_with_keyboard = false);
+    ctx.global_style_mut(|style| {
+        style.spacing.item_spacing = egui::vec2(8.0, 6.0);
+        style.spacing.button_padding = egui::vec2(8.0, 4.0);
+        for (text_style, size) in [
+            (egui::TextStyle::Body, 14.0),
+            (egui::TextStyle::Button, 14.0),
+            (egui::TextStyle::Small, 11.0),
+            (egui::TextStyle::Heading, 18.0),
+            (egui::TextStyle::Monospace, 14.0),
+        ] {
+            if let Some(font) = style.text_styles.get_mut(&text_style) {
+                font.size = size;
+            }
+        }
+    });
+}
+
+fn colour32(colour: Colour) -> egui::Color32 {
+    egui::Color32::from_rgb(colour.r, colour.g, colour.b)
+}
+
+/// What one frame draws: the project and its records, read from the model.
+struct Scene<'a> {
+    project_id: RecordId,
+    project: &'a Project,
+    timebase: Timebase,
+    /// The tracks in order.
+    tracks: Vec<(Entity, TrackId, &'a Track)>,
+    /// Each track's clips.
+    clips: HashMap<Entity, Vec<(RecordId, &'a Clip)>>,
+    /// Each track's automation lanes, by parameter.
+    lanes: HashMap<(TrackId, Parameter), (RecordId, &'a AutomationLane)>,
+    /// The audio assets, for their rates and lengths.
+    assets: HashMap<AssetId, &'a AudioAsset>,
+    media: &'a Media,
+    levels: &'a TrackLevels,
+    /// Everyone else in the project.
+    peers: &'a Peers,
+    /// The records collaborators have selected, in their colour.
+    peer_selection: HashMap<RecordId, Colour>,
+}
+
+impl Scene<'_> {
+    /// An asset's record, once it has arrived.
+    fn asset(&self, asset: AssetId) -> Option<&AudioAsset> {
+        self.assets.get(&asset).copied()
+    }
+
+    /// Everything a track holds (clips and lanes), for deleting it.
+    fn held_by(&self, entity: Entity, track: TrackId) -> Vec<RecordId> {
+        let clips = self.clips.get(&entity).into_iter().flatten().map(|(id, _)| *id);
+        let lanes = self.lanes.iter().filter(|((owner, _), _)| *owner == track).map(|(_, (id, _))| *id);
+        clips.chain(lanes).collect()
+    }
+}
+
+/// Where a frame's gestures go.
+struct Out<'a, 'w> {
+    edits: &'a mut MessageWriter<'w, EditMsg>,
+    import: &'a mut MessageWriter<'w, ImportMsg>,
+    export: &'a mut MessageWriter<'w, ExportMsg>,
+}
+
+impl Out<'_, '_> {
+    fn edit(&mut self, ops: Vec<Op>) {
+        if !ops.is_empty() {
+            self.edits.write(EditMsg::Edit(ops));
+        }
+    }
+}
+
+/// Turns a widget's response into a preview while it is dragged, one edit when the drag ends,
+/// and a plain edit for a click or typed value.
+fn gesture(response: &egui::Response, ops: impl Fn() -> Vec<Op>, edits: &mut MessageWriter<EditMsg>) {
+    if response.dragged() && response.changed() {
+        edits.write(EditMsg::Preview(ops()));
+    } else if response.drag_stopped() {
+        edits.write(EditMsg::CommitGesture);
+    } else if response.changed() {
+        edits.write(EditMsg::Edit(ops()));
+    }
+}
+
+/// A row of the timeline and the headers: one track and, when shown, its automation lane.
+#[derive(Clone, Copy, Debug)]
+struct Row<'a> {
+    entity: Entity,
+    id: TrackId,
+    track: &'a Track,
+    /// Where the track's row begins.
+    top: f32,
+    /// The lane shown under it.
+    lane: Option<Parameter>,
+}
+
+/// Height of an automation lane under its track.
+const LANE_HEIGHT: f32 = 72.0;
+
+impl Row<'_> {
+    fn track_bottom(&self, view: &View) -> f32 {
+        self.top + view.track_height
+    }
+
+    fn bottom(&self, view: &View) -> f32 {
+        self.track_bottom(view) + if self.lane.is_some() { LANE_HEIGHT } else { 0.0 }
+    }
+}
+
+/// The rows from the first one scrolled to, stacked from `top` until `bottom`.
+fn rows<'a>(view: &View, tracks: &[(Entity, TrackId, &'a Track)], top: f32, bottom: f32) -> Vec<Row<'a>> {
+    let mut rows = Vec::new();
+    let mut y = top;
+    for (entity, id, track) in tracks.iter().skip(view.first_row) {
+        if y >= bottom {
+            break;
+        }
+        let row = Row { entity: *entity, id: *id, track, top: y, lane: view.automation.get(id).copied() };
+        y = row.bottom(view);
+        rows.push(row);
+    }
+    rows
+}
+
+/// Bars:beats:ticks of a position.
+fn bars_beats(ticks: Ticks, beats_per_bar: u32) -> String {
+    let quarter = TICKS_PER_QUARTER;
+    let beats = ticks.0.max(0) / quarter;
+    let bar = beats / i64::from(beats_per_bar.max(1)) + 1;
+    let beat = beats % i64::from(beats_per_bar.max(1)) + 1;
+    format!("{bar:>3}.{beat}.{:03}", ticks.0.max(0) % quarter)
+}
+
+fn describe(connection: &Connection) -> String {
+    match connection {
+        Connection::Connecting => "connecting".into(),
+        Connection::Online { name, .. } => format!("online as {name}"),
+        Connection::Offline { .. } => "offline, retrying".into(),
+        Connection::Refused { reason } => format!("login refused: {reason}"),
+    }
+}
+
+/// Everything the window reads and writes.
+#[derive(SystemParam)]
+struct Daw<'w, 's> {
+    view: ResMut<'w, View>,
+    transport: ResMut<'w, Transport>,
+    dialog: ResMut<'w, Dialog>,
+    layout: ResMut<'w, DrawnLayout>,
+    status: Option<Res<'w, SyncStatus>>,
+    replica: Option<Res<'w, Replica>>,
+    history: Res<'w, History>,
+    alerts: Res<'w, Alerts>,
+    levels: Res<'w, TrackLevels>,
+    media: Res<'w, Media>,
+    index: Res<'w, RecordIndex>,
+    imports: Res<'w, Imports>,
+    peers: Res<'w, Peers>,
+    local: ResMut<'w, LocalPresence>,
+    project: Query<'w, 's, (&'static RecordKey, &'static ProjectData)>,
+    tracks: Query<'w, 's, &'static TrackData>,
+    clips: Query<'w, 's, (&'static RecordKey, &'static ClipData, &'static ChildOf)>,
+    lanes: Query<'w, 's, (&'static RecordKey, &'static LaneData)>,
+    assets: Query<'w, 's, (&'static RecordKey, &'static AssetData)>,
+    edits: MessageWriter<'w, EditMsg>,
+    import: MessageWriter<'w, ImportMsg>,
+    export: MessageWriter<'w, ExportMsg>,
+    dropped: MessageReader<'w, 's, FileDragAndDrop>,
+}
+
+fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
+    let ctx = contexts.ctx_mut()?.clone();
+    let Daw {
+        mut view,
+        mut transport,
+        mut dialog,
+        mut layout,
+        status,
+        replica,
+        history,
+        alerts,
+        levels,
+        media,
+        index,
+        imports,
+        peers,
+        mut local,
+        project,
+        tracks,
+        clips,
+        lanes,
+        assets,
+        mut edits,
+        mut import,
+        mut export,
+        mut dropped,
+    } = daw;
+    if !view.themed {
+        apply_theme(&ctx);
+        view.themed = true;
+    }
+    let mut root = egui::Ui::new(
+        ctx.clone(),
+        "daw".into(),
+        egui::UiBuilder::new().layer_id(egui::LayerId::background()).max_rect(ctx.viewport_rect()),
+    );
+    let Ok((project_key, project)) = project.single() else {
+        egui::CentralPanel::default().show(&mut root, |ui| {
+            ui.centered_and_justified(|ui| {
+                let connection = status.as_ref().map(|status| describe(&status.connection));
+                ui.heading(format!("Opening the project… {}", connection.unwrap_or_default()));
+            });
+        });
+        return Ok(());
+    };
+    let ordered = project.track_order.iter().filter_map(|id| {
+        let entity = index.entity((*id).into())?;
+        tracks.get(entity).ok().map(|data| (entity, *id, &data.0))
+    });
+    let mut by_track: HashMap<Entity, Vec<(RecordId, &Clip)>> = HashMap::new();
+    for (key, clip, parent) in &clips {
+        by_track.entry(parent.parent()).or_default().push((key.0, &clip.0));
+    }
+    let scene = Scene {
+        project_id: project_key.0,
+        project,
+        timebase: Timebase::new(project.tempo, project.sample_rate),
+        tracks: ordered.collect(),
+        clips: by_track,
+        lanes: lanes.iter().map(|(key, lane)| ((lane.track, lane.parameter), (key.0, &lane.0))).collect(),
+        assets: assets.iter().map(|(key, asset)| (AssetId(key.0.0), &asset.0)).collect(),
+        media: &media,
+        levels: &levels,
+        peers: &peers,
+        peer_selection: peers
+            .sessions
+            .values()
+            .flat_map(|peer| peer.presence.selection.iter().map(|id| (*id, peer.colour)))
+            .collect(),
+    };
+    let mut out = Out { edits: &mut edits, import: &mut import, export: &mut export };
+    let mut drawn = DrawnLayout::default();
+    shortcuts(&ctx, &scene, &mut view, &mut transport, &mut dialog, &mut out);
+    for drop in dropped.read() {
+        if let FileDragAndDrop::DroppedFile { path_buf, .. } = drop {
+            let pointer = ctx.pointer_latest_pos();
+            timeline::drop_file(&view, &scene, &transport, path_buf.clone(), pointer, &mut out);
+        }
+    }
+
+    let pending = replica.as_ref().map_or(0, |replica| replica.pending().len());
+    let bar =
+        transport_bar::Bar { status: status.as_deref(), history: &history, pending, importing: imports.in_progress() };
+    egui::Panel::top("transport").exact_size(52.0).show(&mut root, |ui| {
+        transport_bar::show(ui, &bar, &scene, &mut view, &mut transport, &mut dialog, &mut out);
+    });
+    egui::Panel::bottom("status").exact_size(26.0).show(&mut root, |ui| {
+        ui.horizontal_centered(|ui| match alerts.0.last() {
+            Some((alert, warn)) => {
+                ui.colored_label(if *warn { theme::WARN } else { theme::ACCENT }, alert);
+            }
+            None => {
+                ui.colored_label(
+                    theme::DIM,
+                    "Space play/stop · L loop · K metronome · Ctrl+Z undo · Ctrl+Shift+Z redo · S split · \
+                     Ctrl+D duplicate · Ctrl+I import · X mixer · drop audio files on the timeline",
+                );
+            }
+        });
+    });
+    if view.mixer {
+        egui::Panel::bottom("mixer").exact_size(250.0).resizable(false).show(&mut root, |ui| {
+            mixer::show(ui, &scene, &mut drawn, &mut out);
+        });
+    }
+    egui::Panel::left("headers").exact_size(300.0).resizable(false).show(&mut root, |ui| {
+        headers::show(ui, &scene, &mut view, &mut drawn, &mut out);
+    });
+    let pointer = egui::CentralPanel::default()
+        .show(&mut root, |ui| timeline::show(ui, &scene, &mut view, &mut transport, &mut drawn, &mut out))
+        .inner;
+    dialogs::show(&ctx, &mut dialog, &scene, &transport, &mut out);
+    layout.set_if_neq(drawn);
+    let mut selection: Vec<RecordId> = view.selected.iter().copied().collect();
+    selection.sort_unstable();
+    let playhead = transport.position;
+    local.set_if_neq(LocalPresence(Presence { playhead, playing: transport.playing, selection, pointer }));
+    Ok(())
+}
+
+/// Keys that work anywhere but in a text field.
+fn shortcuts(
+    ctx: &egui::Context,
+    scene: &Scene,
+    view: &mut View,
+    transport: &mut Transport,
+    dialog: &mut Dialog,
+    out: &mut Out,
+) {
+    if ctx.text_edit_focused() {
+        return;
+    }
+    use egui::{Key, Modifiers};
+    ctx.input_mut(|input| {
+        let mut pressed = |modifiers, key| input.consume_key(modifiers, key);
+        if pressed(Modifiers::NONE, Key::Space) {
+            transport.playing = !transport.playing;
+        }
+        if pressed(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z) || pressed(Modifiers::COMMAND, Key::Y) {
+            out.edits.write(EditMsg::Redo);
+        }
+        if pressed(Modifiers::COMMAND, Key::Z) {
+            out.edits.write(EditMsg::Undo);
+        }
+        if pressed(Modifiers::NONE, Key::Home) || pressed(Modifiers::NONE, Key::Enter) {
+            transport.position = Ticks(0);
+            view.scroll = Ticks(0);
+        }
+        if pressed(Modifiers::NONE, Key::L) {
+            transport_bar::toggle_loop(scene, view, transport, out);
+        }
+        if pressed(Modifiers::NONE, Key::K) {
+            transport.metronome = !transport.metronome;
+        }
+        if pressed(Modifiers::NONE, Key::X) {
+            view.mixer = !view.mixer;
+        }
+        if pressed(Modifiers::COMMAND, Key::I) {
+            *dialog = Dialog::import();
+        }
+        if pressed(Modifiers::COMMAND, Key::E) {
+            *dialog = Dialog::export(&scene.project.name);
+        }
+        if pressed(Modifiers::COMMAND, Key::A) {
+            view.selected = scene.clips.values().flatten().map(|(id, _)| *id).collect();
+        }
+        if pressed(Modifiers::NONE, Key::Escape) {
+            view.selected.clear();
+            *dialog = Dialog::None;
+            if view.drag.take().is_some() {
+                out.edits.write(EditMsg::CancelGesture);
+            }
+        }
+        if pressed(Modifiers::COMMAND, Key::Equals) || pressed(Modifiers::COMMAND, Key::Plus) {
+            view.points_per_quarter = (view.points_per_quarter * 1.25).min(400.0);
+        }
+        if pressed(Modifiers::COMMAND, Key::Minus) {
+            view.points_per_quarter = (view.points_per_quarter / 1.25).max(2.0);
+        }
+    });
+}

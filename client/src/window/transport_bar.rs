@@ -1,0 +1,154 @@
+//! The transport bar: the project's name and menu, play/stop, loop and metronome, the position
+//! in bars:beats:ticks and in time, tempo and metre, undo and redo, and the connection.
+
+use bevy::prelude::*;
+use bevy_egui::egui;
+use ensemble_protocol::{Bpm, Field, LoopRange, Op, ProjectField, Ticks, TimeSignature};
+
+use super::{Dialog, Out, Scene, View, bars_beats, describe, gesture, theme};
+use crate::history::{EditMsg, History};
+use crate::playback::Transport;
+use crate::sync::{Connection, SyncStatus};
+
+/// What the bar shows besides the scene.
+pub(super) struct Bar<'a> {
+    pub(super) status: Option<&'a SyncStatus>,
+    pub(super) history: &'a History,
+    /// Edits not yet confirmed by the authority.
+    pub(super) pending: usize,
+    /// Imports still uploading.
+    pub(super) importing: usize,
+}
+
+fn set_project(scene: &Scene, field: ProjectField) -> Vec<Op> {
+    vec![Op::Set { target: scene.project_id, value: Field::Project(field), expect: None }]
+}
+
+/// Turns looping on or off; turning it on without a loop range sets one: around the selected
+/// clips, or the four bars from the playhead's bar.
+pub(super) fn toggle_loop(scene: &Scene, view: &View, transport: &mut Transport, out: &mut Out) {
+    transport.looping = !transport.looping;
+    if !transport.looping || scene.project.loop_range.is_some() {
+        return;
+    }
+    let selected = scene.clips.values().flatten().filter(|(id, _)| view.selected.contains(id));
+    let span = selected.fold(None, |span: Option<(Ticks, Ticks)>, (_, clip)| {
+        let (start, end) = (clip.start, clip.start + clip.length);
+        Some(span.map_or((start, end), |(from, to)| (from.min(start), to.max(end))))
+    });
+    let bar = scene.project.time_signature.ticks_per_bar().0.max(1);
+    let (start, end) = span.unwrap_or_else(|| {
+        let first = transport.position.0.max(0) / bar * bar;
+        (Ticks(first), Ticks(first + 4 * bar))
+    });
+    out.edit(set_project(scene, ProjectField::LoopRange(Some(LoopRange { start, end }))));
+}
+
+pub(super) fn show(
+    ui: &mut egui::Ui,
+    bar: &Bar,
+    scene: &Scene,
+    view: &mut View,
+    transport: &mut Transport,
+    dialog: &mut Dialog,
+    out: &mut Out,
+) {
+    let project = scene.project;
+    ui.horizontal_centered(|ui| {
+        ui.menu_button(egui::RichText::new(&project.name).heading(), |ui| {
+            if ui.button("Import audio…  Ctrl+I").clicked() {
+                *dialog = Dialog::import();
+                ui.close();
+            }
+            if ui.button("Export mix to WAV…  Ctrl+E").clicked() {
+                *dialog = Dialog::export(&project.name);
+                ui.close();
+            }
+            ui.separator();
+            let mut name = project.name.clone();
+            ui.label("Project name");
+            let response = ui.add(egui::TextEdit::singleline(&mut name).desired_width(180.0));
+            if response.lost_focus() && name != project.name && !name.trim().is_empty() {
+                out.edit(set_project(scene, ProjectField::Name(name)));
+            }
+        });
+        ui.separator();
+        if ui.button("⏮").on_hover_text("Back to the start (Home)").clicked() {
+            transport.position = Ticks(0);
+            view.scroll = Ticks(0);
+        }
+        let label = if transport.playing { "■ Stop" } else { "▶ Play" };
+        if ui.add(egui::Button::new(label).min_size(egui::vec2(72.0, 0.0))).on_hover_text("Space").clicked() {
+            transport.playing = !transport.playing;
+        }
+        if ui.add(egui::Button::new("Loop").selected(transport.looping)).on_hover_text("L").clicked() {
+            toggle_loop(scene, view, transport, out);
+        }
+        if ui.add(egui::Button::new("Click").selected(transport.metronome)).on_hover_text("Metronome (K)").clicked() {
+            transport.metronome = !transport.metronome;
+        }
+        let seconds = scene.timebase.frames(transport.position).0 as f64 / f64::from(project.sample_rate);
+        ui.monospace(bars_beats(transport.position, project.time_signature.numerator.into()));
+        ui.monospace(format!("{:02}:{:06.3}", (seconds / 60.0) as u64, seconds % 60.0));
+        ui.separator();
+        let mut tempo = project.tempo.0;
+        let response = ui.add(egui::DragValue::new(&mut tempo).range(20.0..=999.0).speed(0.2).suffix(" BPM"));
+        gesture(&response, || set_project(scene, ProjectField::Tempo(Bpm(tempo))), out.edits);
+        metre(ui, scene, out);
+        ui.separator();
+        if ui.add_enabled(bar.history.can_undo(), egui::Button::new("Undo")).clicked() {
+            out.edits.write(EditMsg::Undo);
+        }
+        if ui.add_enabled(bar.history.can_redo(), egui::Button::new("Redo")).clicked() {
+            out.edits.write(EditMsg::Redo);
+        }
+        ui.separator();
+        if ui.add(egui::Button::new("Mixer").selected(view.mixer)).on_hover_text("X").clicked() {
+            view.mixer = !view.mixer;
+        }
+        let zoom = (view.points_per_quarter / 28.0 * 100.0).round();
+        ui.label(egui::RichText::new(format!("zoom {zoom}%")).small().color(theme::DIM));
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            let Some(status) = bar.status else { return };
+            let colour = match status.connection {
+                Connection::Online { .. } => theme::ACCENT,
+                Connection::Connecting => theme::DIM,
+                Connection::Offline { .. } | Connection::Refused { .. } => theme::WARN,
+            };
+            if bar.importing > 0 {
+                ui.label(format!("importing {}", bar.importing));
+            }
+            for peer in scene.peers.sessions.values() {
+                let colour = super::colour32(peer.colour);
+                let at = bars_beats(peer.presence.playhead, project.time_signature.numerator.into());
+                let state = if peer.presence.playing { "playing" } else { "stopped" };
+                ui.colored_label(colour, &peer.name).on_hover_text(format!("{state} at {}", at.trim()));
+                let (dot, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+                ui.painter().circle_filled(dot.center(), 4.0, colour);
+            }
+            ui.label(format!("{} pending", bar.pending));
+            ui.colored_label(colour, describe(&status.connection));
+            let (dot, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+            ui.painter().circle_filled(dot.center(), 4.0, colour);
+        });
+    });
+}
+
+/// The time signature: beats per bar (dragged as a gesture), and the beat's note value.
+fn metre(ui: &mut egui::Ui, scene: &Scene, out: &mut Out) {
+    let current = scene.project.time_signature;
+    let mut numerator = current.numerator;
+    let response = ui.add(egui::DragValue::new(&mut numerator).range(1..=64).speed(0.1));
+    let beats = |numerator| ProjectField::TimeSignature(TimeSignature { numerator, ..current });
+    gesture(&response, || set_project(scene, beats(numerator)), out.edits);
+    ui.label("/");
+    let mut denominator = current.denominator;
+    egui::ComboBox::from_id_salt("denominator").width(44.0).selected_text(denominator.to_string()).show_ui(ui, |ui| {
+        for value in [2u8, 4, 8, 16] {
+            ui.selectable_value(&mut denominator, value, value.to_string());
+        }
+    });
+    if denominator != current.denominator {
+        out.edit(set_project(scene, ProjectField::TimeSignature(TimeSignature { denominator, ..current })));
+    }
+}

@@ -1,0 +1,127 @@
+//! Import: a file on this machine becomes a clip (on a new track, or a chosen one) through the
+//! authority, as one undoable edit; what is not audio is refused and changes nothing.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bevy::prelude::*;
+use ensemble_client::edits;
+use ensemble_client::history::EditMsg;
+use ensemble_client::import::{ImportDone, ImportMsg};
+use ensemble_protocol::*;
+
+use crate::harness::{Authority, online, replica, replicas, send, step_until};
+
+/// Every import that ended, oldest first.
+#[derive(Resource, Default)]
+struct Ended(Vec<ImportDone>);
+
+fn collect(mut done: MessageReader<ImportDone>, mut ended: ResMut<Ended>) {
+    ended.0.extend(done.read().cloned());
+}
+
+fn wav(path: &Path, rate: u32, frames: u32) {
+    let spec =
+        hound::WavSpec { channels: 2, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..frames {
+        let sample = ((i as f32 * 0.03).sin() * 8_000.0) as i16;
+        writer.write_sample(sample).unwrap();
+        writer.write_sample(-sample).unwrap();
+    }
+    writer.finalize().unwrap();
+}
+
+fn clips(app: &App) -> Vec<Clip> {
+    let view = replica(app).unwrap().view();
+    view.records()
+        .filter_map(|(_, entry)| match &entry.record {
+            Record::Clip(clip) => Some(clip.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_imported_file_becomes_a_clip_as_long_as_its_audio_and_undoes_in_one_step() {
+    let authority = Authority::start();
+    let (_dir, stores) = replicas();
+    let mut app = authority.client("alice", &stores);
+    app.init_resource::<Ended>().add_systems(Update, collect);
+    step_until(&mut [&mut app], Duration::from_secs(20), |apps| online(apps[0]));
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("Hook Take 2.wav");
+    wav(&file, 44_100, 66_150); // 1.5 s
+
+    app.world_mut().write_message(ImportMsg { path: file.clone(), track: None, at: Ticks(1920) });
+    step_until(&mut [&mut app], Duration::from_secs(30), |apps| !apps[0].world().resource::<Ended>().0.is_empty());
+    let done = app.world().resource::<Ended>().0[0].clone();
+    assert_eq!(done.path, file);
+    let clip_id = done.result.expect("imported");
+    step_until(&mut [&mut app], Duration::from_secs(10), |apps| !clips(apps[0]).is_empty());
+    let view = replica(&app).unwrap().view();
+    let project = view.project().clone();
+    let Some(Record::Clip(clip)) = view.entry(clip_id.into()).map(|entry| entry.record.clone()) else {
+        panic!("no clip {clip_id}")
+    };
+    let Some(Record::Track(track)) = view.entry(clip.track.into()).map(|entry| entry.record.clone()) else {
+        panic!("the clip's track is missing")
+    };
+    let Some(Record::AudioAsset(asset)) = view.entry(clip.asset.into()).map(|entry| entry.record.clone()) else {
+        panic!("the clip's asset is missing")
+    };
+    assert_eq!(track.name, "Hook Take 2", "a new track named after the file");
+    assert_eq!(project.track_order.last(), Some(&clip.track), "at the bottom");
+    assert_eq!((asset.sample_rate, asset.frames, asset.channels), (44_100, Frames(66_150), 2));
+    let timebase = Timebase::new(project.tempo, project.sample_rate);
+    assert_eq!(clip.start, Ticks(1920));
+    assert_eq!(clip.length, edits::asset_length(timebase, 44_100, Frames(66_150)));
+    assert_eq!(timebase.frames(clip.length).0, u64::from(project.sample_rate) * 3 / 2, "1.5 s");
+
+    // A second import onto the same track lands where it was dropped.
+    app.world_mut().write_message(ImportMsg { path: file.clone(), track: Some(clip.track), at: Ticks(0) });
+    step_until(&mut [&mut app], Duration::from_secs(30), |apps| clips(apps[0]).len() == 2);
+    let tracks_now = replica(&app).unwrap().view().project().track_order.len();
+    assert_eq!(tracks_now, project.track_order.len(), "no new track");
+
+    // Undo takes the clip away, then the first import's clip and its track together.
+    send(&mut app, EditMsg::Undo);
+    send(&mut app, EditMsg::Undo);
+    step_until(&mut [&mut app], Duration::from_secs(10), |apps| clips(apps[0]).is_empty());
+    assert!(!replica(&app).unwrap().view().project().track_order.contains(&clip.track));
+}
+
+#[test]
+fn what_is_not_audio_is_refused_with_the_reason_and_changes_nothing() {
+    let authority = Authority::start();
+    let (_dir, stores) = replicas();
+    let mut app = authority.client("bob", &stores);
+    app.init_resource::<Ended>().add_systems(Update, collect);
+    step_until(&mut [&mut app], Duration::from_secs(20), |apps| online(apps[0]));
+    let files = tempfile::tempdir().unwrap();
+    let text = files.path().join("notes.txt");
+    std::fs::write(&text, "not audio").unwrap();
+    let corrupt = files.path().join("broken.wav");
+    std::fs::write(&corrupt, b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunkjunk").unwrap();
+    let missing = files.path().join("gone.wav");
+    let before = replica(&app).unwrap().view().len();
+    for path in [&text, &corrupt, &missing] {
+        app.world_mut().write_message(ImportMsg { path: path.clone(), track: None, at: Ticks(0) });
+    }
+    step_until(&mut [&mut app], Duration::from_secs(30), |apps| apps[0].world().resource::<Ended>().0.len() == 3);
+    let reasons: Vec<(String, String)> = app
+        .world()
+        .resource::<Ended>()
+        .0
+        .iter()
+        .map(|done| (done.path.file_name().unwrap().to_string_lossy().into_owned(), done.result.clone().unwrap_err()))
+        .collect();
+    let reason = |name: &str| reasons.iter().find(|(file, _)| file == name).map(|(_, reason)| reason.clone()).unwrap();
+    assert!(reason("notes.txt").contains("not an audio file"), "{reasons:?}");
+    assert!(reason("gone.wav").contains("is not a file"), "{reasons:?}");
+    assert!(reason("broken.wav").contains("upload failed"), "{reasons:?}");
+    for _ in 0..20 {
+        app.update();
+    }
+    assert_eq!(replica(&app).unwrap().view().len(), before, "nothing was added");
+}
