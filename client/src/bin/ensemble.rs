@@ -12,6 +12,7 @@ use ensemble_authority::tls::{Fingerprint, Trust};
 use ensemble_client::ClientCorePlugin;
 use ensemble_client::demo::DemoSize;
 use ensemble_client::model::{RecordKey, TrackData};
+use ensemble_client::playback::Transport;
 use ensemble_client::solo::SoloSettings;
 use ensemble_client::store::default_dir;
 use ensemble_client::sync::SyncPlugin;
@@ -52,6 +53,9 @@ struct Args {
     /// quit. Measuring starts once every clip's waveform is drawn.
     #[arg(long)]
     bench_frames: Option<usize>,
+    /// Start playing as soon as the project has loaded.
+    #[arg(long)]
+    play: bool,
     /// Open with the mixer panel showing.
     #[arg(long)]
     mixer: bool,
@@ -175,6 +179,14 @@ fn show_all_automation(mut view: ResMut<View>, tracks: Query<&RecordKey, Added<T
     }
 }
 
+/// Starts the transport the first time the project has tracks.
+fn play_once_loaded(mut transport: ResMut<Transport>, tracks: Query<(), With<TrackData>>, mut started: Local<bool>) {
+    if !*started && !tracks.is_empty() {
+        transport.playing = true;
+        *started = true;
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let sync = sync_plugin(&args)?;
@@ -188,6 +200,9 @@ fn main() -> anyhow::Result<()> {
     app.world_mut().resource_mut::<View>().mixer = args.mixer;
     if args.automation {
         app.add_systems(Update, show_all_automation);
+    }
+    if args.play {
+        app.add_systems(Update, play_once_loaded);
     }
     if let Some(path) = args.screenshot {
         let after = args.after_frames.max(1);

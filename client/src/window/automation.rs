@@ -80,9 +80,12 @@ pub(super) fn show(
     }
     painter.rect_filled(rect.shrink2(egui::vec2(0.0, 1.0)), 0.0, theme::AUTOMATION);
     let colour = colour32(row.track.colour);
-    let tab = egui::Rect::from_min_size(rect.min + egui::vec2(0.0, 4.0), egui::vec2(4.0, rect.height() - 8.0));
+    let tab = egui::Rect::from_min_size(rect.min + egui::vec2(0.0, 4.0), egui::vec2(6.0, rect.height() - 8.0));
     painter.rect_filled(tab, 1.0, colour);
-    drawn.lanes.push(DrawnRegion::new(row.track, tab.shrink2(egui::vec2(0.0, 4.0))));
+    // The playhead may rest on the lane's left edge: report the tab's right half.
+    let swatch =
+        egui::Rect::from_min_max(egui::pos2(tab.left() + 3.0, tab.top() + 4.0), tab.max - egui::vec2(0.0, 4.0));
+    drawn.lanes.push(DrawnRegion::new(row.track, swatch));
     let scale = Scale::new(parameter, rect);
     let lane = scene.lanes.get(&(row.id, parameter)).copied();
     let background = ui.interact(rect, egui::Id::new(("lane", row.id, parameter as u8)), egui::Sense::click());

@@ -12,9 +12,11 @@ const STRIP: f32 = 104.0;
 
 pub(super) fn show(ui: &mut egui::Ui, scene: &Scene, drawn: &mut DrawnLayout, out: &mut Out) {
     egui::ScrollArea::horizontal().auto_shrink([false, false]).show(ui, |ui| {
+        // A row's own height is one line: take the panel's before entering it.
+        let height = ui.available_height();
         ui.horizontal(|ui| {
             for (_, id, track) in &scene.tracks {
-                let (rect, _) = ui.allocate_exact_size(egui::vec2(STRIP, ui.available_height()), egui::Sense::hover());
+                let (rect, _) = ui.allocate_exact_size(egui::vec2(STRIP, height), egui::Sense::hover());
                 if ui.is_rect_visible(rect) {
                     let bar = strip(ui, rect, scene, *id, track, out);
                     drawn.strips.push(DrawnRegion::new(track, bar));
@@ -35,29 +37,43 @@ fn strip(ui: &mut egui::Ui, rect: egui::Rect, scene: &Scene, id: TrackId, track:
     painter.rect_filled(bar, 2.0, colour32(track.colour));
     let background = ui.interact(rect, egui::Id::new(("strip", id)), egui::Sense::click());
     background.context_menu(|ui| track_menu(ui, scene, id, track, out));
-    let mut inner = ui.new_child(egui::UiBuilder::new().max_rect(rect.shrink2(egui::vec2(8.0, 10.0))));
-    inner.spacing_mut().item_spacing = egui::vec2(4.0, 5.0);
-    inner.vertical_centered(|ui| {
+    // Name, switches and pan on top; fader and meter fill the middle; the readout at the foot.
+    let controls =
+        egui::Rect::from_min_max(rect.min + egui::vec2(8.0, 12.0), egui::pos2(rect.right() - 8.0, rect.top() + 96.0));
+    let mut top = ui.new_child(egui::UiBuilder::new().max_rect(controls));
+    top.spacing_mut().item_spacing = egui::vec2(4.0, 5.0);
+    top.vertical_centered(|ui| {
         ui.add(egui::Label::new(egui::RichText::new(&track.name).strong()).truncate());
         ui.horizontal(|ui| toggles(ui, id, track, out));
         pan(ui, id, track, out);
-        ui.horizontal(|ui| {
-            let height = (ui.available_height() - 26.0).max(40.0);
-            ui.spacing_mut().slider_width = height;
-            let mut gain = track.gain_db;
-            let fader = egui::Slider::new(&mut gain, -60.0..=12.0).vertical().show_value(false);
-            let response = ui.add(fader).on_hover_text("Double-click for 0 dB");
-            if response.double_clicked() {
-                out.edit(set(id, TrackField::Gain(0.0)));
-            } else {
-                gesture(&response, || set(id, TrackField::Gain(gain)), out.edits);
-            }
-            let (meter_rect, _) = ui.allocate_exact_size(egui::vec2(14.0, height), egui::Sense::hover());
-            meter(ui.painter(), meter_rect, scene.levels.tracks.get(&id).copied().unwrap_or_default(), true);
-        });
-        let level = scene.levels.tracks.get(&id).map_or(0.0, |level| level.held);
-        let held = if level > 0.0 { format!("{:.1}", 20.0 * level.log10()) } else { "−∞".into() };
-        ui.label(egui::RichText::new(format!("{:.1} dB · peak {held}", track.gain_db)).small().color(theme::DIM));
     });
+    let middle = egui::Rect::from_min_max(
+        egui::pos2(rect.left(), controls.bottom() + 8.0),
+        egui::pos2(rect.right(), rect.bottom() - 24.0),
+    );
+    if middle.height() > 30.0 {
+        let fader = egui::Rect::from_x_y_ranges(rect.left() + 26.0..=rect.left() + 50.0, middle.y_range());
+        let mut gain = track.gain_db;
+        let mut column = ui.new_child(egui::UiBuilder::new().max_rect(fader));
+        column.spacing_mut().slider_width = fader.height();
+        let slider = egui::Slider::new(&mut gain, -60.0..=12.0).vertical().show_value(false);
+        let response = column.add(slider).on_hover_text("Double-click for 0 dB");
+        if response.double_clicked() {
+            out.edit(set(id, TrackField::Gain(0.0)));
+        } else {
+            gesture(&response, || set(id, TrackField::Gain(gain)), out.edits);
+        }
+        let meter_rect = egui::Rect::from_x_y_ranges(rect.left() + 60.0..=rect.left() + 74.0, middle.y_range());
+        meter(&painter, meter_rect, scene.levels.tracks.get(&id).copied().unwrap_or_default(), true);
+    }
+    let level = scene.levels.tracks.get(&id).map_or(0.0, |level| level.held);
+    let held = if level > 0.0 { format!("{:.1}", 20.0 * level.log10()) } else { "−∞".into() };
+    painter.text(
+        egui::pos2(rect.center().x, rect.bottom() - 12.0),
+        egui::Align2::CENTER_CENTER,
+        format!("{:.1} dB · peak {held}", track.gain_db),
+        egui::FontId::proportional(11.0),
+        theme::DIM,
+    );
     bar
 }
