@@ -9,11 +9,11 @@
 //! from the model's components, so it is always confirmed ⊕ pending ⊕ the gesture's preview.
 //!
 //! One system draws the whole window each frame, panel by panel, each in a file of its own:
-//! [`transport_bar`] (play, loop, metronome, position, tempo, metre, menus, connection),
-//! [`headers`] (a track's controls beside its row), [`timeline`] (ruler, grid, clips, lanes,
-//! playhead), [`clips`] (a clip: waveform, move, trim and fade handles), [`automation`] (a lane
-//! under its track), [`mixer`] (a channel strip per track) and [`dialogs`]. Keyboard shortcuts
-//! work whenever no text field has focus.
+//! `transport_bar` (play, loop, metronome, position, tempo, metre, menus, connection),
+//! `headers` (a track's controls beside its row), `timeline` (ruler, grid, clips, lanes,
+//! playhead, collaborators), `clips` (a clip: waveform, move, trim and fade handles),
+//! `automation` (a lane under its track), `mixer` (a channel strip per track) and `dialogs`
+//! (import and export). Keyboard shortcuts work whenever no text field has focus.
 
 mod automation;
 mod clips;

@@ -95,7 +95,7 @@ pub(super) fn show(
     let rows = rows(view, &scene.tracks, view.rows_top, rect.bottom());
     for (number, row) in rows.iter().enumerate() {
         let lane = egui::Rect::from_x_y_ranges(rect.x_range(), row.top..=row.track_bottom(view));
-        let fill = if (view.first_row + number) % 2 == 0 { theme::LANE } else { theme::LANE_ALT };
+        let fill = if (view.first_row + number).is_multiple_of(2) { theme::LANE } else { theme::LANE_ALT };
         painter.rect_filled(lane.shrink2(egui::vec2(0.0, 1.0)), 0.0, fill);
     }
     grid_lines(&painter, rect, &grid, view, beats_per_bar);
