@@ -513,7 +513,10 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
             }
             tokio::select! {
                 command = self.commands.recv() => {
-                    let Some(command) = command else { return Ended::AppClosed };
+                    let Some(command) = command else {
+                        link.close().await;
+                        return Ended::AppClosed;
+                    };
                     let proposed = self.handle_commands(command).await;
                     for tx in proposed {
                         if link.outgoing.send(ClientMsg::Write(tx)).await.is_err() {

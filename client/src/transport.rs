@@ -51,6 +51,23 @@ pub struct Link {
     pub outgoing: mpsc::Sender<ClientMsg>,
     /// Messages received, in order; an `Err` says why the connection ended, and nothing follows.
     pub incoming: mpsc::Receiver<Result<ServerMsg, String>>,
+    /// The task that sends `outgoing` and, once it closes, says goodbye to the authority.
+    pub sender: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// How long a closing client waits for the authority to hear its goodbye.
+const GOODBYE: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Link {
+    /// Sends what is queued and closes the connection politely, so the authority knows at once
+    /// that this session left (rather than when the connection times out).
+    pub async fn close(self) {
+        let Link { outgoing, sender, .. } = self;
+        drop(outgoing);
+        if let Some(sender) = sender {
+            let _ = tokio::time::timeout(GOODBYE, sender).await;
+        }
+    }
 }
 
 /// A way to reach an authority.
@@ -149,7 +166,7 @@ impl Transport for QuicTransport {
         let (mut sender, mut receiver) = remote.split();
         let (outgoing, mut to_send) = mpsc::channel::<ClientMsg>(LINK_CAPACITY);
         let (received, incoming) = mpsc::channel(LINK_CAPACITY);
-        tokio::spawn(async move {
+        let sending = tokio::spawn(async move {
             while let Some(message) = to_send.recv().await {
                 if sender.send(&message).await.is_err() {
                     return;
@@ -166,6 +183,6 @@ impl Transport for QuicTransport {
                 }
             }
         });
-        Ok(Link { user: login.user, name: login.name, outgoing, incoming })
+        Ok(Link { user: login.user, name: login.name, outgoing, incoming, sender: Some(sending) })
     }
 }
