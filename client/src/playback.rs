@@ -57,6 +57,7 @@ impl Plugin for PlaybackPlugin {
                 arrangement: None,
                 heard: None,
                 started: None,
+                quiet_from: None,
                 scratch: Vec::new(),
             })
             .add_systems(
@@ -229,6 +230,8 @@ pub struct Playback {
     heard: Option<Transport>,
     /// The engine frame playback started at, and the timeline frame it started from.
     started: Option<(u64, u64)>,
+    /// The engine frame from which it is silent (stopped), if it is.
+    quiet_from: Option<u64>,
     scratch: Vec<Frame>,
 }
 
@@ -324,7 +327,10 @@ fn follow_transport(
     if (wanted.playing, wanted.position) != (heard.playing, heard.position) || playback.heard.is_none() {
         let from = timebase.frames(Ticks(wanted.position.0.max(0))).0;
         let scheduled = if wanted.playing { engine.play_from(from) } else { engine.stop_at(from) };
-        result = result.and(scheduled.map(|at| playback.started = wanted.playing.then_some((at, from))));
+        result = result.and(scheduled.map(|at| {
+            playback.started = wanted.playing.then_some((at, from));
+            playback.quiet_from = (!wanted.playing).then_some(at);
+        }));
     }
     if let Err(error) = result {
         warn!("the audio engine is busy: {error}");
@@ -355,9 +361,15 @@ pub fn playhead(from: u64, played: u64, looped: Option<(u64, u64)>) -> u64 {
 
 /// Without a sound card, renders what the card would have played in the time since the last
 /// frame, so the engine's clock (and the playhead) run in real time; keeps the output level.
+/// Once a stop has taken effect there is nothing to hear, and the engine rests until the next
+/// start (whose scheduled frame is counted from where its clock rested).
 fn pull_offline(mut playback: NonSendMut<Playback>, time: Res<Time<Real>>, mut level: ResMut<OutputLevel>) {
     let playback = &mut *playback;
     let Some(Output::Offline(engine)) = playback.engine.as_mut() else { return };
+    if playback.quiet_from.is_some_and(|quiet| engine.now() >= quiet) {
+        level.0 = [0.0; 2];
+        return;
+    }
     let rate = engine.sample_rate();
     // At most a quarter second at once, so a stalled frame does not make a burst.
     let frames = ((time.delta_secs_f64() * f64::from(rate)) as usize).min(rate as usize / 4);

@@ -68,7 +68,11 @@ pub(super) fn show(
     }
     let wave =
         egui::Rect::from_min_max(egui::pos2(body.left(), header.bottom()), body.max).shrink2(egui::vec2(1.0, 3.0));
-    if let Some(peaks) = scene.media.peaks(clip.asset) {
+    let peaks = scene.media.peaks(clip.asset);
+    if peaks.is_none() && wave.intersect(timeline).is_positive() {
+        drawn.waiting_for_peaks += 1;
+    }
+    if let Some(peaks) = peaks {
         let seconds = scene.timebase.frames(clip.length).0 as f64 / f64::from(scene.project.sample_rate);
         let frames = (seconds * f64::from(peaks.sample_rate)) as u64;
         draw_waveform(painter, wave.intersect(timeline), wave, peaks, clip.source_offset.0, frames);
@@ -245,7 +249,8 @@ fn grab_handle(
 }
 
 /// Draws `frames` frames of `peaks` from `first` across `full` (clipped to `visible`): one
-/// vertical stroke per column, from the lowest to the highest sample it covers.
+/// column per point, from the lowest to the highest sample it covers, all in one mesh (plain
+/// quads: no per-segment tessellation, no anti-aliasing fringe to rasterise).
 fn draw_waveform(
     painter: &egui::Painter,
     visible: egui::Rect,
@@ -268,6 +273,10 @@ fn draw_waveform(
     let Some(level) = level else { return };
     let centre = full.center().y;
     let half = full.height() / 2.0;
+    let mut mesh = egui::Mesh::default();
+    let columns = (visible.right() - visible.left().floor()).ceil().max(0.0) as usize;
+    mesh.reserve_triangles(columns * 2);
+    mesh.reserve_vertices(columns * 4);
     let mut x = visible.left().floor();
     while x < visible.right() {
         let column = f64::from(x - full.left());
@@ -286,7 +295,9 @@ fn draw_waveform(
         }
         let top = centre - f32::from(high) / 32_768.0 * half;
         let bottom = (centre - f32::from(low) / 32_768.0 * half).max(top + 1.0);
-        painter.line_segment([egui::pos2(x + 0.5, top), egui::pos2(x + 0.5, bottom)], (1.0, theme::WAVE));
+        let column = egui::Rect::from_min_max(egui::pos2(x, top), egui::pos2(x + 1.0, bottom));
+        mesh.add_colored_rect(column.intersect(visible), theme::WAVE);
         x += 1.0;
     }
+    painter.add(egui::Shape::mesh(mesh));
 }

@@ -133,6 +133,16 @@ pub struct DrawnLayout {
     pub lanes: Vec<DrawnRegion>,
     /// Mixer strips, left to right, by their colour bar.
     pub strips: Vec<DrawnRegion>,
+    /// Clips with room for a waveform whose peaks have not arrived yet.
+    pub waiting_for_peaks: usize,
+}
+
+impl DrawnLayout {
+    /// Whether the frame drew clips, each with its waveform where it has room for one: the
+    /// project as it will stay.
+    pub fn complete(&self) -> bool {
+        !self.clips.is_empty() && self.waiting_for_peaks == 0
+    }
 }
 
 /// One drawn region and the colour that identifies it.
