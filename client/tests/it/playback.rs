@@ -43,3 +43,80 @@ fn the_demo_song_plays_and_the_playhead_follows_the_engine() {
     }
     assert_eq!(app.world().resource::<Transport>().position, stopped);
 }
+
+#[test]
+fn the_playhead_wraps_at_the_loop_end_only_when_it_started_inside_the_loop() {
+    use ensemble_client::playback::playhead;
+    let looped = Some((24_000, 48_000));
+    assert_eq!(playhead(30_000, 10_000, looped), 40_000, "before the end: straight on");
+    assert_eq!(playhead(30_000, 18_000, looped), 24_000, "the end is the start again");
+    assert_eq!(playhead(30_000, 18_000 + 24_000 * 3 + 5, looped), 24_005, "round and round");
+    assert_eq!(playhead(0, 50_000, looped), 26_000, "from before the loop: into it, then round");
+    assert_eq!(playhead(50_000, 1_000, looped), 51_000, "from past the loop: straight on");
+    assert_eq!(playhead(30_000, 18_000, None), 48_000, "no loop");
+    assert_eq!(playhead(30_000, 18_000, Some((48_000, 48_000))), 48_000, "an empty loop does not loop");
+}
+
+#[test]
+fn the_mix_exports_to_a_wav_file_and_the_meters_move_while_it_plays() {
+    use ensemble_client::playback::{ExportDone, ExportMsg, TrackLevels};
+    let dir = tempfile::tempdir().unwrap();
+    let settings = SoloSettings {
+        dir: dir.path().join("solo"),
+        replicas: dir.path().join("replicas"),
+        display_name: "Mixer".into(),
+        project: None,
+        demo: Some(ensemble_client::demo::DemoSize::Song),
+    };
+    let mut app = client_app(SyncPlugin::solo(settings));
+    app.add_plugins(PlaybackPlugin);
+    #[derive(bevy::prelude::Resource, Default)]
+    struct Done(Vec<ExportDone>);
+    app.init_resource::<Done>().add_systems(
+        bevy::prelude::Update,
+        |mut done: bevy::prelude::MessageReader<ExportDone>, mut all: bevy::prelude::ResMut<Done>| {
+            all.0.extend(done.read().cloned());
+        },
+    );
+    step_until(&mut [&mut app], Duration::from_secs(60), |apps| online(apps[0]));
+    let path = dir.path().join("mix.wav");
+    // Until every clip's audio has arrived and decoded, an export is refused with the reason.
+    let mut asked = 0;
+    step_until(&mut [&mut app], Duration::from_secs(120), |apps| {
+        let done = &apps[0].world().resource::<Done>().0;
+        if let Some(last) = done.last() {
+            if let Err(reason) = &last.result {
+                assert!(reason.contains("still downloading"), "{reason}");
+            } else {
+                return true;
+            }
+        }
+        if done.len() == asked {
+            asked += 1;
+            let format = ensemble_audio::wav::WavFormat::Int16;
+            apps[0].world_mut().write_message(ExportMsg { path: path.clone(), format });
+        }
+        false
+    });
+    let done = app.world().resource::<Done>().0.last().cloned().unwrap();
+    let seconds = done.result.unwrap();
+    assert!((seconds - 16.0).abs() < 0.01, "eight bars at 120 BPM: {seconds} s");
+    let reader = hound::WavReader::open(&path).unwrap();
+    let spec = reader.spec();
+    assert_eq!((spec.channels, spec.bits_per_sample), (2, 16));
+    assert_eq!(reader.duration(), spec.sample_rate * 16);
+    let loudest = reader.into_samples::<i16>().map(|s| s.unwrap().unsigned_abs()).max().unwrap();
+    assert!(loudest > 1_000, "the mix is not silent: {loudest}");
+
+    // While it plays, each track's meter shows its level (where the test can listen). From bar
+    // 5 all three tracks play.
+    *app.world_mut().resource_mut::<Transport>() =
+        Transport { playing: true, position: Ticks(16 * TICKS_PER_QUARTER), ..Transport::default() };
+    let offline = matches!(app.world_mut().non_send_mut::<Playback>().output(), Some(Output::Offline(_)));
+    if offline {
+        step_until(&mut [&mut app], Duration::from_secs(30), |apps| {
+            let levels = apps[0].world().resource::<TrackLevels>();
+            levels.tracks.len() == 3 && levels.tracks.values().all(|level| level.held > 0.01)
+        });
+    }
+}
