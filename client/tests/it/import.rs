@@ -20,6 +20,14 @@ fn collect(mut done: MessageReader<ImportDone>, mut ended: ResMut<Ended>) {
     ended.0.extend(done.read().cloned());
 }
 
+/// A client of `authority`, online, that records how its imports end.
+fn importer(authority: &Authority, user: &str, stores: &Path) -> App {
+    let mut app = authority.client(user, stores);
+    app.init_resource::<Ended>().add_systems(Update, collect);
+    step_until(&mut [&mut app], Duration::from_secs(20), |apps| online(apps[0]));
+    app
+}
+
 fn wav(path: &Path, rate: u32, frames: u32) {
     let spec =
         hound::WavSpec { channels: 2, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
@@ -46,9 +54,7 @@ fn clips(app: &App) -> Vec<Clip> {
 fn an_imported_file_becomes_a_clip_as_long_as_its_audio_and_undoes_in_one_step() {
     let authority = Authority::start();
     let (_dir, stores) = replicas();
-    let mut app = authority.client("alice", &stores);
-    app.init_resource::<Ended>().add_systems(Update, collect);
-    step_until(&mut [&mut app], Duration::from_secs(20), |apps| online(apps[0]));
+    let mut app = importer(&authority, "alice", &stores);
     let files = tempfile::tempdir().unwrap();
     let file = files.path().join("Hook Take 2.wav");
     wav(&file, 44_100, 66_150); // 1.5 s
@@ -95,9 +101,7 @@ fn an_imported_file_becomes_a_clip_as_long_as_its_audio_and_undoes_in_one_step()
 fn what_is_not_audio_is_refused_with_the_reason_and_changes_nothing() {
     let authority = Authority::start();
     let (_dir, stores) = replicas();
-    let mut app = authority.client("bob", &stores);
-    app.init_resource::<Ended>().add_systems(Update, collect);
-    step_until(&mut [&mut app], Duration::from_secs(20), |apps| online(apps[0]));
+    let mut app = importer(&authority, "bob", &stores);
     let files = tempfile::tempdir().unwrap();
     let text = files.path().join("notes.txt");
     std::fs::write(&text, "not audio").unwrap();

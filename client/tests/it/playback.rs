@@ -9,18 +9,24 @@ use ensemble_protocol::{TICKS_PER_QUARTER, Ticks};
 
 use crate::harness::{client_app, online, step_until};
 
-#[test]
-fn the_demo_song_plays_and_the_playhead_follows_the_engine() {
-    let dir = tempfile::tempdir().unwrap();
+/// A solo client on a fresh demo song in `dir`, with playback.
+fn demo_song(dir: &std::path::Path) -> bevy::prelude::App {
     let settings = SoloSettings {
-        dir: dir.path().join("solo"),
-        replicas: dir.path().join("replicas"),
+        dir: dir.join("solo"),
+        replicas: dir.join("replicas"),
         display_name: "Player".into(),
         project: None,
         demo: Some(ensemble_client::demo::DemoSize::Song),
     };
     let mut app = client_app(SyncPlugin::solo(settings));
     app.add_plugins(PlaybackPlugin);
+    app
+}
+
+#[test]
+fn the_demo_song_plays_and_the_playhead_follows_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo_song(dir.path());
     step_until(&mut [&mut app], Duration::from_secs(60), |apps| online(apps[0]));
     app.world_mut().resource_mut::<Transport>().playing = true;
     let offline = |app: &mut bevy::prelude::App| {
@@ -61,15 +67,7 @@ fn the_playhead_wraps_at_the_loop_end_only_when_it_started_inside_the_loop() {
 fn the_mix_exports_to_a_wav_file_and_the_meters_move_while_it_plays() {
     use ensemble_client::playback::{ExportDone, ExportMsg, TrackLevels};
     let dir = tempfile::tempdir().unwrap();
-    let settings = SoloSettings {
-        dir: dir.path().join("solo"),
-        replicas: dir.path().join("replicas"),
-        display_name: "Mixer".into(),
-        project: None,
-        demo: Some(ensemble_client::demo::DemoSize::Song),
-    };
-    let mut app = client_app(SyncPlugin::solo(settings));
-    app.add_plugins(PlaybackPlugin);
+    let mut app = demo_song(dir.path());
     #[derive(bevy::prelude::Resource, Default)]
     struct Done(Vec<ExportDone>);
     app.init_resource::<Done>().add_systems(
