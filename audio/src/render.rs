@@ -66,6 +66,11 @@ impl Renderer {
         self.looping = looping;
     }
 
+    /// The arrangement it renders.
+    pub fn arrangement(&self) -> &Arc<Arrangement> {
+        &self.arrangement
+    }
+
     /// Replaces the arrangement (after an edit), keeping the playhead.
     pub fn set_arrangement(&mut self, arrangement: Arc<Arrangement>) {
         self.arrangement = arrangement;

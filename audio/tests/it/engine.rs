@@ -173,3 +173,37 @@ fn looping_can_be_switched_off_and_on_while_playing() {
     assert_eq!(played(true), ramp.channels[0][2_000] * CENTRE);
     assert_eq!(played(false), ramp.channels[0][26_000] * CENTRE);
 }
+
+#[test]
+fn an_edit_while_playing_crossfades_without_a_click_and_allocates_nothing() {
+    let mut song = Song::new(120.0);
+    let (track, asset) = (song.track(), song.asset(dc(0.5, 400_000)));
+    song.clip(track, asset, 0, 15_000);
+    let mut engine = Engine::<OfflineBackend>::new(RATE, song.arrangement()).unwrap();
+    let start = engine.play_from(0).unwrap() as usize;
+    let before = pull(&mut engine, start + 10_000, 128);
+    let full = 0.5 * CENTRE;
+    assert!((before.last().unwrap()[0] - full).abs() < 1e-6);
+    // Mute it: silence within a crossfade (plus the chunk the command waits for), in steps.
+    song.set(track, Field::Track(TrackField::Mute(true)));
+    engine.set_arrangement(song.arrangement()).unwrap();
+    let mut after = vec![[0.0; 2]; 2_048];
+    let allocations = allocations_in(|| {
+        for chunk in after.chunks_mut(128) {
+            engine.backend_mut().render(chunk);
+        }
+    });
+    assert_eq!(allocations, 0, "the crossfade allocated or freed memory");
+    let steps: Vec<f32> = std::iter::once(before.last().unwrap()[0])
+        .chain(after.iter().map(|f| f[0]))
+        .collect::<Vec<f32>>()
+        .windows(2)
+        .map(|pair| (pair[1] - pair[0]).abs())
+        .collect();
+    let biggest = steps.iter().fold(0.0f32, |m, s| m.max(*s));
+    let smooth = full / ensemble_audio::engine::CROSSFADE_FRAMES as f32 * 1.01;
+    assert!(biggest <= smooth, "a step of {biggest} (a click); a ramp moves by {smooth} at most");
+    let silent_from = after.iter().position(|f| f[0] == 0.0).expect("it goes silent");
+    assert!(silent_from <= ensemble_audio::engine::CROSSFADE_FRAMES + 128, "silent after {silent_from} frames");
+    assert!(after[silent_from..].iter().all(|f| *f == [0.0, 0.0]), "and stays silent");
+}
