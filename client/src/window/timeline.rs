@@ -2,8 +2,8 @@
 //! automation lane, and the playhead.
 //!
 //! Wheel scrolls the rows, Shift+wheel (or a sideways wheel) scrolls time, Ctrl+wheel zooms
-//! around the pointer. A click on the ruler moves the playhead; a drag on it draws the loop
-//! range. Positions snap to the beat (the bar when zoomed out, the sixteenth when zoomed in);
+//! time around the pointer and Alt+wheel makes the rows taller or shorter. A click on the
+//! ruler moves the playhead; a drag on it draws the loop range. Positions snap to the beat (the bar when zoomed out, the sixteenth when zoomed in);
 //! hold Alt to place freely. The view follows the playhead while playing.
 
 use std::path::PathBuf;
@@ -161,9 +161,15 @@ fn scroll_and_zoom(ui: &egui::Ui, background: &egui::Response, scene: &Scene, vi
     if !ui.rect_contains_pointer(rect) || background.ctx.is_being_dragged(background.id) {
         return;
     }
-    let (zoom, scroll, shift, pointer) = ui.input(|input| {
-        (input.zoom_delta(), input.smooth_scroll_delta, input.modifiers.shift, input.pointer.hover_pos())
+    let (zoom, scroll, shift, alt, pointer) = ui.input(|input| {
+        let modifiers = input.modifiers;
+        (input.zoom_delta(), input.smooth_scroll_delta, modifiers.shift, modifiers.alt, input.pointer.hover_pos())
     });
+    if alt && scroll.y != 0.0 {
+        // Alt+wheel zooms vertically: taller or shorter rows.
+        view.track_height = (view.track_height * (1.0 + scroll.y * 0.004)).clamp(40.0, 220.0);
+        return;
+    }
     if zoom != 1.0 {
         // Keep the tick under the pointer where it is.
         let anchor_x = pointer.map_or(rect.left(), |pos| pos.x);
