@@ -3,8 +3,9 @@
 //!
 //! Wheel scrolls the rows, Shift+wheel (or a sideways wheel) scrolls time, Ctrl+wheel zooms
 //! time around the pointer and Alt+wheel makes the rows taller or shorter. A click on the
-//! ruler moves the playhead; a drag on it draws the loop range. Positions snap to the beat (the bar when zoomed out, the sixteenth when zoomed in);
-//! hold Alt to place freely. The view follows the playhead while playing.
+//! ruler moves the playhead; a drag on it draws the loop range. Positions snap to the beat
+//! (the bar when zoomed out, the sixteenth when zoomed in); hold Alt to place freely. The view
+//! follows the playhead while playing.
 
 use std::path::PathBuf;
 
