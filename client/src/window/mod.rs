@@ -526,6 +526,20 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
     Ok(())
 }
 
+/// Takes a key press, matched by the key's meaning or, failing that, by where it sits: with
+/// Ctrl held, X11 turns some letters into control keys (Ctrl+I arrives as Tab).
+fn take_key(input: &mut egui::InputState, modifiers: egui::Modifiers, key: egui::Key) -> bool {
+    if input.consume_key(modifiers, key) {
+        return true;
+    }
+    let before = input.events.len();
+    input.events.retain(|event| {
+        !matches!(event, egui::Event::Key { physical_key: Some(physical), modifiers: held, pressed: true, .. }
+            if *physical == key && held.matches_logically(modifiers))
+    });
+    input.events.len() != before
+}
+
 /// Keys that work anywhere but in a text field.
 fn shortcuts(
     ctx: &egui::Context,
@@ -540,7 +554,7 @@ fn shortcuts(
     }
     use egui::{Key, Modifiers};
     ctx.input_mut(|input| {
-        let mut pressed = |modifiers, key| input.consume_key(modifiers, key);
+        let mut pressed = |modifiers, key| take_key(input, modifiers, key);
         if pressed(Modifiers::NONE, Key::Space) {
             transport.playing = !transport.playing;
         }

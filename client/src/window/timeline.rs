@@ -138,9 +138,10 @@ fn collaborators(painter: &egui::Painter, rect: egui::Rect, scene: &Scene, grid:
         let colour = super::colour32(peer.colour);
         let x = grid.x_of(peer.presence.playhead.0);
         if rect.x_range().contains(x) {
-            painter.line_segment([egui::pos2(x, rect.top() + RULER), egui::pos2(x, rect.bottom())], (1.0, colour));
+            painter.line_segment([egui::pos2(x, rect.top() + 14.0), egui::pos2(x, rect.bottom())], (1.0, colour));
+            // The name sits in the ruler, clear of the clips' names.
             painter.text(
-                egui::pos2(x + 3.0, rect.top() + RULER + 2.0),
+                egui::pos2(x + 3.0, rect.top() + 14.0),
                 egui::Align2::LEFT_TOP,
                 &peer.name,
                 egui::FontId::proportional(11.0),
@@ -299,12 +300,13 @@ fn clip_keys(ui: &egui::Ui, scene: &Scene, view: &View, transport: &Transport, g
     }
     use egui::{Key, Modifiers};
     let (delete, duplicate, split, left, right) = ui.input_mut(|input| {
+        let mut pressed = |modifiers, key| super::take_key(input, modifiers, key);
         (
-            input.consume_key(Modifiers::NONE, Key::Delete) || input.consume_key(Modifiers::NONE, Key::Backspace),
-            input.consume_key(Modifiers::COMMAND, Key::D),
-            input.consume_key(Modifiers::NONE, Key::S),
-            input.consume_key(Modifiers::NONE, Key::ArrowLeft),
-            input.consume_key(Modifiers::NONE, Key::ArrowRight),
+            pressed(Modifiers::NONE, Key::Delete) || pressed(Modifiers::NONE, Key::Backspace),
+            pressed(Modifiers::COMMAND, Key::D),
+            pressed(Modifiers::NONE, Key::S),
+            pressed(Modifiers::NONE, Key::ArrowLeft),
+            pressed(Modifiers::NONE, Key::ArrowRight),
         )
     });
     let nudge = match (left, right) {
