@@ -21,9 +21,12 @@
 //!   they travel in, with a hard size limit and typed errors for bad bytes.
 //! - [`transfer`]: uploads and downloads of audio files on streams of their own, and the
 //!   background jobs (peaks, transcode, export) a client can watch.
+//! - [`jam`]: the shared clock of a LAN jam session, the arithmetic of the four-timestamp
+//!   exchange with time passed in.
 
 pub mod frame;
 pub mod ids;
+pub mod jam;
 pub mod op;
 pub mod permission;
 pub mod record;

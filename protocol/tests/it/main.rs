@@ -6,6 +6,7 @@
 mod apply;
 mod fixture;
 mod frame;
+mod jam;
 mod permission;
 mod props;
 mod time;

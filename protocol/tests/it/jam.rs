@@ -1,0 +1,116 @@
+//! The jam clock: peers with clocks half a second off and drifting, behind a jittery network,
+//! learn the host's time to well under a millisecond.
+
+use ensemble_protocol::jam::{ClockSample, ClockSync};
+
+/// A small deterministic noise source.
+struct Noise(u64);
+
+impl Noise {
+    /// Uniform in [0, 1).
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A one-way network delay: 300 µs, plus jitter that is mostly small and sometimes large
+    /// (a queue), in nanoseconds.
+    fn delay(&mut self) -> f64 {
+        let jitter = -self.next().max(1e-12).ln() * 150_000.0; // exponential, mean 150 µs
+        300_000.0 + jitter.min(5_000_000.0)
+    }
+}
+
+/// A machine's clock: `start + true_ns × (1 + drift)`.
+#[derive(Clone, Copy)]
+struct Clock {
+    start: f64,
+    drift: f64,
+}
+
+impl Clock {
+    fn at(&self, true_ns: f64) -> u64 {
+        (self.start + true_ns * (1.0 + self.drift)) as u64
+    }
+
+    /// The true time at which this clock reads `reading`.
+    fn when(&self, reading: u64) -> f64 {
+        (reading as f64 - self.start) / (1.0 + self.drift)
+    }
+}
+
+/// One exchange starting at true time `t`, through the noisy network.
+fn exchange(peer: Clock, host: Clock, t: f64, noise: &mut Noise) -> ClockSample {
+    let arrive = t + noise.delay();
+    let reply = arrive + 20_000.0; // the host takes 20 µs to answer
+    let back = reply + noise.delay();
+    ClockSample { t0: peer.at(t), t1: host.at(arrive), t2: host.at(reply), t3: peer.at(back) }
+}
+
+#[test]
+fn three_peers_half_a_second_off_and_drifting_learn_the_hosts_time_within_half_a_millisecond() {
+    let host = Clock { start: 5e12, drift: 0.0 };
+    let peers = [
+        Clock { start: 5e12 + 500e6, drift: 40e-6 },
+        Clock { start: 5e12 - 500e6, drift: -35e-6 },
+        Clock { start: 5e12 + 123e6, drift: 10e-6 },
+    ];
+    let mut noise = Noise(0x9E37_79B9_7F4A_7C15);
+    let mut syncs: Vec<ClockSync> = peers.iter().map(|_| ClockSync::new()).collect();
+    // Four exchanges a second for 16 s.
+    for step in 0..64 {
+        let t = 1e9 + f64::from(step) * 250e6;
+        for (peer, sync) in peers.iter().zip(&mut syncs) {
+            assert!(sync.add(exchange(*peer, host, t + noise.next() * 1e6, &mut noise)));
+        }
+    }
+    // A start the host schedules two seconds after the last exchange.
+    let start = host.at(1e9 + 64.0 * 250e6 + 2e9);
+    let mut lands = Vec::new();
+    for (peer, sync) in peers.iter().zip(&syncs) {
+        let now = peer.at(1e9 + 64.0 * 250e6 + 2e9);
+        let error = sync.host_time(now).unwrap() as f64 - start as f64;
+        assert!(error.abs() < 500_000.0, "the host's time is off by {:.1} µs", error / 1e3);
+        lands.push(peer.when(sync.peer_time(start).unwrap()));
+    }
+    let spread = lands.iter().fold(f64::MIN, |a, b| a.max(*b)) - lands.iter().fold(f64::MAX, |a, b| a.min(*b));
+    assert!(spread < 1_000_000.0, "the peers start {:.1} µs apart", spread / 1e3);
+    assert!((syncs[0].drift() - (-40e-6)).abs() < 10e-6, "drift {}", syncs[0].drift());
+}
+
+#[test]
+fn a_symmetric_exchange_is_exact_and_an_impossible_one_is_ignored() {
+    let sample = ClockSample { t0: 1_000, t1: 501_500, t2: 501_600, t3: 2_100 };
+    assert_eq!((sample.offset(), sample.round_trip()), (500_000, 1_000));
+    let mut sync = ClockSync::new();
+    assert!(sync.add(sample));
+    assert_eq!(sync.host_time(2_100), Some(502_100));
+    assert_eq!(sync.peer_time(502_100), Some(2_100));
+    let backwards = ClockSample { t0: 5_000, t1: 10, t2: 20, t3: 4_000 };
+    assert!(!sync.add(backwards), "a reply before its request");
+    let slow_host = ClockSample { t0: 0, t1: 100, t2: 5_000, t3: 1_000 };
+    assert!(!sync.add(slow_host), "the host took longer than the round trip");
+    assert_eq!(sync.len(), 1);
+    sync.reset();
+    assert!(sync.is_empty() && sync.host_time(0).is_none());
+}
+
+#[test]
+fn a_queue_that_delays_some_exchanges_does_not_move_the_estimate() {
+    let (host, peer) = (Clock { start: 0.0, drift: 0.0 }, Clock { start: 250e6, drift: 0.0 });
+    let mut sync = ClockSync::new();
+    let mut noise = Noise(7);
+    for step in 0..64 {
+        let t = 1e9 + f64::from(step) * 100e6;
+        let mut sample = exchange(peer, host, t, &mut noise);
+        if step % 3 == 0 {
+            // 20 ms stuck in a queue on the way back only: this exchange alone is 10 ms off.
+            sample.t3 += 20_000_000;
+        }
+        sync.add(sample);
+    }
+    let error = sync.offset_at(peer.at(7.5e9)).unwrap() - (-250e6);
+    assert!(error.abs() < 100_000.0, "off by {:.1} µs", error / 1e3);
+}
