@@ -49,8 +49,9 @@ struct Args {
     /// Frames to render before the screenshot.
     #[arg(long, default_value_t = 60)]
     after_frames: u32,
-    /// Measure the CPU time of N frames (the app's own work, not the GPU's), print p50/p99 and
-    /// quit. Measuring starts once every clip's waveform is drawn.
+    /// Measure N frames, print p50/p99 of the main world's time and of the CPU time the app's
+    /// own threads used per frame (not a software rasteriser's), and quit. Measuring starts
+    /// once every clip on screen has its waveform.
     #[arg(long)]
     bench_frames: Option<usize>,
     /// Start playing as soon as the project has loaded.
