@@ -26,7 +26,7 @@ fn config<const LIMIT: usize>() -> impl bincode::config::Config {
 }
 
 /// Decodes exactly one value from `bytes`; anything left over is malformed.
-fn decode_exact<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Result<T, FrameError> {
+pub(crate) fn decode_exact<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Result<T, FrameError> {
     let (value, read) = bincode::serde::decode_from_slice(bytes, config::<LIMIT>())
         .map_err(|error| FrameError::Malformed(error.to_string()))?;
     if read != bytes.len() {

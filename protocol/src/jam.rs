@@ -18,6 +18,17 @@
 //!
 //! Times are nanoseconds on each machine's monotonic clock (`u64`); this module only does the
 //! arithmetic, with time passed in, so it tests without a network or a clock.
+//!
+//! The rest is what jam peers say to each other: the [`Beacon`] a host broadcasts so peers can
+//! find it (a datagram that does not parse is dropped), and the [`JamMsg`]s of a session: the
+//! clock exchange, the host's [`TransportCommand`]s at host times, and presence.
+
+use serde::{Deserialize, Serialize};
+
+use crate::frame::{FrameError, decode_exact, encode_value};
+use crate::ids::ProjectId;
+use crate::time::Ticks;
+use crate::wire::{PROTOCOL_VERSION, Presence};
 
 /// One completed exchange: the four timestamps, in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,5 +179,161 @@ impl ClockSync {
     /// The drift fitted so far: how many nanoseconds the host gains per nanosecond of ours.
     pub fn drift(&self) -> f64 {
         self.estimate.map_or(0.0, |e| e.drift)
+    }
+}
+
+/// The first bytes of every beacon, so stray datagrams on the port are told apart at once.
+pub const BEACON_MAGIC: [u8; 4] = *b"ENSJ";
+/// The largest beacon: one UDP datagram that no LAN fragments.
+pub const MAX_BEACON: usize = 512;
+/// The largest message between jam peers.
+pub const MAX_JAM_MESSAGE: usize = 16 * 1024;
+
+/// What a jam host broadcasts on the LAN, about once a second, so peers can list it and join.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Beacon {
+    /// The host's [`PROTOCOL_VERSION`]: peers list only jams they can join.
+    pub protocol_version: u32,
+    /// Who hosts, as they are shown.
+    pub host: String,
+    /// The project the jam works on.
+    pub project: ProjectId,
+    /// Its name.
+    pub project_name: String,
+    /// The embedded authority's QUIC port (edits, audio files).
+    pub quic_port: u16,
+    /// The renet port (clock, transport, presence).
+    pub renet_port: u16,
+    /// The SHA-256 of the authority's certificate, which peers pin.
+    pub fingerprint: [u8; 32],
+}
+
+/// Why a datagram is not a beacon a peer can use. Receivers drop such datagrams.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BeaconError {
+    /// It does not start with [`BEACON_MAGIC`].
+    #[error("not an Ensemble beacon")]
+    NotABeacon,
+    /// It is longer than [`MAX_BEACON`].
+    #[error("a beacon of {0} bytes is larger than {MAX_BEACON}")]
+    TooLarge(usize),
+    /// Its body does not decode.
+    #[error("malformed beacon: {0}")]
+    Malformed(String),
+    /// It comes from a host speaking another protocol version.
+    #[error("the host speaks protocol {theirs}, this client {ours}")]
+    Version {
+        /// Ours.
+        ours: u32,
+        /// The host's.
+        theirs: u32,
+    },
+    /// A field is empty or out of range.
+    #[error("invalid beacon: {0}")]
+    Invalid(&'static str),
+}
+
+/// The longest host or project name a beacon carries, in characters.
+const MAX_BEACON_NAME: usize = 64;
+
+impl Beacon {
+    /// The datagram to broadcast.
+    pub fn encode(&self) -> Result<Vec<u8>, BeaconError> {
+        self.check()?;
+        let body = encode_value(self).map_err(|error| BeaconError::Malformed(error.to_string()))?;
+        let bytes = [BEACON_MAGIC.as_slice(), &body].concat();
+        if bytes.len() > MAX_BEACON { Err(BeaconError::TooLarge(bytes.len())) } else { Ok(bytes) }
+    }
+
+    /// Reads a datagram; anything that is not a usable beacon is an error, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<Beacon, BeaconError> {
+        if bytes.len() > MAX_BEACON {
+            return Err(BeaconError::TooLarge(bytes.len()));
+        }
+        let body = bytes.strip_prefix(BEACON_MAGIC.as_slice()).ok_or(BeaconError::NotABeacon)?;
+        let beacon: Beacon =
+            decode_exact::<_, MAX_BEACON>(body).map_err(|error| BeaconError::Malformed(error.to_string()))?;
+        if beacon.protocol_version != PROTOCOL_VERSION {
+            return Err(BeaconError::Version { ours: PROTOCOL_VERSION, theirs: beacon.protocol_version });
+        }
+        beacon.check()?;
+        Ok(beacon)
+    }
+
+    fn check(&self) -> Result<(), BeaconError> {
+        let named = |name: &str| !name.trim().is_empty() && name.chars().count() <= MAX_BEACON_NAME;
+        if !named(&self.host) || !named(&self.project_name) {
+            return Err(BeaconError::Invalid("names must have 1 to 64 characters"));
+        }
+        if self.quic_port == 0 || self.renet_port == 0 {
+            return Err(BeaconError::Invalid("ports must not be 0"));
+        }
+        Ok(())
+    }
+}
+
+/// A change to the shared transport, sent by the host on the reliable ordered channel. Times
+/// are on the host's clock; each peer converts them with its [`ClockSync`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TransportCommand {
+    /// Start playing from `from` when the host's clock reads `at` (nanoseconds).
+    Play {
+        /// Host time of the first sample.
+        at: u64,
+        /// The timeline position it plays.
+        from: Ticks,
+    },
+    /// Stop at host time `at`, leaving the playhead at `position`.
+    Stop {
+        /// Host time of the stop.
+        at: u64,
+        /// Where the playhead rests.
+        position: Ticks,
+    },
+    /// Loop the project's loop range, or not.
+    Looping(bool),
+}
+
+/// Messages between jam peers over renet.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum JamMsg {
+    /// Peer → host, unreliable: the first stamp of a clock exchange.
+    ClockRequest {
+        /// When it left the peer (peer clock).
+        t0: u64,
+    },
+    /// Host → peer, unreliable: the request's stamp and the host's two.
+    ClockReply {
+        /// Echoed from the request.
+        t0: u64,
+        /// When the request arrived (host clock).
+        t1: u64,
+        /// When this reply left (host clock).
+        t2: u64,
+    },
+    /// Host → peers, reliable and ordered.
+    Transport(TransportCommand),
+    /// Anyone → everyone, unreliable, the latest wins: who is here and what they are doing.
+    Presence {
+        /// Their display name.
+        name: String,
+        /// Their playhead, selection and pointer.
+        presence: Presence,
+    },
+}
+
+impl JamMsg {
+    /// The message as bytes for a renet channel.
+    pub fn encode(&self) -> Result<Vec<u8>, FrameError> {
+        encode_value(self)
+    }
+
+    /// Reads a message from a peer; bad bytes are an error, never a panic, and never claim
+    /// more than [`MAX_JAM_MESSAGE`] bytes of memory.
+    pub fn decode(bytes: &[u8]) -> Result<JamMsg, FrameError> {
+        if bytes.len() > MAX_JAM_MESSAGE {
+            return Err(FrameError::TooLarge { len: bytes.len(), max: MAX_JAM_MESSAGE });
+        }
+        decode_exact::<_, MAX_JAM_MESSAGE>(bytes)
     }
 }

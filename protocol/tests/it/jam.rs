@@ -114,3 +114,78 @@ fn a_queue_that_delays_some_exchanges_does_not_move_the_estimate() {
     let error = sync.offset_at(peer.at(7.5e9)).unwrap() - (-250e6);
     assert!(error.abs() < 100_000.0, "off by {:.1} µs", error / 1e3);
 }
+
+fn beacon() -> ensemble_protocol::jam::Beacon {
+    ensemble_protocol::jam::Beacon {
+        protocol_version: ensemble_protocol::PROTOCOL_VERSION,
+        host: "Studio A".into(),
+        project: ensemble_protocol::ProjectId::new_v7(),
+        project_name: "Friday Jam".into(),
+        quic_port: 4433,
+        renet_port: 5000,
+        fingerprint: [7; 32],
+    }
+}
+
+#[test]
+fn a_beacon_round_trips_and_what_is_not_one_is_refused_with_the_reason() {
+    use ensemble_protocol::jam::{BEACON_MAGIC, Beacon, BeaconError, MAX_BEACON};
+    let sent = beacon();
+    let bytes = sent.encode().unwrap();
+    assert!(bytes.starts_with(&BEACON_MAGIC) && bytes.len() <= MAX_BEACON);
+    assert_eq!(Beacon::decode(&bytes), Ok(sent.clone()));
+    assert_eq!(Beacon::decode(b"HTTP/1.1 200 OK"), Err(BeaconError::NotABeacon));
+    assert!(matches!(Beacon::decode(&bytes[..bytes.len() - 3]), Err(BeaconError::Malformed(_))));
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(matches!(Beacon::decode(&longer), Err(BeaconError::Malformed(_))), "trailing bytes");
+    assert_eq!(Beacon::decode(&[0; MAX_BEACON + 1]), Err(BeaconError::TooLarge(MAX_BEACON + 1)));
+    let old = Beacon { protocol_version: 1, ..sent.clone() };
+    let old_bytes = [BEACON_MAGIC.as_slice(), &ensemble_protocol::frame::encode_value(&old).unwrap()].concat();
+    assert_eq!(
+        Beacon::decode(&old_bytes),
+        Err(BeaconError::Version { ours: ensemble_protocol::PROTOCOL_VERSION, theirs: 1 })
+    );
+    for bad in [
+        Beacon { host: " ".into(), ..sent.clone() },
+        Beacon { project_name: "x".repeat(65), ..sent.clone() },
+        Beacon { renet_port: 0, ..sent.clone() },
+    ] {
+        assert!(matches!(bad.encode(), Err(BeaconError::Invalid(_))), "{bad:?}");
+    }
+    // A string that claims a gigabyte in a tiny datagram is refused without allocating it.
+    let mut huge = BEACON_MAGIC.to_vec();
+    huge.extend([3, 252, 0, 0, 0, 64]); // version 3, then a name of 2^30 bytes
+    assert!(matches!(Beacon::decode(&huge), Err(BeaconError::Malformed(_))));
+}
+
+#[test]
+fn jam_messages_round_trip_and_bad_bytes_are_errors() {
+    use ensemble_protocol::jam::{JamMsg, MAX_JAM_MESSAGE, TransportCommand};
+    use ensemble_protocol::{FrameError, Presence, Ticks};
+    let messages = [
+        JamMsg::ClockRequest { t0: 1 },
+        JamMsg::ClockReply { t0: 1, t1: u64::MAX, t2: 3 },
+        JamMsg::Transport(TransportCommand::Play { at: 5_000_000_000, from: Ticks(1920) }),
+        JamMsg::Transport(TransportCommand::Stop { at: 6_000_000_000, position: Ticks(3840) }),
+        JamMsg::Transport(TransportCommand::Looping(true)),
+        JamMsg::Presence { name: "bo".into(), presence: Presence { playhead: Ticks(7), ..Presence::default() } },
+    ];
+    for message in messages {
+        assert_eq!(JamMsg::decode(&message.encode().unwrap()), Ok(message));
+    }
+    assert!(matches!(JamMsg::decode(&[]), Err(FrameError::Malformed(_))));
+    assert!(matches!(JamMsg::decode(&[200, 1, 2]), Err(FrameError::Malformed(_))));
+    assert_eq!(
+        JamMsg::decode(&vec![0; MAX_JAM_MESSAGE + 1]),
+        Err(FrameError::TooLarge { len: MAX_JAM_MESSAGE + 1, max: MAX_JAM_MESSAGE })
+    );
+    // Every short byte string is either a message or an error.
+    let mut noise = Noise(99);
+    for _ in 0..20_000 {
+        let len = (noise.next() * 24.0) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| (noise.next() * 256.0) as u8).collect();
+        let _ = JamMsg::decode(&bytes);
+        let _ = ensemble_protocol::jam::Beacon::decode(&[b"ENSJ".as_slice(), &bytes].concat());
+    }
+}
