@@ -80,18 +80,26 @@ impl Browser {
 impl Dialog {
     /// The import dialog, in the user's music folder (or home, or the current folder).
     pub fn import() -> Dialog {
-        let start = dirs::audio_dir().or_else(dirs::home_dir).or_else(|| std::env::current_dir().ok());
-        Dialog::Import(Browser::open(start.unwrap_or_else(|| PathBuf::from("."))))
+        Dialog::Import(Browser::open(music_folder()))
     }
 
     /// The export dialog, suggesting `<project name>.wav` in the user's music folder.
     pub fn export(project_name: &str) -> Dialog {
-        let dir = dirs::audio_dir().or_else(dirs::home_dir).unwrap_or_else(|| PathBuf::from("."));
+        let dir = music_folder();
         let name: String =
             project_name.chars().map(|c| if c.is_alphanumeric() || " -_".contains(c) { c } else { '_' }).collect();
         let path = dir.join(format!("{}.wav", name.trim())).display().to_string();
         Dialog::Export { path, format: WavFormat::Int24, problem: None }
     }
+}
+
+/// The user's music folder where it exists, else their home, else the current folder.
+fn music_folder() -> PathBuf {
+    [dirs::audio_dir(), dirs::home_dir(), std::env::current_dir().ok()]
+        .into_iter()
+        .flatten()
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 pub(super) fn show(ctx: &egui::Context, dialog: &mut Dialog, scene: &Scene, transport: &Transport, out: &mut Out) {
