@@ -255,6 +255,14 @@ pub enum EngineError {
     /// being sent faster than the audio runs.
     #[error("track {0} is not taking commands")]
     Busy(usize),
+    /// A start was asked for a frame the engine can no longer promise to every track.
+    #[error("frame {at} is too soon: the earliest start is frame {earliest}")]
+    TooSoon {
+        /// The frame asked for.
+        at: u64,
+        /// The earliest frame every track can start on.
+        earliest: u64,
+    },
 }
 
 struct LiveTrack {
@@ -380,6 +388,17 @@ impl<B: Backend> Engine<B> {
     /// Starts playback from timeline frame `position`; returns the global frame it starts at.
     pub fn play_from(&mut self, position: u64) -> Result<u64, EngineError> {
         self.schedule(position, true)
+    }
+
+    /// Starts playback from timeline frame `position` exactly at global frame `at`: a start
+    /// agreed with other machines (a LAN jam). `at` must leave every track time to hear of it:
+    /// at least the lead of [`Engine::play_from`] after [`Engine::now`].
+    pub fn play_at(&mut self, at: u64, position: u64) -> Result<(), EngineError> {
+        let earliest = self.now() + LEAD_FRAMES;
+        if at < earliest {
+            return Err(EngineError::TooSoon { at, earliest });
+        }
+        self.broadcast(|| Command::Transport(Transport { at, position, playing: true }))
     }
 
     /// Stops playback (the playhead stays where it is asked to: `position`).

@@ -6,6 +6,7 @@
 mod alloc;
 mod decode;
 mod engine;
+mod jam;
 mod peaks;
 mod render;
 mod signal;
