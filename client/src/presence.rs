@@ -62,19 +62,28 @@ pub struct Peer {
 }
 
 /// The colours collaborators are shown in: bright, and unlike the track colours' greens.
-const PEER_COLOURS: [Colour; 6] = [
+const PEER_COLOURS: [Colour; 10] = [
     Colour { r: 255, g: 105, b: 180 },
     Colour { r: 255, g: 160, b: 40 },
     Colour { r: 120, g: 200, b: 255 },
     Colour { r: 200, g: 150, b: 255 },
     Colour { r: 255, g: 230, b: 90 },
     Colour { r: 130, g: 255, b: 210 },
+    Colour { r: 255, g: 120, b: 100 },
+    Colour { r: 170, g: 230, b: 90 },
+    Colour { r: 90, g: 140, b: 255 },
+    Colour { r: 240, g: 240, b: 240 },
 ];
 
-/// A user's colour, derived from their id so every client agrees.
+/// A user's colour, derived from their id so every client agrees: an FNV-1a hash of the id's
+/// bytes picks it (the id's leading bytes are a timestamp, alike for users made together).
 pub fn colour_of(user: UserId) -> Colour {
-    let mixed = user.0.as_u128() % 0xFFFF_FFFB; // a prime: every byte of the id counts
-    PEER_COLOURS[(mixed % PEER_COLOURS.len() as u128) as usize]
+    let hash = user
+        .0
+        .as_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3));
+    PEER_COLOURS[(hash % PEER_COLOURS.len() as u64) as usize]
 }
 
 fn take_peers(status: Option<Res<SyncStatus>>, mut messages: MessageReader<FromAuthority>, mut peers: ResMut<Peers>) {
