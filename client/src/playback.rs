@@ -125,6 +125,17 @@ pub struct ExportDone {
     pub result: Result<f64, String>,
 }
 
+/// Runs `$call` on the engine an [`Output`] holds, whichever backend it runs on.
+macro_rules! on_engine {
+    ($output:expr, $engine:ident => $call:expr) => {
+        match $output {
+            Output::Offline($engine) => $call,
+            #[cfg(feature = "window")]
+            Output::Device($engine) => $call,
+        }
+    };
+}
+
 /// Where the audio goes.
 pub enum Output {
     /// Nowhere audible: the offline backend, pulled at the wall clock's pace.
@@ -136,59 +147,31 @@ pub enum Output {
 
 impl Output {
     fn now(&self) -> u64 {
-        match self {
-            Output::Offline(engine) => engine.now(),
-            #[cfg(feature = "window")]
-            Output::Device(engine) => engine.now(),
-        }
+        on_engine!(self, engine => engine.now())
     }
 
     fn play_from(&mut self, position: u64) -> Result<u64, EngineError> {
-        match self {
-            Output::Offline(engine) => engine.play_from(position),
-            #[cfg(feature = "window")]
-            Output::Device(engine) => engine.play_from(position),
-        }
+        on_engine!(self, engine => engine.play_from(position))
     }
 
     fn stop_at(&mut self, position: u64) -> Result<u64, EngineError> {
-        match self {
-            Output::Offline(engine) => engine.stop_at(position),
-            #[cfg(feature = "window")]
-            Output::Device(engine) => engine.stop_at(position),
-        }
+        on_engine!(self, engine => engine.stop_at(position))
     }
 
     fn set_arrangement(&mut self, arrangement: Arc<Arrangement>) -> Result<(), EngineError> {
-        match self {
-            Output::Offline(engine) => engine.set_arrangement(arrangement),
-            #[cfg(feature = "window")]
-            Output::Device(engine) => engine.set_arrangement(arrangement),
-        }
+        on_engine!(self, engine => engine.set_arrangement(arrangement))
     }
 
     fn set_looping(&mut self, looping: bool) -> Result<(), EngineError> {
-        match self {
-            Output::Offline(engine) => engine.set_looping(looping),
-            #[cfg(feature = "window")]
-            Output::Device(engine) => engine.set_looping(looping),
-        }
+        on_engine!(self, engine => engine.set_looping(looping))
     }
 
     fn set_metronome(&mut self, on: bool) -> Result<(), EngineError> {
-        match self {
-            Output::Offline(engine) => engine.set_metronome(on),
-            #[cfg(feature = "window")]
-            Output::Device(engine) => engine.set_metronome(on),
-        }
+        on_engine!(self, engine => engine.set_metronome(on))
     }
 
     fn meters(&self) -> &Meters {
-        match self {
-            Output::Offline(engine) => engine.meters(),
-            #[cfg(feature = "window")]
-            Output::Device(engine) => engine.meters(),
-        }
+        on_engine!(self, engine => engine.meters())
     }
 
     /// The sound card if it opens at `rate`, else the offline backend.
