@@ -9,7 +9,7 @@ use bevy_egui::egui;
 use ensemble_audio::peaks::Peaks;
 use ensemble_protocol::{Clip, Frames, RecordId, Ticks};
 
-use super::timeline::{Grid, selected_clips, track_at};
+use super::timeline::{Grid, track_at};
 use super::{Drag, DrawnLayout, DrawnRegion, Out, Row, Scene, View, colour32, theme};
 use crate::edits;
 use crate::history::EditMsg;
@@ -172,7 +172,11 @@ fn grab_body(
         && let Some(pointer) = pointer
     {
         let offset = grid.ticks_at(pointer.x) - clip.start.0;
-        view.drag = Some(Drag::Clips { grabbed: id, offset, originals: selected_clips(scene, view) });
+        view.drag = Some(Drag::Clips {
+            grabbed: id,
+            offset,
+            originals: scene.selected(view).map(|(id, clip)| (id, clip.clone())).collect(),
+        });
     }
     let Some(Drag::Clips { grabbed, offset, originals }) = &view.drag else { return };
     if *grabbed != id {

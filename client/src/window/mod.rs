@@ -279,10 +279,15 @@ struct Scene<'a> {
     peer_selection: HashMap<RecordId, Colour>,
 }
 
-impl Scene<'_> {
+impl<'a> Scene<'a> {
     /// An asset's record, once it has arrived.
     fn asset(&self, asset: AssetId) -> Option<&AudioAsset> {
         self.assets.get(&asset).copied()
+    }
+
+    /// The selected clips, with their ids.
+    fn selected<'s>(&'s self, view: &'s View) -> impl Iterator<Item = (RecordId, &'a Clip)> + 's {
+        self.clips.values().flatten().copied().filter(|(id, _)| view.selected.contains(id))
     }
 
     /// Everything a track holds (clips and lanes), for deleting it.

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use bevy_egui::egui;
-use ensemble_protocol::{Field, LoopRange, Op, ProjectField, RecordId, TICKS_PER_QUARTER, Ticks, TrackId};
+use ensemble_protocol::{Field, LoopRange, Op, ProjectField, TICKS_PER_QUARTER, Ticks, TrackId};
 
 use super::{Drag, DrawnLayout, Out, Row, Scene, View, automation, clips, rows, theme};
 use crate::edits;
@@ -315,17 +315,16 @@ fn clip_keys(ui: &egui::Ui, scene: &Scene, view: &View, transport: &Transport, g
         _ => 0,
     };
     let mut ops = Vec::new();
-    let selected = scene.clips.values().flatten().filter(|(id, _)| view.selected.contains(id));
-    for (id, clip) in selected {
+    for (id, clip) in scene.selected(view) {
         if delete {
-            ops.push(Op::Delete { target: *id });
+            ops.push(Op::Delete { target: id });
         } else if duplicate {
             ops.extend(edits::duplicate_clip(clip).1);
         } else if split {
             let rate = scene.asset(clip.asset).map_or(scene.project.sample_rate, |asset| asset.sample_rate);
-            ops.extend(edits::split_clip(*id, clip, transport.position, scene.timebase, rate).into_iter().flatten());
+            ops.extend(edits::split_clip(id, clip, transport.position, scene.timebase, rate).into_iter().flatten());
         } else if nudge != 0 {
-            ops.extend(edits::move_clip(*id, clip, Ticks((clip.start.0 + nudge).max(0)), clip.track));
+            ops.extend(edits::move_clip(id, clip, Ticks((clip.start.0 + nudge).max(0)), clip.track));
         }
     }
     out.edit(ops);
@@ -350,15 +349,4 @@ pub(super) fn drop_file(
         .and_then(|pointer| track_at(&rows, view, pointer.y).map(|track| (Some(track), grid.snapped_at(pointer.x))));
     let (track, at) = placed.unwrap_or((None, transport.position));
     out.import.write(ImportMsg { path, track, at });
-}
-
-/// The selected clips and their ids, for a drag that moves them together.
-pub(super) fn selected_clips(scene: &Scene, view: &View) -> Vec<(RecordId, ensemble_protocol::Clip)> {
-    scene
-        .clips
-        .values()
-        .flatten()
-        .filter(|(id, _)| view.selected.contains(id))
-        .map(|(id, clip)| (*id, (*clip).clone()))
-        .collect()
 }

@@ -31,8 +31,7 @@ pub(super) fn toggle_loop(scene: &Scene, view: &View, transport: &mut Transport,
     if !transport.looping || scene.project.loop_range.is_some() {
         return;
     }
-    let selected = scene.clips.values().flatten().filter(|(id, _)| view.selected.contains(id));
-    let span = selected.fold(None, |span: Option<(Ticks, Ticks)>, (_, clip)| {
+    let span = scene.selected(view).fold(None, |span: Option<(Ticks, Ticks)>, (_, clip)| {
         let (start, end) = (clip.start, clip.start + clip.length);
         Some(span.map_or((start, end), |(from, to)| (from.min(start), to.max(end))))
     });
