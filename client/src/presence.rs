@@ -44,8 +44,6 @@ pub struct LocalPresence(pub Presence);
 pub struct Peers {
     /// Everyone else here now.
     pub sessions: BTreeMap<u64, Peer>,
-    /// When presence was last sent, and whether a change waits for the next turn.
-    last_sent: Option<Duration>,
 }
 
 /// Another session in the project.
@@ -114,16 +112,16 @@ fn take_peers(status: Option<Res<SyncStatus>>, mut messages: MessageReader<FromA
 fn share(
     time: Res<Time<Real>>,
     local: Res<LocalPresence>,
-    mut peers: ResMut<Peers>,
+    mut last_sent: Local<Option<Duration>>,
     mut waiting: Local<bool>,
     mut outbound: MessageWriter<Outbound>,
 ) {
     *waiting |= local.is_changed();
     let now = time.elapsed();
-    let due = peers.last_sent.is_none_or(|sent| now.saturating_sub(sent) >= PRESENCE_INTERVAL);
+    let due = last_sent.is_none_or(|sent| now.saturating_sub(sent) >= PRESENCE_INTERVAL);
     if *waiting && due {
         outbound.write(Outbound::Presence(local.0.clone()));
-        peers.last_sent = Some(now);
+        *last_sent = Some(now);
         *waiting = false;
     }
 }
