@@ -298,11 +298,24 @@ impl Remote {
         name: &str,
         until: Option<u64>,
     ) -> Result<Uploaded, Error> {
-        use ensemble_protocol::transfer::{Chunk, MAX_CHUNK, TransferReply, TransferRequest};
         let owned = path.to_path_buf();
         let hash = tokio::task::spawn_blocking(move || crate::files::hash_file(&owned))
             .await
             .map_err(|e| Error::Config(e.to_string()))??;
+        self.upload_hashed(project, path, name, hash, until).await
+    }
+
+    /// [`Remote::upload`] of a file whose blake3 `hash` the caller has already computed (it
+    /// is the file's identity, and a caller that keeps a copy needs it too).
+    pub async fn upload_hashed(
+        &self,
+        project: ProjectId,
+        path: &std::path::Path,
+        name: &str,
+        hash: ensemble_protocol::ContentHash,
+        until: Option<u64>,
+    ) -> Result<Uploaded, Error> {
+        use ensemble_protocol::transfer::{Chunk, MAX_CHUNK, TransferReply, TransferRequest};
         let file = tokio::fs::File::open(path).await?;
         let size = file.metadata().await?.len();
         let (mut send, mut recv) = self.open_transfer().await?;

@@ -622,17 +622,23 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
         let cache = self.cache.clone();
         tokio::spawn(async move {
             let name = path.file_name().map_or_else(|| "audio".into(), |name| name.to_string_lossy().into_owned());
-            let asset = transport.upload(project, &path, &name).await.map_err(|error| error.to_string());
-            if asset.is_ok() {
-                // Keep our own copy in the cache, so the file is never downloaded back. Failing
-                // that only costs a download.
-                let _ = tokio::task::spawn_blocking(move || -> Result<(), Error> {
-                    let hash = ensemble_authority::files::hash_file(&path)?;
-                    AssetCache::new(cache)?.insert(hash, &path)?;
-                    Ok(())
-                })
-                .await;
-            }
+            // Hashed once: the hash names the upload and our own copy in the cache.
+            let hashing = path.clone();
+            let hash = tokio::task::spawn_blocking(move || ensemble_authority::files::hash_file(&hashing)).await;
+            let asset = match hash {
+                Ok(Ok(hash)) => {
+                    let asset = transport.upload(project, &path, &name, hash).await.map_err(|error| error.to_string());
+                    if asset.is_ok() {
+                        // Keep our own copy, so the file is never downloaded back. Failing that
+                        // only costs a download.
+                        let keep = move || AssetCache::new(cache).and_then(|cache| cache.insert(hash, &path));
+                        let _ = tokio::task::spawn_blocking(keep).await;
+                    }
+                    asset
+                }
+                Ok(Err(error)) => Err(format!("cannot read {}: {error}", path.display())),
+                Err(error) => Err(error.to_string()),
+            };
             let _ = to_app.send(FromWorker::Uploaded(UploadDone { id, asset }));
         });
     }

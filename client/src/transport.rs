@@ -15,7 +15,7 @@ use ensemble_authority::remote::Uploaded;
 use ensemble_authority::tls::Trust;
 use ensemble_protocol::transfer::TransferRequest;
 use ensemble_protocol::wire::SessionToken;
-use ensemble_protocol::{AssetId, ClientMsg, ProjectId, ServerMsg, UserId};
+use ensemble_protocol::{AssetId, ClientMsg, ContentHash, ProjectId, ServerMsg, UserId};
 use tokio::sync::mpsc;
 
 use crate::Error;
@@ -79,13 +79,15 @@ pub trait Transport: Clone + Send + Sync + 'static {
     /// connection of its own, so bulk bytes never wait behind edits or hold them up.
     fn download(&self, request: TransferRequest, to: &Path) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// Uploads the audio file at `path` into `project` as `name` on a connection of its own;
-    /// the authority checks it, stores it and makes its asset record, whose id this returns.
+    /// Uploads the audio file at `path`, whose blake3 is `hash`, into `project` as `name` on a
+    /// connection of its own; the authority checks it, stores it and makes its asset record,
+    /// whose id this returns.
     fn upload(
         &self,
         project: ProjectId,
         path: &Path,
         name: &str,
+        hash: ContentHash,
     ) -> impl Future<Output = Result<AssetId, Error>> + Send;
 }
 
@@ -130,9 +132,9 @@ impl Transport for QuicTransport {
         downloaded.map(|_| ()).map_err(|error| Error::Connection(error.to_string()))
     }
 
-    async fn upload(&self, project: ProjectId, path: &Path, name: &str) -> Result<AssetId, Error> {
+    async fn upload(&self, project: ProjectId, path: &Path, name: &str, hash: ContentHash) -> Result<AssetId, Error> {
         let remote = self.logged_in().await?;
-        let uploaded = remote.upload(project, path, name, None).await;
+        let uploaded = remote.upload_hashed(project, path, name, hash, None).await;
         remote.close().await;
         match uploaded {
             Ok(Uploaded::Stored { asset, .. }) => Ok(asset),
