@@ -9,9 +9,10 @@ use clap::{Parser, Subcommand};
 use ensemble_authority::admin;
 use ensemble_authority::files::{FileOptions, Library};
 use ensemble_authority::jobs::export_project;
-use ensemble_authority::server::{Server, ServerOptions};
+use ensemble_authority::server::{JamDoor, Server, ServerOptions};
 use ensemble_authority::store::{self, AnyStore, Store};
 use ensemble_authority::tls::Identity;
+use ensemble_protocol::jam::JoinCode;
 use ensemble_protocol::wire::{ExportFormat, ExportRequest};
 use ensemble_protocol::{ProjectId, Role};
 
@@ -40,6 +41,10 @@ enum Command {
         /// Let anyone join with a display name as an editor (solo and LAN use).
         #[arg(long)]
         open: bool,
+        /// With --open: people on other machines must give this join code (a LAN jam's);
+        /// this machine joins without it.
+        #[arg(long, requires = "open")]
+        join_code: Option<String>,
         /// A PEM certificate chain to serve instead of the self-signed one.
         #[arg(long, requires = "key")]
         cert: Option<PathBuf>,
@@ -171,7 +176,15 @@ async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let store = open_store(&cli).await?;
     match &cli.command {
-        Command::Serve { listen, open, cert, key, max_upload_mib, quota_mib } => {
+        Command::Serve { listen, open, join_code, cert, key, max_upload_mib, quota_mib } => {
+            let door = match join_code {
+                Some(typed) => {
+                    let door = JamDoor::new();
+                    door.set(Some(JoinCode::parse(typed).context("--join-code")?));
+                    Some(door)
+                }
+                None => None,
+            };
             let identity = match (cert, key) {
                 (Some(cert), Some(key)) => Identity::from_pem_files(cert, key)?,
                 _ => Identity::load_or_create(&data_dir(&cli)?)?,
@@ -182,12 +195,14 @@ async fn run() -> anyhow::Result<()> {
                 ..FileOptions::in_dir(data_dir(&cli)?.join("files"))
             };
             let options =
-                ServerOptions { listen: *listen, open: *open, files: Some(files), ..ServerOptions::default() };
+                ServerOptions { listen: *listen, open: *open, files: Some(files), door, ..ServerOptions::default() };
             let server = Server::start(store, identity, options).await?;
             println!("ensemble-authority listening on {}", server.local_addr()?);
             println!("certificate fingerprint (SHA-256): {}", server.fingerprint());
-            if *open {
-                println!("open: anyone may join with a display name as an editor");
+            match (open, join_code) {
+                (true, Some(_)) => println!("open: anyone with the join code may join with a display name as an editor"),
+                (true, None) => println!("open: anyone may join with a display name as an editor"),
+                _ => {}
             }
             tokio::select! {
                 () = async { let _ = tokio::signal::ctrl_c().await; } => server.shutdown().await,

@@ -131,9 +131,11 @@ impl Remote {
         self.logged_in().await
     }
 
-    /// Joins an open authority under a display name.
-    pub async fn join_open(&mut self, display_name: &str) -> Result<Login, Error> {
-        self.send(&ClientMsg::JoinOpen { display_name: display_name.into() }).await?;
+    /// Joins an open authority under a display name (with the join code of the jam it hosts,
+    /// when it hosts one and this client is on another machine).
+    pub async fn join_open(&mut self, display_name: &str, join_code: Option<&str>) -> Result<Login, Error> {
+        let join_code = join_code.map(str::to_owned);
+        self.send(&ClientMsg::JoinOpen { display_name: display_name.into(), join_code }).await?;
         self.logged_in().await
     }
 

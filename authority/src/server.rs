@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ensemble_protocol::wire::{ErrorCode, JobInfo, JobKind, Rejection, check_protocol_version, close};
+use ensemble_protocol::jam::JoinCode;
 use ensemble_protocol::{ClientMsg, FrameCodec, PROTOCOL_VERSION, ProjectId, ServerMsg, UserId};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -50,6 +51,46 @@ pub struct ServerOptions {
     pub outbox_capacity: usize,
     /// Where audio files are stored and how jobs run; `None` refuses uploads and exports.
     pub files: Option<FileOptions>,
+    /// A LAN jam's door: when set, an open authority lets only this machine (loopback) join by
+    /// display name without the jam's current join code, and nobody else while no jam is hosted.
+    pub door: Option<JamDoor>,
+}
+
+/// The join code of the jam an embedded authority hosts, if any; shared with whoever hosts it,
+/// who changes it while the authority runs.
+#[derive(Clone, Debug, Default)]
+pub struct JamDoor(Arc<std::sync::RwLock<Option<JoinCode>>>);
+
+impl JamDoor {
+    /// A closed door: only this machine may join.
+    pub fn new() -> JamDoor {
+        JamDoor::default()
+    }
+
+    /// Opens the door to `code` (a new jam), or closes it (`None`: the jam ended).
+    pub fn set(&self, code: Option<JoinCode>) {
+        if let Ok(mut current) = self.0.write() {
+            *current = code;
+        }
+    }
+
+    /// The current code.
+    pub fn code(&self) -> Option<JoinCode> {
+        self.0.read().ok().and_then(|code| code.clone())
+    }
+
+    /// Whether someone connecting from `loopback` (or not) with `typed` may come in.
+    fn admits(&self, loopback: bool, typed: Option<&str>) -> bool {
+        if loopback {
+            return true;
+        }
+        let (Some(code), Some(typed)) = (self.code(), typed) else { return false };
+        // Compared whole, so how much of a guess was right does not show in the time taken.
+        JoinCode::parse(typed).is_ok_and(|typed| {
+            let (a, b) = (typed.as_str().as_bytes(), code.as_str().as_bytes());
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+        })
+    }
 }
 
 impl Default for ServerOptions {
@@ -60,6 +101,7 @@ impl Default for ServerOptions {
             max_frame: ensemble_protocol::frame::DEFAULT_MAX_FRAME,
             outbox_capacity: 1024,
             files: None,
+            door: None,
         }
     }
 }
@@ -203,7 +245,8 @@ async fn run_session<S: Store>(connection: &quinn::Connection, shared: &Arc<Shar
     tokio::spawn(write_frames(send, frames, overflowed, connection.clone()));
     let (user, logged_in) = watch::channel(None);
     tokio::spawn(accept_transfers(connection.clone(), shared.clone(), logged_in));
-    let mut session = Session { phase: Phase::Hello, outbox, projects: HashMap::new(), failures: 0, user };
+    let loopback = connection.remote_address().ip().to_canonical().is_loopback();
+    let mut session = Session { phase: Phase::Hello, outbox, projects: HashMap::new(), failures: 0, user, loopback };
     let codec = FrameCodec::new(shared.options.max_frame);
     let result = loop {
         let read = read_frame::<ClientMsg>(&mut recv, &codec);
@@ -273,6 +316,8 @@ struct Session {
     failures: u32,
     /// Who is logged in, for the transfer streams.
     user: watch::Sender<Option<UserId>>,
+    /// Whether the client is on this machine.
+    loopback: bool,
 }
 
 /// The variant name of a client message, for errors.
@@ -335,9 +380,19 @@ impl Session {
                 let result = auth::resume(&shared.store, &token).await.map(|user| user.map(|user| (user, token)));
                 self.logged_in(result)
             }
-            (Phase::Login, ClientMsg::JoinOpen { display_name }) => {
+            (Phase::Login, ClientMsg::JoinOpen { display_name, join_code }) => {
                 if !shared.options.open {
                     let message = "this authority is not open: log in with a password".to_owned();
+                    self.send(&ServerMsg::Error { code: ErrorCode::Denied, message });
+                    return Ok(());
+                }
+                let door = shared.options.door.as_ref();
+                if door.is_some_and(|door| !door.admits(self.loopback, join_code.as_deref())) {
+                    self.failures += 1;
+                    if self.failures >= MAX_LOGIN_FAILURES {
+                        return Err(Close::protocol("too many failed logins"));
+                    }
+                    let message = "the jam's join code is needed, and this one is not it".to_owned();
                     self.send(&ServerMsg::Error { code: ErrorCode::Denied, message });
                     return Ok(());
                 }

@@ -33,6 +33,7 @@ pub mod edits;
 pub mod error;
 pub mod history;
 pub mod import;
+pub mod jam;
 pub mod media;
 pub mod model;
 pub mod playback;

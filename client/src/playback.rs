@@ -10,6 +10,12 @@
 //! it runs on the offline backend, which this plugin pulls at the wall clock's pace, so the
 //! transport, the playhead and the output level behave the same and tests can listen.
 //!
+//! A [`StartAt`] starts playback at a given time on the [`Clock`] rather than as soon as
+//! possible: a LAN jam's shared start. The engine's frames are placed on the clock by a
+//! [`SampleClock`] (exact for the offline backend, which is pulled by the clock; learnt from
+//! the frame counter for a sound card), and a start that is already late when it arrives plays
+//! from where it would be by now, so it is still in phase.
+//!
 //! [`TrackLevels`] carries the engine's per-track meters to the window, with a meter's fall
 //! time applied here so every view of a level agrees. An [`ExportMsg`] renders the mix of the
 //! model as it is now to a WAV file on a thread of its own, from the audio already decoded for
@@ -28,6 +34,7 @@ use ensemble_audio::render::Frame;
 use ensemble_audio::wav::WavFormat;
 use ensemble_protocol::{AssetId, Frames, Ticks, Timebase, TrackId};
 
+use crate::jam::clock::{Clock, SampleClock};
 use crate::media::Media;
 use crate::model::{AssetData, ClipData, LaneData, ProjectData, TrackData};
 use crate::replica::Replica;
@@ -40,6 +47,9 @@ impl Plugin for PlaybackPlugin {
         let (decoded, arrivals) = mpsc::channel();
         let (exported, exports) = mpsc::channel();
         app.init_resource::<Transport>()
+            .init_resource::<Clock>()
+            .init_resource::<LastStart>()
+            .add_message::<StartAt>()
             .init_resource::<OutputLevel>()
             .init_resource::<TrackLevels>()
             .add_message::<ExportMsg>()
@@ -58,13 +68,28 @@ impl Plugin for PlaybackPlugin {
                 heard: None,
                 started: None,
                 quiet_from: None,
+                sample_clock: None,
+                rendered: 0,
                 scratch: Vec::new(),
             })
+            .configure_sets(PostUpdate, (PlaybackSystems::Transport, PlaybackSystems::Engine).chain())
             .add_systems(
                 PostUpdate,
-                (decode_audio, rearrange, follow_transport, pull_offline, read_meters, export, finish_exports).chain(),
+                (decode_audio, rearrange, follow_transport, pull_offline, read_meters, export, finish_exports)
+                    .chain()
+                    .in_set(PlaybackSystems::Engine),
             );
     }
+}
+
+/// When playback runs, in `PostUpdate`: whatever decides the [`Transport`] for this frame (a
+/// jam) goes in `Transport`; the engine follows it in `Engine`.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PlaybackSystems {
+    /// Systems that set the transport (after the window's gestures).
+    Transport,
+    /// The engine follows the model and the transport.
+    Engine,
 }
 
 /// Whether the project plays, where, and how.
@@ -78,6 +103,34 @@ pub struct Transport {
     pub looping: bool,
     /// Whether the metronome clicks while playing.
     pub metronome: bool,
+}
+
+/// Start playing from `from` when the [`Clock`] reads `at` (a jam's shared start). The
+/// [`Transport`] follows: it plays, from `from`.
+#[derive(Message, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StartAt {
+    /// Clock time of the first sample, in nanoseconds.
+    pub at: u64,
+    /// The timeline position it plays.
+    pub from: Ticks,
+}
+
+/// Where the latest [`StartAt`] landed: the engine frame it starts on, that frame's time on
+/// the [`Clock`], and the position it plays from (later than asked when it came late).
+#[derive(Resource, Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LastStart(pub Option<Start>);
+
+/// One scheduled start; see [`LastStart`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    /// The [`StartAt`] it answers.
+    pub asked: StartAt,
+    /// The engine frame of its first sample.
+    pub frame: u64,
+    /// When that frame plays, on the [`Clock`].
+    pub time: u64,
+    /// The timeline frame it plays first.
+    pub position: u64,
 }
 
 /// The peak level of the engine's output over the last frame, per channel (0 to 1+), for the
@@ -150,6 +203,18 @@ impl Output {
         on_engine!(self, engine => engine.now())
     }
 
+    fn sample_rate(&self) -> u32 {
+        on_engine!(self, engine => engine.sample_rate())
+    }
+
+    fn is_offline(&self) -> bool {
+        matches!(self, Output::Offline(_))
+    }
+
+    fn play_at(&mut self, at: u64, position: u64) -> Result<(), EngineError> {
+        on_engine!(self, engine => engine.play_at(at, position))
+    }
+
     fn play_from(&mut self, position: u64) -> Result<u64, EngineError> {
         on_engine!(self, engine => engine.play_from(position))
     }
@@ -215,6 +280,10 @@ pub struct Playback {
     started: Option<(u64, u64)>,
     /// The engine frame from which it is silent (stopped), if it is.
     quiet_from: Option<u64>,
+    /// Where the engine's frames fall on the clock (none while the offline engine rests).
+    sample_clock: Option<SampleClock>,
+    /// Frames the offline engine has rendered (its frame numbering).
+    rendered: u64,
     scratch: Vec<Frame>,
 }
 
@@ -291,12 +360,55 @@ fn rearrange(
 fn follow_transport(
     mut playback: NonSendMut<Playback>,
     mut transport: ResMut<Transport>,
+    mut starts: MessageReader<StartAt>,
+    mut last_start: ResMut<LastStart>,
+    clock: Res<Clock>,
     project: Query<&ProjectData>,
 ) {
     let Ok(project) = project.single() else { return };
     let timebase = Timebase::new(project.tempo, project.sample_rate);
     let playback = &mut *playback;
     let Some(engine) = playback.engine.as_mut() else { return };
+    let looped = |looping: bool| {
+        project
+            .loop_range
+            .filter(|_| looping)
+            .map(|range| (timebase.frames(range.start).0, timebase.frames(range.end).0))
+    };
+    if let Some(asked) = starts.read().last().copied() {
+        let sample_clock = match (&mut playback.sample_clock, engine.is_offline()) {
+            (Some(sample_clock), _) => *sample_clock,
+            // The offline engine rests: it wakes now, its next frame playing now.
+            (None, true) => *playback.sample_clock.insert(SampleClock::anchored(
+                engine.sample_rate(),
+                playback.rendered,
+                clock.now(),
+            )),
+            (None, false) => return,
+        };
+        let frame = sample_clock.frame_at(asked.at);
+        let from = timebase.frames(Ticks(asked.from.0.max(0))).0;
+        let started = match engine.play_at(frame, from) {
+            Ok(()) => Ok((frame, from)),
+            // Too late for that frame: start on the first one possible, from where the music is by then.
+            Err(EngineError::TooSoon { earliest, .. }) => {
+                let position = playhead(from, earliest - frame.min(earliest), looped(transport.looping));
+                engine.play_at(earliest, position).map(|()| (earliest, position))
+            }
+            Err(error) => Err(error),
+        };
+        match started {
+            Ok((frame, position)) => {
+                playback.started = Some((frame, position));
+                playback.quiet_from = None;
+                last_start.0 = Some(Start { asked, frame, time: sample_clock.time_of(frame), position });
+                transport.playing = true;
+                transport.position = asked.from;
+                playback.heard = Some(*transport);
+            }
+            Err(error) => warn!("the audio engine is busy: {error}"),
+        }
+    }
     let wanted = *transport;
     let heard =
         playback.heard.unwrap_or(Transport { looping: !wanted.looping, metronome: !wanted.metronome, ..wanted });
@@ -321,11 +433,7 @@ fn follow_transport(
     playback.heard = Some(wanted);
     if let Some((at, from)) = playback.started {
         let played = engine.now().saturating_sub(at);
-        let looped = project
-            .loop_range
-            .filter(|_| wanted.looping)
-            .map(|range| (timebase.frames(range.start).0, timebase.frames(range.end).0));
-        transport.position = timebase.ticks(Frames(playhead(from, played, looped)));
+        transport.position = timebase.ticks(Frames(playhead(from, played, looped(wanted.looping))));
         if let Some(heard) = playback.heard.as_mut() {
             heard.position = transport.position;
         }
@@ -342,22 +450,41 @@ pub fn playhead(from: u64, played: u64, looped: Option<(u64, u64)>) -> u64 {
     }
 }
 
-/// Without a sound card, renders what the card would have played in the time since the last
-/// frame, so the engine's clock (and the playhead) run in real time; keeps the output level.
-/// Once a stop has taken effect there is nothing to hear, and the engine rests until the next
-/// start (whose scheduled frame is counted from where its clock rested).
-fn pull_offline(mut playback: NonSendMut<Playback>, time: Res<Time<Real>>, mut level: ResMut<OutputLevel>) {
+/// Without a sound card, renders what the card would have played by now on the [`Clock`], so
+/// the engine's frames (and the playhead) run in real time; keeps the output level. Once a
+/// stop has taken effect there is nothing to hear, and the engine rests until the next start
+/// (whose frames are counted on from where it rested). With a sound card, learns where the
+/// card's frames fall on the clock.
+fn pull_offline(mut playback: NonSendMut<Playback>, clock: Res<Clock>, mut level: ResMut<OutputLevel>) {
     let playback = &mut *playback;
-    let Some(Output::Offline(engine)) = playback.engine.as_mut() else { return };
+    let now = clock.now();
+    let engine = match playback.engine.as_mut() {
+        Some(Output::Offline(engine)) => engine,
+        #[cfg(feature = "window")]
+        Some(device) => {
+            let (rate, frame) = (device.sample_rate(), device.now());
+            playback.sample_clock.get_or_insert_with(|| SampleClock::anchored(rate, frame, now)).observe(frame, now);
+            return;
+        }
+        None => return,
+    };
     if playback.quiet_from.is_some_and(|quiet| engine.now() >= quiet) {
         level.0 = [0.0; 2];
+        playback.sample_clock = None;
         return;
     }
     let rate = engine.sample_rate();
-    // At most a quarter second at once, so a stalled frame does not make a burst.
-    let frames = ((time.delta_secs_f64() * f64::from(rate)) as usize).min(rate as usize / 4);
+    let rendered = playback.rendered;
+    let sample_clock = playback.sample_clock.get_or_insert_with(|| SampleClock::anchored(rate, rendered, now));
+    let mut frames = sample_clock.frame_at(now).saturating_sub(rendered);
+    // At most a quarter second at once, so a stalled frame does not make a burst: the clock
+    // moves on instead.
+    if frames > u64::from(rate / 4) {
+        frames = u64::from(rate / 4);
+        *sample_clock = SampleClock::anchored(rate, rendered + frames, now);
+    }
     let mut peak = [0.0f32; 2];
-    let mut left = frames;
+    let mut left = frames as usize;
     playback.scratch.resize(ensemble_audio::render::MAX_BLOCK, [0.0; 2]);
     while left > 0 {
         let block = left.min(ensemble_audio::render::MAX_BLOCK);
@@ -369,6 +496,7 @@ fn pull_offline(mut playback: NonSendMut<Playback>, time: Res<Time<Real>>, mut l
         }
         left -= block;
     }
+    playback.rendered += frames;
     level.0 = peak;
 }
 

@@ -110,6 +110,7 @@ fn take_peers(status: Option<Res<SyncStatus>>, mut messages: MessageReader<FromA
 
 /// Sends this user's presence when it changed, no more often than [`PRESENCE_INTERVAL`].
 fn share(
+    jam: Option<Res<crate::jam::Jam>>,
     time: Res<Time<Real>>,
     local: Res<LocalPresence>,
     mut last_sent: Local<Option<Duration>>,
@@ -117,6 +118,10 @@ fn share(
     mut outbound: MessageWriter<Outbound>,
 ) {
     *waiting |= local.is_changed();
+    // In a LAN jam, presence travels over the jam's link instead.
+    if jam.is_some_and(|jam| jam.is_active()) {
+        return;
+    }
     let now = time.elapsed();
     let due = last_sent.is_none_or(|sent| now.saturating_sub(sent) >= PRESENCE_INTERVAL);
     if *waiting && due {

@@ -4,7 +4,9 @@
 //! The in-process authority is the real one, listening on loopback with a fresh self-signed
 //! certificate that the client pins, open to display-name logins (nobody else can reach a
 //! loopback port). Its store lives in [`SoloSettings::dir`]; the client's local store is kept as
-//! usual, so moving a project to a hosted authority later is the same sync. Audio files and
+//! usual, so moving a project to a hosted authority later is the same sync. With
+//! [`SoloSettings::lan`] it listens on every interface instead, behind the door a LAN jam's
+//! join code opens (see [`crate::jam`]). Audio files and
 //! their jobs live beside the database, and a first start makes the demo song.
 
 use std::net::SocketAddr;
@@ -20,6 +22,7 @@ use ensemble_protocol::ProjectId;
 
 use crate::Error;
 use crate::demo::DemoSize;
+use crate::jam::{LanAccess, Served};
 use crate::transport::{Credentials, QuicTransport};
 
 /// Where solo mode keeps things, and who is working.
@@ -35,6 +38,9 @@ pub struct SoloSettings {
     pub project: Option<ProjectId>,
     /// Make that first project a demo (see [`crate::demo`]) rather than an empty "Untitled".
     pub demo: Option<DemoSize>,
+    /// Serve on every interface, so this app can host a LAN jam: other machines get in only
+    /// through the door, with a jam's join code. `None` keeps the authority on loopback.
+    pub lan: Option<LanAccess>,
 }
 
 impl SoloSettings {
@@ -48,6 +54,7 @@ impl SoloSettings {
             display_name,
             project: None,
             demo: Some(DemoSize::Song),
+            lan: None,
         }
     }
 }
@@ -82,17 +89,28 @@ pub(crate) async fn start(settings: &SoloSettings) -> Result<Solo, Error> {
         },
     };
     let files = FileOptions::in_dir(settings.dir.join("files"));
-    let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    let options = ServerOptions { listen, open: true, files: Some(files), ..ServerOptions::default() };
+    let listen = SocketAddr::from((if settings.lan.is_some() { [0, 0, 0, 0] } else { [127, 0, 0, 1] }, 0));
+    let door = settings.lan.as_ref().map(|lan| lan.door.clone());
+    let options = ServerOptions { listen, open: true, files: Some(files), door, ..ServerOptions::default() };
     let server = Server::start(store, Identity::self_signed()?, options).await?;
-    let (addr, trust) = (server.local_addr()?, Trust::Pinned(server.fingerprint()));
+    let port = server.local_addr()?.port();
+    let (addr, trust) = (SocketAddr::from(([127, 0, 0, 1], port)), Trust::Pinned(server.fingerprint()));
+    if let Some(lan) = &settings.lan {
+        let served = Served {
+            port,
+            fingerprint: server.fingerprint().0,
+            project,
+            display_name: settings.display_name.clone(),
+        };
+        lan.serve(served);
+    }
     if fresh && let Some(size) = settings.demo {
         let mut remote = Remote::connect(addr, "localhost", trust.clone()).await?;
-        remote.join_open(&settings.display_name).await?;
+        remote.join_open(&settings.display_name, None).await?;
         crate::demo::seed(&mut remote, project, size).await?;
         remote.close().await;
     }
-    let credentials = Credentials::Open { display_name: settings.display_name.clone() };
+    let credentials = Credentials::Open { display_name: settings.display_name.clone(), join_code: None };
     let transport = QuicTransport::new(addr, "localhost", trust, credentials);
     Ok(Solo { server, transport, project })
 }

@@ -37,6 +37,8 @@ pub enum Credentials {
     Open {
         /// The name collaborators see.
         display_name: String,
+        /// The join code of the LAN jam whose authority this is, when it is another machine's.
+        join_code: Option<String>,
     },
 }
 
@@ -117,7 +119,9 @@ impl QuicTransport {
         let login = match (&self.token, &self.credentials) {
             (Some(token), _) => remote.resume(*token).await,
             (None, Credentials::Password { user, password }) => remote.login(user, password).await,
-            (None, Credentials::Open { display_name }) => remote.join_open(display_name).await,
+            (None, Credentials::Open { display_name, join_code }) => {
+                remote.join_open(display_name, join_code.as_deref()).await
+            }
         };
         login.map_err(|error| Error::Connection(error.to_string()))?;
         Ok(remote)
@@ -157,7 +161,9 @@ impl Transport for QuicTransport {
             }
             login = match &self.credentials {
                 Credentials::Password { user, password } => remote.login(user, password).await,
-                Credentials::Open { display_name } => remote.join_open(display_name).await,
+                Credentials::Open { display_name, join_code } => {
+                    remote.join_open(display_name, join_code.as_deref()).await
+                }
             };
         }
         let login = login.map_err(|error| match error {

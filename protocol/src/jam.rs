@@ -19,6 +19,9 @@
 //! Times are nanoseconds on each machine's monotonic clock (`u64`); this module only does the
 //! arithmetic, with time passed in, so it tests without a network or a clock.
 //!
+//! A jam is closed to strangers by its [`JoinCode`]: the host shows it, musicians in the room
+//! type it, and it keys both the jam's renet traffic and the embedded authority's door.
+//!
 //! The rest is what jam peers say to each other: the [`Beacon`] a host broadcasts so peers can
 //! find it (a datagram that does not parse is dropped), and the [`JamMsg`]s of a session: the
 //! clock exchange, the host's [`TransportCommand`]s at host times, and presence.
@@ -26,7 +29,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::frame::{FrameError, decode_exact, encode_value};
-use crate::ids::ProjectId;
+use crate::ids::{ProjectId, UserId};
 use crate::time::Ticks;
 use crate::wire::{PROTOCOL_VERSION, Presence};
 
@@ -83,6 +86,10 @@ impl ClockSync {
     pub const WINDOW: usize = 64;
     /// Fewest exchanges before a drift is fitted (fewer only give an offset).
     const FIT_AFTER: usize = 16;
+    /// The shortest time the trusted exchanges must span before a drift is fitted.
+    const FIT_SPAN_NS: f64 = 4e9;
+    /// The most drift believed: crystals are specified to ±100 parts per million.
+    const MAX_DRIFT: f64 = 200e-6;
 
     /// A sync that has seen nothing.
     pub fn new() -> ClockSync {
@@ -137,7 +144,10 @@ impl ClockSync {
         let mut offsets: Vec<f64> = points.iter().map(|(_, offset)| *offset).collect();
         offsets.sort_by(f64::total_cmp);
         let median = offsets[offsets.len() / 2];
-        if self.samples.len() < Self::FIT_AFTER || points.len() < 2 {
+        let span = points.iter().map(|(x, _)| *x).fold(f64::MIN, f64::max)
+            - points.iter().map(|(x, _)| *x).fold(f64::MAX, f64::min);
+        // Over a short span, jitter makes any slope; drift only shows over seconds.
+        if self.samples.len() < Self::FIT_AFTER || points.len() < 2 || span < Self::FIT_SPAN_NS {
             return Some(Estimate { at, offset: median, drift: 0.0 });
         }
         // Least squares through the trusted points, centred for precision.
@@ -153,7 +163,7 @@ impl ClockSync {
             return Some(Estimate { at, offset: median, drift: 0.0 });
         }
         // Crystals drift by parts per million: a steeper line is jitter, not drift.
-        let drift = (sxy / sxx).clamp(-1e-3, 1e-3);
+        let drift = (sxy / sxx).clamp(-Self::MAX_DRIFT, Self::MAX_DRIFT);
         Some(Estimate { at, offset: mean_y + drift * (at as f64 - mean_x), drift })
     }
 
@@ -179,6 +189,68 @@ impl ClockSync {
     /// The drift fitted so far: how many nanoseconds the host gains per nanosecond of ours.
     pub fn drift(&self) -> f64 {
         self.estimate.map_or(0.0, |e| e.drift)
+    }
+}
+
+/// The code that lets a musician into a jam: eight symbols from an alphabet without look-alikes
+/// (no 0/O, 1/I), 40 bits, shown as `ABCD-EFGH`. Typing is forgiving: case, spaces and dashes
+/// do not matter.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct JoinCode(String);
+
+/// Why typed text is not a join code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JoinCodeError {
+    /// Too few or too many symbols.
+    #[error("a join code has 8 symbols, not {0}")]
+    Length(usize),
+    /// A symbol outside the alphabet.
+    #[error("{0:?} is not in a join code")]
+    Symbol(char),
+}
+
+impl JoinCode {
+    /// The symbols a code is made of.
+    pub const ALPHABET: &'static [u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    /// Symbols per code.
+    pub const LEN: usize = 8;
+
+    /// The code for 40 random bits (the caller brings the randomness: this crate does no IO).
+    pub fn from_random(bytes: [u8; 5]) -> JoinCode {
+        let bits = bytes.iter().fold(0u64, |bits, byte| bits << 8 | u64::from(*byte));
+        let code = (0..Self::LEN).rev().map(|i| char::from(Self::ALPHABET[(bits >> (5 * i) & 31) as usize])).collect();
+        JoinCode(code)
+    }
+
+    /// Reads a typed code.
+    pub fn parse(typed: &str) -> Result<JoinCode, JoinCodeError> {
+        let mut code = String::with_capacity(Self::LEN);
+        for symbol in typed.chars().filter(|c| !c.is_whitespace() && *c != '-') {
+            let symbol = symbol.to_ascii_uppercase();
+            if !symbol.is_ascii() || !Self::ALPHABET.contains(&(symbol as u8)) {
+                return Err(JoinCodeError::Symbol(symbol));
+            }
+            code.push(symbol);
+        }
+        if code.len() == Self::LEN { Ok(JoinCode(code)) } else { Err(JoinCodeError::Length(code.len())) }
+    }
+
+    /// The eight symbols, without the dash.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for JoinCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", &self.0[..4], &self.0[4..])
+    }
+}
+
+impl std::fmt::Debug for JoinCode {
+    /// Codes stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JoinCode(…)")
     }
 }
 
@@ -315,6 +387,8 @@ pub enum JamMsg {
     Transport(TransportCommand),
     /// Anyone → everyone, unreliable, the latest wins: who is here and what they are doing.
     Presence {
+        /// Who (their colour derives from it).
+        user: UserId,
         /// Their display name.
         name: String,
         /// Their playhead, selection and pointer.

@@ -24,7 +24,7 @@ use crate::state::{ApplyError, RecordChange};
 use crate::time::{Seq, Ticks, Version};
 
 /// The version of this protocol. Both sides send it in the handshake and refuse a mismatch.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The most selected records one presence carries; the authority drops the rest.
 pub const MAX_PRESENCE_SELECTION: usize = 256;
@@ -77,6 +77,8 @@ pub enum ClientMsg {
     JoinOpen {
         /// The name other members see.
         display_name: String,
+        /// The jam's join code, when the authority hosts a LAN jam (see [`crate::jam::JoinCode`]).
+        join_code: Option<String>,
     },
     /// Starts receiving a project's bumps, catching up from `since` (or from nothing).
     Subscribe {

@@ -128,7 +128,7 @@ async fn logins_need_the_right_password_and_tokens_resume() {
     assert!(forged.resume(wire::SessionToken([9; 32])).await.is_err());
     // An authority that is not open refuses display-name joins.
     let mut guest = authority.connect().await;
-    assert!(guest.join_open("Guest").await.is_err());
+    assert!(guest.join_open("Guest", None).await.is_err());
 }
 
 #[tokio::test]
@@ -136,13 +136,13 @@ async fn on_an_open_authority_anyone_joins_as_an_editor() {
     let (authority, cast, _dir) = sqlite_authority(ServerOptions { open: true, ..ServerOptions::default() }).await;
     let mut guest = authority.connect().await;
     assert!(guest.open);
-    guest.join_open("Guest Drummer").await.unwrap();
+    guest.join_open("Guest Drummer", None).await.unwrap();
     let subscription = guest.subscribe(cast.project, None).await.unwrap();
     assert_eq!(subscription.role, Role::Editor);
     committed(guest.write(&add_track(cast.project, TrackId::new_v7(), "Jam")).await.unwrap());
     // A password user's name cannot be taken by display name.
     let mut impostor = authority.connect().await;
-    assert!(impostor.join_open(&cast.owner).await.is_err());
+    assert!(impostor.join_open(&cast.owner, None).await.is_err());
 }
 
 #[tokio::test]
@@ -336,4 +336,51 @@ async fn presence_reaches_the_other_subscribers_newcomers_and_ends_when_its_sess
         let left = next_presence(client).await;
         assert_eq!((left.session, left.presence), (seen.session, None));
     }
+}
+
+/// This machine's address on its LAN (the interface a datagram to another network would leave
+/// by; nothing is sent).
+fn lan_address() -> std::net::IpAddr {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    probe.connect("192.0.2.255:9").or_else(|_| probe.connect("10.255.255.255:9")).unwrap();
+    let ip = probe.local_addr().unwrap().ip();
+    assert!(!ip.is_loopback() && !ip.is_unspecified(), "this test needs a network interface besides loopback");
+    ip
+}
+
+#[tokio::test]
+async fn a_jam_door_lets_in_other_machines_only_with_the_join_code() {
+    use ensemble_authority::remote::Remote;
+    use ensemble_authority::server::{JamDoor, Server};
+    use ensemble_authority::tls::{Identity, Trust};
+    use ensemble_protocol::jam::JoinCode;
+    let door = JamDoor::new();
+    let options = ServerOptions {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        open: true,
+        door: Some(door.clone()),
+        ..ServerOptions::default()
+    };
+    let (store, _dir) = harness::sqlite().await;
+    let server = Server::start(store, Identity::self_signed().unwrap(), options).await.unwrap();
+    let port = server.local_addr().unwrap().port();
+    let trust = Trust::Pinned(server.fingerprint());
+    let from_lan = || Remote::connect(std::net::SocketAddr::new(lan_address(), port), "localhost", trust.clone());
+    // No jam yet: this machine joins, nobody else does, whatever they type.
+    let here = Remote::connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)), "localhost", trust.clone());
+    here.await.unwrap().join_open("Host", None).await.unwrap();
+    let refused = from_lan().await.unwrap().join_open("Drummer", Some("ABCD-EFGH")).await.unwrap_err();
+    assert!(refused.to_string().contains("join code"), "{refused}");
+    // A jam: its code lets people in, however typed; another code or none does not.
+    let code = JoinCode::from_random([1, 2, 3, 4, 5]);
+    door.set(Some(code.clone()));
+    let typed = code.to_string().to_lowercase();
+    from_lan().await.unwrap().join_open("Drummer", Some(&typed)).await.unwrap();
+    assert!(from_lan().await.unwrap().join_open("Bassist", None).await.is_err());
+    let wrong = JoinCode::from_random([1, 2, 3, 4, 6]).to_string();
+    assert!(from_lan().await.unwrap().join_open("Bassist", Some(&wrong)).await.is_err());
+    // The jam ends: the door closes again.
+    door.set(None);
+    assert!(from_lan().await.unwrap().join_open("Bassist", Some(&typed)).await.is_err());
+    server.shutdown().await;
 }

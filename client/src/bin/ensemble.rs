@@ -87,7 +87,7 @@ fn sync_plugin(args: &Args) -> anyhow::Result<SyncPlugin> {
     let credentials = match (&args.user, &args.password) {
         (Some(user), Some(password)) => Credentials::Password { user: user.clone(), password: password.clone() },
         (Some(_), None) => bail!("--user needs --password (or ENSEMBLE_PASSWORD)"),
-        _ => Credentials::Open { display_name: SoloSettings::in_data_dir().display_name },
+        _ => Credentials::Open { display_name: SoloSettings::in_data_dir().display_name, join_code: None },
     };
     let transport = QuicTransport::new(addr, host, Trust::Pinned(fingerprint), credentials);
     let project = args.project.context("--connect needs --project")?;

@@ -8,6 +8,7 @@ mod assets;
 mod edits;
 mod harness;
 mod import;
+mod jam;
 mod model;
 mod playback;
 mod presence;

@@ -17,6 +17,7 @@ fn demo_song(dir: &std::path::Path) -> bevy::prelude::App {
         display_name: "Player".into(),
         project: None,
         demo: Some(ensemble_client::demo::DemoSize::Song),
+        lan: None,
     };
     let mut app = client_app(SyncPlugin::solo(settings));
     app.add_plugins(PlaybackPlugin);

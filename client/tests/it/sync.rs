@@ -334,6 +334,7 @@ fn solo_mode_runs_the_authority_in_process_and_keeps_the_project() {
         display_name: "Robin".into(),
         project: None,
         demo: None,
+        lan: None,
     };
     let mut app = client_app(SyncPlugin::solo(settings.clone()));
     step_until(&mut [&mut app], PATIENCE, |apps| online(apps[0]));

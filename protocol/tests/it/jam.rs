@@ -1,7 +1,7 @@
 //! The jam clock: peers with clocks half a second off and drifting, behind a jittery network,
 //! learn the host's time to well under a millisecond.
 
-use ensemble_protocol::jam::{ClockSample, ClockSync};
+use ensemble_protocol::jam::{ClockSample, ClockSync, JoinCode, JoinCodeError};
 
 /// A small deterministic noise source.
 struct Noise(u64);
@@ -169,7 +169,9 @@ fn jam_messages_round_trip_and_bad_bytes_are_errors() {
         JamMsg::Transport(TransportCommand::Play { at: 5_000_000_000, from: Ticks(1920) }),
         JamMsg::Transport(TransportCommand::Stop { at: 6_000_000_000, position: Ticks(3840) }),
         JamMsg::Transport(TransportCommand::Looping(true)),
-        JamMsg::Presence { name: "bo".into(), presence: Presence { playhead: Ticks(7), ..Presence::default() } },
+        JamMsg::Presence {
+            user: ensemble_protocol::UserId(uuid::Uuid::from_u128(7)),
+            name: "bo".into(), presence: Presence { playhead: Ticks(7), ..Presence::default() } },
     ];
     for message in messages {
         assert_eq!(JamMsg::decode(&message.encode().unwrap()), Ok(message));
@@ -188,4 +190,18 @@ fn jam_messages_round_trip_and_bad_bytes_are_errors() {
         let _ = JamMsg::decode(&bytes);
         let _ = ensemble_protocol::jam::Beacon::decode(&[b"ENSJ".as_slice(), &bytes].concat());
     }
+}
+
+#[test]
+fn join_codes_read_back_however_they_are_typed() {
+    let code = JoinCode::from_random([0x12, 0x34, 0x56, 0x78, 0x9a]);
+    let shown = code.to_string();
+    assert_eq!(shown.len(), 9, "{shown}");
+    assert_eq!(JoinCode::parse(&shown), Ok(code.clone()));
+    assert_eq!(JoinCode::parse(&shown.to_lowercase().replace('-', " ")), Ok(code.clone()));
+    assert_ne!(JoinCode::from_random([0x12, 0x34, 0x56, 0x78, 0x9b]), code, "every bit counts");
+    assert_eq!(JoinCode::parse("ABCD-EFG"), Err(JoinCodeError::Length(7)));
+    assert_eq!(JoinCode::parse("ABCD-EFG0"), Err(JoinCodeError::Symbol('0')));
+    assert_eq!(JoinCode::parse("ABCD-EFGé"), Err(JoinCodeError::Symbol('é')));
+    assert!(!format!("{code:?}").contains(code.as_str()), "codes stay out of logs");
 }

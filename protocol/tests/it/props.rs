@@ -451,7 +451,8 @@ fn arb_client_msg() -> impl Strategy<Value = ClientMsg> {
         (any::<u32>(), text()).prop_map(|(protocol_version, client)| ClientMsg::Hello { protocol_version, client }),
         (text(), text()).prop_map(|(user, password)| ClientMsg::Login { user, password }),
         any::<[u8; 32]>().prop_map(|t| ClientMsg::Resume { token: SessionToken(t) }),
-        text().prop_map(|display_name| ClientMsg::JoinOpen { display_name }),
+        (text(), proptest::option::of(text()))
+            .prop_map(|(display_name, join_code)| ClientMsg::JoinOpen { display_name, join_code }),
         (uuid(), proptest::option::of(any::<u64>()))
             .prop_map(|(p, since)| ClientMsg::Subscribe { project: ProjectId(p), since: since.map(Seq) }),
         uuid().prop_map(|p| ClientMsg::Unsubscribe { project: ProjectId(p) }),

@@ -1,0 +1,296 @@
+//! LAN jams over real UDP on loopback: a host and three peers whose clocks are half a second
+//! apart, each peer behind a relay that delays its packets by 300 µs plus exponential jitter.
+//! The peers learn the host's clock to well within half a millisecond, and a start sounds on
+//! all four within a millisecond, counted in the frames their offline engines render. A peer
+//! whose network goes away and comes back is in sync again within two seconds; a stranger
+//! without the join code, and datagrams that are not the jam's, get nowhere.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use ensemble_audio::Pcm;
+use ensemble_audio::arrangement::Arrangement;
+use ensemble_audio::engine::{Engine, OfflineBackend};
+use ensemble_client::edits;
+use ensemble_client::jam::clock::{Clock, SampleClock};
+use ensemble_client::jam::link::{JamLink, LinkEvent};
+use ensemble_protocol::jam::{JamMsg, JoinCode, TransportCommand};
+use ensemble_protocol::*;
+
+const RATE: u32 = 48_000;
+const MS: f64 = 1e6;
+
+/// A UDP relay between one peer and the host that delays every datagram by 300 µs plus
+/// exponential jitter (mean 150 µs), in order, like a busy switch; it can also cut the line.
+struct Jitter {
+    addr: SocketAddr,
+    host: Arc<OnceLock<SocketAddr>>,
+    cut: Arc<AtomicBool>,
+}
+
+impl Jitter {
+    fn bind(seed: u64) -> Jitter {
+        let outside = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let inside = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = outside.local_addr().unwrap();
+        let host = Arc::new(OnceLock::<SocketAddr>::new());
+        let cut = Arc::new(AtomicBool::new(false));
+        let peer = Arc::new(Mutex::new(None::<SocketAddr>));
+        // Peer → host.
+        let (to_host, host_queue) = mpsc::channel::<(Instant, Vec<u8>)>();
+        let (to_peer, peer_queue) = mpsc::channel::<(Instant, Vec<u8>)>();
+        {
+            let (outside, host, cut, peer, mut noise) = (outside.try_clone().unwrap(), host.clone(), cut.clone(), peer.clone(), Noise(seed));
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 2048];
+                while let Ok((len, from)) = outside.recv_from(&mut buffer) {
+                    *peer.lock().unwrap() = Some(from);
+                    if !cut.load(Ordering::Relaxed) && host.get().is_some() {
+                        let _ = to_host.send((Instant::now() + noise.delay(), buffer[..len].to_vec()));
+                    }
+                }
+            });
+        }
+        {
+            let (inside, cut, mut noise) = (inside.try_clone().unwrap(), cut.clone(), Noise(seed ^ 0x9e37_79b9));
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 2048];
+                while let Ok((len, _)) = inside.recv_from(&mut buffer) {
+                    if !cut.load(Ordering::Relaxed) {
+                        let _ = to_peer.send((Instant::now() + noise.delay(), buffer[..len].to_vec()));
+                    }
+                }
+            });
+        }
+        let deliver = |queue: mpsc::Receiver<(Instant, Vec<u8>)>, socket: UdpSocket, to: Box<dyn Fn() -> Option<SocketAddr> + Send>| {
+            std::thread::spawn(move || {
+                while let Ok((when, bytes)) = queue.recv() {
+                    let wait = when.saturating_duration_since(Instant::now());
+                    if !wait.is_zero() {
+                        std::thread::sleep(wait);
+                    }
+                    if let Some(to) = to() {
+                        let _ = socket.send_to(&bytes, to);
+                    }
+                }
+            });
+        };
+        let host_addr = host.clone();
+        deliver(host_queue, inside, Box::new(move || host_addr.get().copied()));
+        deliver(peer_queue, outside, Box::new(move || *peer.lock().unwrap()));
+        Jitter { addr, host, cut }
+    }
+
+    fn forward_to(&self, host: SocketAddr) {
+        self.host.set(host).unwrap();
+    }
+}
+
+/// Deterministic noise for the relays.
+struct Noise(u64);
+
+impl Noise {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn delay(&mut self) -> Duration {
+        let jitter = (-self.next().max(1e-12).ln() * 150_000.0).min(3e6);
+        Duration::from_nanos((300_000.0 + jitter) as u64)
+    }
+}
+
+/// One track with a single-sample click at the very start, to hear exactly when a start lands.
+fn click_arrangement() -> Arc<Arrangement> {
+    let project = Project {
+        name: "Jam".into(),
+        tempo: Bpm(120.0),
+        time_signature: TimeSignature::FOUR_FOUR,
+        loop_range: None,
+        track_order: vec![],
+        sample_rate: RATE,
+    };
+    let mut state = ProjectState::new(ProjectId::new_v7(), project).unwrap();
+    let apply = |state: &mut ProjectState, ops| state.apply(&Transaction::new(state.id(), ops)).unwrap();
+    let (track, ops) = edits::add_track(state.id().into(), "Click".into(), 0);
+    apply(&mut state, ops);
+    let asset = AssetId::new_v7();
+    let record = AudioAsset {
+        hash: ContentHash([7; 32]),
+        name: "click.wav".into(),
+        sample_rate: RATE,
+        channels: 1,
+        frames: Frames(4_800),
+        codec: Codec::Wav,
+        byte_size: 1,
+        peaks_ready: false,
+    };
+    apply(&mut state, vec![Op::Create { id: asset.into(), record: Record::AudioAsset(record) }]);
+    let clip = Clip {
+        track,
+        asset,
+        start: Ticks(0),
+        length: Ticks(960),
+        source_offset: Frames(0),
+        gain_db: 0.0,
+        fade_in: Ticks(0),
+        fade_out: Ticks(0),
+        name: "click".into(),
+    };
+    apply(&mut state, vec![Op::Create { id: ClipId::new_v7().into(), record: Record::Clip(clip) }]);
+    let mut click = vec![0.0; 4_800];
+    click[0] = 1.0;
+    Arc::new(Arrangement::from_project(&state, &HashMap::from([(asset, Pcm::new(RATE, vec![click]))])))
+}
+
+/// When (on the machine's own monotonic clock) a machine whose clock is `clock` first sounds
+/// after being told to play at its local time `at`: its offline engine, whose frame 0 played
+/// at `anchor`, schedules the start and renders until the click.
+fn first_sound(clock: Clock, anchor: u64, at: u64) -> u64 {
+    let mut engine = Engine::<OfflineBackend>::new(RATE, click_arrangement()).unwrap();
+    let sample_clock = SampleClock::anchored(RATE, 0, anchor);
+    let frame = sample_clock.frame_at(at);
+    engine.play_at(frame, 0).unwrap();
+    let mut out = vec![[0.0f32; 2]; frame as usize + 2_000];
+    for chunk in out.chunks_mut(480) {
+        engine.backend_mut().render(chunk);
+    }
+    let first = out.iter().position(|frame| frame[0] != 0.0).expect("the click sounds") as u64;
+    assert_eq!(first, frame, "the click is the scheduled frame");
+    clock.to_monotonic(sample_clock.time_of(first))
+}
+
+fn code() -> JoinCode {
+    JoinCode::from_random([0x5a, 0x17, 0xc3, 0x08, 0x9f])
+}
+
+/// Waits until `done` holds, or fails after `within`.
+fn wait_until(within: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < within, "{what} took over {within:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    start.elapsed()
+}
+
+#[test]
+fn three_peers_behind_jitter_learn_the_hosts_clock_and_start_on_the_same_sample() {
+    let host_clock = Clock::skewed(0);
+    let skews = [500_000_000i64, -500_000_000, 123_456_789];
+    let relays: Vec<Jitter> = (0..3).map(|i| Jitter::bind(0x1234_5678 + i)).collect();
+    let reachable: Vec<SocketAddr> = relays.iter().map(|relay| relay.addr).collect();
+    let host = JamLink::host("127.0.0.1:0".parse().unwrap(), &reachable, &code(), host_clock).unwrap();
+    for relay in &relays {
+        relay.forward_to(host.local_addr());
+    }
+    let peers: Vec<(Clock, JamLink)> = skews
+        .iter()
+        .zip(&relays)
+        .enumerate()
+        .map(|(i, (skew, relay))| {
+            let clock = Clock::skewed(*skew);
+            (clock, JamLink::join(relay.addr, &code(), 100 + i as u64, clock).unwrap())
+        })
+        .collect();
+    let mut joined = 0;
+    wait_until(Duration::from_secs(5), "three peers joining", || {
+        joined += host.events().iter().filter(|event| matches!(event, LinkEvent::PeerJoined(_))).count();
+        joined == 3
+            && peers.iter().all(|(_, peer)| peer.offset().is_some_and(|(_, samples)| samples >= 32))
+    });
+    // Each estimate is the host's clock minus the peer's: minus its skew.
+    for ((clock, peer), skew) in peers.iter().zip(skews) {
+        let (offset, samples) = peer.offset().unwrap();
+        let error = offset + skew as f64;
+        println!("peer skewed {:+.1} ms: offset error {:+.1} µs over {samples} exchanges", skew as f64 / MS, error / 1e3);
+        assert!(error.abs() < 0.5 * MS, "the offset is {:.3} ms off", error / MS);
+        assert!(peer.host_time(clock.now()).is_some());
+    }
+    // The host says: play from the top 300 ms from now.
+    let at = host_clock.now() + 300_000_000;
+    host.send(JamMsg::Transport(TransportCommand::Play { at, from: Ticks(0) }));
+    let anchor = host_clock.to_monotonic(host_clock.now());
+    let mut heard = vec![first_sound(host_clock, host_clock.from_monotonic(anchor), at)];
+    for (clock, peer) in &peers {
+        let mut told = None;
+        wait_until(Duration::from_secs(1), "the start reaching a peer", || {
+            told = told.or_else(|| {
+                peer.events().into_iter().find_map(|event| match event {
+                    LinkEvent::Message { message: JamMsg::Transport(TransportCommand::Play { at, .. }), .. } => Some(at),
+                    _ => None,
+                })
+            });
+            told.is_some()
+        });
+        let local = peer.local_time(told.unwrap()).unwrap();
+        heard.push(first_sound(*clock, clock.from_monotonic(anchor), local));
+    }
+    let earliest = *heard.iter().min().unwrap();
+    let spread = (*heard.iter().max().unwrap() - earliest) as f64;
+    println!("first samples, µs after the earliest: {:?}", heard.iter().map(|t| (t - earliest) / 1_000).collect::<Vec<_>>());
+    assert!(spread < 1.0 * MS, "the machines started {:.3} ms apart", spread / MS);
+}
+
+#[test]
+fn a_peer_whose_network_drops_is_in_sync_again_within_two_seconds_of_its_return() {
+    let host_clock = Clock::skewed(-250_000_000);
+    let relay = Jitter::bind(99);
+    let host = JamLink::host("127.0.0.1:0".parse().unwrap(), &[relay.addr], &code(), host_clock).unwrap();
+    relay.forward_to(host.local_addr());
+    let clock = Clock::skewed(400_000_000);
+    let truth = (host_clock.skew() - clock.skew()) as f64;
+    let peer = JamLink::join(relay.addr, &code(), 7, clock).unwrap();
+    let in_sync = |peer: &JamLink| peer.offset().is_some_and(|(offset, samples)| samples >= 8 && (offset - truth).abs() < 0.5 * MS);
+    wait_until(Duration::from_secs(5), "the first sync", || in_sync(&peer));
+    // The cable comes out for four seconds: longer than either side waits for the other.
+    relay.cut.store(true, Ordering::Relaxed);
+    let mut dropped = false;
+    wait_until(Duration::from_secs(6), "the peer noticing", || {
+        dropped |= peer.events().iter().any(|event| matches!(event, LinkEvent::Disconnected(_)));
+        dropped
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    relay.cut.store(false, Ordering::Relaxed);
+    let mut reconnected = false;
+    let took = wait_until(Duration::from_secs(2), "resynchronising", || {
+        reconnected |= peer.events().contains(&LinkEvent::Connected);
+        reconnected && in_sync(&peer)
+    });
+    println!("back in sync {took:?} after the network returned");
+}
+
+#[test]
+fn strangers_without_the_code_and_stray_datagrams_get_nowhere() {
+    let host = JamLink::host("127.0.0.1:0".parse().unwrap(), &[], &code(), Clock::system()).unwrap();
+    // Datagrams that are not netcode packets, or not sealed with the jam's key.
+    let stray = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for garbage in [&b""[..], b"\x00", b"ENSJ hello", &[0xffu8; 1200]] {
+        stray.send_to(garbage, host.local_addr()).unwrap();
+    }
+    let stranger = JamLink::join(host.local_addr(), &JoinCode::from_random([1, 1, 1, 1, 1]), 5, Clock::system()).unwrap();
+    let friend = JamLink::join(host.local_addr(), &code(), 6, Clock::system()).unwrap();
+    let mut joined = Vec::new();
+    wait_until(Duration::from_secs(3), "the friend joining", || {
+        joined.extend(host.events().into_iter().filter_map(|event| match event {
+            LinkEvent::PeerJoined(peer) => Some(peer),
+            _ => None,
+        }));
+        friend.offset().is_some()
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    joined.extend(host.events().into_iter().filter_map(|event| match event {
+        LinkEvent::PeerJoined(peer) => Some(peer),
+        _ => None,
+    }));
+    assert_eq!(joined, vec![6], "only the peer with the code is in");
+    assert!(stranger.offset().is_none(), "the stranger never synced");
+    assert!(!stranger.events().contains(&LinkEvent::Connected));
+}
+
