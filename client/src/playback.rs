@@ -47,6 +47,7 @@ impl Plugin for PlaybackPlugin {
         let (decoded, arrivals) = mpsc::channel();
         let (exported, exports) = mpsc::channel();
         app.init_resource::<Transport>()
+            .init_resource::<SoundCard>()
             .init_resource::<Clock>()
             .init_resource::<LastStart>()
             .add_message::<StartAt>()
@@ -103,6 +104,18 @@ pub struct Transport {
     pub looping: bool,
     /// Whether the metronome clicks while playing.
     pub metronome: bool,
+}
+
+/// Whether playback may use the sound card (it does by default, when there is one, the window
+/// is built in, and the card runs at the project's rate); `false` keeps it on the offline
+/// backend, as a headless jam member in a test lab wants.
+#[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoundCard(pub bool);
+
+impl Default for SoundCard {
+    fn default() -> Self {
+        SoundCard(true)
+    }
 }
 
 /// Start playing from `from` when the [`Clock`] reads `at` (a jam's shared start). The
@@ -240,9 +253,10 @@ impl Output {
     }
 
     /// The sound card if it opens at `rate`, else the offline backend.
-    fn open(arrangement: Arc<Arrangement>) -> Result<Output, EngineError> {
+    #[cfg_attr(not(feature = "window"), allow(unused_variables))]
+    fn open(arrangement: Arc<Arrangement>, sound_card: bool) -> Result<Output, EngineError> {
         #[cfg(feature = "window")]
-        {
+        if sound_card {
             let rate = arrangement.sample_rate;
             match Engine::<kira::DefaultBackend>::new(Default::default(), arrangement.clone()) {
                 Ok(engine) if engine.sample_rate() == rate => return Ok(Output::Device(Box::new(engine))),
@@ -338,6 +352,7 @@ fn rearrange(
     changed: Query<(), Or<(Changed<TrackData>, Changed<ClipData>, Changed<LaneData>, Changed<ProjectData>)>>,
     mut removed_clips: RemovedComponents<ClipData>,
     mut removed_tracks: RemovedComponents<TrackData>,
+    sound_card: Res<SoundCard>,
 ) {
     let Some(replica) = replica else { return };
     let removed = removed_clips.read().count() + removed_tracks.read().count() > 0;
@@ -349,7 +364,7 @@ fn rearrange(
     playback.arrangement = Some(arrangement.clone());
     let result = match playback.engine.as_mut() {
         Some(output) => output.set_arrangement(arrangement),
-        None => Output::open(arrangement).map(|output| playback.engine = Some(output)),
+        None => Output::open(arrangement, sound_card.0).map(|output| playback.engine = Some(output)),
     };
     if let Err(error) = result {
         warn!("the audio engine refused the arrangement: {error}");

@@ -23,7 +23,8 @@ pub mod clock;
 pub mod link;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -32,13 +33,16 @@ use ensemble_authority::server::JamDoor;
 use ensemble_protocol::jam::{Beacon, JamMsg, JoinCode, TransportCommand};
 use ensemble_protocol::{PROTOCOL_VERSION, ProjectId, Ticks, Timebase, UserId};
 
-use self::beacon::{BEACON_PORT, Beaconer};
+use ensemble_authority::tls::{Fingerprint, Trust};
+
+use self::beacon::{BEACON_PORT, Beaconer, Discovery, FoundJam};
 use self::clock::Clock;
 use self::link::{JamLink, LinkEvent};
 use crate::model::ProjectData;
 use crate::playback::{PlaybackSystems, StartAt, Transport};
 use crate::presence::{LocalPresence, PRESENCE_INTERVAL, Peer, Peers, colour_of};
-use crate::sync::{Connection, SyncStatus};
+use crate::sync::{Connection, SyncPlugin, SyncStatus};
+use crate::transport::{Credentials, QuicTransport};
 
 /// How far ahead of now a jam's start is placed: time for the command to reach every machine
 /// on a LAN and for their engines to queue it.
@@ -59,7 +63,7 @@ impl Plugin for JamPlugin {
             .init_resource::<Peers>()
             .init_resource::<LocalPresence>()
             .add_message::<JamRequest>()
-            .add_systems(Update, handle_requests)
+            .add_systems(Update, (start_when_ready, handle_requests).chain())
             .add_systems(
                 PostUpdate,
                 (
@@ -158,6 +162,41 @@ pub enum JamRequest {
     Leave,
 }
 
+/// A jam to start as soon as this app can: hosting waits for the embedded authority and the
+/// project; joining starts at once. Taken when used.
+#[derive(Resource, Clone, Debug, PartialEq, Eq)]
+pub enum StartJam {
+    /// Host, with a new code or the one given.
+    Host(Option<JoinCode>),
+    /// Join.
+    Join(JoinTarget),
+}
+
+/// Waits up to `within` for a beacon on `port` from `host` (from anyone when `None`).
+pub fn find_jam(port: u16, host: Option<IpAddr>, within: Duration) -> std::io::Result<Option<FoundJam>> {
+    let discovery = Discovery::listen(port)?;
+    let until = Instant::now() + within;
+    while Instant::now() < until {
+        let found = discovery.jams().into_iter().find(|jam| host.is_none_or(|host| jam.host == host));
+        if found.is_some() {
+            return Ok(found);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(None)
+}
+
+/// How to join a jam found on the LAN with `code` as `display_name`: the sync that reaches its
+/// authority (keeping the local store in `replicas`), and what to tell [`JamPlugin`].
+pub fn joining(found: &FoundJam, code: &JoinCode, display_name: &str, replicas: PathBuf) -> (SyncPlugin, JoinTarget) {
+    let credentials =
+        Credentials::Open { display_name: display_name.to_owned(), join_code: Some(code.as_str().to_owned()) };
+    let trust = Trust::Pinned(Fingerprint(found.beacon.fingerprint));
+    let transport = QuicTransport::new(found.quic_addr(), "localhost", trust, credentials);
+    let target = JoinTarget { renet: found.renet_addr(), code: code.clone(), host_name: found.beacon.host.clone() };
+    (SyncPlugin::remote(transport, found.beacon.project, replicas), target)
+}
+
 /// The ports a hosted jam uses.
 #[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JamPorts {
@@ -231,6 +270,28 @@ fn new_code() -> Result<JoinCode, String> {
     let mut bytes = [0u8; 5];
     getrandom::fill(&mut bytes).map_err(|error| format!("no randomness for a join code: {error}"))?;
     Ok(JoinCode::from_random(bytes))
+}
+
+fn start_when_ready(
+    mut commands: Commands,
+    start: Option<Res<StartJam>>,
+    lan: Option<Res<LanAccess>>,
+    project: Query<(), With<ProjectData>>,
+    mut requests: MessageWriter<JamRequest>,
+) {
+    let Some(start) = start else { return };
+    let request = match &*start {
+        StartJam::Host(code) => {
+            let served = lan.as_ref().is_some_and(|lan| lan.served().is_some());
+            if !served || project.is_empty() {
+                return;
+            }
+            JamRequest::Host(code.clone())
+        }
+        StartJam::Join(target) => JamRequest::Join(target.clone()),
+    };
+    requests.write(request);
+    commands.remove_resource::<StartJam>();
 }
 
 #[allow(clippy::too_many_arguments)]
