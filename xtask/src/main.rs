@@ -10,7 +10,11 @@
 //! - `cargo xtask fuzz [SECONDS]` fuzzes the frame decoder and the audio decoder, each for
 //!   SECONDS, on the nightly toolchain.
 //! - `cargo xtask bench` runs the criterion benches.
+//! - `cargo xtask jam-lab [STARTS]` runs a LAN jam (a host, three peers) in network
+//!   namespaces over a delaying, jittery wire and prints the phase error of STARTS starts
+//!   (default 100); needs root for `ip netns`.
 
+mod jam_lab;
 mod screenshot;
 mod setup;
 mod tidy;
@@ -21,7 +25,7 @@ use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | fuzz [SECONDS] | bench>";
+const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,6 +38,10 @@ fn main() -> ExitCode {
         ["fuzz"] => fuzz(60),
         ["fuzz", seconds] => seconds.parse().map_err(|_| format!("not a number of seconds: {seconds}")).and_then(fuzz),
         ["bench", rest @ ..] => cargo(&[&["bench", "-p", "ensemble-benches"], rest].concat()),
+        ["jam-lab"] => jam_lab::run(100),
+        ["jam-lab", starts] => starts.parse().map_err(|_| format!("not a number of starts: {starts}")).and_then(jam_lab::run),
+        // The lab's wire, run by the lab inside its namespace.
+        ["jam-wire", ports @ ..] => jam_lab::wire(ports),
         _ => Err(USAGE.to_owned()),
     };
     match result {
@@ -59,6 +67,11 @@ fn command_in(dir: &Path, program: &str, args: &[&str]) -> Result {
     eprintln!("$ {line}");
     let status = Command::new(program).args(args).current_dir(dir).status().map_err(|e| format!("{line}: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("`{line}` failed ({status})")) }
+}
+
+/// Where cargo builds (the project shares one target directory between clones).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("/var/tmp/ensemble-target"), PathBuf::from)
 }
 
 fn cargo(args: &[&str]) -> Result {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::{Result, root};
+use crate::{Result, root, target_dir};
 
 /// How long the client may take to start, render and save (software rendering is slow).
 const LIMIT: Duration = Duration::from_secs(180);
@@ -55,10 +55,6 @@ pub(crate) fn check() -> Result {
     let _ = std::fs::copy(&shot, kept.join("daw.png"));
     eprintln!("screenshot: {}", kept.join("daw.png").display());
     verdict
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("/var/tmp/ensemble-target"), PathBuf::from)
 }
 
 fn tempfile_dir() -> Result<PathBuf> {
