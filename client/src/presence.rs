@@ -15,6 +15,10 @@ use ensemble_protocol::{Colour, Presence, ServerMsg, UserId};
 
 use crate::sync::{Connection, FromAuthority, Outbound, SyncStatus, SyncSystems, configure_sets};
 
+/// Sessions whose key has this bit set came over a LAN jam's link, not from the authority
+/// (see [`crate::jam`]); a user in the jam is shown once, by the jam's entry.
+pub const JAM_SESSION: u64 = 1 << 63;
+
 /// The shortest time between two presence updates sent.
 pub const PRESENCE_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -88,6 +92,10 @@ fn take_peers(status: Option<Res<SyncStatus>>, mut messages: MessageReader<FromA
     for FromAuthority(message) in messages.read() {
         let ServerMsg::Presence { peer, .. } = message else { continue };
         match &peer.presence {
+            // In a jam, a member's presence comes faster over the jam's link.
+            Some(_) if peers.sessions.iter().any(|(key, jammer)| key & JAM_SESSION != 0 && jammer.user == peer.user) => {
+                peers.sessions.remove(&peer.session);
+            }
             Some(presence) => {
                 let entry = Peer {
                     user: peer.user,

@@ -1,8 +1,10 @@
 //! `ensemble`: the DAW. With no arguments it works solo (the authority runs inside it);
-//! `--connect HOST:PORT` joins a shared authority.
+//! `--connect HOST:PORT` joins a shared authority; `--host-jam` hosts a LAN jam on the solo
+//! project and `--join [HOST] --code CODE` joins one.
 
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bevy::prelude::*;
@@ -11,6 +13,8 @@ use clap::Parser;
 use ensemble_authority::tls::{Fingerprint, Trust};
 use ensemble_client::ClientCorePlugin;
 use ensemble_client::demo::DemoSize;
+use ensemble_client::jam::beacon::BEACON_PORT;
+use ensemble_client::jam::{LanAccess, StartJam, find_jam, joining};
 use ensemble_client::model::{RecordKey, TrackData};
 use ensemble_client::playback::Transport;
 use ensemble_client::solo::SoloSettings;
@@ -18,6 +22,7 @@ use ensemble_client::store::default_dir;
 use ensemble_client::sync::SyncPlugin;
 use ensemble_client::transport::{Credentials, QuicTransport};
 use ensemble_client::window::{DawWindowPlugin, DrawnLayout, View};
+use ensemble_protocol::jam::JoinCode;
 use ensemble_protocol::{Parameter, ProjectId, TrackId};
 
 /// Ensemble, a collaborative DAW.
@@ -63,13 +68,34 @@ struct Args {
     /// Open with every track's gain automation lane showing.
     #[arg(long)]
     automation: bool,
+    /// Host a LAN jam on the project as soon as it opens (solo mode); the code is shown in the
+    /// window's Jam panel.
+    #[arg(long, conflicts_with_all = ["connect", "join"])]
+    host_jam: bool,
+    /// Join a LAN jam: the one hosted at this address, or the first one heard.
+    #[arg(long, num_args = 0..=1, default_missing_value = "", requires = "code", conflicts_with = "connect")]
+    join: Option<String>,
+    /// The jam's join code, for --join.
+    #[arg(long)]
+    code: Option<String>,
     /// Solo mode's first project is a stress test of 200 tracks and 5,000 clips instead of the
     /// demo song (use a fresh --solo-dir).
     #[arg(long)]
     stress: bool,
 }
 
-fn sync_plugin(args: &Args) -> anyhow::Result<SyncPlugin> {
+/// How this window reaches its project: solo (on its own authority, which can host a jam),
+/// a jam found on the LAN, or a shared authority. Also the jam to start, if any.
+fn sync_plugin(args: &Args) -> anyhow::Result<(SyncPlugin, Option<LanAccess>, Option<StartJam>)> {
+    if let Some(host) = &args.join {
+        let code = JoinCode::parse(args.code.as_deref().unwrap_or_default()).context("--code")?;
+        let host = if host.is_empty() { None } else { Some(host.parse().context("--join takes an IP address")?) };
+        eprintln!("looking for the jam on the LAN…");
+        let found = find_jam(BEACON_PORT, host, Duration::from_secs(10))?.context("no jam heard on the LAN within 10 s")?;
+        let name = SoloSettings::in_data_dir().display_name;
+        let (sync, target) = joining(&found, &code, &name, default_dir());
+        return Ok((sync, None, Some(StartJam::Join(target))));
+    }
     let Some(address) = &args.connect else {
         let mut settings = SoloSettings::in_data_dir();
         if let Some(dir) = &args.solo_dir {
@@ -79,7 +105,10 @@ fn sync_plugin(args: &Args) -> anyhow::Result<SyncPlugin> {
         if args.stress {
             settings.demo = Some(DemoSize::Stress { tracks: 200, clips: 5_000 });
         }
-        return Ok(SyncPlugin::solo(settings));
+        let lan = LanAccess::new();
+        settings.lan = Some(lan.clone());
+        let start = args.host_jam.then_some(StartJam::Host(None));
+        return Ok((SyncPlugin::solo(settings), Some(lan), start));
     };
     let addr = address.to_socket_addrs()?.next().with_context(|| format!("{address} does not resolve"))?;
     let host = address.rsplit_once(':').map_or(address.as_str(), |(host, _)| host);
@@ -91,7 +120,7 @@ fn sync_plugin(args: &Args) -> anyhow::Result<SyncPlugin> {
     };
     let transport = QuicTransport::new(addr, host, Trust::Pinned(fingerprint), credentials);
     let project = args.project.context("--connect needs --project")?;
-    Ok(SyncPlugin::remote(transport, project, default_dir()))
+    Ok((SyncPlugin::remote(transport, project, default_dir()), None, None))
 }
 
 /// Frames rendered so far, and where the screenshot goes.
@@ -221,8 +250,14 @@ fn play_once_loaded(mut transport: ResMut<Transport>, tracks: Query<(), With<Tra
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let sync = sync_plugin(&args)?;
+    let (sync, lan, start_jam) = sync_plugin(&args)?;
     let mut app = App::new();
+    if let Some(lan) = lan {
+        app.insert_resource(lan);
+    }
+    if let Some(start) = start_jam {
+        app.insert_resource(start);
+    }
     app.add_plugins(DefaultPlugins.set(WindowPlugin {
         primary_window: Some(Window { title: "Ensemble".into(), resolution: (1600, 900).into(), ..default() }),
         ..default()
@@ -230,6 +265,7 @@ fn main() -> anyhow::Result<()> {
     .insert_resource(ClearColor(Color::srgb_u8(24, 26, 30)))
     .add_plugins((ClientCorePlugin, sync, DawWindowPlugin));
     app.world_mut().resource_mut::<View>().mixer = args.mixer;
+    app.world_mut().resource_mut::<View>().jam = args.host_jam || args.join.is_some();
     if args.automation {
         app.add_systems(Update, show_all_automation);
     }

@@ -99,9 +99,12 @@ impl FoundJam {
     }
 }
 
+/// The jams heard, by host address and renet port, with when each was last heard.
+type Heard = HashMap<(IpAddr, u16), (FoundJam, Instant)>;
+
 /// Listens for beacons until dropped; [`Discovery::jams`] lists what it heard lately.
 pub struct Discovery {
-    heard: Arc<Mutex<HashMap<(IpAddr, u16), (FoundJam, Instant)>>>,
+    heard: Arc<Mutex<Heard>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }

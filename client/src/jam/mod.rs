@@ -40,7 +40,7 @@ use self::clock::Clock;
 use self::link::{JamLink, LinkEvent};
 use crate::model::ProjectData;
 use crate::playback::{PlaybackSystems, StartAt, Transport};
-use crate::presence::{LocalPresence, PRESENCE_INTERVAL, Peer, Peers, colour_of};
+use crate::presence::{JAM_SESSION, LocalPresence, PRESENCE_INTERVAL, Peer, Peers, colour_of};
 use crate::sync::{Connection, SyncPlugin, SyncStatus};
 use crate::transport::{Credentials, QuicTransport};
 
@@ -263,7 +263,7 @@ impl LanAccess {
 
 /// Where a jam member's presence is kept in [`Peers`]: apart from the authority's sessions.
 fn presence_key(user: UserId) -> u64 {
-    (user.0.as_u128() as u64) | 1 << 63
+    (user.0.as_u128() as u64) | JAM_SESSION
 }
 
 fn new_code() -> Result<JoinCode, String> {
@@ -471,6 +471,8 @@ fn follow_link(
                     JamMsg::Presence { user, name, presence } => {
                         let key = presence_key(user);
                         jam.heard.insert(key, Instant::now());
+                        // Shown once: this entry replaces the authority's for the same person.
+                        peers.sessions.retain(|other, peer| *other & JAM_SESSION != 0 || peer.user != user);
                         peers.sessions.insert(key, Peer { user, name, colour: colour_of(user), presence });
                     }
                     JamMsg::ClockRequest { .. } | JamMsg::ClockReply { .. } => {}

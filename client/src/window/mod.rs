@@ -13,12 +13,14 @@
 //! `headers` (a track's controls beside its row), `timeline` (ruler, grid, clips, lanes,
 //! playhead, collaborators), `clips` (a clip: waveform, move, trim and fade handles),
 //! `automation` (a lane under its track), `mixer` (a channel strip per track) and `dialogs`
-//! (import and export). Keyboard shortcuts work whenever no text field has focus.
+//! (import and export); `jam` draws the LAN jam panel (host, or find and join). Keyboard
+//! shortcuts work whenever no text field has focus.
 
 mod automation;
 mod clips;
 mod dialogs;
 mod headers;
+mod jam;
 mod mixer;
 mod timeline;
 mod transport_bar;
@@ -28,7 +30,7 @@ use std::collections::{HashMap, HashSet};
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use bevy::window::FileDragAndDrop;
-use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
+use bevy_egui::{EguiContexts, EguiPlugin, EguiPostUpdateSet, EguiPrimaryContextPass, egui};
 use ensemble_protocol::{
     AssetId, AudioAsset, AutomationLane, Clip, Colour, Op, Parameter, Presence, Project, RecordId, TICKS_PER_QUARTER,
     Ticks, Timebase, Track, TrackId,
@@ -38,7 +40,8 @@ use crate::history::{EditMsg, History};
 use crate::import::{ImportDone, ImportMsg, Imports};
 use crate::media::Media;
 use crate::model::{AssetData, ClipData, LaneData, ProjectData, RecordIndex, RecordKey, TrackData};
-use crate::playback::{ExportDone, ExportMsg, PlaybackPlugin, TrackLevels, Transport};
+use crate::jam::{Jam, JamPlugin};
+use crate::playback::{ExportDone, ExportMsg, PlaybackPlugin, PlaybackSystems, TrackLevels, Transport};
 use crate::presence::{LocalPresence, Peers};
 use crate::replica::{Notice, Replica};
 use crate::sync::{Connection, SyncStatus};
@@ -50,14 +53,16 @@ pub struct DawWindowPlugin;
 
 impl Plugin for DawWindowPlugin {
     fn build(&self, app: &mut App) {
-        app.add_plugins((EguiPlugin::default(), PlaybackPlugin))
+        app.add_plugins((EguiPlugin::default(), PlaybackPlugin, JamPlugin))
+            // A gesture drawn this frame reaches the jam and the engine this frame.
+            .configure_sets(PostUpdate, PlaybackSystems::Transport.after(EguiPostUpdateSet::EndPass))
             .init_resource::<View>()
             .init_resource::<DrawnLayout>()
             .init_resource::<Alerts>()
             .init_resource::<Dialog>()
             .add_systems(Startup, spawn_camera)
             .add_systems(Update, collect_alerts)
-            .add_systems(EguiPrimaryContextPass, draw);
+            .add_systems(EguiPrimaryContextPass, (draw, jam::draw).chain());
     }
 }
 
@@ -78,6 +83,8 @@ pub struct View {
     pub selected: HashSet<RecordId>,
     /// Whether the mixer panel is open.
     pub mixer: bool,
+    /// Whether the jam panel is open.
+    pub jam: bool,
     /// Where the timeline's rows began and the timeline's rectangle in the last frame, so the
     /// headers line up with it and a dropped file lands where the pointer is.
     rows_top: f32,
@@ -97,6 +104,7 @@ impl Default for View {
             automation: HashMap::new(),
             selected: HashSet::new(),
             mixer: false,
+            jam: false,
             rows_top: 0.0,
             timeline: egui::Rect::NOTHING,
             drag: None,
@@ -399,6 +407,7 @@ struct Daw<'w, 's> {
     index: Res<'w, RecordIndex>,
     imports: Res<'w, Imports>,
     peers: Res<'w, Peers>,
+    jam: Res<'w, Jam>,
     local: ResMut<'w, LocalPresence>,
     project: Query<'w, 's, (&'static RecordKey, &'static ProjectData)>,
     tracks: Query<'w, 's, &'static TrackData>,
@@ -427,6 +436,7 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
         index,
         imports,
         peers,
+        jam,
         mut local,
         project,
         tracks,
@@ -492,8 +502,13 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
     }
 
     let pending = replica.as_ref().map_or(0, |replica| replica.pending().len());
-    let bar =
-        transport_bar::Bar { status: status.as_deref(), history: &history, pending, importing: imports.in_progress() };
+    let bar = transport_bar::Bar {
+        status: status.as_deref(),
+        history: &history,
+        pending,
+        importing: imports.in_progress(),
+        jam: jam.status(),
+    };
     egui::Panel::top("transport").exact_size(52.0).show(&mut root, |ui| {
         transport_bar::show(ui, &bar, &scene, &mut view, &mut transport, &mut dialog, &mut out);
     });

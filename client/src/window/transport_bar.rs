@@ -7,6 +7,7 @@ use ensemble_protocol::{Bpm, Field, LoopRange, Op, ProjectField, Ticks, TimeSign
 
 use super::{Dialog, Out, Scene, View, bars_beats, describe, gesture, theme};
 use crate::history::{EditMsg, History};
+use crate::jam::JamStatus;
 use crate::playback::Transport;
 use crate::sync::{Connection, SyncStatus};
 
@@ -18,6 +19,8 @@ pub(super) struct Bar<'a> {
     pub(super) pending: usize,
     /// Imports still uploading.
     pub(super) importing: usize,
+    /// Where this window stands in a LAN jam.
+    pub(super) jam: &'a JamStatus,
 }
 
 fn set_project(scene: &Scene, field: ProjectField) -> Vec<Op> {
@@ -104,6 +107,15 @@ pub(super) fn show(
         ui.separator();
         if ui.add(egui::Button::new("Mixer").selected(view.mixer)).on_hover_text("X").clicked() {
             view.mixer = !view.mixer;
+        }
+        let (jam_label, jam_hint) = match bar.jam {
+            JamStatus::Hosting { code, peers, .. } => (format!("Jam {code} · {peers}"), "Hosting a LAN jam".to_owned()),
+            JamStatus::Joined { host, connected: true, .. } => (format!("Jam with {host}"), "In a LAN jam".to_owned()),
+            JamStatus::Joined { host, .. } => (format!("Jam with {host}…"), format!("{host} is not answering")),
+            JamStatus::Off | JamStatus::Failed(_) => ("Jam".to_owned(), "Host or join a LAN jam".to_owned()),
+        };
+        if ui.add(egui::Button::new(jam_label).selected(view.jam)).on_hover_text(jam_hint).clicked() {
+            view.jam = !view.jam;
         }
         let zoom = (view.points_per_quarter / 28.0 * 100.0).round();
         ui.label(egui::RichText::new(format!("zoom {zoom}%")).small().color(theme::DIM));
