@@ -200,7 +200,9 @@ async fn run() -> anyhow::Result<()> {
             println!("ensemble-authority listening on {}", server.local_addr()?);
             println!("certificate fingerprint (SHA-256): {}", server.fingerprint());
             match (open, join_code) {
-                (true, Some(_)) => println!("open: anyone with the join code may join with a display name as an editor"),
+                (true, Some(_)) => {
+                    println!("open: anyone with the join code may join with a display name as an editor")
+                }
                 (true, None) => println!("open: anyone may join with a display name as an editor"),
                 _ => {}
             }

@@ -18,8 +18,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ensemble_protocol::wire::{ErrorCode, JobInfo, JobKind, Rejection, check_protocol_version, close};
 use ensemble_protocol::jam::JoinCode;
+use ensemble_protocol::wire::{ErrorCode, JobInfo, JobKind, Rejection, check_protocol_version, close};
 use ensemble_protocol::{ClientMsg, FrameCodec, PROTOCOL_VERSION, ProjectId, ServerMsg, UserId};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;

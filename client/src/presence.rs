@@ -93,7 +93,9 @@ fn take_peers(status: Option<Res<SyncStatus>>, mut messages: MessageReader<FromA
         let ServerMsg::Presence { peer, .. } = message else { continue };
         match &peer.presence {
             // In a jam, a member's presence comes faster over the jam's link.
-            Some(_) if peers.sessions.iter().any(|(key, jammer)| key & JAM_SESSION != 0 && jammer.user == peer.user) => {
+            Some(_)
+                if peers.sessions.iter().any(|(key, jammer)| key & JAM_SESSION != 0 && jammer.user == peer.user) =>
+            {
                 peers.sessions.remove(&peer.session);
             }
             Some(presence) => {

@@ -96,12 +96,8 @@ pub(crate) async fn start(settings: &SoloSettings) -> Result<Solo, Error> {
     let port = server.local_addr()?.port();
     let (addr, trust) = (SocketAddr::from(([127, 0, 0, 1], port)), Trust::Pinned(server.fingerprint()));
     if let Some(lan) = &settings.lan {
-        let served = Served {
-            port,
-            fingerprint: server.fingerprint().0,
-            project,
-            display_name: settings.display_name.clone(),
-        };
+        let served =
+            Served { port, fingerprint: server.fingerprint().0, project, display_name: settings.display_name.clone() };
         lan.serve(served);
     }
     if fresh && let Some(size) = settings.demo {

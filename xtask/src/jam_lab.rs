@@ -44,7 +44,8 @@ pub(crate) fn run(starts: u32) -> Result {
         let home = dir.join(MEMBERS[index]).to_string_lossy().into_owned();
         let name = if index == 0 { "host".to_owned() } else { format!("peer{index}") };
         let skew = if index == 0 { "0".to_owned() } else { SKEWS_MS[index - 1].to_string() };
-        let base = ["netns", "exec", MEMBERS[index], binary.as_str(), "--name", &name, "--dir", &home, "--skew-ms", &skew];
+        let base =
+            ["netns", "exec", MEMBERS[index], binary.as_str(), "--name", &name, "--dir", &home, "--skew-ms", &skew];
         Command::new("ip")
             .args(base)
             .args(args)
@@ -129,7 +130,11 @@ fn report(starts: u32, host: &str, peers: &[String]) -> Result {
         }
     }
     if host_starts.len() < starts as usize || errors.is_empty() {
-        return Err(format!("the host made {} of {starts} starts; the peers heard {}", host_starts.len(), errors.len()));
+        return Err(format!(
+            "the host made {} of {starts} starts; the peers heard {}",
+            host_starts.len(),
+            errors.len()
+        ));
     }
     let mut magnitudes: Vec<f64> = errors.iter().map(|error| error.abs()).collect();
     magnitudes.sort_by(f64::total_cmp);
@@ -208,8 +213,7 @@ impl Network {
                 .spawn()
                 .map_err(|e| format!("starting the wire: {e}"))?;
             network.hub = Some(hub);
-            network.wire_kind =
-                "a userspace hub delaying every frame 1 ms ± 0.3 ms (this kernel has no netem)";
+            network.wire_kind = "a userspace hub delaying every frame 1 ms ± 0.3 ms (this kernel has no netem)";
         }
         Ok(network)
     }
@@ -282,8 +286,7 @@ pub(crate) fn wire(ports: &[&str]) -> Result {
     let interfaces = pnet_datalink::interfaces();
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
-    let sent: Vec<std::sync::Arc<std::sync::Mutex<VecDeque<u64>>>> =
-        ports.iter().map(|_| Default::default()).collect();
+    let sent: Vec<std::sync::Arc<std::sync::Mutex<VecDeque<u64>>>> = ports.iter().map(|_| Default::default()).collect();
     for port in ports {
         let interface =
             interfaces.iter().find(|interface| interface.name == *port).ok_or(format!("no interface {port}"))?;
@@ -305,9 +308,9 @@ pub(crate) fn wire(ports: &[&str]) -> Result {
         std::thread::spawn(move || {
             let mut waiting = BinaryHeap::new();
             loop {
-                let timeout = waiting.peek().map_or(Duration::from_millis(100), |next: &Due| {
-                    next.at.saturating_duration_since(Instant::now())
-                });
+                let timeout = waiting
+                    .peek()
+                    .map_or(Duration::from_millis(100), |next: &Due| next.at.saturating_duration_since(Instant::now()));
                 match due.recv_timeout(timeout) {
                     Ok(frame) => waiting.push(frame),
                     Err(mpsc::RecvTimeoutError::Timeout) => {}

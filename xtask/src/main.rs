@@ -25,7 +25,8 @@ use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
+const USAGE: &str =
+    "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,7 +40,9 @@ fn main() -> ExitCode {
         ["fuzz", seconds] => seconds.parse().map_err(|_| format!("not a number of seconds: {seconds}")).and_then(fuzz),
         ["bench", rest @ ..] => cargo(&[&["bench", "-p", "ensemble-benches"], rest].concat()),
         ["jam-lab"] => jam_lab::run(100),
-        ["jam-lab", starts] => starts.parse().map_err(|_| format!("not a number of starts: {starts}")).and_then(jam_lab::run),
+        ["jam-lab", starts] => {
+            starts.parse().map_err(|_| format!("not a number of starts: {starts}")).and_then(jam_lab::run)
+        }
         // The lab's wire, run by the lab inside its namespace.
         ["jam-wire", ports @ ..] => jam_lab::wire(ports),
         _ => Err(USAGE.to_owned()),

@@ -91,7 +91,8 @@ fn sync_plugin(args: &Args) -> anyhow::Result<(SyncPlugin, Option<LanAccess>, Op
         let code = JoinCode::parse(args.code.as_deref().unwrap_or_default()).context("--code")?;
         let host = if host.is_empty() { None } else { Some(host.parse().context("--join takes an IP address")?) };
         eprintln!("looking for the jam on the LAN…");
-        let found = find_jam(BEACON_PORT, host, Duration::from_secs(10))?.context("no jam heard on the LAN within 10 s")?;
+        let found =
+            find_jam(BEACON_PORT, host, Duration::from_secs(10))?.context("no jam heard on the LAN within 10 s")?;
         let name = SoloSettings::in_data_dir().display_name;
         let (sync, target) = joining(&found, &code, &name, default_dir());
         return Ok((sync, None, Some(StartJam::Join(target))));

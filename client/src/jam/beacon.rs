@@ -147,8 +147,7 @@ impl Discovery {
         let Ok(mut heard) = self.heard.lock() else { return Vec::new() };
         heard.retain(|_, (_, seen)| seen.elapsed() < FORGET_AFTER);
         let mut jams: Vec<FoundJam> = heard.values().map(|(jam, _)| jam.clone()).collect();
-        let remote: Vec<_> =
-            jams.iter().filter(|jam| !jam.host.is_loopback()).map(|jam| jam.beacon.clone()).collect();
+        let remote: Vec<_> = jams.iter().filter(|jam| !jam.host.is_loopback()).map(|jam| jam.beacon.clone()).collect();
         jams.retain(|jam| !(jam.host.is_loopback() && remote.contains(&jam.beacon)));
         jams.sort_by(|a, b| (&a.beacon.host, a.host).cmp(&(&b.beacon.host, b.host)));
         jams

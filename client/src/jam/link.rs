@@ -71,7 +71,11 @@ pub fn jam_key(code: &JoinCode) -> [u8; 32] {
 
 fn connection_config() -> ConnectionConfig {
     let channels = vec![
-        ChannelConfig { channel_id: channel::CLOCK, max_memory_usage_bytes: 64 * 1024, send_type: SendType::Unreliable },
+        ChannelConfig {
+            channel_id: channel::CLOCK,
+            max_memory_usage_bytes: 64 * 1024,
+            send_type: SendType::Unreliable,
+        },
         ChannelConfig {
             channel_id: channel::TRANSPORT,
             max_memory_usage_bytes: 256 * 1024,
@@ -158,18 +162,15 @@ impl JamLink {
             public_addresses,
             authentication: ServerAuthentication::Secure { private_key: jam_key(code) },
         };
-        let host = Host {
-            socket,
-            netcode: NetcodeServer::new(config),
-            renet: RenetServer::new(connection_config()),
-            clock,
-        };
+        let host =
+            Host { socket, netcode: NetcodeServer::new(config), renet: RenetServer::new(connection_config()), clock };
         JamLink::spawn(local_addr, clock, true, move |thread| host.run(thread))
     }
 
     /// Joins the jam hosted at `host` with `code`, as `peer_id` (any number unique in the jam).
     pub fn join(host: SocketAddr, code: &JoinCode, peer_id: u64, clock: Clock) -> io::Result<JamLink> {
-        let bind = SocketAddr::new(if host.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { IpAddr::from([0u16; 8]) }, 0);
+        let bind =
+            SocketAddr::new(if host.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { IpAddr::from([0u16; 8]) }, 0);
         let socket = UdpSocket::bind(bind)?;
         socket.set_read_timeout(Some(POLL))?;
         let local_addr = socket.local_addr()?;
@@ -275,7 +276,10 @@ fn public_addresses(bound: SocketAddr) -> Vec<SocketAddr> {
         .filter(|ip| ip.is_ipv4() == bound.is_ipv4())
         .map(|ip| SocketAddr::new(ip, bound.port()))
         .collect();
-    let loopback = SocketAddr::new(if bound.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1u16]) }, bound.port());
+    let loopback = SocketAddr::new(
+        if bound.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1u16]) },
+        bound.port(),
+    );
     if !addresses.contains(&loopback) {
         addresses.push(loopback);
     }
@@ -593,7 +597,9 @@ impl Peer {
         for channel in [channel::TRANSPORT, channel::PRESENCE] {
             while let Some(bytes) = session.renet.receive_message(channel) {
                 match JamMsg::decode(&bytes) {
-                    Ok(message) if channel_of(&message) == channel => thread.tell(LinkEvent::Message { from: 0, message }),
+                    Ok(message) if channel_of(&message) == channel => {
+                        thread.tell(LinkEvent::Message { from: 0, message })
+                    }
                     Ok(_) => tracing::debug!("the host sent a message on the wrong channel"),
                     Err(error) => tracing::debug!("the host sent a bad message: {error}"),
                 }

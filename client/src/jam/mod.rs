@@ -66,10 +66,7 @@ impl Plugin for JamPlugin {
             .add_systems(Update, (start_when_ready, handle_requests).chain())
             .add_systems(
                 PostUpdate,
-                (
-                    follow_link.in_set(PlaybackSystems::Transport),
-                    remember_transport.after(PlaybackSystems::Engine),
-                ),
+                (follow_link.in_set(PlaybackSystems::Transport), remember_transport.after(PlaybackSystems::Engine)),
             );
     }
 }
@@ -308,7 +305,9 @@ fn handle_requests(
         leave(&mut jam, &mut peers, lan.as_deref());
         let started = match request {
             JamRequest::Leave => continue,
-            JamRequest::Host(code) => host(&mut jam, code.clone(), &ports, *clock, lan.as_deref(), project.single().ok()),
+            JamRequest::Host(code) => {
+                host(&mut jam, code.clone(), &ports, *clock, lan.as_deref(), project.single().ok())
+            }
             JamRequest::Join(target) => join(&mut jam, target, *clock),
         };
         if let Err(reason) = started {
@@ -347,7 +346,8 @@ fn host(
         Some(code) => code,
         None => new_code()?,
     };
-    let link = JamLink::host(ports.renet, &[], &code, clock).map_err(|error| format!("cannot host on {}: {error}", ports.renet))?;
+    let link = JamLink::host(ports.renet, &[], &code, clock)
+        .map_err(|error| format!("cannot host on {}: {error}", ports.renet))?;
     let beacon = Beacon {
         protocol_version: PROTOCOL_VERSION,
         host: served.display_name.clone(),
@@ -357,7 +357,8 @@ fn host(
         renet_port: link.local_addr().port(),
         fingerprint: served.fingerprint,
     };
-    let beaconer = Beaconer::start(&beacon, ports.beacon).map_err(|error| format!("cannot announce the jam: {error}"))?;
+    let beaconer =
+        Beaconer::start(&beacon, ports.beacon).map_err(|error| format!("cannot announce the jam: {error}"))?;
     lan.door.set(Some(code.clone()));
     info!("hosting a jam on port {} with code {code}", link.local_addr().port());
     jam.status = JamStatus::Hosting { code, peers: 0, port: link.local_addr().port() };
@@ -509,9 +510,7 @@ fn share_presence(
     let Some(link) = jam.link.as_ref() else { return };
     if let Some(Connection::Online { user, name }) = status.map(|status| &status.connection) {
         let since = jam.presence_sent.map(|sent| sent.elapsed());
-        let due = since.is_none_or(|since| {
-            since >= PRESENCE_REFRESH || (since >= PRESENCE_INTERVAL && changed)
-        });
+        let due = since.is_none_or(|since| since >= PRESENCE_REFRESH || (since >= PRESENCE_INTERVAL && changed));
         if due {
             link.send(JamMsg::Presence { user: *user, name: name.clone(), presence: local.clone() });
             jam.presence_sent = Some(Instant::now());

@@ -38,9 +38,9 @@ use ensemble_protocol::{
 
 use crate::history::{EditMsg, History};
 use crate::import::{ImportDone, ImportMsg, Imports};
+use crate::jam::{Jam, JamPlugin};
 use crate::media::Media;
 use crate::model::{AssetData, ClipData, LaneData, ProjectData, RecordIndex, RecordKey, TrackData};
-use crate::jam::{Jam, JamPlugin};
 use crate::playback::{ExportDone, ExportMsg, PlaybackPlugin, PlaybackSystems, TrackLevels, Transport};
 use crate::presence::{LocalPresence, Peers};
 use crate::replica::{Notice, Replica};

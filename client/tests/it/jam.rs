@@ -43,7 +43,8 @@ impl Jitter {
         let (to_host, host_queue) = mpsc::channel::<(Instant, Vec<u8>)>();
         let (to_peer, peer_queue) = mpsc::channel::<(Instant, Vec<u8>)>();
         {
-            let (outside, host, cut, peer, mut noise) = (outside.try_clone().unwrap(), host.clone(), cut.clone(), peer.clone(), Noise(seed));
+            let (outside, host, cut, peer, mut noise) =
+                (outside.try_clone().unwrap(), host.clone(), cut.clone(), peer.clone(), Noise(seed));
             std::thread::spawn(move || {
                 let mut buffer = [0u8; 2048];
                 while let Ok((len, from)) = outside.recv_from(&mut buffer) {
@@ -65,7 +66,9 @@ impl Jitter {
                 }
             });
         }
-        let deliver = |queue: mpsc::Receiver<(Instant, Vec<u8>)>, socket: UdpSocket, to: Box<dyn Fn() -> Option<SocketAddr> + Send>| {
+        let deliver = |queue: mpsc::Receiver<(Instant, Vec<u8>)>,
+                       socket: UdpSocket,
+                       to: Box<dyn Fn() -> Option<SocketAddr> + Send>| {
             std::thread::spawn(move || {
                 while let Ok((when, bytes)) = queue.recv() {
                     let wait = when.saturating_duration_since(Instant::now());
@@ -202,14 +205,17 @@ fn three_peers_behind_jitter_learn_the_hosts_clock_and_start_on_the_same_sample(
     let mut joined = 0;
     wait_until(Duration::from_secs(5), "three peers joining", || {
         joined += host.events().iter().filter(|event| matches!(event, LinkEvent::PeerJoined(_))).count();
-        joined == 3
-            && peers.iter().all(|(_, peer)| peer.offset().is_some_and(|(_, samples)| samples >= 32))
+        joined == 3 && peers.iter().all(|(_, peer)| peer.offset().is_some_and(|(_, samples)| samples >= 32))
     });
     // Each estimate is the host's clock minus the peer's: minus its skew.
     for ((clock, peer), skew) in peers.iter().zip(skews) {
         let (offset, samples) = peer.offset().unwrap();
         let error = offset + skew as f64;
-        println!("peer skewed {:+.1} ms: offset error {:+.1} µs over {samples} exchanges", skew as f64 / MS, error / 1e3);
+        println!(
+            "peer skewed {:+.1} ms: offset error {:+.1} µs over {samples} exchanges",
+            skew as f64 / MS,
+            error / 1e3
+        );
         assert!(error.abs() < 0.5 * MS, "the offset is {:.3} ms off", error / MS);
         assert!(peer.host_time(clock.now()).is_some());
     }
@@ -223,7 +229,9 @@ fn three_peers_behind_jitter_learn_the_hosts_clock_and_start_on_the_same_sample(
         wait_until(Duration::from_secs(1), "the start reaching a peer", || {
             told = told.or_else(|| {
                 peer.events().into_iter().find_map(|event| match event {
-                    LinkEvent::Message { message: JamMsg::Transport(TransportCommand::Play { at, .. }), .. } => Some(at),
+                    LinkEvent::Message { message: JamMsg::Transport(TransportCommand::Play { at, .. }), .. } => {
+                        Some(at)
+                    }
                     _ => None,
                 })
             });
@@ -234,7 +242,10 @@ fn three_peers_behind_jitter_learn_the_hosts_clock_and_start_on_the_same_sample(
     }
     let earliest = *heard.iter().min().unwrap();
     let spread = (*heard.iter().max().unwrap() - earliest) as f64;
-    println!("first samples, µs after the earliest: {:?}", heard.iter().map(|t| (t - earliest) / 1_000).collect::<Vec<_>>());
+    println!(
+        "first samples, µs after the earliest: {:?}",
+        heard.iter().map(|t| (t - earliest) / 1_000).collect::<Vec<_>>()
+    );
     assert!(spread < 1.0 * MS, "the machines started {:.3} ms apart", spread / MS);
 }
 
@@ -247,7 +258,9 @@ fn a_peer_whose_network_drops_is_in_sync_again_within_two_seconds_of_its_return(
     let clock = Clock::skewed(400_000_000);
     let truth = (host_clock.skew() - clock.skew()) as f64;
     let peer = JamLink::join(relay.addr, &code(), 7, clock).unwrap();
-    let in_sync = |peer: &JamLink| peer.offset().is_some_and(|(offset, samples)| samples >= 8 && (offset - truth).abs() < 0.5 * MS);
+    let in_sync = |peer: &JamLink| {
+        peer.offset().is_some_and(|(offset, samples)| samples >= 8 && (offset - truth).abs() < 0.5 * MS)
+    };
     wait_until(Duration::from_secs(5), "the first sync", || in_sync(&peer));
     // The cable comes out for four seconds: longer than either side waits for the other.
     relay.cut.store(true, Ordering::Relaxed);
@@ -274,7 +287,8 @@ fn strangers_without_the_code_and_stray_datagrams_get_nowhere() {
     for garbage in [&b""[..], b"\x00", b"ENSJ hello", &[0xffu8; 1200]] {
         stray.send_to(garbage, host.local_addr()).unwrap();
     }
-    let stranger = JamLink::join(host.local_addr(), &JoinCode::from_random([1, 1, 1, 1, 1]), 5, Clock::system()).unwrap();
+    let stranger =
+        JamLink::join(host.local_addr(), &JoinCode::from_random([1, 1, 1, 1, 1]), 5, Clock::system()).unwrap();
     let friend = JamLink::join(host.local_addr(), &code(), 6, Clock::system()).unwrap();
     let mut joined = Vec::new();
     wait_until(Duration::from_secs(3), "the friend joining", || {
@@ -294,3 +308,90 @@ fn strangers_without_the_code_and_stray_datagrams_get_nowhere() {
     assert!(!stranger.events().contains(&LinkEvent::Connected));
 }
 
+/// A jam member app: the client core, playback on the offline engine, and the jam, on a clock
+/// of its own.
+fn member(sync: ensemble_client::sync::SyncPlugin, clock: Clock, beacon: u16) -> bevy::prelude::App {
+    use ensemble_client::jam::{JamPlugin, JamPorts};
+    use ensemble_client::playback::{PlaybackPlugin, SoundCard};
+    let mut app = crate::harness::client_app(sync);
+    app.insert_resource(clock)
+        .insert_resource(SoundCard(false))
+        .insert_resource(JamPorts { renet: "0.0.0.0:0".parse().unwrap(), beacon });
+    app.add_plugins((PlaybackPlugin, JamPlugin));
+    app
+}
+
+#[test]
+fn two_apps_jam_a_host_and_a_peer_found_by_its_beacon_start_and_stop_together() {
+    use bevy::prelude::App;
+    use ensemble_client::jam::{Jam, JamStatus, LanAccess, StartJam, find_jam, joining};
+    use ensemble_client::playback::{LastStart, Transport};
+    use ensemble_client::presence::{LocalPresence, Peers};
+    use ensemble_client::solo::SoloSettings;
+    use ensemble_client::sync::SyncPlugin;
+
+    use crate::harness::{online, step_until};
+
+    let dir = tempfile::tempdir().unwrap();
+    // A port of this test's own for beacons, so parallel tests do not hear each other.
+    let beacon = 40_000 + (std::process::id() % 20_000) as u16;
+    let lan = LanAccess::new();
+    let settings = SoloSettings {
+        dir: dir.path().join("host"),
+        replicas: dir.path().join("host-replicas"),
+        display_name: "Hana".into(),
+        project: None,
+        demo: Some(ensemble_client::demo::DemoSize::Song),
+        lan: Some(lan.clone()),
+    };
+    let (host_clock, peer_clock) = (Clock::skewed(300_000_000), Clock::skewed(-200_000_000));
+    let mut host = member(SyncPlugin::solo(settings), host_clock, beacon);
+    host.insert_resource(lan).insert_resource(StartJam::Host(Some(code())));
+    let hosting = |app: &App| matches!(app.world().resource::<Jam>().status(), JamStatus::Hosting { .. });
+    step_until(&mut [&mut host], Duration::from_secs(60), |apps| online(apps[0]) && hosting(apps[0]));
+
+    // The peer hears the beacon and reaches the jam's authority and its renet server.
+    let found = find_jam(beacon, None, Duration::from_secs(5)).unwrap().expect("the host's beacon");
+    assert_eq!(found.beacon.host, "Hana");
+    let (sync, target) = joining(&found, &code(), "Pia", dir.path().join("peer-replicas"));
+    let mut peer = member(sync, peer_clock, beacon);
+    peer.insert_resource(StartJam::Join(target));
+    peer.world_mut().resource_mut::<LocalPresence>().0.pointer = Some(Ticks(1_920));
+    let synced = |app: &App| matches!(app.world().resource::<Jam>().status(), JamStatus::Joined { connected: true, samples, .. } if *samples >= 16);
+    step_until(&mut [&mut host, &mut peer], Duration::from_secs(60), |apps| online(apps[1]) && synced(apps[1]));
+
+    // The host presses play: both start on the same sample, whatever their clocks say.
+    host.world_mut().resource_mut::<Transport>().playing = true;
+    let started = |app: &App| app.world().resource::<LastStart>().0;
+    step_until(&mut [&mut host, &mut peer], Duration::from_secs(5), |apps| {
+        started(apps[0]).is_some() && started(apps[1]).is_some()
+    });
+    let (on_host, on_peer) = (started(&host).unwrap(), started(&peer).unwrap());
+    let apart = host_clock.to_monotonic(on_host.time) as f64 - peer_clock.to_monotonic(on_peer.time) as f64;
+    assert!(apart.abs() < 1.0 * MS, "the host and the peer start {:.3} ms apart", apart / MS);
+    assert_eq!((on_host.asked.from, on_peer.asked.from), (Ticks(0), Ticks(0)));
+    assert!(peer.world().resource::<Transport>().playing);
+
+    // Each sees the other, in the jam's presence.
+    step_until(&mut [&mut host, &mut peer], Duration::from_secs(5), |apps| {
+        let names = |app: &App| -> Vec<String> {
+            app.world().resource::<Peers>().sessions.values().map(|peer| peer.name.clone()).collect()
+        };
+        let pointer = apps[0].world().resource::<Peers>().sessions.values().find_map(|peer| peer.presence.pointer);
+        names(apps[0]) == ["Pia"] && names(apps[1]) == ["Hana"] && pointer == Some(Ticks(1_920))
+    });
+
+    // The peer stops a beat in: the host stops too, on the peer's position.
+    let position = |app: &App| app.world().resource::<Transport>().position;
+    step_until(&mut [&mut host, &mut peer], Duration::from_secs(5), |apps| position(apps[1]) > Ticks(960));
+    peer.world_mut().resource_mut::<Transport>().playing = false;
+    step_until(&mut [&mut host, &mut peer], Duration::from_secs(5), |apps| {
+        !apps[0].world().resource::<Transport>().playing
+    });
+    for _ in 0..3 {
+        peer.update();
+        host.update();
+    }
+    assert_eq!(position(&host), position(&peer));
+    assert!(position(&host) > Ticks(960));
+}

@@ -171,7 +171,9 @@ fn jam_messages_round_trip_and_bad_bytes_are_errors() {
         JamMsg::Transport(TransportCommand::Looping(true)),
         JamMsg::Presence {
             user: ensemble_protocol::UserId(uuid::Uuid::from_u128(7)),
-            name: "bo".into(), presence: Presence { playhead: Ticks(7), ..Presence::default() } },
+            name: "bo".into(),
+            presence: Presence { playhead: Ticks(7), ..Presence::default() },
+        },
     ];
     for message in messages {
         assert_eq!(JamMsg::decode(&message.encode().unwrap()), Ok(message));
