@@ -401,13 +401,14 @@ fn follow_transport(
             )),
             (None, false) => return,
         };
-        let frame = sample_clock.frame_at(asked.at);
+        let frame = sample_clock.frame_at_signed(asked.at);
         let from = timebase.frames(Ticks(asked.from.0.max(0))).0;
-        let started = match engine.play_at(frame, from) {
-            Ok(()) => Ok((frame, from)),
+        let started = match engine.play_at(frame.max(0) as u64, from) {
+            Ok(()) => Ok((frame as u64, from)),
             // Too late for that frame: start on the first one possible, from where the music is by then.
             Err(EngineError::TooSoon { earliest, .. }) => {
-                let position = playhead(from, earliest - frame.min(earliest), looped(transport.looping));
+                let late = (earliest as i64 - frame).max(0) as u64;
+                let position = playhead(from, late, looped(transport.looping));
                 engine.play_at(earliest, position).map(|()| (earliest, position))
             }
             Err(error) => Err(error),

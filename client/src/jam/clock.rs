@@ -86,10 +86,15 @@ impl SampleClock {
         self.rate
     }
 
-    /// The frame playing at clock time `time` (the nearest).
+    /// The frame playing at clock time `time` (the nearest; frame 0 for times before it).
     pub fn frame_at(&self, time: u64) -> u64 {
+        self.frame_at_signed(time).max(0) as u64
+    }
+
+    /// The frame playing at clock time `time`, negative before the engine started.
+    pub fn frame_at_signed(&self, time: u64) -> i64 {
         let since = time as f64 - self.anchor_time as f64;
-        (self.anchor_frame as f64 + since * f64::from(self.rate) / 1e9).round().max(0.0) as u64
+        (self.anchor_frame as f64 + since * f64::from(self.rate) / 1e9).round() as i64
     }
 
     /// The clock time at which `frame` plays.

@@ -119,3 +119,27 @@ fn the_mix_exports_to_a_wav_file_and_the_meters_move_while_it_plays() {
         });
     }
 }
+
+#[test]
+fn a_start_that_arrives_late_plays_from_where_the_music_is_by_then() {
+    use ensemble_client::jam::clock::Clock;
+    use ensemble_client::playback::{LastStart, SoundCard, StartAt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo_song(dir.path());
+    app.insert_resource(SoundCard(false));
+    step_until(&mut [&mut app], Duration::from_secs(60), |apps| online(apps[0]));
+    app.update();
+    // Told (by a jam that this machine joined late) that playing began a second ago.
+    let clock = *app.world().resource::<Clock>();
+    let asked = StartAt { at: clock.now() - 1_000_000_000, from: Ticks(TICKS_PER_QUARTER) };
+    app.world_mut().write_message(asked);
+    step_until(&mut [&mut app], Duration::from_secs(5), |apps| apps[0].world().resource::<LastStart>().0.is_some());
+    let start = app.world().resource::<LastStart>().0.unwrap();
+    // The demo song is at 120 BPM and 48 kHz: a quarter is 24,000 frames, a second 48,000.
+    let late = start.position as i64 - 24_000;
+    assert!((48_000..48_000 + 12_000).contains(&late), "it plays {late} frames on from where it was asked");
+    // Where it starts is where the music is at its first frame: the clock agrees.
+    let due = start.time as i64 - asked.at as i64;
+    assert!((due - late * 1_000_000_000 / 48_000).abs() < 50_000, "{due} ns after the asked start");
+    assert!(app.world().resource::<Transport>().playing);
+}
