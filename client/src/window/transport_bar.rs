@@ -66,6 +66,10 @@ pub(super) fn show(
                 *dialog = Dialog::export(&project.name);
                 ui.close();
             }
+            if ui.button("LAN jam: host or join…").clicked() {
+                view.jam = true;
+                ui.close();
+            }
             ui.separator();
             let mut name = project.name.clone();
             ui.label("Project name");

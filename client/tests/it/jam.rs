@@ -395,3 +395,37 @@ fn two_apps_jam_a_host_and_a_peer_found_by_its_beacon_start_and_stop_together() 
     assert_eq!(position(&host), position(&peer));
     assert!(position(&host) > Ticks(960));
 }
+
+#[test]
+fn discovery_lists_a_hosts_beacon_and_ignores_datagrams_that_are_not_one() {
+    use ensemble_client::jam::beacon::{Beaconer, Discovery};
+    use ensemble_protocol::jam::Beacon;
+    let port = 20_000 + (std::process::id() % 10_000) as u16;
+    let discovery = Discovery::listen(port).unwrap();
+    // A second listener on the same machine (another window) hears the same beacons.
+    let second = Discovery::listen(port).unwrap();
+    let stray = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut foreign = Beacon {
+        protocol_version: PROTOCOL_VERSION + 1,
+        host: "Future".into(),
+        project: ProjectId::new_v7(),
+        project_name: "Later".into(),
+        quic_port: 1,
+        renet_port: 2,
+        fingerprint: [0; 32],
+    };
+    for garbage in [b"hello".to_vec(), b"ENSJ\xff\xff\xff".to_vec(), vec![b'E'; 600], foreign.encode().unwrap()] {
+        stray.send_to(&garbage, ("127.0.0.1", port)).unwrap();
+    }
+    foreign.protocol_version = PROTOCOL_VERSION;
+    let beacon = Beacon { host: "Hana".into(), project_name: "Jam".into(), ..foreign };
+    let _beaconer = Beaconer::start(&beacon, port).unwrap();
+    wait_until(Duration::from_secs(3), "the beacon being heard", || {
+        !discovery.jams().is_empty() && !second.jams().is_empty()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let jams = discovery.jams();
+    assert_eq!(jams.len(), 1, "only the real beacon is listed: {jams:?}");
+    assert_eq!(jams[0].beacon, beacon);
+    assert_eq!(jams[0].renet_addr().port(), 2);
+}
