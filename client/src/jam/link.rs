@@ -58,6 +58,8 @@ const FLUSH_EVERY: Duration = Duration::from_millis(10);
 const FAST_EXCHANGES: usize = 32;
 const FAST_EVERY: Duration = Duration::from_millis(20);
 const SLOW_EVERY: Duration = Duration::from_millis(250);
+/// Exchanges before a peer places starts by the host's clock (160 ms after connecting).
+pub const SETTLED: usize = 8;
 
 /// Identifies Ensemble's jams to netcode (a different protocol id never connects).
 fn protocol_id() -> u64 {
@@ -242,6 +244,12 @@ impl JamLink {
             return Some(host);
         }
         self.sync.lock().ok()?.peer_time(host)
+    }
+
+    /// Whether the host's clock is known well enough to place a start: at once on the host,
+    /// after [`SETTLED`] exchanges on a peer (one exchange is off by up to half a round trip).
+    pub fn is_synced(&self) -> bool {
+        self.host || self.sync.lock().is_ok_and(|sync| sync.len() >= SETTLED)
     }
 
     /// Host clock minus ours, in nanoseconds, and how many exchanges that rests on.

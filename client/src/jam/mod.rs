@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use bevy::prelude::*;
 use ensemble_authority::server::JamDoor;
 use ensemble_protocol::jam::{Beacon, JamMsg, JoinCode, TransportCommand};
+use ensemble_protocol::wire::MAX_PRESENCE_SELECTION;
 use ensemble_protocol::{PROTOCOL_VERSION, ProjectId, Ticks, Timebase, UserId};
 
 use ensemble_authority::tls::{Fingerprint, Trust};
@@ -400,7 +401,11 @@ fn follow_link(
         jam.tempo = tempo;
         let now = clock.now();
         let started = transport.playing && (!last.playing || transport.position != last.position || retimed);
-        if started && let Some(at) = link.host_time(now + START_LEAD.as_nanos() as u64) {
+        // A peer still learning the host's clock plays alone until it knows it.
+        if started
+            && link.is_synced()
+            && let Some(at) = link.host_time(now + START_LEAD.as_nanos() as u64)
+        {
             // A retimed jam carries on from where the music will be when the new start lands.
             let from = match (retimed, project) {
                 (true, Some(project)) => {
@@ -469,7 +474,8 @@ fn follow_link(
                         jam.looping = Some(looping);
                         transport.looping = looping;
                     }
-                    JamMsg::Presence { user, name, presence } => {
+                    JamMsg::Presence { user, name, mut presence } => {
+                        presence.selection.truncate(MAX_PRESENCE_SELECTION);
                         let key = presence_key(user);
                         jam.heard.insert(key, Instant::now());
                         // Shown once: this entry replaces the authority's for the same person.
@@ -483,6 +489,7 @@ fn follow_link(
     }
     // A start is placed on this machine's clock once the clock is known (at once on the host).
     if let Some(command @ TransportCommand::Play { at, from }) = jam.pending
+        && link.is_synced()
         && let Some(local) = link.local_time(at)
     {
         starts.write(StartAt { at: local, from });

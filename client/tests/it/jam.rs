@@ -322,7 +322,7 @@ fn member(sync: ensemble_client::sync::SyncPlugin, clock: Clock, beacon: u16) ->
 }
 
 #[test]
-fn two_apps_jam_a_host_and_a_peer_found_by_its_beacon_start_and_stop_together() {
+fn apps_jam_a_host_and_peers_found_by_its_beacon_start_in_phase_see_each_other_and_stop_together() {
     use bevy::prelude::App;
     use ensemble_client::jam::{Jam, JamStatus, LanAccess, StartJam, find_jam, joining};
     use ensemble_client::playback::{LastStart, Transport};
@@ -381,18 +381,35 @@ fn two_apps_jam_a_host_and_a_peer_found_by_its_beacon_start_and_stop_together() 
         names(apps[0]) == ["Pia"] && names(apps[1]) == ["Hana"] && pointer == Some(Ticks(1_920))
     });
 
-    // The peer stops a beat in: the host stops too, on the peer's position.
+    // A latecomer joins while the jam plays, and falls in on the beat: its first frame plays
+    // the position the host's music is at by then.
+    let (sync, target) = joining(&found, &code(), "Lou", dir.path().join("late-replicas"));
+    let late_clock = Clock::skewed(450_000_000);
+    let mut late = member(sync, late_clock, beacon);
+    late.insert_resource(StartJam::Join(target));
+    step_until(&mut [&mut host, &mut peer, &mut late], Duration::from_secs(60), |apps| started(apps[2]).is_some());
+    let on_late = started(&late).unwrap();
+    let since = late_clock.to_monotonic(on_late.time) as f64 - host_clock.to_monotonic(on_host.time) as f64;
+    let frames_since = (on_late.position - on_host.position) as f64;
+    let off = since - frames_since * 1e9 / 48_000.0;
+    println!("the latecomer is {:+.1} µs from the host's phase", off / 1e3);
+    assert!(on_late.position > on_host.position, "the latecomer starts further on");
+    assert!(off.abs() < 1.0 * MS, "the latecomer is {:.3} ms out of phase", off / MS);
+
+    // The peer stops a beat in: everyone stops, on the peer's position.
     let position = |app: &App| app.world().resource::<Transport>().position;
-    step_until(&mut [&mut host, &mut peer], Duration::from_secs(5), |apps| position(apps[1]) > Ticks(960));
+    step_until(&mut [&mut host, &mut peer, &mut late], Duration::from_secs(5), |apps| position(apps[1]) > Ticks(960));
     peer.world_mut().resource_mut::<Transport>().playing = false;
-    step_until(&mut [&mut host, &mut peer], Duration::from_secs(5), |apps| {
-        !apps[0].world().resource::<Transport>().playing
+    step_until(&mut [&mut host, &mut peer, &mut late], Duration::from_secs(5), |apps| {
+        !apps[0].world().resource::<Transport>().playing && !apps[2].world().resource::<Transport>().playing
     });
     for _ in 0..3 {
         peer.update();
         host.update();
+        late.update();
     }
     assert_eq!(position(&host), position(&peer));
+    assert_eq!(position(&late), position(&peer));
     assert!(position(&host) > Ticks(960));
 }
 
