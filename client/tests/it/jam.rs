@@ -324,7 +324,9 @@ fn member(sync: ensemble_client::sync::SyncPlugin, clock: Clock, beacon: u16) ->
 #[test]
 fn apps_jam_a_host_and_peers_found_by_its_beacon_start_in_phase_see_each_other_and_stop_together() {
     use bevy::prelude::App;
+    use ensemble_client::history::EditMsg;
     use ensemble_client::jam::{Jam, JamStatus, LanAccess, StartJam, find_jam, joining};
+    use ensemble_client::model::{ProjectData, RecordKey};
     use ensemble_client::playback::{LastStart, Transport};
     use ensemble_client::presence::{LocalPresence, Peers};
     use ensemble_client::solo::SoloSettings;
@@ -395,6 +397,21 @@ fn apps_jam_a_host_and_peers_found_by_its_beacon_start_in_phase_see_each_other_a
     println!("the latecomer is {:+.1} µs from the host's phase", off / 1e3);
     assert!(on_late.position > on_host.position, "the latecomer starts further on");
     assert!(off.abs() < 1.0 * MS, "the latecomer is {:.3} ms out of phase", off / MS);
+
+    // The host changes the tempo while playing: it re-anchors everyone with a new start from
+    // where the music will be, and they take it on the same sample.
+    let project = host.world_mut().query::<(&RecordKey, &ProjectData)>().single(host.world()).unwrap().0.0;
+    let tempo = Op::Set { target: project, value: Field::Project(ProjectField::Tempo(Bpm(100.0))), expect: None };
+    host.world_mut().write_message(EditMsg::Edit(vec![tempo]));
+    let retimed = |app: &App| started(app).is_some_and(|start| start.asked.at != on_host.asked.at);
+    step_until(&mut [&mut host, &mut peer, &mut late], Duration::from_secs(5), |apps| {
+        retimed(apps[0]) && started(apps[1]).is_some_and(|start| start.asked.from != on_peer.asked.from)
+    });
+    let (again_host, again_peer) = (started(&host).unwrap(), started(&peer).unwrap());
+    assert_eq!(again_host.asked.from, again_peer.asked.from);
+    assert!(again_host.asked.from > Ticks(0));
+    let apart = host_clock.to_monotonic(again_host.time) as f64 - peer_clock.to_monotonic(again_peer.time) as f64;
+    assert!(apart.abs() < 1.0 * MS, "after the tempo change they start {:.3} ms apart", apart / MS);
 
     // The peer stops a beat in: everyone stops, on the peer's position.
     let position = |app: &App| app.world().resource::<Transport>().position;
