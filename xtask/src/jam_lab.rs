@@ -32,6 +32,17 @@ const CODE: &str = "LAB7-JAMS";
 const MEMBERS: [&str; 4] = ["ensjam-host", "ensjam-p1", "ensjam-p2", "ensjam-p3"];
 const WIRE: &str = "ensjam-wire";
 
+/// Whether this machine lets us make network namespaces (root, and a kernel that has them).
+pub(crate) fn namespaces_work() -> bool {
+    const PROBE: &str = "ensjam-probe";
+    let made = crate::setup::is_root()
+        && Command::new("ip").args(["netns", "add", PROBE]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    if made {
+        let _ = Command::new("ip").args(["netns", "del", PROBE]).status();
+    }
+    made
+}
+
 pub(crate) fn run(starts: u32) -> Result {
     cargo(&["build", "--locked", "-p", "ensemble-client", "--bin", "ensemble-jam"])?;
     let binary = target_dir().join("debug").join("ensemble-jam");

@@ -3,7 +3,7 @@
 //! - `cargo xtask run [ARGS]` sets up what is missing and opens the DAW (solo, on the demo song;
 //!   `cargo xtask run --connect HOST:PORT --project ID --fingerprint HEX` joins an authority).
 //! - `cargo xtask ci` runs exactly what CI runs: setup, fmt, clippy, tidy, tests, docs, the
-//!   DAW's screenshot check under Xvfb, a short fuzz run.
+//!   DAW's screenshot check under Xvfb, a short jam lab (as root), a short fuzz run.
 //! - `cargo xtask screenshot` runs the screenshot check alone (the image lands in
 //!   `target/screenshots/`).
 //! - `cargo xtask setup` installs the system packages and rustup targets the project needs.
@@ -106,6 +106,14 @@ fn ci() -> Result {
         with_env("RUSTDOCFLAGS", "-D warnings", || cargo(&["doc", "--workspace", "--no-deps", "--locked"]))
     })?;
     step("screenshot", &screenshot::check)?;
+    step("jam lab (20 starts)", &|| {
+        if jam_lab::namespaces_work() {
+            jam_lab::run(20)
+        } else {
+            eprintln!("jam lab skipped: making network namespaces needs root (run `cargo xtask jam-lab` as root)");
+            Ok(())
+        }
+    })?;
     step("fuzz (smoke)", &|| fuzz(15))?;
     eprintln!("\nci: all steps passed in {:.0?}", started.elapsed());
     Ok(())

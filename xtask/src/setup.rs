@@ -19,6 +19,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("postgresql", "a throwaway Postgres for the authority's store tests, and pgbench"),
     ("ffmpeg", "encodes test audio in every format, and is the decode benches' peer"),
     ("sox", "checks rendered WAV files (`sox --i`, `sox stat`)"),
+    ("iproute2", "network namespaces and links for the jam lab (`ip netns`, `tc`)"),
 ];
 
 const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown"];
@@ -59,7 +60,7 @@ fn apt_packages() -> Result {
     apt(&[&["install", "-y", "-q", "--no-install-recommends"], missing.as_slice()].concat())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|out| out.stdout.starts_with(b"0\n"))
 }
 
