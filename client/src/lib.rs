@@ -19,7 +19,9 @@
 //! [`import::ImportPlugin`] turns audio files on this machine into clips, uploading them
 //! through the sync worker; [`edits`] holds what each of the DAW's actions means as ops.
 //! [`presence::PresencePlugin`] shares where this user is and what they have selected, and
-//! collects the same of everyone else in the project.
+//! collects the same of everyone else in the project. [`jam::JamPlugin`] (added by the window,
+//! or by `ensemble-jam`, beside playback) hosts and joins LAN jams, whose shared starts
+//! playback places on the machine's [`clock::Clock`].
 //!
 //! [`ClientCorePlugin`] adds the replica, history, model, media, import and presence plugins;
 //! add a [`sync::SyncPlugin`] beside it to connect.
@@ -28,6 +30,7 @@
 //! crate so the other crates build without it.
 
 pub mod assets;
+pub mod clock;
 pub mod demo;
 pub mod edits;
 pub mod error;

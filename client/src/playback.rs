@@ -34,7 +34,7 @@ use ensemble_audio::render::Frame;
 use ensemble_audio::wav::WavFormat;
 use ensemble_protocol::{AssetId, Frames, Ticks, Timebase, TrackId};
 
-use crate::jam::clock::{Clock, SampleClock};
+use crate::clock::{Clock, SampleClock};
 use crate::media::Media;
 use crate::model::{AssetData, ClipData, LaneData, ProjectData, TrackData};
 use crate::replica::Replica;

@@ -34,7 +34,7 @@ use renetcode::{
     ServerConfig, ServerResult,
 };
 
-use super::clock::Clock;
+use crate::clock::Clock;
 
 /// The renet channels, by id.
 mod channel {

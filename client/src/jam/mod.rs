@@ -10,7 +10,7 @@
 //! Over renet the peer learns the host's clock ([`ensemble_protocol::jam::ClockSync`]), and
 //! every transport change becomes a [`TransportCommand`] at a *host time* a little ahead
 //! ([`START_LEAD`]): "play from P when the host's clock reads T". Each machine turns T into its
-//! own [`clock::Clock`] time and playback turns that into the engine frame that plays then
+//! own [`Clock`] time and playback turns that into the engine frame that plays then
 //! ([`crate::playback::StartAt`]). Anyone may press play: a peer's command goes to the host,
 //! which passes it on. A peer that comes in while the jam plays is told the running start
 //! and joins in phase. Presence (playhead, selection, pointer) goes over renet too, and shows
@@ -19,7 +19,6 @@
 //! [`JamPlugin`] needs [`crate::playback::PlaybackPlugin`] and the client core.
 
 pub mod beacon;
-pub mod clock;
 pub mod link;
 
 use std::collections::HashMap;
@@ -37,8 +36,8 @@ use ensemble_protocol::{PROTOCOL_VERSION, ProjectId, Ticks, Timebase, UserId};
 use ensemble_authority::tls::{Fingerprint, Trust};
 
 use self::beacon::{BEACON_PORT, Beaconer, Discovery, FoundJam};
-use self::clock::Clock;
 use self::link::{JamLink, LinkEvent};
+use crate::clock::Clock;
 use crate::model::ProjectData;
 use crate::playback::{PlaybackSystems, StartAt, Transport};
 use crate::presence::{JAM_SESSION, LocalPresence, PRESENCE_INTERVAL, Peer, Peers, colour_of};

@@ -122,7 +122,7 @@ fn the_mix_exports_to_a_wav_file_and_the_meters_move_while_it_plays() {
 
 #[test]
 fn a_start_that_arrives_late_plays_from_where_the_music_is_by_then() {
-    use ensemble_client::jam::clock::Clock;
+    use ensemble_client::clock::Clock;
     use ensemble_client::playback::{LastStart, SoundCard, StartAt};
     let dir = tempfile::tempdir().unwrap();
     let mut app = demo_song(dir.path());
