@@ -6,6 +6,7 @@
 use ensemble_audio::engine::{Engine, EngineError, OfflineBackend};
 use ensemble_protocol::jam::{ClockSample, ClockSync};
 
+use crate::signal::Noise;
 use crate::song::{RATE, Song, impulse};
 
 /// A machine's clock: `start + true_ns × (1 + drift)`; its sound card runs on it, from
@@ -36,18 +37,6 @@ impl Machine {
     }
 }
 
-/// Uniform noise in [0, 1).
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 #[test]
 fn a_host_start_sounds_on_three_machines_within_a_millisecond() {
     let mut song = Song::new(120.0);
@@ -64,7 +53,7 @@ fn a_host_start_sounds_on_three_machines_within_a_millisecond() {
         .map(|peer| Machine { audio_start: peer.clock(0.5e9), ..peer }) // each engine starts 0.5 s in
         .collect();
     let mut noise = Noise(42);
-    let mut delay = || 300_000.0 + (-noise.next().max(1e-12).ln() * 150_000.0).min(5e6);
+    let mut delay = || 300_000.0 + (-noise.unit().max(1e-12).ln() * 150_000.0).min(5e6);
     // Ten seconds of clock exchanges, eight a second.
     let mut syncs: Vec<ClockSync> = peers.iter().map(|_| ClockSync::new()).collect();
     for step in 0..80 {

@@ -27,6 +27,11 @@ impl Noise {
         self.0
     }
 
+    /// Uniform in [0, 1).
+    pub(crate) fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     pub(crate) fn sample(&mut self) -> f32 {
         (self.next() % 2_000_001) as f32 / 1_000_000.0 - 1.0
     }

@@ -236,3 +236,28 @@ pub(crate) fn add_track(project: ProjectId, id: TrackId, name: &str) -> Vec<Op> 
 pub(crate) fn set(target: impl Into<RecordId>, value: Field) -> Op {
     Op::Set { target: target.into(), value, expect: None }
 }
+
+/// A small deterministic generator (xorshift), so a failing run can be replayed.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    pub(crate) fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+
+    /// Uniform in [0, 1).
+    pub(crate) fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}

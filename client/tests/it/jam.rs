@@ -20,6 +20,8 @@ use ensemble_client::jam::link::{JamLink, LinkEvent};
 use ensemble_protocol::jam::{JamMsg, JoinCode, TransportCommand};
 use ensemble_protocol::*;
 
+use crate::harness::Rng;
+
 const RATE: u32 = 48_000;
 const MS: f64 = 1e6;
 
@@ -44,24 +46,24 @@ impl Jitter {
         let (to_peer, peer_queue) = mpsc::channel::<(Instant, Vec<u8>)>();
         {
             let (outside, host, cut, peer, mut noise) =
-                (outside.try_clone().unwrap(), host.clone(), cut.clone(), peer.clone(), Noise(seed));
+                (outside.try_clone().unwrap(), host.clone(), cut.clone(), peer.clone(), Rng(seed));
             std::thread::spawn(move || {
                 let mut buffer = [0u8; 2048];
                 while let Ok((len, from)) = outside.recv_from(&mut buffer) {
                     *peer.lock().unwrap() = Some(from);
                     if !cut.load(Ordering::Relaxed) && host.get().is_some() {
-                        let _ = to_host.send((Instant::now() + noise.delay(), buffer[..len].to_vec()));
+                        let _ = to_host.send((Instant::now() + delay(&mut noise), buffer[..len].to_vec()));
                     }
                 }
             });
         }
         {
-            let (inside, cut, mut noise) = (inside.try_clone().unwrap(), cut.clone(), Noise(seed ^ 0x9e37_79b9));
+            let (inside, cut, mut noise) = (inside.try_clone().unwrap(), cut.clone(), Rng(seed ^ 0x9e37_79b9));
             std::thread::spawn(move || {
                 let mut buffer = [0u8; 2048];
                 while let Ok((len, _)) = inside.recv_from(&mut buffer) {
                     if !cut.load(Ordering::Relaxed) {
-                        let _ = to_peer.send((Instant::now() + noise.delay(), buffer[..len].to_vec()));
+                        let _ = to_peer.send((Instant::now() + delay(&mut noise), buffer[..len].to_vec()));
                     }
                 }
             });
@@ -92,21 +94,10 @@ impl Jitter {
     }
 }
 
-/// Deterministic noise for the relays.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn delay(&mut self) -> Duration {
-        let jitter = (-self.next().max(1e-12).ln() * 150_000.0).min(3e6);
-        Duration::from_nanos((300_000.0 + jitter) as u64)
-    }
+/// A relay's delay for one datagram: 300 µs plus exponential jitter (mean 150 µs, at most 3 ms).
+fn delay(rng: &mut Rng) -> Duration {
+    let jitter = (-rng.unit().max(1e-12).ln() * 150_000.0).min(3e6);
+    Duration::from_nanos((300_000.0 + jitter) as u64)
 }
 
 /// One track with a single-sample click at the very start, to hear exactly when a start lands.

@@ -16,26 +16,6 @@ use crate::harness::*;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A small deterministic generator, so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-}
-
 /// A random edit a user could make to `view`: tracks, clips, mixer values, tempo, compare-and-
 /// set, undo and redo. Many of them collide with the other user's.
 fn random_edit(rng: &mut Rng, view: &ProjectState, asset: AssetId) -> EditMsg {
