@@ -8,13 +8,13 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ensemble_protocol::jam::{Beacon, MAX_BEACON};
 use socket2::{Domain, Protocol, Socket, Type};
+
+use super::worker::Worker;
 
 /// The UDP port beacons go to.
 pub const BEACON_PORT: u16 = 47_474;
@@ -25,8 +25,7 @@ pub const FORGET_AFTER: Duration = Duration::from_secs(4);
 
 /// Broadcasts a host's beacon until dropped.
 pub struct Beaconer {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 impl Beaconer {
@@ -35,30 +34,19 @@ impl Beaconer {
         let datagram = beacon.encode().map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
         let socket = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))?;
         socket.set_broadcast(true)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::Builder::new().name("ensemble-beacon".into()).spawn(move || {
-            while !stopping.load(Ordering::Relaxed) {
+        let worker = Worker::spawn("ensemble-beacon", move |stop| {
+            while !stop.requested() {
                 for target in targets(port) {
                     // An interface that is down or refuses broadcasts just does not hear it.
                     let _ = socket.send_to(&datagram, target);
                 }
                 let until = Instant::now() + BEACON_EVERY;
-                while Instant::now() < until && !stopping.load(Ordering::Relaxed) {
+                while Instant::now() < until && !stop.requested() {
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
         })?;
-        Ok(Beaconer { stop, thread: Some(thread) })
-    }
-}
-
-impl Drop for Beaconer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        Ok(Beaconer { _worker: worker })
     }
 }
 
@@ -105,8 +93,7 @@ type Heard = HashMap<(IpAddr, u16), (FoundJam, Instant)>;
 /// Listens for beacons until dropped; [`Discovery::jams`] lists what it heard lately.
 pub struct Discovery {
     heard: Arc<Mutex<Heard>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 impl Discovery {
@@ -120,11 +107,10 @@ impl Discovery {
         let socket: UdpSocket = socket.into();
         socket.set_read_timeout(Some(Duration::from_millis(100)))?;
         let heard = Arc::new(Mutex::new(HashMap::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (writing, stopping) = (heard.clone(), stop.clone());
-        let thread = std::thread::Builder::new().name("ensemble-discovery".into()).spawn(move || {
+        let writing = heard.clone();
+        let worker = Worker::spawn("ensemble-discovery", move |stop| {
             let mut buffer = [0u8; MAX_BEACON + 1];
-            while !stopping.load(Ordering::Relaxed) {
+            while !stop.requested() {
                 let Ok((len, from)) = socket.recv_from(&mut buffer) else { continue };
                 match Beacon::decode(&buffer[..len]) {
                     Ok(beacon) => {
@@ -138,7 +124,7 @@ impl Discovery {
                 }
             }
         })?;
-        Ok(Discovery { heard, stop, thread: Some(thread) })
+        Ok(Discovery { heard, _worker: worker })
     }
 
     /// The jams heard within [`FORGET_AFTER`], by host and port. A host seen both on loopback
@@ -151,14 +137,5 @@ impl Discovery {
         jams.retain(|jam| !(jam.host.is_loopback() && remote.contains(&jam.beacon)));
         jams.sort_by(|a, b| (&a.beacon.host, a.host).cmp(&(&b.beacon.host, b.host)));
         jams
-    }
-}
-
-impl Drop for Discovery {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

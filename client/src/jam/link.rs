@@ -22,9 +22,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ensemble_protocol::jam::{ClockSample, ClockSync, JamMsg, JoinCode};
@@ -34,6 +32,7 @@ use renetcode::{
     ServerConfig, ServerResult,
 };
 
+use super::worker::{Stop, Worker};
 use crate::clock::Clock;
 
 /// The renet channels, by id.
@@ -137,14 +136,14 @@ enum Outgoing {
 
 /// A running jam link; dropping it says goodbye and stops the thread.
 pub struct JamLink {
+    /// First, so the thread has stopped before the rest goes.
+    _worker: Worker,
     outgoing: mpsc::Sender<Outgoing>,
     events: Mutex<mpsc::Receiver<LinkEvent>>,
     sync: Arc<Mutex<ClockSync>>,
     local_addr: SocketAddr,
     clock: Clock,
     host: bool,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl JamLink {
@@ -189,10 +188,9 @@ impl JamLink {
         let (outgoing, to_send) = mpsc::channel();
         let (to_app, events) = mpsc::channel();
         let sync = Arc::new(Mutex::new(ClockSync::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = Thread { to_send, to_app, sync: sync.clone(), stop: stop.clone() };
-        let handle = std::thread::Builder::new().name("ensemble-jam".into()).spawn(move || run(thread))?;
-        Ok(JamLink { outgoing, events: Mutex::new(events), sync, local_addr, clock, host, stop, thread: Some(handle) })
+        let shared = sync.clone();
+        let worker = Worker::spawn("ensemble-jam", move |stop| run(Thread { to_send, to_app, sync: shared, stop }))?;
+        Ok(JamLink { _worker: worker, outgoing, events: Mutex::new(events), sync, local_addr, clock, host })
     }
 
     /// Whether this is the host's link.
@@ -262,15 +260,6 @@ impl JamLink {
     }
 }
 
-impl Drop for JamLink {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// This machine's addresses on `bound`'s port: a token names the address a peer dials, and
 /// the host must recognise it as its own.
 fn public_addresses(bound: SocketAddr) -> Vec<SocketAddr> {
@@ -303,12 +292,12 @@ struct Thread {
     to_send: mpsc::Receiver<Outgoing>,
     to_app: mpsc::Sender<LinkEvent>,
     sync: Arc<Mutex<ClockSync>>,
-    stop: Arc<AtomicBool>,
+    stop: Stop,
 }
 
 impl Thread {
     fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.stop.requested()
     }
 
     fn tell(&self, event: LinkEvent) {

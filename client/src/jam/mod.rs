@@ -20,6 +20,7 @@
 
 pub mod beacon;
 pub mod link;
+mod worker;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
