@@ -25,14 +25,7 @@ impl Song {
     /// The asset runs at `asset_rate` and lasts `seconds`; the clip starts at beat 2, one bar
     /// long, from `offset` frames into the asset, with fades.
     fn new(asset_rate: u32, seconds: u32, offset: u64) -> Song {
-        let project = Project {
-            name: "Edits".into(),
-            tempo: Bpm(120.0),
-            time_signature: TimeSignature::FOUR_FOUR,
-            loop_range: None,
-            track_order: vec![],
-            sample_rate: RATE,
-        };
+        let project = crate::harness::project("Edits");
         let mut state = ProjectState::new(ProjectId::new_v7(), project).unwrap();
         let (track, ops) = edits::add_track(state.id().into(), "Keys".into(), 0);
         apply(&mut state, ops);

@@ -261,3 +261,15 @@ impl Rng {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
+
+/// An empty project at 120 BPM in 4/4 and 48 kHz.
+pub(crate) fn project(name: &str) -> Project {
+    Project {
+        name: name.into(),
+        tempo: Bpm(120.0),
+        time_signature: TimeSignature::FOUR_FOUR,
+        loop_range: None,
+        track_order: vec![],
+        sample_rate: 48_000,
+    }
+}

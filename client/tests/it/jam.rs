@@ -102,14 +102,7 @@ fn delay(rng: &mut Rng) -> Duration {
 
 /// One track with a single-sample click at the very start, to hear exactly when a start lands.
 fn click_arrangement() -> Arc<Arrangement> {
-    let project = Project {
-        name: "Jam".into(),
-        tempo: Bpm(120.0),
-        time_signature: TimeSignature::FOUR_FOUR,
-        loop_range: None,
-        track_order: vec![],
-        sample_rate: RATE,
-    };
+    let project = crate::harness::project("Jam");
     let mut state = ProjectState::new(ProjectId::new_v7(), project).unwrap();
     let apply = |state: &mut ProjectState, ops| state.apply(&Transaction::new(state.id(), ops)).unwrap();
     let (track, ops) = edits::add_track(state.id().into(), "Click".into(), 0);

@@ -20,14 +20,7 @@ fn watch(tracks: Query<&TrackData, Changed<TrackData>>, mut seen: ResMut<Seen>) 
 }
 
 fn app() -> (App, ProjectId, [TrackId; 3]) {
-    let project = Project {
-        name: "Model".into(),
-        tempo: Bpm(120.0),
-        time_signature: TimeSignature::FOUR_FOUR,
-        loop_range: None,
-        track_order: vec![],
-        sample_rate: 48_000,
-    };
+    let project = crate::harness::project("Model");
     let mut state = ProjectState::new(ProjectId::new_v7(), project).unwrap();
     let id = state.id();
     let tracks = [TrackId::new_v7(), TrackId::new_v7(), TrackId::new_v7()];

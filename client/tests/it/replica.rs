@@ -16,14 +16,7 @@ struct Authority {
 
 impl Authority {
     fn new() -> Authority {
-        let project = Project {
-            name: "Sim".into(),
-            tempo: Bpm(120.0),
-            time_signature: TimeSignature::FOUR_FOUR,
-            loop_range: None,
-            track_order: vec![],
-            sample_rate: 48_000,
-        };
+        let project = crate::harness::project("Sim");
         let mut state = ProjectState::new(PROJECT, project).unwrap();
         let members = USERS
             .iter()
