@@ -223,11 +223,6 @@ impl JamLink {
         self.events.lock().map(|events| events.try_iter().collect()).unwrap_or_default()
     }
 
-    /// Host time now, once the clock is synchronised (at once on the host).
-    pub fn host_now(&self) -> Option<u64> {
-        self.host_time(self.clock.now())
-    }
-
     /// The host's clock reading at our clock time `local`.
     pub fn host_time(&self, local: u64) -> Option<u64> {
         if self.host {
