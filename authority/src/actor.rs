@@ -249,6 +249,10 @@ struct ProjectActor<S> {
     presences: HashMap<ConnId, PeerPresence>,
     /// The first answer (`Committed` or `Rejected`) to recent transaction ids.
     answered: Recent,
+    /// Memory may differ from the store: a commit failed and so did the reload after it. Until a
+    /// reload succeeds nothing is staged on, served from or subscribed to this state, so an edit
+    /// whose author was told it failed can never ride along with a later commit.
+    stale: bool,
 }
 
 /// A bounded memory of first answers, oldest forgotten first.
@@ -297,16 +301,25 @@ impl<S: Store> ProjectActor<S> {
             subscribers: Vec::new(),
             presences: HashMap::new(),
             answered: Recent::default(),
+            stale: false,
         }))
     }
 
     async fn run(mut self, mut inbox: mpsc::Receiver<Command>) {
         let mut commands = Vec::with_capacity(MAX_BATCH);
         while inbox.recv_many(&mut commands, MAX_BATCH).await > 0 {
+            // One reload attempt per batch of commands: while the database is down each attempt
+            // waits out its timeout.
+            if self.stale && self.reload().await.is_ok() {
+                tracing::info!("project reloaded; serving it again");
+            }
             let mut writes = Vec::new();
             for command in commands.drain(..) {
                 match command {
                     Command::Write { tx, author, outbox } => writes.push(Write { tx, author, outbox: Some(outbox) }),
+                    Command::Subscribe { outbox, .. } | Command::GetRecords { outbox, .. } if self.stale => {
+                        outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: UNAVAILABLE.into() });
+                    }
                     Command::Subscribe { user, since, outbox, join_as_editor } => {
                         self.subscribe(user, since, outbox, join_as_editor).await;
                     }
@@ -337,6 +350,10 @@ impl<S: Store> ProjectActor<S> {
             let member = Record::Member(ensemble_protocol::Member { user, role: Role::Editor });
             let join = Transaction::new(self.id, vec![Op::Create { id: MemberId::new_v7().into(), record: member }]);
             self.commit_writes(vec![Write { tx: join, author: AUTHORITY, outbox: None }]).await;
+            if self.stale {
+                outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: UNAVAILABLE.into() });
+                return;
+            }
         }
         let role = match self.state.role_of(user) {
             Some(role) => role,
@@ -398,6 +415,10 @@ impl<S: Store> ProjectActor<S> {
 
     /// Applies what applies, commits it durably in one batch, then answers and broadcasts.
     async fn commit_writes(&mut self, mut writes: Vec<Write>) {
+        if self.stale {
+            refuse(&writes, UNAVAILABLE);
+            return;
+        }
         // The first attempt trusts memory for replays. One retry covers a batch that lost a race
         // with another writer (an operator command, another process) or replayed a transaction
         // old enough to be forgotten: reload, then try again checking every id against the log.
@@ -411,29 +432,27 @@ impl<S: Store> ProjectActor<S> {
                     // Nothing of this batch is stored: say so, and start the next batch from
                     // what the store holds. The clients may send the same transactions again.
                     tracing::error!(%error, "commit failed");
-                    let message = format!("the authority could not save this edit: {error}");
-                    for write in &writes {
-                        if let Some(outbox) = &write.outbox {
-                            outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.clone() });
-                        }
-                    }
-                    self.reload_or_drop_subscribers().await;
+                    refuse(&writes, &format!("the authority could not save this edit: {error}"));
+                    self.reload_or_go_stale().await;
                     return;
                 }
             }
-            if !self.reload_or_drop_subscribers().await {
+            if !self.reload_or_go_stale().await {
+                refuse(&writes, UNAVAILABLE);
                 return;
             }
         }
     }
 
-    /// Reloads the project from the store; if even that fails, cuts the subscribers off (they
-    /// will resubscribe) rather than serve a state the store does not hold. False on failure.
-    async fn reload_or_drop_subscribers(&mut self) -> bool {
+    /// Reloads the project from the store, so memory holds exactly what the store does. If even
+    /// that fails, the actor goes stale and cuts its subscribers off (they will resubscribe)
+    /// rather than serve a state the store may not hold. False on failure.
+    async fn reload_or_go_stale(&mut self) -> bool {
         match self.reload().await {
             Ok(()) => true,
             Err(error) => {
-                tracing::error!(%error, "project could not be reloaded; dropping its subscribers");
+                tracing::error!(%error, "project could not be reloaded; dropping its subscribers until it can");
+                self.stale = true;
                 let message = "the authority lost this project's state; subscribe again".to_owned();
                 for subscriber in self.subscribers.drain(..) {
                     subscriber.outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.clone() });
@@ -448,6 +467,7 @@ impl<S: Store> ProjectActor<S> {
         self.state = loaded.state;
         self.seq = loaded.seq;
         self.record_seqs = loaded.record_seqs.into_iter().collect();
+        self.stale = false;
         Ok(())
     }
 
@@ -590,6 +610,16 @@ impl<S: Store> ProjectActor<S> {
             }
             still_member
         });
+    }
+}
+
+/// What a stale actor answers: it cannot tell what the store holds.
+const UNAVAILABLE: &str = "the authority cannot reach its database; nothing was saved, try again later";
+
+/// Answers every write with an error saying nothing was saved.
+fn refuse(writes: &[Write], message: &str) {
+    for outbox in writes.iter().filter_map(|write| write.outbox.as_ref()) {
+        outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.to_owned() });
     }
 }
 

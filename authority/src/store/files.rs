@@ -211,32 +211,37 @@ macro_rules! file_queries {
         }
 
         async fn add_blob(&self, blob: &BlobRow, user: UserId) -> Result<(), Error> {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO blobs (hash, size, codec, sample_rate, channels, frames, stored, stored_size, \
+            let mut conn = self.pool.acquire().await?;
+            let result = async {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                sqlx::query(
+                    "INSERT INTO blobs (hash, size, codec, sample_rate, channels, frames, stored, stored_size, \
                  stored_hash, peaks_ready, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                  ON CONFLICT (hash) DO NOTHING",
-            )
-            .bind(blob.hash.0.as_slice())
-            .bind(super::to_i64(blob.size)?)
-            .bind(super::files::codec_name(blob.codec))
-            .bind(i64::from(blob.sample_rate))
-            .bind(i64::from(blob.channels))
-            .bind(super::to_i64(blob.frames)?)
-            .bind(super::files::stored_name(blob.stored))
-            .bind(super::to_i64(blob.stored_size)?)
-            .bind(blob.stored_hash.0.as_slice())
-            .bind(i64::from(blob.peaks_ready))
-            .bind(super::now())
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("INSERT INTO user_blobs (user_id, hash) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(user.0.as_bytes().as_slice())
+                )
                 .bind(blob.hash.0.as_slice())
+                .bind(super::to_i64(blob.size)?)
+                .bind(super::files::codec_name(blob.codec))
+                .bind(i64::from(blob.sample_rate))
+                .bind(i64::from(blob.channels))
+                .bind(super::to_i64(blob.frames)?)
+                .bind(super::files::stored_name(blob.stored))
+                .bind(super::to_i64(blob.stored_size)?)
+                .bind(blob.stored_hash.0.as_slice())
+                .bind(i64::from(blob.peaks_ready))
+                .bind(super::now())
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
-            Ok(())
+                sqlx::query("INSERT INTO user_blobs (user_id, hash) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(user.0.as_bytes().as_slice())
+                    .bind(blob.hash.0.as_slice())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            .await;
+            super::close_on_error(conn, result)
         }
 
         async fn stored_bytes(&self, user: UserId) -> Result<u64, Error> {

@@ -447,6 +447,23 @@ macro_rules! shared_queries {
 
 pub(crate) use shared_queries;
 
+/// Hands back a connection after one database transaction on it, closing it instead of
+/// returning it to the pool if anything in the transaction failed.
+///
+/// After a failed `COMMIT` (a full disk) SQLite can leave the connection inside the failed
+/// transaction while sqlx counts it as ended or the other way round; back in the pool, the next
+/// `BEGIN` would open only a savepoint, its "commit" would store nothing, and the write lock
+/// would stay held. So a connection that saw an error in a transaction never serves again.
+pub(crate) fn close_on_error<DB: sqlx::Database, T>(
+    mut conn: sqlx::pool::PoolConnection<DB>,
+    result: Result<T, Error>,
+) -> Result<T, Error> {
+    if result.is_err() {
+        conn.close_on_drop();
+    }
+    result
+}
+
 /// Turns a unique-key violation into [`Error::Exists`] naming `what`.
 pub(crate) fn exists_on_conflict(error: sqlx::Error, what: impl FnOnce() -> String) -> Error {
     match &error {

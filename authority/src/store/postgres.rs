@@ -76,27 +76,32 @@ impl Store for PostgresStore {
     async fn create_project(&self, state: &ProjectState) -> Result<(), Error> {
         let id = state.id();
         let records = super::initial_records(state)?;
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO projects (id, seq, created_at) VALUES ($1, 0, $2)")
-            .bind(id.0.as_bytes().as_slice())
-            .bind(super::now())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| super::exists_on_conflict(e, || format!("project {id}")))?;
-        let (ids, versions, seqs, bodies) = record_arrays(&records)?;
-        sqlx::query(
-            "INSERT INTO records (project_id, id, version, seq, body) \
+        let mut conn = self.pool.acquire().await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            sqlx::query("INSERT INTO projects (id, seq, created_at) VALUES ($1, 0, $2)")
+                .bind(id.0.as_bytes().as_slice())
+                .bind(super::now())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| super::exists_on_conflict(e, || format!("project {id}")))?;
+            let (ids, versions, seqs, bodies) = record_arrays(&records)?;
+            sqlx::query(
+                "INSERT INTO records (project_id, id, version, seq, body) \
              SELECT $1, * FROM UNNEST($2::bytea[], $3::int8[], $4::int8[], $5::bytea[])",
-        )
-        .bind(id.0.as_bytes().as_slice())
-        .bind(&ids)
-        .bind(&versions)
-        .bind(&seqs)
-        .bind(&bodies)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+            )
+            .bind(id.0.as_bytes().as_slice())
+            .bind(&ids)
+            .bind(&versions)
+            .bind(&seqs)
+            .bind(&bodies)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        super::close_on_error(conn, result)
     }
 
     async fn committed(&self, project: ProjectId, tx_ids: &[TxId]) -> Result<Vec<CommittedTx>, Error> {

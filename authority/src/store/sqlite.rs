@@ -39,24 +39,29 @@ impl Store for SqliteStore {
     async fn create_project(&self, state: &ProjectState) -> Result<(), Error> {
         let id = state.id();
         let records = super::initial_records(state)?;
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO projects (id, seq, created_at) VALUES (?, 0, ?)")
-            .bind(id.0.as_bytes().as_slice())
-            .bind(super::now())
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| super::exists_on_conflict(e, || format!("project {id}")))?;
-        for record in &records {
-            sqlx::query("INSERT INTO records (project_id, id, version, seq, body) VALUES (?, ?, ?, 0, ?)")
+        let mut conn = self.pool.acquire().await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            sqlx::query("INSERT INTO projects (id, seq, created_at) VALUES (?, 0, ?)")
                 .bind(id.0.as_bytes().as_slice())
-                .bind(record.id.0.as_bytes().as_slice())
-                .bind(super::to_i64(record.version.0)?)
-                .bind(record.body.as_deref())
+                .bind(super::now())
                 .execute(&mut *tx)
-                .await?;
+                .await
+                .map_err(|e| super::exists_on_conflict(e, || format!("project {id}")))?;
+            for record in &records {
+                sqlx::query("INSERT INTO records (project_id, id, version, seq, body) VALUES (?, ?, ?, 0, ?)")
+                    .bind(id.0.as_bytes().as_slice())
+                    .bind(record.id.0.as_bytes().as_slice())
+                    .bind(super::to_i64(record.version.0)?)
+                    .bind(record.body.as_deref())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
         }
-        tx.commit().await?;
-        Ok(())
+        .await;
+        super::close_on_error(conn, result)
     }
 
     async fn committed(&self, project: ProjectId, tx_ids: &[TxId]) -> Result<Vec<CommittedTx>, Error> {
@@ -79,48 +84,53 @@ impl Store for SqliteStore {
     async fn commit(&self, project: ProjectId, from: Seq, batch: &Batch) -> Result<(), Error> {
         let Some(to) = batch.last_seq() else { return Ok(()) };
         let project_id = project.0.as_bytes().as_slice();
-        let mut tx = self.pool.begin().await?;
-        // The first statement writes, so SQLite takes the write lock at once.
-        let moved = sqlx::query("UPDATE projects SET seq = ? WHERE id = ? AND seq = ?")
-            .bind(super::to_i64(to.0)?)
-            .bind(project_id)
-            .bind(super::to_i64(from.0)?)
-            .execute(&mut *tx)
-            .await?;
-        if moved.rows_affected() != 1 {
-            return Err(Error::SeqMoved(project));
-        }
-        for logged in &batch.txs {
-            sqlx::query(
-                "INSERT INTO transactions (tx_id, project_id, seq, author, ops, versions, committed_at) \
+        let mut conn = self.pool.acquire().await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            // The first statement writes, so SQLite takes the write lock at once.
+            let moved = sqlx::query("UPDATE projects SET seq = ? WHERE id = ? AND seq = ?")
+                .bind(super::to_i64(to.0)?)
+                .bind(project_id)
+                .bind(super::to_i64(from.0)?)
+                .execute(&mut *tx)
+                .await?;
+            if moved.rows_affected() != 1 {
+                return Err(Error::SeqMoved(project));
+            }
+            for logged in &batch.txs {
+                sqlx::query(
+                    "INSERT INTO transactions (tx_id, project_id, seq, author, ops, versions, committed_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(logged.tx_id.0.as_bytes().as_slice())
-            .bind(project_id)
-            .bind(super::to_i64(logged.seq.0)?)
-            .bind(logged.author.0.as_bytes().as_slice())
-            .bind(logged.ops.as_slice())
-            .bind(logged.versions.as_slice())
-            .bind(logged.committed_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| super::exists_on_conflict(e, || format!("transaction {}", logged.tx_id)))?;
-        }
-        for record in &batch.records {
-            sqlx::query(
-                "INSERT INTO records (project_id, id, version, seq, body) VALUES (?, ?, ?, ?, ?) \
+                )
+                .bind(logged.tx_id.0.as_bytes().as_slice())
+                .bind(project_id)
+                .bind(super::to_i64(logged.seq.0)?)
+                .bind(logged.author.0.as_bytes().as_slice())
+                .bind(logged.ops.as_slice())
+                .bind(logged.versions.as_slice())
+                .bind(logged.committed_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| super::exists_on_conflict(e, || format!("transaction {}", logged.tx_id)))?;
+            }
+            for record in &batch.records {
+                sqlx::query(
+                    "INSERT INTO records (project_id, id, version, seq, body) VALUES (?, ?, ?, ?, ?) \
                  ON CONFLICT (project_id, id) DO UPDATE \
                  SET version = excluded.version, seq = excluded.seq, body = excluded.body",
-            )
-            .bind(project_id)
-            .bind(record.id.0.as_bytes().as_slice())
-            .bind(super::to_i64(record.version.0)?)
-            .bind(super::to_i64(record.seq.0)?)
-            .bind(record.body.as_deref())
-            .execute(&mut *tx)
-            .await?;
+                )
+                .bind(project_id)
+                .bind(record.id.0.as_bytes().as_slice())
+                .bind(super::to_i64(record.version.0)?)
+                .bind(super::to_i64(record.seq.0)?)
+                .bind(record.body.as_deref())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
         }
-        tx.commit().await?;
-        Ok(())
+        .await;
+        super::close_on_error(conn, result)
     }
 }

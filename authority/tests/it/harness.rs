@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use ensemble_authority::admin;
 use ensemble_authority::remote::Remote;
 use ensemble_authority::server::{Server, ServerOptions};
-use ensemble_authority::store::{AnyStore, PostgresStore, SqliteStore};
+use ensemble_authority::store::{AnyStore, PostgresStore, SqliteStore, Store};
 use ensemble_authority::tls::{Identity, Trust};
 use ensemble_protocol::*;
 use tempfile::TempDir;
@@ -40,7 +40,7 @@ pub(crate) struct Cast {
     pub(crate) stranger: String,
 }
 
-pub(crate) async fn cast(store: &AnyStore) -> Cast {
+pub(crate) async fn cast<S: Store>(store: &S) -> Cast {
     let cast = Cast {
         project: ProjectId::from_u128(0),
         owner: unique("olive"),
@@ -64,7 +64,7 @@ pub(crate) struct Running {
     pub(crate) trust: Trust,
 }
 
-pub(crate) async fn serve(store: &AnyStore, options: ServerOptions) -> Running {
+pub(crate) async fn serve<S: Store>(store: &S, options: ServerOptions) -> Running {
     // RUST_LOG=debug shows the authority's side of a failing test.
     let _ = tracing_subscriber::fmt()
         .with_test_writer()

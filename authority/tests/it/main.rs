@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod crash;
+mod disk_full;
 mod files;
 mod harness;
+mod outage;
 mod quic;
 mod store_suite;
