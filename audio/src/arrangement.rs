@@ -38,20 +38,73 @@ impl Envelope {
         self.points.get(next).map_or(u64::MAX, |point| point.frame)
     }
 
+    /// The stretch of the envelope that `frame` lies in, up to the next breakpoint, or `None`
+    /// when the envelope has no points. Every frame up to [`Envelope::next_break`] evaluates
+    /// through it without searching again.
+    pub fn span(&self, frame: u64) -> Option<Span> {
+        let next = self.points.partition_point(|point| point.frame <= frame);
+        match (next.checked_sub(1).map(|i| self.points[i]), self.points.get(next)) {
+            (Some(from), to) => Some(Span { from, to: to.copied() }),
+            // Before the first point: its value, held.
+            (None, first) => first.map(|first| Span { from: *first, to: None }),
+        }
+    }
+
     /// The value at `frame`, or `None` when the envelope has no points.
     pub fn value_at(&self, frame: u64) -> Option<f32> {
-        let next = self.points.partition_point(|point| point.frame <= frame);
-        let (Some(left), right) = (next.checked_sub(1).map(|i| self.points[i]), self.points.get(next)) else {
-            return self.points.first().map(|point| point.value);
-        };
-        let Some(right) = right else { return Some(left.value) };
-        let t = (frame - left.frame) as f32 / (right.frame - left.frame).max(1) as f32;
-        let shaped = match left.curve {
+        self.span(frame).map(|span| span.value_at(frame))
+    }
+
+    /// For an envelope of dB values, the linear gain at `frame`, or `None` when it has no points.
+    pub fn gain_at(&self, frame: u64) -> Option<f32> {
+        self.span(frame).map(|span| span.gain_at(frame))
+    }
+}
+
+/// An envelope between two breakpoints (or held after the last one).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Span {
+    pub(crate) from: Point,
+    pub(crate) to: Option<Point>,
+}
+
+impl Span {
+    /// How far along the curve `frame` is, from 0 (at `from`) towards 1 (at `to`).
+    fn shaped(&self, frame: u64) -> Option<(f32, f32)> {
+        let to = self.to?;
+        let t = frame.saturating_sub(self.from.frame) as f32 / (to.frame - self.from.frame).max(1) as f32;
+        let shaped = match self.from.curve {
             Curve::Hold => 0.0,
             Curve::Linear => t,
             Curve::Smooth => t * t * (3.0 - 2.0 * t),
         };
-        Some(left.value + (right.value - left.value) * shaped)
+        Some((shaped, to.value))
+    }
+
+    /// The value at `frame`, interpolated along the curve of the span's first point.
+    pub fn value_at(&self, frame: u64) -> f32 {
+        match self.shaped(frame) {
+            Some((shaped, to)) if shaped > 0.0 => self.from.value + (to - self.from.value) * shaped,
+            _ => self.from.value,
+        }
+    }
+
+    /// For dB values, the linear gain at `frame`. Between finite levels the ramp is in dB (what
+    /// a fader move sounds like); to or from silence (−∞ dB, which the protocol accepts) it is a
+    /// ramp of the linear gain, since no dB ramp reaches silence. Always finite.
+    pub fn gain_at(&self, frame: u64) -> f32 {
+        match self.shaped(frame) {
+            Some((shaped, to)) if shaped > 0.0 => {
+                let from = self.from.value;
+                if from.is_finite() && to.is_finite() {
+                    db_to_gain(from + (to - from) * shaped)
+                } else {
+                    let (from, to) = (db_to_gain(from), db_to_gain(to));
+                    from + (to - from) * shaped
+                }
+            }
+            _ => db_to_gain(self.from.value),
+        }
     }
 }
 
@@ -126,6 +179,11 @@ pub fn pan_gains(pan: f32) -> (f32, f32) {
 /// dB to a linear factor; `-inf` dB is silence.
 pub fn db_to_gain(db: f32) -> f32 {
     if db == f32::NEG_INFINITY { 0.0 } else { 10f32.powf(db / 20.0) }
+}
+
+/// A linear factor to dB; silence is `-inf` dB.
+pub fn gain_to_db(gain: f32) -> f32 {
+    if gain > 0.0 { 20.0 * gain.log10() } else { f32::NEG_INFINITY }
 }
 
 /// The click track: a short tone on every beat, higher and louder on the first of each bar.

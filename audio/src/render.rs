@@ -13,7 +13,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::arrangement::{Arrangement, TrackPlan, db_to_gain, pan_gains};
+use ensemble_protocol::Curve;
+
+use crate::arrangement::{Arrangement, Span, TrackPlan, db_to_gain, pan_gains};
 use crate::wav::{WavFormat, write_wav};
 use crate::{AudioError, Pcm};
 
@@ -191,23 +193,20 @@ fn render_clips(track: &TrackPlan, position: u64, scratch: &mut [Frame]) {
     }
 }
 
-/// Automation is evaluated exactly every this many frames (and at every breakpoint); the
-/// linear gains in between are interpolated, which is within 1e-7 of evaluating every frame
-/// and a fraction of the cost.
-const CONTROL_FRAMES: u64 = 32;
-
-/// The track's left and right gains at `frame`: fader (or gain automation) times pan law.
-fn gains_at(track: &TrackPlan, frame: u64) -> (f32, f32) {
-    let gain = db_to_gain(track.gain_envelope.value_at(frame).unwrap_or(track.gain_db));
-    let (left, right) = pan_gains(track.pan_envelope.value_at(frame).unwrap_or(track.pan));
-    (gain * left, gain * right)
-}
+/// Automation is computed exactly at anchors, every this many frames of the timeline and at every
+/// breakpoint, and carried to the frames after an anchor by a recurrence that is exact for the
+/// curve (a linear ramp in dB is geometric in gain, a linear pan sweep turns the pan law's angle
+/// at a constant rate); curves with no such recurrence are evaluated at every frame. A frame's
+/// value depends only on its position, never on where a block starts.
+const ANCHOR_FRAMES: u64 = 32;
 
 /// Applies the track's fader and pan (or their automation) to `scratch` and adds it to `out`.
 fn mix_track(track: &TrackPlan, position: u64, scratch: &[Frame], out: &mut [Frame]) {
     let automated = !track.gain_envelope.points.is_empty() || !track.pan_envelope.points.is_empty();
     if !automated {
-        let (left, right) = gains_at(track, position);
+        let gain = db_to_gain(track.gain_db);
+        let (left, right) = pan_gains(track.pan);
+        let (left, right) = (gain * left, gain * right);
         for (out, frame) in out.iter_mut().zip(scratch) {
             out[0] += frame[0] * left;
             out[1] += frame[1] * right;
@@ -217,18 +216,139 @@ fn mix_track(track: &TrackPlan, position: u64, scratch: &[Frame], out: &mut [Fra
     let mut done = 0;
     while done < out.len() {
         let at = position + done as u64;
-        // Never interpolate across a breakpoint: a held value jumps there.
-        let until = track.gain_envelope.next_break(at).min(track.pan_envelope.next_break(at));
-        let frames = (out.len() - done).min(CONTROL_FRAMES as usize).min((until - at) as usize).max(1);
-        let first = gains_at(track, at);
-        let last = if frames > 1 { gains_at(track, at + frames as u64 - 1) } else { first };
-        let step = ((last.0 - first.0) / (frames.max(2) - 1) as f32, (last.1 - first.1) / (frames.max(2) - 1) as f32);
-        for (k, (out, frame)) in out[done..done + frames].iter_mut().zip(&scratch[done..]).enumerate() {
-            let (left, right) = (first.0 + step.0 * k as f32, first.1 + step.1 * k as f32);
-            out[0] += frame[0] * left;
-            out[1] += frame[1] * right;
+        let (gain, pan) = (track.gain_envelope.span(at), track.pan_envelope.span(at));
+        let grid = at - at % ANCHOR_FRAMES;
+        let anchor = [gain, pan].iter().flatten().map(|span| span.from.frame).filter(|&f| f <= at).fold(grid, u64::max);
+        let until =
+            (grid + ANCHOR_FRAMES).min(track.gain_envelope.next_break(at)).min(track.pan_envelope.next_break(at));
+        let frames = (out.len() - done).min(usize::try_from(until - at).unwrap_or(usize::MAX));
+        let mut gain = Walk::gain(gain, track.gain_db, anchor, at);
+        let mut pan = Walk::pan(pan, track.pan, anchor, at);
+        for (out, frame) in out[done..done + frames].iter_mut().zip(&scratch[done..]) {
+            let gain = gain.next_gain();
+            let (left, right) = pan.next_pan();
+            out[0] += frame[0] * (gain * left) as f32;
+            out[1] += frame[1] * (gain * right) as f32;
         }
         done += frames;
+    }
+}
+
+/// One automated value walked frame by frame from an anchor. Gain walks yield a linear factor;
+/// pan walks yield the pan law's (left, right) as `(cos, sin)` of its angle.
+enum Walk {
+    /// The same value at every frame.
+    Fixed(f64, f64),
+    /// Multiplied by a ratio each frame: a linear ramp in dB.
+    Geometric { value: f64, ratio: f64 },
+    /// Plus a step each frame: a linear ramp of the gain, to or from silence.
+    Linear { value: f64, step: f64 },
+    /// Turned by a fixed angle each frame: a linear pan sweep.
+    Rotation { cos: f64, sin: f64, turn_cos: f64, turn_sin: f64 },
+    /// Evaluated at every frame (smooth curves).
+    Exact { span: Span, frame: u64, gain: bool },
+}
+
+impl Walk {
+    /// The gain walk of `span` (or the fader when the lane is empty), at `at`, from `anchor`.
+    fn gain(span: Option<Span>, fader_db: f32, anchor: u64, at: u64) -> Walk {
+        let Some(span) = span else { return Walk::Fixed(f64::from(db_to_gain(fader_db)), 0.0) };
+        let walk = match (span.from.curve, span.to) {
+            (Curve::Linear, Some(to)) => {
+                let (from_db, to_db) = (f64::from(span.from.value), f64::from(to.value));
+                let length = (to.frame - span.from.frame).max(1) as f64;
+                let along = anchor.saturating_sub(span.from.frame) as f64 / length;
+                if from_db.is_finite() && to_db.is_finite() {
+                    let value = 10f64.powf((from_db + (to_db - from_db) * along) / 20.0);
+                    let ratio = 10f64.powf((to_db - from_db) / length / 20.0);
+                    // Levels too far below silence for a double, or ramps too steep for one,
+                    // are evaluated frame by frame.
+                    if value.is_normal() && ratio.is_normal() {
+                        Walk::Geometric { value, ratio }
+                    } else {
+                        Walk::Exact { span, frame: anchor, gain: true }
+                    }
+                } else {
+                    let (from, to) = (f64::from(db_to_gain(span.from.value)), f64::from(db_to_gain(to.value)));
+                    Walk::Linear { value: from + (to - from) * along, step: (to - from) / length }
+                }
+            }
+            (Curve::Smooth, Some(_)) => Walk::Exact { span, frame: anchor, gain: true },
+            _ => Walk::Fixed(f64::from(span.gain_at(anchor)), 0.0),
+        };
+        walk.skipped(at - anchor)
+    }
+
+    /// The pan walk of `span` (or the fixed pan when the lane is empty), at `at`, from `anchor`.
+    fn pan(span: Option<Span>, fixed: f32, anchor: u64, at: u64) -> Walk {
+        let angle = |pan: f64| (pan.clamp(-1.0, 1.0) + 1.0) * std::f64::consts::FRAC_PI_4;
+        let Some(span) = span else {
+            let (cos, sin) = pan_gains(fixed);
+            return Walk::Fixed(f64::from(cos), f64::from(sin));
+        };
+        let walk = match (span.from.curve, span.to) {
+            (Curve::Linear, Some(to)) => {
+                let (sin, cos) = angle(f64::from(span.value_at(anchor))).sin_cos();
+                let length = (to.frame - span.from.frame).max(1) as f64;
+                let turn = angle(f64::from(to.value)) - angle(f64::from(span.from.value));
+                let (turn_sin, turn_cos) = (turn / length).sin_cos();
+                Walk::Rotation { cos, sin, turn_cos, turn_sin }
+            }
+            (Curve::Smooth, Some(_)) => Walk::Exact { span, frame: anchor, gain: false },
+            _ => {
+                let (cos, sin) = pan_gains(span.value_at(anchor));
+                Walk::Fixed(f64::from(cos), f64::from(sin))
+            }
+        };
+        walk.skipped(at - anchor)
+    }
+
+    /// The walk `frames` frames on, stepped exactly as rendering would, so where a block starts
+    /// does not change a value.
+    fn skipped(mut self, frames: u64) -> Walk {
+        for _ in 0..frames {
+            self.step();
+        }
+        self
+    }
+
+    fn current(&self) -> (f64, f64) {
+        match *self {
+            Walk::Fixed(a, b) => (a, b),
+            Walk::Geometric { value, .. } | Walk::Linear { value, .. } => (value, 0.0),
+            Walk::Rotation { cos, sin, .. } => (cos, sin),
+            Walk::Exact { span, frame, gain: true } => (f64::from(span.gain_at(frame)), 0.0),
+            Walk::Exact { span, frame, gain: false } => {
+                let (cos, sin) = pan_gains(span.value_at(frame));
+                (f64::from(cos), f64::from(sin))
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        match self {
+            Walk::Fixed(..) => {}
+            Walk::Geometric { value, ratio } => *value *= *ratio,
+            Walk::Linear { value, step } => *value += *step,
+            Walk::Rotation { cos, sin, turn_cos, turn_sin } => {
+                (*cos, *sin) = (*cos * *turn_cos - *sin * *turn_sin, *sin * *turn_cos + *cos * *turn_sin);
+            }
+            Walk::Exact { frame, .. } => *frame += 1,
+        }
+    }
+
+    /// This frame's gain, then on to the next frame.
+    fn next_gain(&mut self) -> f64 {
+        let (gain, _) = self.current();
+        self.step();
+        gain
+    }
+
+    /// This frame's (left, right) pan gains, then on to the next frame.
+    fn next_pan(&mut self) -> (f64, f64) {
+        let gains = self.current();
+        self.step();
+        gains
     }
 }
 

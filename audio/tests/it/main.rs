@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod alloc;
+mod automation;
 mod decode;
 mod engine;
 mod jam;

@@ -6,7 +6,7 @@
 //! is heard.
 
 use bevy_egui::egui;
-use ensemble_audio::arrangement::{Envelope, Point};
+use ensemble_audio::arrangement::{Envelope, Point, gain_to_db};
 use ensemble_protocol::{AutomationLane, Parameter, PointId, RecordId};
 
 use super::timeline::Grid;
@@ -120,7 +120,12 @@ pub(super) fn show(
     let mut x = rect.left();
     while x <= rect.right() + 2.0 {
         let tick = grid.ticks_at(x).max(0) as u64;
-        if let Some(value) = shape.value_at(tick) {
+        // Gain ramps to and from silence are ramps of the linear gain, as the renderer plays them.
+        let value = match lane.parameter {
+            Parameter::Gain => shape.gain_at(tick).map(gain_to_db),
+            Parameter::Pan => shape.value_at(tick),
+        };
+        if let Some(value) = value {
             line.push(egui::pos2(x, scale.y_of(value)));
         }
         x += 2.0;
