@@ -26,6 +26,10 @@ pub mod render;
 pub mod resample;
 pub mod wav;
 
+// Which checkout this crate was built from: a different one makes cargo rebuild it, so clones
+// sharing the target directory never build each other's code (see `.cargo/config.toml`).
+const _: Option<&str> = option_env!("ENSEMBLE_CHECKOUT");
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

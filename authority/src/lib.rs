@@ -30,6 +30,10 @@ pub mod server;
 pub mod store;
 pub mod tls;
 
+// Which checkout this crate was built from: a different one makes cargo rebuild it, so clones
+// sharing the target directory never build each other's code (see `.cargo/config.toml`).
+const _: Option<&str> = option_env!("ENSEMBLE_CHECKOUT");
+
 use ensemble_protocol::{FrameError, ProjectId};
 
 /// Everything that can go wrong in the authority.

@@ -6,6 +6,10 @@
 
 pub mod load;
 
+// Which checkout this crate was built from: a different one makes cargo rebuild it, so clones
+// sharing the target directory never build each other's code (see `.cargo/config.toml`).
+const _: Option<&str> = option_env!("ENSEMBLE_CHECKOUT");
+
 use ensemble_protocol::{
     AssetId, AudioAsset, Bpm, Clip, ClipField, ClipId, Codec, Colour, ContentHash, Field, Frames, Member, MemberId, Op,
     Project, ProjectId, ProjectState, Record, RecordId, Role, Ticks, TimeSignature, Track, TrackField, TrackId,

@@ -49,6 +49,10 @@ pub mod transport;
 #[cfg(feature = "window")]
 pub mod window;
 
+// Which checkout this crate was built from: a different one makes cargo rebuild it, so clones
+// sharing the target directory never build each other's code (see `.cargo/config.toml`).
+const _: Option<&str> = option_env!("ENSEMBLE_CHECKOUT");
+
 pub use error::Error;
 
 use bevy::prelude::*;

@@ -36,6 +36,10 @@ pub mod transfer;
 pub mod validate;
 pub mod wire;
 
+// Which checkout this crate was built from: a different one makes cargo rebuild it, so clones
+// sharing the target directory never build each other's code (see `.cargo/config.toml`).
+const _: Option<&str> = option_env!("ENSEMBLE_CHECKOUT");
+
 pub use frame::{FrameCodec, FrameError};
 pub use ids::{AssetId, ClipId, JobId, LaneId, MemberId, PointId, ProjectId, RecordId, TrackId, TxId, UserId};
 pub use op::{ListItem, ListPosition, Op, Transaction};

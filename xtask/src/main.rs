@@ -2,8 +2,9 @@
 //!
 //! - `cargo xtask run [ARGS]` sets up what is missing and opens the DAW (solo, on the demo song;
 //!   `cargo xtask run --connect HOST:PORT --project ID --fingerprint HEX` joins an authority).
-//! - `cargo xtask ci` runs exactly what CI runs: setup, fmt, clippy, tidy, tests, docs, the
-//!   DAW's screenshot check under Xvfb, a short jam lab (as root), a short fuzz run.
+//! - `cargo xtask ci` runs exactly what CI runs: setup, fmt, clippy, tidy, a check that clones
+//!   sharing the target directory build their own code, tests, docs, the DAW's screenshot check
+//!   under Xvfb, a short jam lab (as root), a short fuzz run.
 //! - `cargo xtask screenshot` runs the screenshot check alone (the image lands in
 //!   `target/screenshots/`).
 //! - `cargo xtask setup` installs the system packages and rustup targets the project needs.
@@ -17,7 +18,12 @@
 mod jam_lab;
 mod screenshot;
 mod setup;
+mod shared_target;
 mod tidy;
+
+// Which checkout this crate was built from: a different one makes cargo rebuild it, so clones
+// sharing the target directory never build each other's code (see `.cargo/config.toml`).
+const _: Option<&str> = option_env!("ENSEMBLE_CHECKOUT");
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -101,6 +107,7 @@ fn ci() -> Result {
     step("fmt", &|| cargo(&["fmt", "--all", "--check"]))?;
     step("clippy", &|| cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     step("tidy", &tidy::check)?;
+    step("shared target", &shared_target::check)?;
     step("test", &|| cargo(&["test", "--workspace", "--locked"]))?;
     step("doc", &|| {
         with_env("RUSTDOCFLAGS", "-D warnings", || cargo(&["doc", "--workspace", "--no-deps", "--locked"]))
