@@ -7,6 +7,7 @@
 //!   under Xvfb, a short jam lab (as root), a short fuzz run.
 //! - `cargo xtask screenshot` runs the screenshot check alone (the image lands in
 //!   `target/screenshots/`).
+//! - `cargo xtask shared-target` runs the two-clone check alone.
 //! - `cargo xtask setup` installs the system packages and rustup targets the project needs.
 //! - `cargo xtask fuzz [SECONDS]` fuzzes the frame decoder and the audio decoder, each for
 //!   SECONDS, on the nightly toolchain.
@@ -31,8 +32,7 @@ use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str =
-    "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
+const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | shared-target | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         ["ci"] => ci(),
         ["setup"] => setup::setup(),
         ["screenshot"] => screenshot::check(),
+        ["shared-target"] => shared_target::check(),
         ["fuzz"] => fuzz(60),
         ["fuzz", seconds] => seconds.parse().map_err(|_| format!("not a number of seconds: {seconds}")).and_then(fuzz),
         ["bench", rest @ ..] => cargo(&[&["bench", "-p", "ensemble-benches"], rest].concat()),

@@ -32,7 +32,11 @@ fn check_in(scratch: &Path) -> Result {
     let text = std::fs::read_to_string(&lib).map_err(|e| format!("{}: {e}", lib.display()))?;
     std::fs::write(&lib, format!("{text}\ncompile_error!(\"{MARK}\");\n")).map_err(|e| e.to_string())?;
     let identity = ["-c", "user.name=xtask", "-c", "user.email=xtask@localhost"];
-    command_in(&second, "git", &[&identity[..], &["commit", "--quiet", "-am", "a change of the second clone"]].concat())?;
+    command_in(
+        &second,
+        "git",
+        &[&identity[..], &["commit", "--quiet", "-am", "a change of the second clone"]].concat(),
+    )?;
     age(&second.join("protocol"))?;
 
     let check = |clone: &Path| -> Result<Output> {
@@ -57,7 +61,10 @@ fn check_in(scratch: &Path) -> Result {
     }
     let built = check(&first)?;
     if !built.status.success() {
-        return Err(format!("the first clone no longer builds after the second: {}", String::from_utf8_lossy(&built.stderr)));
+        return Err(format!(
+            "the first clone no longer builds after the second: {}",
+            String::from_utf8_lossy(&built.stderr)
+        ));
     }
     eprintln!("shared target: each clone built its own code");
     Ok(())
@@ -72,7 +79,8 @@ fn age(dir: &Path) -> Result {
         if path.is_dir() {
             age(&path)?;
         } else {
-            let file = std::fs::File::options().write(true).open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let file =
+                std::fs::File::options().write(true).open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             file.set_modified(long_ago).map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
