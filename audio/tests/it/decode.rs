@@ -102,6 +102,38 @@ fn resampling_keeps_length_pitch_and_level() {
     assert!((peak - 0.5).abs() < 0.01, "peak {peak}");
 }
 
+/// Where a tone of `hz` in `samples` (at `rate`) sits in time relative to a sine that starts at
+/// 0 s, in seconds, from the least-squares phase of the middle half.
+fn time_offset(samples: &[f32], rate: u32, hz: f64) -> f64 {
+    let (from, to) = (samples.len() / 4, samples.len() * 3 / 4);
+    let (mut sin_sum, mut cos_sum) = (0.0f64, 0.0f64);
+    for (n, sample) in samples.iter().enumerate().take(to).skip(from) {
+        let angle = std::f64::consts::TAU * hz * n as f64 / f64::from(rate);
+        sin_sum += f64::from(*sample) * angle.sin();
+        cos_sum += f64::from(*sample) * angle.cos();
+    }
+    cos_sum.atan2(sin_sum) / (std::f64::consts::TAU * hz)
+}
+
+#[test]
+fn resampling_starts_at_the_same_instant_at_every_ratio() {
+    let hz = 997.0;
+    for (from, to) in
+        [(44_100, 48_000), (48_000, 44_100), (22_050, 48_000), (96_000, 48_000), (48_000, 96_000), (8_000, 44_100)]
+    {
+        // An odd length, so the output length has to be rounded.
+        let frames = from as usize + 7;
+        let tone: Vec<f32> = (0..frames)
+            .map(|n| (0.5 * (std::f64::consts::TAU * hz * n as f64 / f64::from(from)).sin()) as f32)
+            .collect();
+        let resampled = ensemble_audio::resample::resample(&Pcm::new(from, vec![tone]), to).unwrap();
+        let exact = frames as f64 * f64::from(to) / f64::from(from);
+        assert_eq!(resampled.frames(), exact.round() as usize, "{from} → {to} Hz: {exact} frames, rounded");
+        let offset = time_offset(&resampled.channels[0], to, hz);
+        assert!(offset.abs() <= 0.1e-6, "{from} → {to} Hz: the output is {:.2} µs off", offset * 1e6);
+    }
+}
+
 /// Encodes `pcm` with ffmpeg into `name` (its extension picks the codec).
 fn ffmpeg_encode(pcm: &Pcm, dir: &Path, name: &str) -> std::path::PathBuf {
     let source = dir.join("source.wav");
