@@ -14,6 +14,7 @@ use crate::{Error, auth};
 
 /// Adds a user with a password.
 pub async fn add_user<S: Store>(store: &S, name: &str, password: &str) -> Result<UserRow, Error> {
+    ensemble_protocol::validate::person_name(name).map_err(|bad| Error::Config(bad.to_string()))?;
     check_password(password)?;
     let hash = auth::hash_password(password)?;
     let id = store.create_user(name, &hash).await?;

@@ -4,6 +4,16 @@
 //! [`SessionToken`]; the store keeps only its blake3 hash and an expiry, so a stolen database
 //! holds no usable tokens. Checking a password for an unknown user still runs argon2, so the
 //! answer's timing does not tell which user names exist.
+//!
+//! [`LoginGuard`] stands in front of every password check: it runs a bounded number of argon2
+//! checks at once (each holds about 19 MiB while it runs) and counts failed logins per account
+//! and per address across connections, refusing further tries for the rest of a window without
+//! checking anything.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -45,8 +55,146 @@ async fn issue_token<S: Store>(store: &S, user: &UserRow) -> Result<SessionToken
     Ok(token)
 }
 
-/// Checks a user name and password; on success issues a session token.
+/// How many password checks run at once, and how many failed logins are allowed.
+#[derive(Clone, Debug)]
+pub struct LoginLimits {
+    /// argon2 checks running at once; more logins wait their turn.
+    pub concurrent_checks: usize,
+    /// Failed logins one account may have in a window, from anywhere.
+    pub failures_per_account: u32,
+    /// Failed logins one address may have in a window, for any account.
+    pub failures_per_address: u32,
+    /// How long failures are counted.
+    pub window: Duration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            concurrent_checks: std::thread::available_parallelism().map_or(2, usize::from),
+            failures_per_account: 10,
+            failures_per_address: 30,
+            window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Who a failure counts against.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Tally {
+    Account(String),
+    Address(IpAddr),
+}
+
+/// Most tallies kept; past this, expired ones are dropped and new ones not counted.
+const MAX_TALLIES: usize = 65_536;
+
+/// Bounds password checking: how many run at once, and how often one account or one address
+/// may fail. Shared by every connection of an authority.
+#[derive(Debug)]
+pub struct LoginGuard {
+    limits: LoginLimits,
+    checks: tokio::sync::Semaphore,
+    /// Checks running now, and the most that ever ran at once.
+    running: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+    /// Failures and when their window started.
+    failures: Mutex<HashMap<Tally, (u32, Instant)>>,
+}
+
+impl LoginGuard {
+    /// A guard with these limits.
+    pub fn new(limits: LoginLimits) -> Self {
+        let checks = tokio::sync::Semaphore::new(limits.concurrent_checks.max(1));
+        LoginGuard { limits, checks, running: 0.into(), peak: 0.into(), failures: Mutex::new(HashMap::new()) }
+    }
+
+    /// The most password checks that have run at once.
+    pub fn peak_checks(&self) -> usize {
+        self.peak.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Checks a user name and password from `address`, as [`login`] does, unless the account or
+    /// the address has failed too often lately ([`Error::Denied`], saying when to try again).
+    pub async fn login<S: Store>(
+        &self,
+        store: &S,
+        address: IpAddr,
+        name: &str,
+        password: &str,
+    ) -> Result<Option<(UserRow, SessionToken)>, Error> {
+        let tallies = [Tally::Account(name.to_owned()), Tally::Address(address)];
+        for tally in &tallies {
+            self.refuse_if_over(tally)?;
+        }
+        let result = {
+            use std::sync::atomic::Ordering::Relaxed;
+            let _turn = self.checks.acquire().await.map_err(|e| Error::Config(e.to_string()))?;
+            self.peak.fetch_max(self.running.fetch_add(1, Relaxed) + 1, Relaxed);
+            let result = login(store, name, password).await;
+            self.running.fetch_sub(1, Relaxed);
+            result
+        };
+        match &result {
+            Ok(Some(_)) => self.forget(&tallies[0]),
+            Ok(None) => self.fail(&tallies),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Counts a failure that was not a password check (a wrong join code) against `address`;
+    /// refused once the address has failed too often.
+    pub fn failed_from(&self, address: IpAddr) -> Result<(), Error> {
+        let tally = Tally::Address(address);
+        self.fail(std::slice::from_ref(&tally));
+        self.refuse_if_over(&tally)
+    }
+
+    fn refuse_if_over(&self, tally: &Tally) -> Result<(), Error> {
+        let failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(&(count, since)) = failures.get(tally) else { return Ok(()) };
+        let (limit, whose) = match tally {
+            Tally::Account(_) => (self.limits.failures_per_account, "for this account"),
+            Tally::Address(_) => (self.limits.failures_per_address, "from your address"),
+        };
+        let left = self.limits.window.saturating_sub(since.elapsed());
+        if count >= limit && !left.is_zero() {
+            return Err(Error::Denied(format!(
+                "too many failed logins {whose}; try again in {} s",
+                left.as_secs() + 1
+            )));
+        }
+        Ok(())
+    }
+
+    fn fail(&self, tallies: &[Tally]) {
+        let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let window = self.limits.window;
+        if failures.len() >= MAX_TALLIES {
+            failures.retain(|_, (_, since)| since.elapsed() < window);
+        }
+        for tally in tallies {
+            if failures.len() >= MAX_TALLIES && !failures.contains_key(tally) {
+                continue;
+            }
+            let entry = failures.entry(tally.clone()).or_insert((0, Instant::now()));
+            if entry.1.elapsed() >= window {
+                *entry = (0, Instant::now());
+            }
+            entry.0 += 1;
+        }
+    }
+
+    fn forget(&self, tally: &Tally) {
+        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(tally);
+    }
+}
+
+/// Checks a user name and password; on success issues a session token. A name that no user could
+/// have is refused with its reason (no password is checked for it).
 pub async fn login<S: Store>(store: &S, name: &str, password: &str) -> Result<Option<(UserRow, SessionToken)>, Error> {
+    ensemble_protocol::validate::person_name(name).map_err(|bad| Error::Denied(format!("no such user: {bad}")))?;
     let user = store.user_by_name(name).await?;
     let hash = user.as_ref().map_or(DECOY_HASH, |user| user.password_hash.as_str()).to_owned();
     let password = password.to_owned();
@@ -72,16 +220,15 @@ pub async fn resume<S: Store>(store: &S, token: &SessionToken) -> Result<Option<
 }
 
 /// Lets someone join an open authority under a display name. A name that belongs to a user
-/// with a password is refused (they should log in); anyone else gets a passwordless user,
-/// created on first use, and a session token.
+/// with a password is refused (they should log in); a name no one could have is refused with
+/// its reason ([`Error::Denied`]); anyone else gets a passwordless user, created on first use,
+/// and a session token.
 pub async fn join_open<S: Store>(store: &S, display_name: &str) -> Result<Option<(UserRow, SessionToken)>, Error> {
     let name = display_name.trim();
-    if name.is_empty() || name.chars().count() > ensemble_protocol::validate::MAX_NAME_CHARS {
-        return Ok(None);
-    }
+    ensemble_protocol::validate::person_name(name).map_err(|bad| Error::Denied(format!("not a usable name: {bad}")))?;
     let user = match store.user_by_name(name).await? {
         Some(user) if user.password_hash.is_empty() => user,
-        Some(_) => return Ok(None),
+        Some(_) => return Err(Error::Denied(format!("{name:?} has a password here: log in with it"))),
         None => match store.create_user(name, "").await {
             Ok(id) => UserRow { id, name: name.to_owned(), password_hash: String::new() },
             // Someone took the name between the two calls: let them have it.

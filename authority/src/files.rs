@@ -177,7 +177,7 @@ impl<S: Store> Transfers<'_, S> {
         let codec = FrameCodec::new(64 << 10);
         let request = match read_frame::<TransferRequest>(&mut recv, &codec).await {
             Ok(Some(request)) => request,
-            Ok(None) | Err(ReadFailure::Connection(_)) => return,
+            Ok(None) | Err(ReadFailure::Connection(_) | ReadFailure::Stalled(_)) => return,
             Err(ReadFailure::Frame(error)) => {
                 tracing::debug!(%error, "bad transfer request");
                 return;
@@ -305,7 +305,7 @@ impl<S: Store> Transfers<'_, S> {
         while offset < size {
             let chunk = match read_frame::<Chunk>(recv, &codec).await {
                 Ok(Some(chunk)) => chunk,
-                Ok(None) | Err(ReadFailure::Connection(_)) => return Ok(Received::Stopped),
+                Ok(None) | Err(ReadFailure::Connection(_) | ReadFailure::Stalled(_)) => return Ok(Received::Stopped),
                 Err(ReadFailure::Frame(error)) => return Err(Ended::Broken(error.to_string())),
             };
             if chunk.offset != offset || chunk.len > MAX_CHUNK || offset + u64::from(chunk.len) > size {

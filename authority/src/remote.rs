@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use ensemble_protocol::frame::HARD_MAX_FRAME;
-use ensemble_protocol::wire::{CatchUp, ErrorCode, SessionToken};
+use ensemble_protocol::wire::{CatchUp, ErrorCode, SessionToken, close, version_advice};
 use ensemble_protocol::{
     ClientMsg, FrameCodec, PROTOCOL_VERSION, ProjectId, Role, Seq, ServerMsg, Transaction, UserId,
 };
@@ -79,10 +79,24 @@ impl Remote {
         let sender = RemoteSender { endpoint, connection, send, upstream: FrameCodec::default(), buffer: Vec::new() };
         let mut remote = Remote { sender, receiver, open: false };
         let client = format!("ensemble {}", env!("CARGO_PKG_VERSION"));
-        remote.send(&ClientMsg::Hello { protocol_version, client }).await?;
-        match remote.answer(|m| matches!(m, ServerMsg::Welcome { .. })).await? {
-            ServerMsg::Welcome { open, .. } => remote.open = open,
-            other => return Err(unexpected(other)),
+        let welcome = match remote.send(&ClientMsg::Hello { protocol_version, client }).await {
+            Ok(()) => remote.answer(|m| matches!(m, ServerMsg::Welcome { .. })).await,
+            Err(error) => Err(error),
+        };
+        match welcome {
+            Ok(ServerMsg::Welcome { open, .. }) => remote.open = open,
+            Ok(other) => return Err(unexpected(other)),
+            // Another version: retrying cannot help, so it is a refusal, said plainly.
+            Err(error) => {
+                return Err(match remote.sender.connection.close_reason() {
+                    Some(quinn::ConnectionError::ApplicationClosed(closed))
+                        if closed.error_code == close::PROTOCOL_VERSION.into() =>
+                    {
+                        Error::Denied(version_advice(&String::from_utf8_lossy(&closed.reason), protocol_version))
+                    }
+                    _ => error,
+                });
+            }
         }
         Ok(remote)
     }
@@ -264,6 +278,7 @@ impl RemoteReceiver {
             Ok(None) => Err(lost(&self.connection, "the authority finished the stream".into())),
             Err(ReadFailure::Frame(error)) => Err(error.into()),
             Err(ReadFailure::Connection(error)) => Err(lost(&self.connection, error.to_string())),
+            Err(error @ ReadFailure::Stalled(_)) => Err(Error::Connection(error.to_string())),
         }
     }
 }
@@ -441,7 +456,9 @@ pub async fn transfer_reply(recv: &mut quinn::RecvStream) -> Result<ensemble_pro
         Ok(Some(reply)) => Ok(reply),
         Ok(None) => Err(Error::Connection("the authority ended the transfer without a reply".into())),
         Err(ReadFailure::Frame(error)) => Err(error.into()),
-        Err(ReadFailure::Connection(error)) => Err(Error::Connection(error.to_string())),
+        Err(error @ (ReadFailure::Connection(_) | ReadFailure::Stalled(_))) => {
+            Err(Error::Connection(error.to_string()))
+        }
     }
 }
 

@@ -14,20 +14,24 @@
 //! notice. Client mistakes are logged at `debug`, so a client cannot flood the log.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ensemble_protocol::jam::JoinCode;
-use ensemble_protocol::wire::{ErrorCode, JobInfo, JobKind, Rejection, check_protocol_version, close};
+use ensemble_protocol::wire::Presence;
+use ensemble_protocol::wire::{
+    ErrorCode, JobInfo, JobKind, Rejection, check_protocol_version, close, version_mismatch,
+};
 use ensemble_protocol::{ClientMsg, FrameCodec, PROTOCOL_VERSION, ProjectId, ServerMsg, UserId};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::actor::{Command, ConnId, Frame, Outbox, ProjectHandle, Projects};
+use crate::auth::{LoginGuard, LoginLimits};
 use crate::files::{FileOptions, Library, Transfers};
-use crate::framed::{ReadFailure, read_frame};
+use crate::framed::{ReadFailure, read_frame_within};
 use crate::jobs::{ExportJob, JobRunner};
 use crate::store::{Store, UserRow};
 use crate::tls::{Fingerprint, Identity, server_config};
@@ -54,6 +58,10 @@ pub struct ServerOptions {
     /// A LAN jam's door: when set, an open authority lets only this machine (loopback) join by
     /// display name without the jam's current join code, and nobody else while no jam is hosted.
     pub door: Option<JamDoor>,
+    /// How many password checks run at once and how many failed logins are allowed.
+    pub logins: LoginLimits,
+    /// How long a logged-in client has to finish a frame once it has sent its first byte.
+    pub frame_deadline: Duration,
 }
 
 /// The join code of the jam an embedded authority hosts, if any; shared with whoever hosts it,
@@ -102,12 +110,15 @@ impl Default for ServerOptions {
             outbox_capacity: 1024,
             files: None,
             door: None,
+            logins: LoginLimits::default(),
+            frame_deadline: Duration::from_secs(30),
         }
     }
 }
 
 struct Shared<S> {
     store: S,
+    logins: LoginGuard,
     projects: Arc<Projects<S>>,
     options: ServerOptions,
     library: Option<Library>,
@@ -137,7 +148,8 @@ impl Server {
             }
             _ => None,
         };
-        let shared = Arc::new(Shared { projects, store, options, library, jobs });
+        let logins = LoginGuard::new(options.logins.clone());
+        let shared = Arc::new(Shared { projects, store, logins, options, library, jobs });
         let accepting = endpoint.clone();
         let accept = tokio::spawn(async move {
             while let Some(incoming) = accepting.accept().await {
@@ -245,11 +257,19 @@ async fn run_session<S: Store>(connection: &quinn::Connection, shared: &Arc<Shar
     tokio::spawn(write_frames(send, frames, overflowed, connection.clone()));
     let (user, logged_in) = watch::channel(None);
     tokio::spawn(accept_transfers(connection.clone(), shared.clone(), logged_in));
-    let loopback = connection.remote_address().ip().to_canonical().is_loopback();
-    let mut session = Session { phase: Phase::Hello, outbox, projects: HashMap::new(), failures: 0, user, loopback };
+    let address = connection.remote_address().ip().to_canonical();
+    let mut session = Session {
+        phase: Phase::Hello,
+        outbox,
+        projects: HashMap::new(),
+        presences: HashMap::new(),
+        failures: 0,
+        user,
+        address,
+    };
     let codec = FrameCodec::new(shared.options.max_frame);
     let result = loop {
-        let read = read_frame::<ClientMsg>(&mut recv, &codec);
+        let read = read_frame_within::<ClientMsg>(&mut recv, &codec, Some(shared.options.frame_deadline));
         // Until it has logged in, a connection gets a deadline for each step.
         let read = if matches!(session.phase, Phase::Ready(_)) {
             read.await
@@ -262,7 +282,9 @@ async fn run_session<S: Store>(connection: &quinn::Connection, shared: &Arc<Shar
         let message = match read {
             Ok(Some(message)) => message,
             Ok(None) => break Ok(()),
-            Err(ReadFailure::Frame(error)) => break Err(Close::protocol(error.to_string())),
+            Err(error @ (ReadFailure::Frame(_) | ReadFailure::Stalled(_))) => {
+                break Err(Close::protocol(error.to_string()));
+            }
             Err(ReadFailure::Connection(_)) => break Ok(()),
         };
         if let Err(close) = session.handle(message, shared).await {
@@ -303,6 +325,30 @@ async fn write_frames(
     }
 }
 
+/// The shortest time between two presence updates of one session reaching a project: a client
+/// that sends more only replaces its own updates, never floods its collaborators.
+const PRESENCE_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Passes a session's latest presence in one project to the project's actor, at most once per
+/// [`PRESENCE_INTERVAL`], until the session ends.
+async fn forward_presence(
+    mut updates: watch::Receiver<Option<Presence>>,
+    handle: ProjectHandle,
+    conn: ConnId,
+    user: UserId,
+    name: String,
+) {
+    while updates.changed().await.is_ok() {
+        let latest = updates.borrow_and_update().clone();
+        if let Some(presence) = latest
+            && !handle.send(Command::Presence { conn, user, name: name.clone(), presence }).await
+        {
+            return;
+        }
+        tokio::time::sleep(PRESENCE_INTERVAL).await;
+    }
+}
+
 enum Phase {
     Hello,
     Login,
@@ -314,10 +360,12 @@ struct Session {
     outbox: Outbox,
     projects: HashMap<ProjectId, ProjectHandle>,
     failures: u32,
+    /// The latest presence for each project, on its way to the project's actor.
+    presences: HashMap<ProjectId, watch::Sender<Option<Presence>>>,
     /// Who is logged in, for the transfer streams.
     user: watch::Sender<Option<UserId>>,
-    /// Whether the client is on this machine.
-    loopback: bool,
+    /// Where the client connects from.
+    address: IpAddr,
 }
 
 /// The variant name of a client message, for errors.
@@ -361,8 +409,10 @@ impl Session {
     async fn handle<S: Store>(&mut self, message: ClientMsg, shared: &Shared<S>) -> Result<(), Close> {
         match (&self.phase, message) {
             (Phase::Hello, ClientMsg::Hello { protocol_version, client }) => {
-                check_protocol_version(protocol_version)
-                    .map_err(|e| Close { code: close::PROTOCOL_VERSION, reason: e.to_string() })?;
+                check_protocol_version(protocol_version).map_err(|_| Close {
+                    code: close::PROTOCOL_VERSION,
+                    reason: version_mismatch(PROTOCOL_VERSION, protocol_version),
+                })?;
                 tracing::debug!(%client, "hello");
                 self.send(&ServerMsg::Welcome {
                     protocol_version: PROTOCOL_VERSION,
@@ -373,7 +423,7 @@ impl Session {
                 Ok(())
             }
             (Phase::Login, ClientMsg::Login { user, password }) => {
-                let result = auth::login(&shared.store, &user, &password).await;
+                let result = shared.logins.login(&shared.store, self.address, &user, &password).await;
                 self.logged_in(result)
             }
             (Phase::Login, ClientMsg::Resume { token }) => {
@@ -387,12 +437,15 @@ impl Session {
                     return Ok(());
                 }
                 let door = shared.options.door.as_ref();
-                if door.is_some_and(|door| !door.admits(self.loopback, join_code.as_deref())) {
+                if door.is_some_and(|door| !door.admits(self.address.is_loopback(), join_code.as_deref())) {
                     self.failures += 1;
                     if self.failures >= MAX_LOGIN_FAILURES {
                         return Err(Close::protocol("too many failed logins"));
                     }
-                    let message = "the jam's join code is needed, and this one is not it".to_owned();
+                    let message = match shared.logins.failed_from(self.address) {
+                        Ok(()) => "the jam's join code is needed, and this one is not it".to_owned(),
+                        Err(error) => error.to_string(),
+                    };
                     self.send(&ServerMsg::Error { code: ErrorCode::Denied, message });
                     return Ok(());
                 }
@@ -488,8 +541,13 @@ impl Session {
             (Phase::Ready(user), ClientMsg::Presence { project, presence }) => {
                 // Only for a project this session has open; the actor checks it subscribes.
                 if let Some(handle) = self.projects.get(&project) {
-                    let (conn, user, name) = (self.outbox.conn(), user.id, user.name.clone());
-                    handle.send(Command::Presence { conn, user, name, presence }).await;
+                    let latest = self.presences.entry(project).or_insert_with(|| {
+                        let (latest, updates) = watch::channel(None);
+                        let (conn, user, name) = (self.outbox.conn(), user.id, user.name.clone());
+                        tokio::spawn(forward_presence(updates, handle.clone(), conn, user, name));
+                        latest
+                    });
+                    latest.send_replace(Some(presence));
                 }
                 Ok(())
             }
@@ -536,6 +594,10 @@ impl Session {
                 }
                 let message = "unknown user, wrong password, or expired session".to_owned();
                 self.send(&ServerMsg::Error { code: ErrorCode::BadCredentials, message });
+                Ok(())
+            }
+            Err(Error::Denied(message)) => {
+                self.send(&ServerMsg::Error { code: ErrorCode::Denied, message });
                 Ok(())
             }
             Err(error) => {

@@ -4,6 +4,7 @@
 //! a value outside them. [`field`] checks one value, [`record`] a whole record, and
 //! [`coherence`] the rules that tie one record's fields together (a clip's fades fit inside it),
 //! which `apply` checks once at the end of a transaction so its ops may come in any order.
+//! [`person_name`] checks the names people log in and appear under.
 
 use serde::{Deserialize, Serialize};
 
@@ -108,6 +109,42 @@ pub enum Invalid {
     /// A project with more than [`MAX_RECORDS`] records.
     #[error("the project is full ({0} records)")]
     TooManyRecords(usize),
+}
+
+/// Why a name cannot be a person's name (a login or a display name).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadName {
+    /// Nothing but spaces.
+    #[error("a name cannot be empty")]
+    Empty,
+    /// Longer than [`MAX_NAME_CHARS`].
+    #[error("a name is at most 256 characters, and this one has {0}")]
+    TooLong(usize),
+    /// A control character (NUL, BEL, a line break…), which would garble every list it is in.
+    #[error("a name cannot hold control characters (U+{0:04X})")]
+    Control(u32),
+    /// A bidirectional-text control, which could make the name display as another one.
+    #[error("a name cannot hold bidirectional text controls (U+{0:04X}), which can disguise it")]
+    Bidi(u32),
+}
+
+/// Checks a person's name as it will be stored: trimmed of surrounding spaces, 1 to
+/// [`MAX_NAME_CHARS`] characters, no control characters, no bidirectional-text controls.
+pub fn person_name(value: &str) -> Result<(), BadName> {
+    let chars = value.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Err(BadName::TooLong(chars));
+    }
+    if value.trim().is_empty() {
+        return Err(BadName::Empty);
+    }
+    let bidi =
+        |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    match value.chars().find(|c| c.is_control() || bidi(*c)) {
+        Some(c) if c.is_control() => Err(BadName::Control(u32::from(c))),
+        Some(c) => Err(BadName::Bidi(u32::from(c))),
+        None => Ok(()),
+    }
 }
 
 fn name(value: &str) -> Result<(), Invalid> {

@@ -1,7 +1,10 @@
 //! The messages a client and the authority exchange.
 //!
 //! A connection opens with [`ClientMsg::Hello`]; the authority answers [`ServerMsg::Welcome`]
-//! when the [`PROTOCOL_VERSION`]s match and closes with [`ServerMsg::Error`] otherwise. The
+//! when the [`PROTOCOL_VERSION`]s match. Otherwise it closes the connection with
+//! [`close::PROTOCOL_VERSION`] and a reason from [`version_mismatch`] (no message: a peer of
+//! another version might not decode one), and [`version_advice`] tells the client's user what
+//! to update. The
 //! client then logs in (a password, a session token, or a display name on an open authority),
 //! subscribes to projects and writes transactions. Every frame after that may be a push: a
 //! [`Bump`] carries the new values of what a commit changed, so subscribers never need a second
@@ -38,6 +41,30 @@ pub fn check_protocol_version(theirs: u32) -> Result<(), FrameError> {
         Ok(())
     } else {
         Err(FrameError::VersionMismatch { ours: PROTOCOL_VERSION, theirs })
+    }
+}
+
+/// The reason the authority gives when it closes a connection whose hello spoke another protocol
+/// version.
+pub fn version_mismatch(authority: u32, client: u32) -> String {
+    format!("protocol version mismatch: the authority speaks {authority}, the client speaks {client}")
+}
+
+/// What a client tells its user when the authority closed the connection for speaking protocol
+/// `ours`, given the authority's reason (from [`version_mismatch`]).
+pub fn version_advice(reason: &str, ours: u32) -> String {
+    let theirs = reason.split("the authority speaks ").nth(1).and_then(|rest| {
+        rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|number| number.parse::<u32>().ok())
+    });
+    match theirs {
+        Some(theirs) if theirs > ours => {
+            format!("this authority is newer (protocol {theirs}, this Ensemble speaks {ours}): update Ensemble")
+        }
+        Some(theirs) => format!(
+            "this authority is older (protocol {theirs}, this Ensemble speaks {ours}): it must be updated before \
+             this Ensemble can use it"
+        ),
+        None => format!("this authority speaks another protocol version than this Ensemble ({ours}): {reason}"),
     }
 }
 

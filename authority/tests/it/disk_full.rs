@@ -101,10 +101,12 @@ async fn a_full_disk_refuses_clearly_loses_nothing_acknowledged_and_recovers_by_
     let cast = harness::cast(&store).await;
     let authority = harness::serve(&store, ServerOptions::default()).await;
     let outcomes = Outcomes::default();
-    let mut writers = Vec::new();
+    let mut clients = Vec::new();
     for user in [&cast.owner, &cast.editor, &cast.owner, &cast.editor] {
-        writers.push(tokio::spawn(writer(authority.client(user).await, cast.project, outcomes.clone())));
+        clients.push(authority.client(user).await);
     }
+    let writers: Vec<_> =
+        clients.into_iter().map(|client| tokio::spawn(writer(client, cast.project, outcomes.clone()))).collect();
 
     let refused =
         |outcomes: &[(TrackId, Outcome)]| outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Refused(_))).count();

@@ -4,6 +4,7 @@
 // Tests fail loudly: unwrapping is how they assert.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bad_input;
 mod crash;
 mod disk_full;
 mod files;

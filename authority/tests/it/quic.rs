@@ -235,17 +235,28 @@ async fn a_client_speaking_another_protocol_version_is_refused() {
     // The Remote already said hello; a second hello is out of order...
     client.send(&ClientMsg::Hello { protocol_version: PROTOCOL_VERSION, client: "again".into() }).await.unwrap();
     assert_closed_with(&mut client, close::PROTOCOL_ERROR, "out of order").await;
-    // ...and a raw first hello with the wrong version is refused by version.
-    let error = ensemble_authority::remote::Remote::connect_with_version(
-        authority.addr,
-        "localhost",
-        authority.trust.clone(),
-        PROTOCOL_VERSION + 1,
-    )
-    .await
-    .unwrap_err()
-    .to_string();
-    assert!(error.contains(&format!("code {}", close::PROTOCOL_VERSION)) && error.contains("mismatch"), "{error}");
+    // ...and a first hello with another version is refused as a refusal (nothing to retry), with
+    // what the user must update.
+    let hello = |version| {
+        ensemble_authority::remote::Remote::connect_with_version(
+            authority.addr,
+            "localhost",
+            authority.trust.clone(),
+            version,
+        )
+    };
+    let older_client = hello(PROTOCOL_VERSION - 1).await.unwrap_err();
+    let expected =
+        format!("this authority is newer (protocol {PROTOCOL_VERSION}, this Ensemble speaks {})", PROTOCOL_VERSION - 1);
+    assert!(
+        matches!(&older_client, ensemble_authority::Error::Denied(m) if m.contains(&expected) && m.ends_with("update Ensemble")),
+        "{older_client}"
+    );
+    let newer_client = hello(PROTOCOL_VERSION + 1).await.unwrap_err();
+    assert!(
+        matches!(&newer_client, ensemble_authority::Error::Denied(m) if m.contains("this authority is older")),
+        "{newer_client}"
+    );
 }
 
 #[tokio::test]
