@@ -169,9 +169,9 @@ fn grab_body(
         }
     }
     if response.drag_started()
-        && let Some(pointer) = pointer
+        && let Some(origin) = super::drag_origin(response)
     {
-        let offset = grid.ticks_at(pointer.x) - clip.start.0;
+        let offset = grid.ticks_at(origin.x) - clip.start.0;
         view.drag = Some(Drag::Clips {
             grabbed: id,
             offset,

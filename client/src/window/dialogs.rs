@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use bevy::prelude::*;
 use bevy_egui::egui;
 use ensemble_audio::wav::WavFormat;
+use ensemble_protocol::Ticks;
 
 use super::{Out, Scene, theme};
 use crate::import::{ImportMsg, is_audio_file};
-use crate::playback::{ExportMsg, Transport};
+use crate::playback::ExportMsg;
 
 /// The dialog on screen, if any.
 #[derive(Resource, Debug, Default)]
@@ -102,7 +103,8 @@ fn music_folder() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-pub(super) fn show(ctx: &egui::Context, dialog: &mut Dialog, scene: &Scene, transport: &Transport, out: &mut Out) {
+/// Shows the open dialog; an import goes on a new track at `playhead` (snapped).
+pub(super) fn show(ctx: &egui::Context, dialog: &mut Dialog, scene: &Scene, playhead: Ticks, out: &mut Out) {
     let mut open = true;
     let mut done = false;
     match dialog {
@@ -114,7 +116,7 @@ pub(super) fn show(ctx: &egui::Context, dialog: &mut Dialog, scene: &Scene, tran
                 .resizable(false)
                 .fixed_size(egui::vec2(520.0, 380.0))
                 .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
-                .show(ctx, |ui| done = import(ui, browser, transport, out));
+                .show(ctx, |ui| done = import(ui, browser, playhead, out));
         }
         Dialog::Export { path, format, problem } => {
             egui::Window::new("Export mix")
@@ -131,7 +133,7 @@ pub(super) fn show(ctx: &egui::Context, dialog: &mut Dialog, scene: &Scene, tran
 }
 
 /// The import dialog's contents; true once a file was chosen.
-fn import(ui: &mut egui::Ui, browser: &mut Browser, transport: &Transport, out: &mut Out) -> bool {
+fn import(ui: &mut egui::Ui, browser: &mut Browser, playhead: Ticks, out: &mut Out) -> bool {
     let mut chosen: Option<PathBuf> = None;
     ui.horizontal(|ui| {
         if ui.button("⬆ Up").clicked()
@@ -186,7 +188,7 @@ fn import(ui: &mut egui::Ui, browser: &mut Browser, transport: &Transport, out: 
     );
     match chosen {
         Some(path) => {
-            out.import.write(ImportMsg { path, track: None, at: transport.position });
+            out.import.write(ImportMsg { path, track: None, at: playhead });
             true
         }
         None => false,

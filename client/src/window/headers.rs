@@ -57,9 +57,7 @@ fn header(
     let mut inner = ui.new_child(egui::UiBuilder::new().max_rect(rect.shrink2(egui::vec2(14.0, 6.0))));
     inner.spacing_mut().item_spacing = egui::vec2(6.0, 6.0);
     inner.horizontal(|ui| {
-        let mut name = track.name.clone();
-        let response = ui.add(egui::TextEdit::singleline(&mut name).desired_width(104.0));
-        if response.lost_focus() && name != track.name && !name.trim().is_empty() {
+        if let Some(name) = super::name_field(ui, id, &track.name, 104.0) {
             out.edit(set(id, TrackField::Name(name)));
         }
         toggles(ui, id, track, out);

@@ -91,6 +91,10 @@ pub struct View {
     timeline: egui::Rect,
     /// The drag in progress on the timeline.
     drag: Option<Drag>,
+    /// While files are dragged over the window: where the pointer was when they arrived. Some
+    /// platforms (X11) report no pointer motion during such a drag, so a drop at that same
+    /// position says nothing about where the files were let go.
+    file_hover: Option<Option<egui::Pos2>>,
     themed: bool,
 }
 
@@ -108,6 +112,7 @@ impl Default for View {
             rows_top: 0.0,
             timeline: egui::Rect::NOTHING,
             drag: None,
+            file_hover: None,
             themed: false,
         }
     }
@@ -260,6 +265,35 @@ fn apply_theme(ctx: &egui::Context) {
             }
         }
     });
+}
+
+/// A field that renames something: what is typed stays in the field until Enter or a click
+/// elsewhere, and only then becomes an edit (returned); Escape drops it. While it has focus
+/// it is never refilled from the record. `key` tells fields apart across frames.
+fn name_field(
+    ui: &mut egui::Ui,
+    key: impl std::hash::Hash + std::fmt::Debug,
+    current: &str,
+    width: f32,
+) -> Option<String> {
+    let id = egui::Id::new(("name field", key));
+    let mut text = ui.data(|data| data.get_temp::<String>(id)).unwrap_or_else(|| current.to_owned());
+    let response = ui.add(egui::TextEdit::singleline(&mut text).id(id).desired_width(width));
+    if response.lost_focus() || !response.has_focus() {
+        ui.data_mut(|data| data.remove::<String>(id));
+        let cancelled = ui.input(|input| input.key_pressed(egui::Key::Escape));
+        let renamed = response.lost_focus() && !cancelled && text != current && !text.trim().is_empty();
+        renamed.then(|| text.trim().to_owned())
+    } else {
+        ui.data_mut(|data| data.insert_temp(id, text));
+        None
+    }
+}
+
+/// Where the button went down for the drag `response` reports: a fast drag is noticed only
+/// after the pointer has travelled, so taking its origin then would land it short.
+fn drag_origin(response: &egui::Response) -> Option<egui::Pos2> {
+    response.ctx.input(|input| input.pointer.press_origin()).or_else(|| response.interact_pointer_pos())
 }
 
 fn colour32(colour: Colour) -> egui::Color32 {
@@ -494,11 +528,23 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
     let mut out = Out { edits: &mut edits, import: &mut import, export: &mut export };
     let mut drawn = DrawnLayout::default();
     shortcuts(&ctx, &scene, &mut view, &mut transport, &mut dialog, &mut out);
+    let mut dropped_files = false;
     for drop in dropped.read() {
-        if let FileDragAndDrop::DroppedFile { path_buf, .. } = drop {
-            let pointer = ctx.pointer_latest_pos();
-            timeline::drop_file(&view, &scene, &transport, path_buf.clone(), pointer, &mut out);
+        match drop {
+            FileDragAndDrop::HoveredFile { .. } => {
+                view.file_hover.get_or_insert(ctx.pointer_latest_pos());
+            }
+            FileDragAndDrop::HoveredFileCanceled { .. } => view.file_hover = None,
+            FileDragAndDrop::DroppedFile { path_buf, .. } => {
+                dropped_files = true;
+                // Trusted only if the pointer was seen moving during the drag.
+                let pointer = ctx.pointer_latest_pos().filter(|pointer| view.file_hover != Some(Some(*pointer)));
+                timeline::drop_file(&view, &scene, &transport, path_buf.clone(), pointer, &mut out);
+            }
         }
+    }
+    if dropped_files {
+        view.file_hover = None;
     }
 
     let pending = replica.as_ref().map_or(0, |replica| replica.pending().len());
@@ -537,7 +583,8 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
     let pointer = egui::CentralPanel::default()
         .show(&mut root, |ui| timeline::show(ui, &scene, &mut view, &mut transport, &mut drawn, &mut out))
         .inner;
-    dialogs::show(&ctx, &mut dialog, &scene, &transport, &mut out);
+    let playhead = timeline::snapped_playhead(&view, &scene, &transport);
+    dialogs::show(&ctx, &mut dialog, &scene, playhead, &mut out);
     layout.set_if_neq(drawn);
     let mut selection: Vec<RecordId> = view.selected.iter().copied().collect();
     selection.sort_unstable();

@@ -265,9 +265,9 @@ fn ruler(
         transport.position = grid.snapped_at(pointer.x);
     }
     if response.drag_started()
-        && let Some(pointer) = pointer
+        && let Some(origin) = super::drag_origin(&response)
     {
-        view.drag = Some(Drag::Loop { from: grid.snapped_at(pointer.x).0 });
+        view.drag = Some(Drag::Loop { from: grid.snapped_at(origin.x).0 });
     }
     if let (Some(Drag::Loop { from }), Some(pointer)) = (&view.drag, pointer)
         && response.dragged()
@@ -330,8 +330,16 @@ fn clip_keys(ui: &egui::Ui, scene: &Scene, view: &View, transport: &Transport, g
     out.edit(ops);
 }
 
+/// The playhead snapped to the grid: where an import goes when nothing says otherwise.
+pub(super) fn snapped_playhead(view: &View, scene: &Scene, transport: &Transport) -> Ticks {
+    let beats_per_bar = i64::from(scene.project.time_signature.numerator.max(1));
+    let grid = Grid::new(view, view.timeline.left(), beats_per_bar, false);
+    Ticks(grid.snapped(transport.position.0))
+}
+
 /// A file dropped on the window: onto the track row under the pointer at the snapped position
-/// there, or else onto a new track at the playhead.
+/// there, or, when the drop point is unknown or off the rows, onto a new track at the snapped
+/// playhead.
 pub(super) fn drop_file(
     view: &View,
     scene: &Scene,
@@ -347,6 +355,6 @@ pub(super) fn drop_file(
     let placed = pointer
         .filter(|pointer| rect.contains(*pointer))
         .and_then(|pointer| track_at(&rows, view, pointer.y).map(|track| (Some(track), grid.snapped_at(pointer.x))));
-    let (track, at) = placed.unwrap_or((None, transport.position));
+    let (track, at) = placed.unwrap_or_else(|| (None, snapped_playhead(view, scene, transport)));
     out.import.write(ImportMsg { path, track, at });
 }

@@ -57,27 +57,31 @@ pub(super) fn show(
 ) {
     let project = scene.project;
     ui.horizontal_centered(|ui| {
-        ui.menu_button(egui::RichText::new(&project.name).heading(), |ui| {
-            if ui.button("Import audio…  Ctrl+I").clicked() {
-                *dialog = Dialog::import();
-                ui.close();
-            }
-            if ui.button("Export mix to WAV…  Ctrl+E").clicked() {
-                *dialog = Dialog::export(&project.name);
-                ui.close();
-            }
-            if ui.button("LAN jam: host or join…").clicked() {
-                view.jam = true;
-                ui.close();
-            }
-            ui.separator();
-            let mut name = project.name.clone();
-            ui.label("Project name");
-            let response = ui.add(egui::TextEdit::singleline(&mut name).desired_width(180.0));
-            if response.lost_focus() && name != project.name && !name.trim().is_empty() {
-                out.edit(set_project(scene, ProjectField::Name(name)));
-            }
-        });
+        // Clicks inside (the name field) keep the menu open; a click outside closes it.
+        let keep_open =
+            egui::containers::menu::MenuConfig::new().close_behavior(egui::PopupCloseBehavior::CloseOnClickOutside);
+        egui::containers::menu::MenuButton::new(egui::RichText::new(&project.name).heading()).config(keep_open).ui(
+            ui,
+            |ui| {
+                if ui.button("Import audio…  Ctrl+I").clicked() {
+                    *dialog = Dialog::import();
+                    ui.close();
+                }
+                if ui.button("Export mix to WAV…  Ctrl+E").clicked() {
+                    *dialog = Dialog::export(&project.name);
+                    ui.close();
+                }
+                if ui.button("LAN jam: host or join…").clicked() {
+                    view.jam = true;
+                    ui.close();
+                }
+                ui.separator();
+                ui.label("Project name");
+                if let Some(name) = super::name_field(ui, "project", &project.name, 180.0) {
+                    out.edit(set_project(scene, ProjectField::Name(name)));
+                }
+            },
+        );
         ui.separator();
         if ui.button("⏮").on_hover_text("Back to the start (Home)").clicked() {
             transport.position = Ticks(0);
