@@ -5,10 +5,13 @@
 //! callers such as the peaks job hold only a block in memory. [`decode_file`] and
 //! [`decode_bytes`] decode everything into a [`Pcm`], resampled to a wanted rate.
 //!
-//! A damaged packet in the middle of a file is skipped, as players do, and counted; a file that
-//! ends early, has no audio track, or is not audio at all is an error naming the file.
+//! WAV files go through our own reader ([`crate::wave`]), which takes the variants symphonia
+//! refuses; everything else through symphonia. A damaged packet in the middle of a file is
+//! skipped, as players do, and counted; a file cut short decodes up to the damage, as ffmpeg
+//! does, and says so ([`Decoding::truncated`]); a file with no audio track, or not audio at
+//! all, is an error naming the file.
 
-use std::io::Cursor;
+use std::io::{Cursor, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
@@ -18,23 +21,29 @@ use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
 
+use crate::wave::{WaveReader, is_wave};
 use crate::{AudioError, Pcm, resample};
 
 /// Damaged packets tolerated before a file counts as corrupt.
 const MAX_BAD_PACKETS: usize = 16;
 
+/// What reads the file.
+enum Reader {
+    Symphonia { format: Box<dyn FormatReader>, decoder: Box<dyn AudioDecoder>, track: u32 },
+    Wave(WaveReader<Box<dyn MediaSource>>),
+}
+
 /// A file being decoded, block by block.
 pub struct Decoding {
     path: PathBuf,
-    format: Box<dyn FormatReader>,
-    decoder: Box<dyn AudioDecoder>,
-    track: u32,
+    reader: Reader,
     sample_rate: u32,
     channels: usize,
     frames: Option<u64>,
     /// Frames handed out so far.
     decoded: u64,
     bad_packets: usize,
+    truncated: bool,
 }
 
 impl std::fmt::Debug for Decoding {
@@ -72,7 +81,24 @@ impl Decoding {
         Decoding::from_source(Box::new(Cursor::new(bytes)), name)
     }
 
-    fn from_source(source: Box<dyn MediaSource>, path: &Path) -> Result<Decoding, AudioError> {
+    fn from_source(mut source: Box<dyn MediaSource>, path: &Path) -> Result<Decoding, AudioError> {
+        let io = |source: std::io::Error| AudioError::Io { path: path.into(), source };
+        let mut header = [0u8; 12];
+        let read = source.read(&mut header).map_err(io)?;
+        source.seek(SeekFrom::Start(0)).map_err(io)?;
+        if is_wave(&header[..read]) {
+            let wave = WaveReader::open(source, path)?;
+            return Ok(Decoding {
+                path: path.into(),
+                sample_rate: wave.sample_rate(),
+                channels: wave.channels(),
+                frames: wave.frames(),
+                truncated: wave.truncated(),
+                reader: Reader::Wave(wave),
+                decoded: 0,
+                bad_packets: 0,
+            });
+        }
         let stream = MediaSourceStream::new(source, Default::default());
         let mut hint = Hint::new();
         if let Some(extension) = path.extension().and_then(|e| e.to_str()) {
@@ -96,14 +122,13 @@ impl Decoding {
             .map_err(|e| classify(path, e))?;
         Ok(Decoding {
             path: path.into(),
-            format,
-            decoder,
-            track: id,
+            reader: Reader::Symphonia { format, decoder, track: id },
             sample_rate,
             channels,
             frames,
             decoded: 0,
             bad_packets: 0,
+            truncated: false,
         })
     }
 
@@ -127,27 +152,48 @@ impl Decoding {
         self.bad_packets
     }
 
+    /// Whether the file ended before the audio it promised: what came before the damage is
+    /// what was decoded.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
     /// Appends the next block of samples to `planes` (one vector per channel, created as
     /// needed); returns the frames added, or 0 at the end of the file.
     pub fn read_block(&mut self, planes: &mut Vec<Vec<f32>>) -> Result<usize, AudioError> {
+        let (format, decoder, track) = match &mut self.reader {
+            Reader::Symphonia { format, decoder, track } => (format, decoder, *track),
+            Reader::Wave(wave) => {
+                let frames = wave.read_block(planes)?;
+                self.truncated = wave.truncated();
+                self.decoded += frames as u64;
+                return Ok(frames);
+            }
+        };
         loop {
-            let packet = match self.format.next_packet() {
+            let packet = match format.next_packet() {
                 Ok(Some(packet)) => packet,
                 Ok(None) => return Ok(0),
                 // Some readers (FLAC without a trailing frame header) meet the end of the file
-                // as an unexpected end: that is the end when every promised frame has come.
-                Err(SymphoniaError::IoError(error))
-                    if error.kind() == std::io::ErrorKind::UnexpectedEof
-                        && self.frames.is_some_and(|frames| self.decoded >= frames) =>
-                {
+                // as an unexpected end: that is the end when every promised frame has come, and
+                // a cut otherwise, where decoding stops with what came before it.
+                Err(SymphoniaError::IoError(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    let promised = self.frames.is_none_or(|frames| self.decoded < frames);
+                    if promised && self.decoded == 0 {
+                        return Err(AudioError::Corrupt {
+                            path: self.path.clone(),
+                            reason: "the file ends early".into(),
+                        });
+                    }
+                    self.truncated |= promised;
                     return Ok(0);
                 }
                 Err(error) => return Err(classify(&self.path, error)),
             };
-            if packet.track_id != self.track {
+            if packet.track_id != track {
                 continue;
             }
-            let decoded = match self.decoder.decode(&packet) {
+            let decoded = match decoder.decode(&packet) {
                 Ok(decoded) => decoded,
                 Err(SymphoniaError::DecodeError(reason)) => {
                     self.bad_packets += 1;

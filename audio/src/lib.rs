@@ -2,7 +2,7 @@
 //!
 //! A guide, in the order audio flows:
 //!
-//! - [`decode`] reads WAV, AIFF, FLAC, MP3 and Ogg Vorbis with symphonia, as a stream of planar
+//! - [`decode`] reads WAV (with [`wave`]) and AIFF, FLAC, MP3 and Ogg Vorbis (with symphonia), as a stream of planar
 //!   blocks ([`decode::Decoding`]) or all at once into a [`Pcm`] at the project's rate
 //!   ([`decode::decode_file`]), resampled by [`resample`] when the file's rate differs.
 //! - [`peaks`] computes waveform min/max pairs at several zoom levels, in parallel on a rayon
@@ -13,7 +13,8 @@
 //!   the live engine and the export alike.
 //! - [`engine`] plays the arrangement live on kira (a sub-track and a sound per DAW track,
 //!   started and stopped on the same sample) or through an offline kira backend.
-//! - [`wav`] writes PCM as 16- or 24-bit integer or 32-bit float WAV.
+//! - [`wav`] writes PCM as 16- or 24-bit integer or 32-bit float WAV; [`wave`] reads WAV files
+//!   of every variant other tools write (symphonia's reader refuses most of them).
 //!
 //! This crate has no network, no Bevy and no database. Every error is an [`AudioError`] that
 //! names the file and the reason; nothing here panics on bad input.
@@ -25,6 +26,7 @@ pub mod peaks;
 pub mod render;
 pub mod resample;
 pub mod wav;
+pub mod wave;
 
 // Which checkout this crate was built from: a different one makes cargo rebuild it, so clones
 // sharing the target directory never build each other's code (see `.cargo/config.toml`).

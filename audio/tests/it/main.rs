@@ -12,3 +12,4 @@ mod peaks;
 mod render;
 mod signal;
 mod song;
+mod wave;
