@@ -10,8 +10,11 @@
 //! frames per channel pending, so an hour-long file needs a few megabytes, not gigabytes.
 //!
 //! Peaks are stored as 16-bit values in Ensemble's own versioned format ([`Peaks::write`],
-//! [`Peaks::read`]) and can be exported as audiowaveform's `.dat` version 2
-//! ([`Peaks::write_dat`]) for web tools.
+//! [`Peaks::read`]) and can be exported as audiowaveform's `.dat` version 2 for web tools: a
+//! stored level ([`Peaks::write_dat`]) or any zoom of 2 frames per pair or more, computed from
+//! the audio as audiowaveform's `-z` does ([`level_of`], [`write_dat`]). A sample becomes
+//! `round(sample × 32768)`, clamped to 16 bits: the inverse of how 16-bit audio is decoded, so
+//! a 16-bit file's peaks are its own sample values, as audiowaveform reports them.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -99,10 +102,12 @@ pub fn min_max(samples: &[f32]) -> (f32, f32) {
     (low[0], high[0])
 }
 
-/// A sample in −1…1 as a 16-bit value, rounded half away from zero. (`f32::round` is a
-/// library call on baseline x86-64; this is two instructions.)
+/// A sample in −1…1 as a 16-bit value: scaled by 32,768 (the inverse of decoding 16-bit audio,
+/// so those samples come back exactly), rounded half away from zero, clamped to `i16`.
+/// (`f32::round` is a library call on baseline x86-64; this is two instructions, and the cast
+/// saturates.)
 fn to_i16(sample: f32) -> i16 {
-    let scaled = sample.clamp(-1.0, 1.0) * f32::from(i16::MAX);
+    let scaled = sample.clamp(-1.0, 1.0) * 32_768.0;
     (scaled + if scaled < 0.0 { -0.5 } else { 0.5 }) as i16
 }
 
@@ -221,30 +226,54 @@ impl Peaks {
         Ok(Peaks { sample_rate, frames, levels })
     }
 
-    /// Writes one level as an audiowaveform `.dat` file, version 2, 16-bit.
+    /// Writes one stored level as an audiowaveform `.dat` file; other zooms come from the
+    /// audio ([`level_of`]).
     pub fn write_dat(&self, frames_per_pair: usize, out: &mut impl Write) -> std::io::Result<()> {
         let level = self.level(frames_per_pair).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("no level of {frames_per_pair} frames per pair"),
-            )
+            let message = format!("no stored level of {frames_per_pair} frames per pair: compute it with level_of");
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, message)
         })?;
-        let pairs = level.channels.first().map_or(0, Vec::len);
-        out.write_all(&2i32.to_le_bytes())?; // version
-        out.write_all(&0u32.to_le_bytes())?; // flags: 16-bit values
-        out.write_all(&(self.sample_rate as i32).to_le_bytes())?;
-        out.write_all(&(frames_per_pair as i32).to_le_bytes())?;
-        out.write_all(&(pairs as u32).to_le_bytes())?;
-        out.write_all(&(level.channels.len() as i32).to_le_bytes())?;
-        let mut bytes = Vec::with_capacity(pairs * level.channels.len() * 4);
-        for index in 0..pairs {
-            for channel in &level.channels {
-                bytes.extend_from_slice(&channel[index].min.to_le_bytes());
-                bytes.extend_from_slice(&channel[index].max.to_le_bytes());
-            }
-        }
-        out.write_all(&bytes)
+        write_dat(self.sample_rate, level, out)
     }
+}
+
+/// The peaks of `pcm` at any zoom of `frames_per_pair` ≥ 2, as audiowaveform's `-z` computes
+/// them; `None` below 2.
+pub fn level_of(pcm: &Pcm, frames_per_pair: usize) -> Option<Level> {
+    if frames_per_pair < 2 {
+        return None;
+    }
+    let channels = pcm
+        .channels
+        .par_iter()
+        .map(|samples| {
+            let runs = samples.par_chunks(TASK.div_ceil(frames_per_pair).max(1) * frames_per_pair);
+            runs.flat_map_iter(|task| task.chunks(frames_per_pair).map(pair)).collect()
+        })
+        .collect();
+    Some(Level { frames_per_pair, channels })
+}
+
+/// Writes `level` of audio at `sample_rate` as an audiowaveform `.dat` file, version 2, 16-bit,
+/// channels interleaved pair by pair.
+pub fn write_dat(sample_rate: u32, level: &Level, out: &mut impl Write) -> std::io::Result<()> {
+    let too_big =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what} too large for .dat"));
+    let pairs = level.channels.first().map_or(0, Vec::len);
+    out.write_all(&2i32.to_le_bytes())?; // version
+    out.write_all(&0u32.to_le_bytes())?; // flags: 16-bit values
+    out.write_all(&i32::try_from(sample_rate).map_err(|_| too_big("sample rate"))?.to_le_bytes())?;
+    out.write_all(&i32::try_from(level.frames_per_pair).map_err(|_| too_big("zoom"))?.to_le_bytes())?;
+    out.write_all(&u32::try_from(pairs).map_err(|_| too_big("length"))?.to_le_bytes())?;
+    out.write_all(&i32::try_from(level.channels.len()).map_err(|_| too_big("channel count"))?.to_le_bytes())?;
+    let mut bytes = Vec::with_capacity(pairs * level.channels.len() * 4);
+    for index in 0..pairs {
+        for channel in &level.channels {
+            bytes.extend_from_slice(&channel[index].min.to_le_bytes());
+            bytes.extend_from_slice(&channel[index].max.to_le_bytes());
+        }
+    }
+    out.write_all(&bytes)
 }
 
 /// A little-endian reader over bytes that returns `None` instead of running off the end.

@@ -2,13 +2,13 @@ use std::path::Path;
 
 use ensemble_audio::Pcm;
 use ensemble_audio::decode::Decoding;
-use ensemble_audio::peaks::{FRAMES_PER_PAIR, Pair, Peaks, PeaksBuilder, min_max};
+use ensemble_audio::peaks::{FRAMES_PER_PAIR, Pair, Peaks, PeaksBuilder, level_of, min_max, write_dat};
 use ensemble_audio::wav::{WavFormat, write_wav};
 
 use crate::signal::{noise, sine};
 
 fn naive(samples: &[f32], frames_per_pair: usize) -> Vec<Pair> {
-    let scale = |s: f32| (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
+    let scale = |s: f32| (f64::from(s.clamp(-1.0, 1.0)) * 32768.0).round().clamp(-32768.0, 32767.0) as i16;
     samples
         .chunks(frames_per_pair)
         .map(|run| {
@@ -71,7 +71,7 @@ fn a_decoded_file_gives_the_peaks_of_its_samples() {
     let peaks = Peaks::from_decoding(Decoding::open(&path).unwrap()).unwrap();
     assert_eq!(peaks, Peaks::from_pcm(&tone));
     let coarse = peaks.level(16_384).unwrap();
-    assert!(coarse.channels[0].iter().all(|pair| pair.max == 24_575 && pair.min == -24_575), "a full-scale 0.75 sine");
+    assert!(coarse.channels[0].iter().all(|pair| pair.max == 24_576 && pair.min == -24_576), "a 0.75 sine: 0.75 × 32,768");
 }
 
 #[test]
@@ -101,5 +101,33 @@ fn audiowaveform_dat_has_the_v2_header_and_interleaved_pairs() {
     let values: Vec<i16> = dat[24..].chunks(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
     // Two pixels, each: channel 0 min, max, channel 1 min, max.
     assert_eq!(values, vec![16_384, 16_384, -8_192, -8_192, 16_384, 16_384, -8_192, -8_192]);
-    assert!(peaks.write_dat(100, &mut Vec::new()).is_err(), "100 frames per pair is not a level");
+    assert!(peaks.write_dat(100, &mut Vec::new()).is_err(), "100 frames per pair is not a stored level");
+}
+
+#[test]
+fn peaks_of_16_bit_audio_are_its_own_sample_values_at_any_zoom() {
+    // Every 16-bit value, shuffled, as audiowaveform would read them from a 16-bit file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("all.wav");
+    let mut values: Vec<i16> = (i16::MIN..=i16::MAX).collect();
+    let mut noise = crate::signal::Noise(7);
+    for i in (1..values.len()).rev() {
+        values.swap(i, (noise.next() % (i as u64 + 1)) as usize);
+    }
+    let pcm = Pcm::new(48_000, vec![values.iter().map(|v| f32::from(*v) / 32_768.0).collect()]);
+    write_wav(&path, &pcm, WavFormat::Int16).unwrap();
+    let decoded = Decoding::open(&path).unwrap().read_all().unwrap();
+    for zoom in [2, 3, 64, 100, 256, 441, 1000, 65_536] {
+        let level = level_of(&decoded, zoom).unwrap();
+        let expected: Vec<Pair> = values
+            .chunks(zoom)
+            .map(|run| Pair { min: *run.iter().min().unwrap(), max: *run.iter().max().unwrap() })
+            .collect();
+        assert_eq!(level.channels[0], expected, "{zoom} samples per pixel");
+        let mut dat = Vec::new();
+        write_dat(48_000, &level, &mut dat).unwrap();
+        assert_eq!(i32::from_le_bytes(dat[12..16].try_into().unwrap()), zoom as i32);
+        assert_eq!(dat.len(), 24 + expected.len() * 4);
+    }
+    assert!(level_of(&decoded, 1).is_none(), "audiowaveform needs 2 samples per pixel or more");
 }
