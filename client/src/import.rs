@@ -63,6 +63,9 @@ pub struct ImportDone {
     pub path: PathBuf,
     /// The new clip, or why there is none.
     pub result: Result<ClipId, String>,
+    /// The file ends before the audio its header promised: what came before the damage was
+    /// imported.
+    pub cut_short: bool,
 }
 
 /// Imports under way.
@@ -72,7 +75,7 @@ pub struct Imports {
     /// Uploading, by upload id.
     uploading: HashMap<u64, ImportMsg>,
     /// Uploaded, waiting for the asset record to reach the model.
-    placing: Vec<(ImportMsg, AssetId)>,
+    placing: Vec<(ImportMsg, AssetId, bool)>,
 }
 
 impl Imports {
@@ -104,7 +107,7 @@ fn start_imports(
             None
         };
         if let Some(reason) = refused {
-            done.write(ImportDone { path: import.path.clone(), result: Err(reason) });
+            done.write(ImportDone { path: import.path.clone(), result: Err(reason), cut_short: false });
             continue;
         }
         let id = imports.next_id;
@@ -119,12 +122,13 @@ fn take_uploads(
     mut uploads: MessageReader<UploadDone>,
     mut done: MessageWriter<ImportDone>,
 ) {
-    for UploadDone { id, asset } in uploads.read() {
+    for UploadDone { id, asset, cut_short } in uploads.read() {
         let Some(import) = imports.uploading.remove(id) else { continue };
         match asset {
-            Ok(asset) => imports.placing.push((import, *asset)),
+            Ok(asset) => imports.placing.push((import, *asset, *cut_short)),
             Err(reason) => {
-                done.write(ImportDone { path: import.path, result: Err(format!("the upload failed: {reason}")) });
+                let result = Err(format!("the upload failed: {reason}"));
+                done.write(ImportDone { path: import.path, result, cut_short: *cut_short });
             }
         }
     }
@@ -145,7 +149,7 @@ fn place_clips(
     let Ok((project_key, project)) = project.single() else { return };
     let timebase = Timebase::new(project.tempo, project.sample_rate);
     let mut tracks_added = 0;
-    imports.placing.retain(|(import, asset_id)| {
+    imports.placing.retain(|(import, asset_id, cut_short)| {
         let Some(asset) = index.entity((*asset_id).into()).and_then(|entity| assets.get(entity).ok()) else {
             return true;
         };
@@ -177,7 +181,7 @@ fn place_clips(
         let id = ClipId::new_v7();
         ops.push(Op::Create { id: id.into(), record: Record::Clip(clip) });
         edits.write(EditMsg::Edit(ops));
-        done.write(ImportDone { path: import.path.clone(), result: Ok(id) });
+        done.write(ImportDone { path: import.path.clone(), result: Ok(id), cut_short: *cut_short });
         false
     });
 }

@@ -148,6 +148,9 @@ pub struct UploadDone {
     pub id: u64,
     /// The new (or existing, for a file the project already has) asset.
     pub asset: Result<AssetId, String>,
+    /// The file ends before the audio its header promised: the asset holds what came before
+    /// the damage.
+    pub cut_short: bool,
 }
 
 /// An asset file the worker brought into the local cache, or why it could not.
@@ -624,9 +627,16 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
             let name = path.file_name().map_or_else(|| "audio".into(), |name| name.to_string_lossy().into_owned());
             // Hashed once: the hash names the upload and our own copy in the cache.
             let hashing = path.clone();
-            let hash = tokio::task::spawn_blocking(move || ensemble_authority::files::hash_file(&hashing)).await;
+            let hash = tokio::task::spawn_blocking(move || {
+                // Reading the header tells a WAV file that was cut short.
+                let cut_short = ensemble_audio::decode::Decoding::open(&hashing).is_ok_and(|file| file.truncated());
+                ensemble_authority::files::hash_file(&hashing).map(|hash| (hash, cut_short))
+            })
+            .await;
+            let mut cut_short = false;
             let asset = match hash {
-                Ok(Ok(hash)) => {
+                Ok(Ok((hash, cut))) => {
+                    cut_short = cut;
                     let asset = transport.upload(project, &path, &name, hash).await.map_err(|error| error.to_string());
                     if asset.is_ok() {
                         // Keep our own copy, so the file is never downloaded back. Failing that
@@ -639,7 +649,7 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
                 Ok(Err(error)) => Err(format!("cannot read {}: {error}", path.display())),
                 Err(error) => Err(error.to_string()),
             };
-            let _ = to_app.send(FromWorker::Uploaded(UploadDone { id, asset }));
+            let _ = to_app.send(FromWorker::Uploaded(UploadDone { id, asset, cut_short }));
         });
     }
 

@@ -203,8 +203,11 @@ fn collect_alerts(
         };
         alerts.0.push((text, true));
     }
-    for ImportDone { path, result } in imports.read() {
+    for ImportDone { path, result, cut_short } in imports.read() {
         alerts.0.push(match result {
+            Ok(_) if *cut_short => {
+                (format!("Imported {}, which is cut short: only the audio before the damage", path.display()), true)
+            }
             Ok(_) => (format!("Imported {}", path.display()), false),
             Err(reason) => (format!("Import failed: {reason}"), true),
         });

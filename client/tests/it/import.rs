@@ -129,3 +129,31 @@ fn what_is_not_audio_is_refused_with_the_reason_and_changes_nothing() {
     }
     assert_eq!(replica(&app).unwrap().view().len(), before, "nothing was added");
 }
+
+#[test]
+fn a_file_cut_short_imports_what_came_before_the_damage_and_says_so() {
+    let authority = Authority::start();
+    let (_dir, stores) = replicas();
+    let mut app = importer(&authority, "alice", &stores);
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("Cut Take.wav");
+    wav(&file, 48_000, 48_000);
+    // Half the samples are gone; the header still promises a second.
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..44 + 48_000 * 2]).unwrap();
+
+    app.world_mut().write_message(ImportMsg { path: file.clone(), track: None, at: Ticks(0) });
+    step_until(&mut [&mut app], Duration::from_secs(30), |apps| !apps[0].world().resource::<Ended>().0.is_empty());
+    let done = app.world().resource::<Ended>().0[0].clone();
+    assert!(done.cut_short, "the user is told the file was cut short");
+    let clip_id = done.result.expect("imported");
+    step_until(&mut [&mut app], Duration::from_secs(10), |apps| !clips(apps[0]).is_empty());
+    let view = replica(&app).unwrap().view();
+    let Some(Record::Clip(clip)) = view.entry(clip_id.into()).map(|entry| entry.record.clone()) else {
+        panic!("no clip {clip_id}")
+    };
+    let Some(Record::AudioAsset(asset)) = view.entry(clip.asset.into()).map(|entry| entry.record.clone()) else {
+        panic!("the clip's asset is missing")
+    };
+    assert_eq!(asset.frames, Frames(24_000), "the half second the file holds");
+}
