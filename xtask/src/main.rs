@@ -75,8 +75,31 @@ fn root() -> PathBuf {
 fn command_in(dir: &Path, program: &str, args: &[&str]) -> Result {
     let line = format!("{program} {}", args.join(" "));
     eprintln!("$ {line}");
-    let status = Command::new(program).args(args).current_dir(dir).status().map_err(|e| format!("{line}: {e}"))?;
+    let status =
+        clean(Command::new(program)).args(args).current_dir(dir).status().map_err(|e| format!("{line}: {e}"))?;
     if status.success() { Ok(()) } else { Err(format!("`{line}` failed ({status})")) }
+}
+
+/// `command` without the variables `cargo run` set for xtask itself. Some build scripts (ring's)
+/// rebuild when `CARGO_MANIFEST_DIR` changes, so a cargo started from xtask with xtask's value
+/// rebuilt them, and everything above them, after every plain `cargo` run and back.
+fn clean(mut command: Command) -> Command {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let set_by_cargo_run = key.starts_with("CARGO_PKG_")
+            || matches!(
+                &*key,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+            );
+        if set_by_cargo_run {
+            command.env_remove(&*key);
+        }
+    }
+    command
 }
 
 /// Where cargo builds (the project shares one target directory between clones).

@@ -41,7 +41,7 @@ fn check_in(scratch: &Path) -> Result {
 
     let check = |clone: &Path| -> Result<Output> {
         eprintln!("$ cargo check -p ensemble-protocol   (in {})", clone.display());
-        Command::new("cargo")
+        crate::clean(Command::new("cargo"))
             .args(["check", "--quiet", "--locked", "-p", "ensemble-protocol"])
             .current_dir(clone)
             .output()

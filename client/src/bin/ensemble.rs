@@ -78,10 +78,23 @@ struct Args {
     /// The jam's join code, for --join.
     #[arg(long)]
     code: Option<String>,
+    /// The window's size in logical pixels, WIDTHxHEIGHT.
+    #[arg(long, default_value = "1600x900", value_parser = parse_size)]
+    size: (u32, u32),
     /// Solo mode's first project is a stress test of 200 tracks and 5,000 clips instead of the
     /// demo song (use a fresh --solo-dir).
     #[arg(long)]
     stress: bool,
+}
+
+/// `WIDTHxHEIGHT`, each at least 320.
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let parse = |part: Option<&str>| part.and_then(|part| part.trim().parse::<u32>().ok()).filter(|n| *n >= 320);
+    let mut parts = text.split(['x', 'X', '×']);
+    match (parse(parts.next()), parse(parts.next()), parts.next()) {
+        (Some(width), Some(height), None) => Ok((width, height)),
+        _ => Err(format!("{text:?} is not a window size like 1024x640 (each side at least 320)")),
+    }
 }
 
 /// How this window reaches its project: solo (on its own authority, which can host a jam),
@@ -260,7 +273,7 @@ fn main() -> anyhow::Result<()> {
         app.insert_resource(start);
     }
     app.add_plugins(DefaultPlugins.set(WindowPlugin {
-        primary_window: Some(Window { title: "Ensemble".into(), resolution: (1600, 900).into(), ..default() }),
+        primary_window: Some(Window { title: "Ensemble".into(), resolution: args.size.into(), ..default() }),
         ..default()
     }))
     .insert_resource(ClearColor(Color::srgb_u8(24, 26, 30)))

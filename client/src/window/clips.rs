@@ -62,7 +62,8 @@ pub(super) fn show(
     let header = egui::Rect::from_min_size(body.min, egui::vec2(body.width(), HEADER));
     painter.rect_filled(header, 5.0, colour);
     let swatch = header.intersect(timeline).shrink2(egui::vec2(8.0, 5.0));
-    if swatch.is_positive() {
+    // Reported where the name cannot reach: at the right of a header with room for both.
+    if swatch.is_positive() && swatch.width() >= 60.0 {
         let swatch = egui::Rect::from_min_max(egui::pos2(swatch.right() - 6.0, swatch.top()), swatch.max);
         drawn.clips.push(DrawnRegion::new(row.track, swatch));
     }

@@ -26,10 +26,14 @@ mod timeline;
 mod transport_bar;
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use bevy::platform::time::Instant;
 
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
-use bevy::window::FileDragAndDrop;
+use bevy::window::{FileDragAndDrop, RequestRedraw};
+use bevy::winit::{UpdateMode, WinitSettings};
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPostUpdateSet, EguiPrimaryContextPass, egui};
 use ensemble_protocol::{
     AssetId, AudioAsset, AutomationLane, Clip, Colour, Op, Parameter, Presence, Project, RecordId, TICKS_PER_QUARTER,
@@ -60,9 +64,23 @@ impl Plugin for DawWindowPlugin {
             .init_resource::<DrawnLayout>()
             .init_resource::<Alerts>()
             .init_resource::<Dialog>()
+            // Stopped, the window draws when something happens (input wakes it) and at least
+            // every 100 ms, when collaborators' edits and presence are taken in; playing, it
+            // draws every frame. An idle window used half a core drawing the same picture.
+            .insert_resource(WinitSettings {
+                focused_mode: UpdateMode::reactive(Duration::from_millis(100)),
+                unfocused_mode: UpdateMode::reactive_low_power(Duration::from_millis(500)),
+            })
             .add_systems(Startup, spawn_camera)
-            .add_systems(Update, collect_alerts)
+            .add_systems(Update, (collect_alerts, redraw_while_playing))
             .add_systems(EguiPrimaryContextPass, (draw, jam::draw).chain());
+    }
+}
+
+/// Keeps the window drawing every frame while the playhead moves.
+fn redraw_while_playing(transport: Res<Transport>, mut redraw: MessageWriter<RequestRedraw>) {
+    if transport.playing {
+        redraw.write(RequestRedraw);
     }
 }
 
@@ -148,6 +166,11 @@ pub struct DrawnLayout {
     pub strips: Vec<DrawnRegion>,
     /// Clips with room for a waveform whose peaks have not arrived yet.
     pub waiting_for_peaks: usize,
+    /// The window's size, and the controls of the transport bar and the status line (left,
+    /// top, right, bottom): each must lie inside it and clear of the others.
+    pub window: [f32; 2],
+    /// See [`DrawnLayout::window`].
+    pub controls: Vec<[f32; 4]>,
 }
 
 impl DrawnLayout {
@@ -179,9 +202,29 @@ impl DrawnRegion {
     }
 }
 
-/// Recent messages for the status line: a notice, and whether it is a warning.
+/// Recent messages for the status line: a notice, whether it is a warning, and when it came.
+/// The newest shows for a while ([`Alerts::current`]); then the shortcut hints return.
 #[derive(Resource, Debug, Default)]
-struct Alerts(Vec<(String, bool)>);
+struct Alerts(Vec<(String, bool, Instant)>);
+
+impl Alerts {
+    /// How long a notice, and a warning, stays on the status line.
+    const SHOWN: Duration = Duration::from_secs(6);
+    const WARNING_SHOWN: Duration = Duration::from_secs(12);
+
+    fn push(&mut self, (text, warning): (String, bool)) {
+        self.0.push((text, warning, Instant::now()));
+        let excess = self.0.len().saturating_sub(4);
+        self.0.drain(..excess);
+    }
+
+    /// The newest message, while it is still fresh.
+    fn current(&self) -> Option<(&str, bool)> {
+        let (text, warning, at) = self.0.last()?;
+        let shown = if *warning { Self::WARNING_SHOWN } else { Self::SHOWN };
+        (at.elapsed() < shown).then_some((text.as_str(), *warning))
+    }
+}
 
 fn spawn_camera(mut commands: Commands) {
     commands.spawn(Camera2d);
@@ -201,10 +244,10 @@ fn collect_alerts(
             Notice::Rejected { reason, .. } => format!("The authority refused an edit: {reason}"),
             Notice::Dropped { reason, .. } => format!("An edit no longer applies: {reason}"),
         };
-        alerts.0.push((text, true));
+        alerts.push((text, true));
     }
     for ImportDone { path, result, cut_short } in imports.read() {
-        alerts.0.push(match result {
+        alerts.push(match result {
             Ok(_) if *cut_short => {
                 (format!("Imported {}, which is cut short: only the audio before the damage", path.display()), true)
             }
@@ -213,13 +256,11 @@ fn collect_alerts(
         });
     }
     for ExportDone { path, result } in exports.read() {
-        alerts.0.push(match result {
+        alerts.push(match result {
             Ok(seconds) => (format!("Exported {seconds:.1} s to {}", path.display()), false),
             Err(reason) => (format!("Export failed: {reason}"), true),
         });
     }
-    let excess = alerts.0.len().saturating_sub(4);
-    alerts.0.drain(..excess);
 }
 
 /// The palette: dark, with the accent of a meter's green.
@@ -558,21 +599,28 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
         importing: imports.in_progress(),
         jam: jam.status(),
     };
-    egui::Panel::top("transport").exact_size(52.0).show(&mut root, |ui| {
-        transport_bar::show(ui, &bar, &scene, &mut view, &mut transport, &mut dialog, &mut out);
-    });
+    let window = root.max_rect();
+    drawn.window = [window.width(), window.height()];
+    let mut controls = egui::Panel::top("transport")
+        .exact_size(52.0)
+        .show(&mut root, |ui| transport_bar::show(ui, &bar, &scene, &mut view, &mut transport, &mut dialog, &mut out))
+        .inner;
     egui::Panel::bottom("status").exact_size(26.0).show(&mut root, |ui| {
-        ui.horizontal_centered(|ui| match alerts.0.last() {
-            Some((alert, warn)) => {
-                ui.colored_label(if *warn { theme::WARN } else { theme::ACCENT }, alert);
-            }
-            None => {
-                ui.colored_label(
-                    theme::DIM,
-                    "Space play/stop · L loop · K metronome · Ctrl+Z undo · Ctrl+Shift+Z redo · S split · \
-                     Ctrl+D duplicate · Ctrl+I import · X mixer · drop audio files on the timeline",
-                );
-            }
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            controls.extend(transport_bar::status(ui, &bar, &scene, &view));
+            // The message, or the hints, in what is left, cut short rather than overlapping.
+            ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                let (text, colour) = match alerts.current() {
+                    Some((alert, warn)) => (alert, if warn { theme::WARN } else { theme::ACCENT }),
+                    None => (
+                        "Space play/stop · L loop · K metronome · Ctrl+Z undo · Ctrl+Shift+Z redo · S split · \
+                         Ctrl+D duplicate · Ctrl+I import · X mixer · drop audio files on the timeline",
+                        theme::DIM,
+                    ),
+                };
+                let message = ui.add(egui::Label::new(egui::RichText::new(text).color(colour)).truncate());
+                controls.push(message.on_hover_text(text).rect);
+            });
         });
     });
     if view.mixer {
@@ -588,6 +636,7 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
         .inner;
     let playhead = timeline::snapped_playhead(&view, &scene, &transport);
     dialogs::show(&ctx, &mut dialog, &scene, playhead, &mut out);
+    drawn.controls = controls.iter().map(|rect| [rect.left(), rect.top(), rect.right(), rect.bottom()]).collect();
     layout.set_if_neq(drawn);
     let mut selection: Vec<RecordId> = view.selected.iter().copied().collect();
     selection.sort_unstable();

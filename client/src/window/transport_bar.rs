@@ -54,15 +54,16 @@ pub(super) fn show(
     transport: &mut Transport,
     dialog: &mut Dialog,
     out: &mut Out,
-) {
+) -> Vec<egui::Rect> {
     let project = scene.project;
+    let mut controls = Vec::new();
     ui.horizontal_centered(|ui| {
         // Clicks inside (the name field) keep the menu open; a click outside closes it.
         let keep_open =
             egui::containers::menu::MenuConfig::new().close_behavior(egui::PopupCloseBehavior::CloseOnClickOutside);
-        egui::containers::menu::MenuButton::new(egui::RichText::new(&project.name).heading()).config(keep_open).ui(
-            ui,
-            |ui| {
+        let (menu, _) = egui::containers::menu::MenuButton::new(egui::RichText::new(&project.name).heading())
+            .config(keep_open)
+            .ui(ui, |ui| {
                 if ui.button("Import audio…  Ctrl+I").clicked() {
                     *dialog = Dialog::import();
                     ui.close();
@@ -80,15 +81,19 @@ pub(super) fn show(
                 if let Some(name) = super::name_field(ui, "project", &project.name, 180.0) {
                     out.edit(set_project(scene, ProjectField::Name(name)));
                 }
-            },
-        );
+            });
+        controls.push(menu.rect);
         ui.separator();
-        if ui.button("⏮").on_hover_text("Back to the start (Home)").clicked() {
+        let start = ui.button("⏮").on_hover_text("Back to the start (Home)");
+        controls.push(start.rect);
+        if start.clicked() {
             transport.position = Ticks(0);
             view.scroll = Ticks(0);
         }
         let label = if transport.playing { "■ Stop" } else { "▶ Play" };
-        if ui.add(egui::Button::new(label).min_size(egui::vec2(72.0, 0.0))).on_hover_text("Space").clicked() {
+        let play = ui.add(egui::Button::new(label).min_size(egui::vec2(72.0, 0.0))).on_hover_text("Space");
+        controls.push(play.rect);
+        if play.clicked() {
             transport.playing = !transport.playing;
         }
         if ui.add(egui::Button::new("Loop").selected(transport.looping)).on_hover_text("L").clicked() {
@@ -98,8 +103,8 @@ pub(super) fn show(
             transport.metronome = !transport.metronome;
         }
         let seconds = scene.timebase.frames(transport.position).0 as f64 / f64::from(project.sample_rate);
-        ui.monospace(bars_beats(transport.position, project.time_signature.numerator.into()));
-        ui.monospace(format!("{:02}:{:06.3}", (seconds / 60.0) as u64, seconds % 60.0));
+        controls.push(ui.monospace(bars_beats(transport.position, project.time_signature.numerator.into())).rect);
+        controls.push(ui.monospace(format!("{:02}:{:06.3}", (seconds / 60.0) as u64, seconds % 60.0)).rect);
         ui.separator();
         let mut tempo = project.tempo.0;
         let response = ui.add(egui::DragValue::new(&mut tempo).range(20.0..=999.0).speed(0.2).suffix(" BPM"));
@@ -113,7 +118,9 @@ pub(super) fn show(
             out.edits.write(EditMsg::Redo);
         }
         ui.separator();
-        if ui.add(egui::Button::new("Mixer").selected(view.mixer)).on_hover_text("X").clicked() {
+        let mixer = ui.add(egui::Button::new("Mixer").selected(view.mixer)).on_hover_text("X");
+        controls.push(mixer.rect);
+        if mixer.clicked() {
             view.mixer = !view.mixer;
         }
         let (jam_label, jam_hint) = match bar.jam {
@@ -122,35 +129,48 @@ pub(super) fn show(
             JamStatus::Joined { host, .. } => (format!("Jam with {host}…"), format!("{host} is not answering")),
             JamStatus::Off | JamStatus::Failed(_) => ("Jam".to_owned(), "Host or join a LAN jam".to_owned()),
         };
-        if ui.add(egui::Button::new(jam_label).selected(view.jam)).on_hover_text(jam_hint).clicked() {
+        let jam = ui.add(egui::Button::new(jam_label).selected(view.jam)).on_hover_text(jam_hint);
+        controls.push(jam.rect);
+        if jam.clicked() {
             view.jam = !view.jam;
         }
-        let zoom = (view.points_per_quarter / 28.0 * 100.0).round();
-        ui.label(egui::RichText::new(format!("zoom {zoom}%")).small().color(theme::DIM));
-        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-            let Some(status) = bar.status else { return };
-            let colour = match status.connection {
-                Connection::Online { .. } => theme::ACCENT,
-                Connection::Connecting => theme::DIM,
-                Connection::Offline { .. } | Connection::Refused { .. } => theme::WARN,
-            };
-            if bar.importing > 0 {
-                ui.label(format!("importing {}", bar.importing));
-            }
-            for peer in scene.peers.sessions.values() {
-                let colour = super::colour32(peer.colour);
-                let at = bars_beats(peer.presence.playhead, project.time_signature.numerator.into());
-                let state = if peer.presence.playing { "playing" } else { "stopped" };
-                ui.colored_label(colour, &peer.name).on_hover_text(format!("{state} at {}", at.trim()));
-                let (dot, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
-                ui.painter().circle_filled(dot.center(), 4.0, colour);
-            }
-            ui.label(format!("{} pending", bar.pending));
-            ui.colored_label(colour, describe(&status.connection));
-            let (dot, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
-            ui.painter().circle_filled(dot.center(), 4.0, colour);
-        });
     });
+    controls
+}
+
+/// The right of the status line: the connection, pending edits, imports, collaborators and
+/// zoom, drawn right to left. (In the transport bar they ran into its buttons below 1,200
+/// points.)
+pub(super) fn status(ui: &mut egui::Ui, bar: &Bar, scene: &Scene, view: &View) -> Vec<egui::Rect> {
+    let project = &scene.project;
+    let mut controls = Vec::new();
+    if let Some(status) = bar.status {
+        let colour = match status.connection {
+            Connection::Online { .. } => theme::ACCENT,
+            Connection::Connecting => theme::DIM,
+            Connection::Offline { .. } | Connection::Refused { .. } => theme::WARN,
+        };
+        let (dot, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+        ui.painter().circle_filled(dot.center(), 4.0, colour);
+        let connection = describe(&status.connection);
+        let label = egui::Label::new(egui::RichText::new(&connection).color(colour)).truncate();
+        controls.push(ui.add(label).on_hover_text(connection).rect);
+        controls.push(ui.label(format!("{} pending", bar.pending)).rect);
+    }
+    if bar.importing > 0 {
+        controls.push(ui.label(format!("importing {}", bar.importing)).rect);
+    }
+    for peer in scene.peers.sessions.values() {
+        let colour = super::colour32(peer.colour);
+        let at = bars_beats(peer.presence.playhead, project.time_signature.numerator.into());
+        let state = if peer.presence.playing { "playing" } else { "stopped" };
+        let (dot, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+        ui.painter().circle_filled(dot.center(), 4.0, colour);
+        controls.push(ui.colored_label(colour, &peer.name).on_hover_text(format!("{state} at {}", at.trim())).rect);
+    }
+    let zoom = (view.points_per_quarter / 28.0 * 100.0).round();
+    controls.push(ui.label(egui::RichText::new(format!("zoom {zoom}%")).small().color(theme::DIM)).rect);
+    controls
 }
 
 /// The time signature: beats per bar (dragged as a gesture), and the beat's note value.
