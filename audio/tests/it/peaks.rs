@@ -71,7 +71,10 @@ fn a_decoded_file_gives_the_peaks_of_its_samples() {
     let peaks = Peaks::from_decoding(Decoding::open(&path).unwrap()).unwrap();
     assert_eq!(peaks, Peaks::from_pcm(&tone));
     let coarse = peaks.level(16_384).unwrap();
-    assert!(coarse.channels[0].iter().all(|pair| pair.max == 24_576 && pair.min == -24_576), "a 0.75 sine: 0.75 × 32,768");
+    assert!(
+        coarse.channels[0].iter().all(|pair| pair.max == 24_576 && pair.min == -24_576),
+        "a 0.75 sine: 0.75 × 32,768"
+    );
 }
 
 #[test]
