@@ -26,7 +26,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use ensemble_protocol::wire::{CatchUp, Rejection};
 use ensemble_protocol::{
-    ApplyError, Op, ProjectId, ProjectState, RecordChange, RecordId, Seq, ServerMsg, Transaction, TxId,
+    ApplyError, Field, Op, ProjectId, ProjectState, RecordChange, RecordId, Seq, ServerMsg, Transaction, TxId,
 };
 
 use crate::sync::{FromAuthority, Restored};
@@ -66,7 +66,19 @@ pub enum Notice {
         /// Why it no longer applies.
         reason: ApplyError,
     },
+    /// A collaborator's later edit replaced a value one of our committed edits set (two people
+    /// moved the same clip, offline or at once: the later one stands).
+    Overridden {
+        /// The record.
+        record: RecordId,
+        /// The field's name.
+        field: &'static str,
+    },
 }
+
+/// How many values our committed edits set are remembered, to tell the user when a
+/// collaborator replaces one.
+const REMEMBERED_SETS: usize = 256;
 
 /// Which records of the view changed since the last [`Replica::take_changes`].
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -104,6 +116,8 @@ pub struct Replica {
     view: ProjectState,
     changes: Changes,
     settled: Vec<TxId>,
+    /// Values our committed edits set, newest last.
+    ours: VecDeque<(RecordId, Field)>,
 }
 
 impl Replica {
@@ -117,6 +131,7 @@ impl Replica {
             preview: Vec::new(),
             changes: Changes::All,
             settled: Vec::new(),
+            ours: VecDeque::new(),
         }
     }
 
@@ -236,12 +251,16 @@ impl Replica {
             ServerMsg::Bump(bump) if bump.project == self.confirmed.id() && bump.seq > self.seq => {
                 self.absorb(&bump.changes);
                 self.seq = bump.seq;
-                if let Some(pending) = self.pending.iter_mut().find(|pending| pending.tx.id == bump.tx_id) {
+                let pending = self.pending.iter_mut().find(|pending| pending.tx.id == bump.tx_id);
+                let ours = pending.is_some();
+                if let Some(pending) = pending {
                     pending.committed = Some(bump.seq);
                 }
                 let mut ids: Vec<RecordId> = bump.changes.iter().map(|change| change.id).collect();
                 ids.extend(self.settle_committed());
-                self.rebase(ids)
+                let mut notices = if ours { Vec::new() } else { self.overridden(&bump.changes) };
+                notices.extend(self.rebase(ids));
+                notices
             }
             ServerMsg::Committed { tx_id, seq, .. } => {
                 let Some(pending) = self.pending.iter_mut().find(|pending| pending.tx.id == *tx_id) else {
@@ -292,21 +311,51 @@ impl Replica {
         }
     }
 
-    /// Drops pending edits the confirmed state now contains; returns the records they touched,
-    /// which the caller rebases.
+    /// Drops pending edits the confirmed state now contains, remembering the values they set;
+    /// returns the records they touched, which the caller rebases.
     fn settle_committed(&mut self) -> Vec<RecordId> {
         let seq = self.seq;
         let settled = &mut self.settled;
+        let ours = &mut self.ours;
         let mut touched = Vec::new();
         self.pending.retain(|pending| match pending.committed {
             Some(at) if at <= seq => {
                 settled.push(pending.tx.id);
                 touched.extend(pending.tx.ops.iter().map(Op::target));
+                for op in &pending.tx.ops {
+                    if let Op::Set { target, value, .. } = op {
+                        ours.retain(|(record, field)| !(record == target && field.same_field(value)));
+                        ours.push_back((*target, value.clone()));
+                    }
+                }
                 false
             }
             _ => true,
         });
+        while self.ours.len() > REMEMBERED_SETS {
+            self.ours.pop_front();
+        }
         touched
+    }
+
+    /// The values of ours that a collaborator's commit of `changes` replaced; each is told once.
+    fn overridden(&mut self, changes: &[RecordChange]) -> Vec<Notice> {
+        let mut notices = Vec::new();
+        let confirmed = &self.confirmed;
+        self.ours.retain(|(record, value)| {
+            if !changes.iter().any(|change| change.id == *record) {
+                return true;
+            }
+            let now = confirmed.entry(*record).and_then(|entry| value.read(&entry.record));
+            if now.as_ref() == Some(value) {
+                return true;
+            }
+            if now.is_some() {
+                notices.push(Notice::Overridden { record: *record, field: value.name() });
+            }
+            false
+        });
+        notices
     }
 
     /// Resets `ids`, and every record a pending edit or the preview touches, to the confirmed

@@ -4,6 +4,9 @@
 //! Click selects (Shift adds); dragging the body moves the selected clips together (a lone clip
 //! also to another track); dragging an edge trims it; dragging the small squares under the
 //! top corners sets the fades. Each drag previews as it goes and commits as one edit.
+//!
+//! Clips on one track that overlap both play (their sound adds up, as in Reaper): the
+//! overlapping stretch is hatched in the warning colour over both, so it is never a surprise.
 
 use bevy_egui::egui;
 use ensemble_audio::peaks::Peaks;
@@ -305,4 +308,44 @@ fn draw_waveform(
         x += 1.0;
     }
     painter.add(egui::Shape::mesh(mesh));
+}
+
+/// Hatches where clips of `row` overlap, over both.
+pub(super) fn overlaps(
+    painter: &egui::Painter,
+    timeline: egui::Rect,
+    grid: &Grid,
+    view: &View,
+    row: &Row,
+    clips: &[(RecordId, &Clip)],
+) {
+    let mut spans: Vec<(i64, i64)> =
+        clips.iter().map(|(_, clip)| (clip.start.0, (clip.start + clip.length).0)).collect();
+    spans.sort_by_key(|span| span.0);
+    // Each clip against the later ones that start before it ends.
+    for (index, &(start, end)) in spans.iter().enumerate() {
+        for &(other_start, other_end) in spans[index + 1..].iter().take_while(|span| span.0 < end) {
+            let (from, to) = (start.max(other_start), end.min(other_end));
+            let zone = egui::Rect::from_x_y_ranges(
+                grid.x_of(from)..=grid.x_of(to),
+                row.top + 4.0 + HEADER..=row.track_bottom(view) - 4.0,
+            )
+            .intersect(timeline);
+            if !zone.is_positive() {
+                continue;
+            }
+            painter.rect_filled(zone, 0.0, theme::WARN.gamma_multiply(0.18));
+            let hatch = painter.with_clip_rect(zone);
+            let mut x = zone.left() - zone.height();
+            while x < zone.right() {
+                let from = egui::pos2(x, zone.bottom());
+                hatch.line_segment(
+                    [from, from + egui::vec2(zone.height(), -zone.height())],
+                    (1.0, theme::WARN.gamma_multiply(0.6)),
+                );
+                x += 8.0;
+            }
+            painter.rect_stroke(zone, 0.0, (1.0, theme::WARN), egui::StrokeKind::Inside);
+        }
+    }
 }

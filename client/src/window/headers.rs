@@ -54,7 +54,9 @@ fn header(
     painter.rect_filled(stripe, 2.0, colour32(track.colour));
     let background = ui.interact(rect, egui::Id::new(("header", id)), egui::Sense::click());
     background.context_menu(|ui| track_menu(ui, scene, id, track, out));
-    let mut inner = ui.new_child(egui::UiBuilder::new().max_rect(rect.shrink2(egui::vec2(14.0, 6.0))));
+    // Ids of its own, so widgets keep theirs when other panels come and go (the mixer).
+    let mut inner =
+        ui.new_child(egui::UiBuilder::new().id_salt(("header", id)).max_rect(rect.shrink2(egui::vec2(14.0, 6.0))));
     inner.spacing_mut().item_spacing = egui::vec2(6.0, 6.0);
     inner.horizontal(|ui| {
         if let Some(name) = super::name_field(ui, id, &track.name, 104.0) {
@@ -210,7 +212,8 @@ fn lane_header(
     out: &mut Out,
 ) {
     ui.painter_at(rect).rect_filled(rect.shrink(1.0), 4.0, theme::AUTOMATION);
-    let mut inner = ui.new_child(egui::UiBuilder::new().max_rect(rect.shrink2(egui::vec2(14.0, 8.0))));
+    let mut inner =
+        ui.new_child(egui::UiBuilder::new().id_salt(("lane header", id)).max_rect(rect.shrink2(egui::vec2(14.0, 8.0))));
     inner.horizontal(|ui| {
         ui.label(egui::RichText::new("Automation").color(theme::DIM));
         let mut shown = parameter;

@@ -243,6 +243,10 @@ fn collect_alerts(
             Notice::RedoRefused { reason } => format!("Cannot redo: {reason}"),
             Notice::Rejected { reason, .. } => format!("The authority refused an edit: {reason}"),
             Notice::Dropped { reason, .. } => format!("An edit no longer applies: {reason}"),
+            Notice::Overridden { field, .. } => {
+                let field = field.trim_end_matches("_db").replace('_', " ");
+                format!("A collaborator's later edit replaced your change to the {field}: theirs stands")
+            }
         };
         alerts.push((text, true));
     }

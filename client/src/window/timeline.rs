@@ -105,6 +105,7 @@ pub(super) fn show(
         for (id, clip) in scene.clips.get(&row.entity).into_iter().flatten() {
             clips::show(ui, &painter, rect, scene, view, &grid, &rows, row, *id, clip, drawn, out);
         }
+        clips::overlaps(&painter, rect, &grid, view, row, scene.clips.get(&row.entity).map_or(&[][..], Vec::as_slice));
         if let Some(parameter) = row.lane {
             let lane_rect = egui::Rect::from_x_y_ranges(
                 rect.x_range(),

@@ -145,7 +145,7 @@ struct Sim {
     replicas: Vec<Replica>,
     uplink: Vec<VecDeque<Transaction>>,
     downlink: Vec<VecDeque<ServerMsg>>,
-    notices: Vec<Notice>,
+    notices: Vec<(usize, Notice)>,
 }
 
 impl Sim {
@@ -184,7 +184,7 @@ impl Sim {
             Step::ToClient(client) => {
                 if let Some(message) = self.downlink[*client].pop_front() {
                     let notices = self.replicas[*client].receive(&message);
-                    self.notices.extend(notices);
+                    self.notices.extend(notices.into_iter().map(|notice| (*client, notice)));
                 }
             }
         }
@@ -255,7 +255,47 @@ fn a_local_edit_shows_at_once_and_a_rejection_rolls_it_back() {
     let told: Vec<&Notice> = sim
         .notices
         .iter()
+        .map(|(_, notice)| notice)
         .filter(|n| matches!(n, Notice::Rejected { tx_id, .. } | Notice::Dropped { tx_id, .. } if *tx_id == stale.id))
         .collect();
     assert_eq!(told.len(), 1, "{told:?}");
+}
+
+#[test]
+fn a_change_a_collaborator_replaces_later_is_told_to_its_author_once() {
+    let mut sim = Sim::new();
+    sim.run(&Step::Edit(0, Edit::AddTrack));
+    let drums = tracks(sim.replicas[0].view())[0];
+    sim.settle();
+    let gain = |g: f32| {
+        Transaction::new(
+            PROJECT,
+            vec![Op::Set { target: drums.into(), value: Field::Track(TrackField::Gain(g)), expect: None }],
+        )
+    };
+    // User 0's change commits first; user 1's, made meanwhile, commits after it and stands.
+    for (client, value) in [(0, -3.0), (1, -9.0)] {
+        let tx = gain(value);
+        sim.replicas[client].propose(tx.clone()).unwrap();
+        sim.uplink[client].push_back(tx);
+    }
+    sim.settle();
+    let told = |sim: &Sim, client: usize| -> Vec<(RecordId, &'static str)> {
+        sim.notices
+            .iter()
+            .filter(|(to, _)| *to == client)
+            .filter_map(|(_, notice)| match notice {
+                Notice::Overridden { record, field } => Some((*record, *field)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(told(&sim, 0), vec![(drums.into(), "gain_db")], "the author whose change was replaced is told");
+    assert!(told(&sim, 1).is_empty(), "the one whose change stands is not");
+    // A later change by the same collaborator is not news a second time.
+    let again = gain(-12.0);
+    sim.replicas[1].propose(again.clone()).unwrap();
+    sim.uplink[1].push_back(again);
+    sim.settle();
+    assert_eq!(told(&sim, 0).len(), 1);
 }
