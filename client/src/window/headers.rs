@@ -32,7 +32,10 @@ pub(super) fn show(ui: &mut egui::Ui, scene: &Scene, view: &mut View, drawn: &mu
         bottom = row.bottom(view);
     }
     let button = egui::Rect::from_min_size(egui::pos2(panel.left() + 14.0, bottom + 8.0), egui::vec2(120.0, 24.0));
-    if button.bottom() < panel.bottom() && ui.put(button, egui::Button::new("+ Add track")).clicked() {
+    let stable = egui::UiBuilder::new().id(egui::Id::new("add track")).max_rect(button);
+    if button.bottom() < panel.bottom()
+        && ui.scope_builder(stable, |ui| ui.put(button, egui::Button::new("+ Add track"))).inner.clicked()
+    {
         let name = format!("Track {}", scene.tracks.len() + 1);
         out.edit(edits::add_track(scene.project_id, name, scene.tracks.len()).1);
     }
@@ -55,8 +58,9 @@ fn header(
     let background = ui.interact(rect, egui::Id::new(("header", id)), egui::Sense::click());
     background.context_menu(|ui| track_menu(ui, scene, id, track, out));
     // Ids of its own, so widgets keep theirs when other panels come and go (the mixer).
-    let mut inner =
-        ui.new_child(egui::UiBuilder::new().id_salt(("header", id)).max_rect(rect.shrink2(egui::vec2(14.0, 6.0))));
+    let mut inner = ui.new_child(
+        egui::UiBuilder::new().id(egui::Id::new(("header", id))).max_rect(rect.shrink2(egui::vec2(14.0, 6.0))),
+    );
     inner.spacing_mut().item_spacing = egui::vec2(6.0, 6.0);
     inner.horizontal(|ui| {
         if let Some(name) = super::name_field(ui, id, &track.name, 104.0) {
@@ -212,8 +216,9 @@ fn lane_header(
     out: &mut Out,
 ) {
     ui.painter_at(rect).rect_filled(rect.shrink(1.0), 4.0, theme::AUTOMATION);
-    let mut inner =
-        ui.new_child(egui::UiBuilder::new().id_salt(("lane header", id)).max_rect(rect.shrink2(egui::vec2(14.0, 8.0))));
+    let mut inner = ui.new_child(
+        egui::UiBuilder::new().id(egui::Id::new(("lane header", id))).max_rect(rect.shrink2(egui::vec2(14.0, 8.0))),
+    );
     inner.horizontal(|ui| {
         ui.label(egui::RichText::new("Automation").color(theme::DIM));
         let mut shown = parameter;

@@ -40,7 +40,7 @@ fn strip(ui: &mut egui::Ui, rect: egui::Rect, scene: &Scene, id: TrackId, track:
     // Name, switches and pan on top; fader and meter fill the middle; the readout at the foot.
     let controls =
         egui::Rect::from_min_max(rect.min + egui::vec2(8.0, 12.0), egui::pos2(rect.right() - 8.0, rect.top() + 96.0));
-    let mut top = ui.new_child(egui::UiBuilder::new().id_salt(("strip controls", id)).max_rect(controls));
+    let mut top = ui.new_child(egui::UiBuilder::new().id(egui::Id::new(("strip controls", id))).max_rect(controls));
     top.spacing_mut().item_spacing = egui::vec2(4.0, 5.0);
     top.vertical_centered(|ui| {
         ui.add(egui::Label::new(egui::RichText::new(&track.name).strong()).truncate());
@@ -54,7 +54,7 @@ fn strip(ui: &mut egui::Ui, rect: egui::Rect, scene: &Scene, id: TrackId, track:
     if middle.height() > 30.0 {
         let fader = egui::Rect::from_x_y_ranges(rect.left() + 26.0..=rect.left() + 50.0, middle.y_range());
         let mut gain = track.gain_db;
-        let mut column = ui.new_child(egui::UiBuilder::new().id_salt(("strip fader", id)).max_rect(fader));
+        let mut column = ui.new_child(egui::UiBuilder::new().id(egui::Id::new(("strip fader", id))).max_rect(fader));
         column.spacing_mut().slider_width = fader.height();
         let slider = egui::Slider::new(&mut gain, -60.0..=12.0).vertical().show_value(false);
         let response = column.add(slider).on_hover_text("Double-click for 0 dB");
