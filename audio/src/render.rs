@@ -213,6 +213,9 @@ fn mix_track(track: &TrackPlan, position: u64, scratch: &[Frame], out: &mut [Fra
         }
         return;
     }
+    // A stretch is at most ANCHOR_FRAMES long: its gains fit on the stack.
+    const STRETCH: usize = ANCHOR_FRAMES as usize;
+    let (mut gains, mut lefts, mut rights) = ([0.0f32; STRETCH], [0.0f32; STRETCH], [0.0f32; STRETCH]);
     let mut done = 0;
     while done < out.len() {
         let at = position + done as u64;
@@ -221,21 +224,28 @@ fn mix_track(track: &TrackPlan, position: u64, scratch: &[Frame], out: &mut [Fra
         let anchor = [gain, pan].iter().flatten().map(|span| span.from.frame).filter(|&f| f <= at).fold(grid, u64::max);
         let until =
             (grid + ANCHOR_FRAMES).min(track.gain_envelope.next_break(at)).min(track.pan_envelope.next_break(at));
-        let frames = (out.len() - done).min(usize::try_from(until - at).unwrap_or(usize::MAX));
-        let mut gain = Walk::gain(gain, track.gain_db, anchor, at);
-        let mut pan = Walk::pan(pan, track.pan, anchor, at);
-        for (out, frame) in out[done..done + frames].iter_mut().zip(&scratch[done..]) {
-            let gain = gain.next_gain();
-            let (left, right) = pan.next_pan();
-            out[0] += frame[0] * (gain * left) as f32;
-            out[1] += frame[1] * (gain * right) as f32;
+        // Every value of the stretch comes from its anchor, wherever this block began in it.
+        let stretch = (until - anchor) as usize;
+        Walk::gain(gain, track.gain_db, anchor).fill(&mut gains[..stretch], None);
+        Walk::pan(pan, track.pan, anchor).fill(&mut lefts[..stretch], Some(&mut rights[..stretch]));
+        let skip = (at - anchor) as usize;
+        let frames = (out.len() - done).min(stretch - skip);
+        let gains = &gains[skip..skip + frames];
+        let (lefts, rights) = (&lefts[skip..skip + frames], &rights[skip..skip + frames]);
+        let mixed = out[done..done + frames].iter_mut().zip(&scratch[done..]);
+        for (((out, frame), gain), (left, right)) in mixed.zip(gains).zip(lefts.iter().zip(rights)) {
+            out[0] += frame[0] * (gain * left);
+            out[1] += frame[1] * (gain * right);
         }
         done += frames;
     }
 }
 
-/// One automated value walked frame by frame from an anchor. Gain walks yield a linear factor;
-/// pan walks yield the pan law's (left, right) as `(cos, sin)` of its angle.
+/// Independent recurrences interleaved in a [`Walk`], so no frame waits on the one before it.
+const CHAINS: usize = 4;
+
+/// One automated value over a stretch, from its anchor. Gain walks yield a linear factor; pan
+/// walks yield the pan law's (left, right) as `(cos, sin)` of its angle.
 enum Walk {
     /// The same value at every frame.
     Fixed(f64, f64),
@@ -244,16 +254,16 @@ enum Walk {
     /// Plus a step each frame: a linear ramp of the gain, to or from silence.
     Linear { value: f64, step: f64 },
     /// Turned by a fixed angle each frame: a linear pan sweep.
-    Rotation { cos: f64, sin: f64, turn_cos: f64, turn_sin: f64 },
+    Rotation { angle: f64, turn: f64 },
     /// Evaluated at every frame (smooth curves).
     Exact { span: Span, frame: u64, gain: bool },
 }
 
 impl Walk {
-    /// The gain walk of `span` (or the fader when the lane is empty), at `at`, from `anchor`.
-    fn gain(span: Option<Span>, fader_db: f32, anchor: u64, at: u64) -> Walk {
+    /// The gain walk of `span` (or the fader when the lane is empty) from `anchor`.
+    fn gain(span: Option<Span>, fader_db: f32, anchor: u64) -> Walk {
         let Some(span) = span else { return Walk::Fixed(f64::from(db_to_gain(fader_db)), 0.0) };
-        let walk = match (span.from.curve, span.to) {
+        match (span.from.curve, span.to) {
             (Curve::Linear, Some(to)) => {
                 let (from_db, to_db) = (f64::from(span.from.value), f64::from(to.value));
                 let length = (to.frame - span.from.frame).max(1) as f64;
@@ -263,7 +273,7 @@ impl Walk {
                     let ratio = 10f64.powf((to_db - from_db) / length / 20.0);
                     // Levels too far below silence for a double, or ramps too steep for one,
                     // are evaluated frame by frame.
-                    if value.is_normal() && ratio.is_normal() {
+                    if value.is_normal() && ratio.is_normal() && ratio.powi(CHAINS as i32).is_normal() {
                         Walk::Geometric { value, ratio }
                     } else {
                         Walk::Exact { span, frame: anchor, gain: true }
@@ -275,80 +285,98 @@ impl Walk {
             }
             (Curve::Smooth, Some(_)) => Walk::Exact { span, frame: anchor, gain: true },
             _ => Walk::Fixed(f64::from(span.gain_at(anchor)), 0.0),
-        };
-        walk.skipped(at - anchor)
+        }
     }
 
-    /// The pan walk of `span` (or the fixed pan when the lane is empty), at `at`, from `anchor`.
-    fn pan(span: Option<Span>, fixed: f32, anchor: u64, at: u64) -> Walk {
+    /// The pan walk of `span` (or the fixed pan when the lane is empty) from `anchor`.
+    fn pan(span: Option<Span>, fixed: f32, anchor: u64) -> Walk {
         let angle = |pan: f64| (pan.clamp(-1.0, 1.0) + 1.0) * std::f64::consts::FRAC_PI_4;
         let Some(span) = span else {
             let (cos, sin) = pan_gains(fixed);
             return Walk::Fixed(f64::from(cos), f64::from(sin));
         };
-        let walk = match (span.from.curve, span.to) {
+        match (span.from.curve, span.to) {
             (Curve::Linear, Some(to)) => {
-                let (sin, cos) = angle(f64::from(span.value_at(anchor))).sin_cos();
                 let length = (to.frame - span.from.frame).max(1) as f64;
-                let turn = angle(f64::from(to.value)) - angle(f64::from(span.from.value));
-                let (turn_sin, turn_cos) = (turn / length).sin_cos();
-                Walk::Rotation { cos, sin, turn_cos, turn_sin }
+                let turn = (angle(f64::from(to.value)) - angle(f64::from(span.from.value))) / length;
+                Walk::Rotation { angle: angle(f64::from(span.value_at(anchor))), turn }
             }
             (Curve::Smooth, Some(_)) => Walk::Exact { span, frame: anchor, gain: false },
             _ => {
                 let (cos, sin) = pan_gains(span.value_at(anchor));
                 Walk::Fixed(f64::from(cos), f64::from(sin))
             }
-        };
-        walk.skipped(at - anchor)
-    }
-
-    /// The walk `frames` frames on, stepped exactly as rendering would, so where a block starts
-    /// does not change a value.
-    fn skipped(mut self, frames: u64) -> Walk {
-        for _ in 0..frames {
-            self.step();
-        }
-        self
-    }
-
-    fn current(&self) -> (f64, f64) {
-        match *self {
-            Walk::Fixed(a, b) => (a, b),
-            Walk::Geometric { value, .. } | Walk::Linear { value, .. } => (value, 0.0),
-            Walk::Rotation { cos, sin, .. } => (cos, sin),
-            Walk::Exact { span, frame, gain: true } => (f64::from(span.gain_at(frame)), 0.0),
-            Walk::Exact { span, frame, gain: false } => {
-                let (cos, sin) = pan_gains(span.value_at(frame));
-                (f64::from(cos), f64::from(sin))
-            }
         }
     }
 
-    fn step(&mut self) {
+    /// Fills `first` (and `second`, for a pan's right gain) with one value per frame from the
+    /// anchor on. The variant is matched once per stretch, and the recurrences run as
+    /// [`CHAINS`] interleaved chains, each exact to rounding.
+    fn fill(self, first: &mut [f32], second: Option<&mut [f32]>) {
         match self {
-            Walk::Fixed(..) => {}
-            Walk::Geometric { value, ratio } => *value *= *ratio,
-            Walk::Linear { value, step } => *value += *step,
-            Walk::Rotation { cos, sin, turn_cos, turn_sin } => {
-                (*cos, *sin) = (*cos * *turn_cos - *sin * *turn_sin, *sin * *turn_cos + *cos * *turn_sin);
+            Walk::Fixed(a, b) => {
+                first.fill(a as f32);
+                if let Some(second) = second {
+                    second.fill(b as f32);
+                }
             }
-            Walk::Exact { frame, .. } => *frame += 1,
+            Walk::Geometric { value, ratio } => {
+                let mut chains = [value; CHAINS];
+                for lane in 1..CHAINS {
+                    chains[lane] = chains[lane - 1] * ratio;
+                }
+                let stride = ratio.powi(CHAINS as i32);
+                for outs in first.chunks_mut(CHAINS) {
+                    for (out, chain) in outs.iter_mut().zip(&mut chains) {
+                        *out = *chain as f32;
+                        *chain *= stride;
+                    }
+                }
+            }
+            Walk::Linear { value, step } => {
+                for (index, out) in first.iter_mut().enumerate() {
+                    *out = (value + step * index as f64) as f32;
+                }
+            }
+            Walk::Rotation { angle, turn } => {
+                // Two sines and cosines a stretch; the chains start one turn apart.
+                let (sin, cos) = angle.sin_cos();
+                let (turn_sin, turn_cos) = turn.sin_cos();
+                let rotate = |(cos, sin): (f64, f64), (by_cos, by_sin): (f64, f64)| {
+                    (cos * by_cos - sin * by_sin, sin * by_cos + cos * by_sin)
+                };
+                let mut chains = [(cos, sin); CHAINS];
+                let mut stride = (turn_cos, turn_sin);
+                for lane in 1..CHAINS {
+                    chains[lane] = rotate(chains[lane - 1], (turn_cos, turn_sin));
+                    stride = rotate(stride, (turn_cos, turn_sin));
+                }
+                // `stride` has turned CHAINS times: each chain steps over the other three.
+                let (stride_cos, stride_sin) = stride;
+                let second = second.unwrap_or_default();
+                for (lefts, rights) in first.chunks_mut(CHAINS).zip(second.chunks_mut(CHAINS)) {
+                    for ((left, right), (cos, sin)) in lefts.iter_mut().zip(rights).zip(&mut chains) {
+                        (*left, *right) = (*cos as f32, *sin as f32);
+                        (*cos, *sin) = (*cos * stride_cos - *sin * stride_sin, *sin * stride_cos + *cos * stride_sin);
+                    }
+                }
+            }
+            Walk::Exact { span, frame, gain: true } => {
+                for (out, at) in first.iter_mut().zip(frame..) {
+                    *out = span.gain_at(at);
+                }
+            }
+            Walk::Exact { span, frame, gain: false } => {
+                let mut second = second.unwrap_or_default().iter_mut();
+                for (out, at) in first.iter_mut().zip(frame..) {
+                    let (left, right) = pan_gains(span.value_at(at));
+                    *out = left;
+                    if let Some(second) = second.next() {
+                        *second = right;
+                    }
+                }
+            }
         }
-    }
-
-    /// This frame's gain, then on to the next frame.
-    fn next_gain(&mut self) -> f64 {
-        let (gain, _) = self.current();
-        self.step();
-        gain
-    }
-
-    /// This frame's (left, right) pan gains, then on to the next frame.
-    fn next_pan(&mut self) -> (f64, f64) {
-        let gains = self.current();
-        self.step();
-        gains
     }
 }
 

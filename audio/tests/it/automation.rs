@@ -71,6 +71,34 @@ fn a_steep_ramp_is_evaluated_at_every_frame_whatever_the_block_size() {
     }
 }
 
+#[test]
+fn a_pan_sweep_follows_the_pan_law_at_every_frame_whatever_the_block_size() {
+    // Hard left to hard right over 960 ticks (24,000 frames), then a smooth sweep back.
+    let (mut song, track) = steady_song(60_000);
+    song.lane(track, Parameter::Pan, &[(0, -1.0, Curve::Linear), (960, 1.0, Curve::Smooth), (1920, -0.5, Curve::Hold)]);
+    let export = render_mix(song.arrangement());
+    for block in BLOCKS {
+        let live = song.render(0, 60_000, block);
+        for (frame, rendered) in live.iter().enumerate() {
+            assert_eq!(rendered[0], export.channels[0][frame], "blocks of {block}, frame {frame}: live ≠ export");
+            let t = frame as f64 / 24_000.0;
+            let pan = match frame {
+                0..24_000 => -1.0 + 2.0 * t,
+                24_000..48_000 => {
+                    let t = t - 1.0;
+                    1.0 - 1.5 * t * t * (3.0 - 2.0 * t)
+                }
+                _ => -0.5,
+            };
+            let angle = (pan + 1.0) * std::f64::consts::FRAC_PI_4;
+            for (channel, expected) in [angle.cos(), angle.sin()].into_iter().enumerate() {
+                let error = (f64::from(rendered[channel]) - expected).abs();
+                assert!(error < 1e-6, "blocks of {block}, frame {frame}, channel {channel}: off by {error:e}");
+            }
+        }
+    }
+}
+
 /// A gain level the protocol accepts: silence, the most negative finite dB, anything up to +12.
 fn level() -> impl Strategy<Value = f32> {
     prop_oneof![
