@@ -332,6 +332,20 @@ impl Remote {
         hash: ensemble_protocol::ContentHash,
         until: Option<u64>,
     ) -> Result<Uploaded, Error> {
+        self.upload_with_progress(project, path, name, hash, until, |_, _| {}).await
+    }
+
+    /// [`Remote::upload_hashed`], telling `progress` the bytes the authority holds and the
+    /// file's size after every chunk.
+    pub async fn upload_with_progress(
+        &self,
+        project: ProjectId,
+        path: &std::path::Path,
+        name: &str,
+        hash: ensemble_protocol::ContentHash,
+        until: Option<u64>,
+        mut progress: impl FnMut(u64, u64) + Send,
+    ) -> Result<Uploaded, Error> {
         use ensemble_protocol::transfer::{Chunk, MAX_CHUNK, TransferReply, TransferRequest};
         let file = tokio::fs::File::open(path).await?;
         let size = file.metadata().await?.len();
@@ -377,6 +391,7 @@ impl Remote {
             write(&mut send, &framed).await?;
             write(&mut send, &bytes).await?;
             offset += u64::from(chunk.len);
+            progress(offset, size);
         }
         if offset < size {
             let _ = send.finish();

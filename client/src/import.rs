@@ -18,7 +18,7 @@ use ensemble_protocol::{AssetId, Clip, ClipId, Frames, Op, Record, Ticks, Timeba
 use crate::edits;
 use crate::history::EditMsg;
 use crate::model::{AssetData, ProjectData, RecordIndex, RecordKey};
-use crate::sync::{Outbound, SyncSystems, UploadDone, configure_sets};
+use crate::sync::{Outbound, SyncSystems, UploadDone, UploadProgress, configure_sets};
 
 /// The file extensions offered for import; the authority decides what really decodes.
 pub const AUDIO_EXTENSIONS: [&str; 7] = ["wav", "wave", "aif", "aiff", "flac", "mp3", "ogg"];
@@ -33,6 +33,7 @@ impl Plugin for ImportPlugin {
             .add_message::<ImportMsg>()
             .add_message::<ImportDone>()
             .add_message::<UploadDone>()
+            .add_message::<UploadProgress>()
             .add_message::<Outbound>()
             .add_message::<EditMsg>()
             .add_systems(
@@ -74,6 +75,8 @@ pub struct Imports {
     next_id: u64,
     /// Uploading, by upload id.
     uploading: HashMap<u64, ImportMsg>,
+    /// Bytes sent and the size of each upload that has begun sending.
+    sent: HashMap<u64, (u64, u64)>,
     /// Uploaded, waiting for the asset record to reach the model.
     placing: Vec<(ImportMsg, AssetId, bool)>,
 }
@@ -82,6 +85,29 @@ impl Imports {
     /// How many imports have not ended yet.
     pub fn in_progress(&self) -> usize {
         self.uploading.len() + self.placing.len()
+    }
+
+    /// What the imports under way are doing, for a status line: "importing Take 2.wav: 42%",
+    /// "importing 3 files: 10%", or `None` when there are none.
+    pub fn describe(&self) -> Option<String> {
+        let count = self.in_progress();
+        if count == 0 {
+            return None;
+        }
+        let (sent, total) = self.sent.values().fold((0, 0), |(sent, total), (s, t)| (sent + s, total + t));
+        let what = match self.uploading.values().next() {
+            Some(import) if count == 1 => {
+                import.path.file_name().map_or_else(|| "a file".into(), |name| name.to_string_lossy().into_owned())
+            }
+            None if count == 1 => "a file".into(),
+            _ => format!("{count} files"),
+        };
+        Some(match (self.uploading.is_empty(), total) {
+            // Sent: the authority checks the audio and makes its asset.
+            (true, _) => format!("importing {what}: placing"),
+            (false, 0) => format!("importing {what}: reading"),
+            (false, total) => format!("importing {what}: {}%", sent * 100 / total),
+        })
     }
 }
 
@@ -119,10 +145,17 @@ fn start_imports(
 
 fn take_uploads(
     mut imports: ResMut<Imports>,
+    mut progress: MessageReader<UploadProgress>,
     mut uploads: MessageReader<UploadDone>,
     mut done: MessageWriter<ImportDone>,
 ) {
+    for UploadProgress { id, sent, total } in progress.read() {
+        if imports.uploading.contains_key(id) {
+            imports.sent.insert(*id, (*sent, *total));
+        }
+    }
     for UploadDone { id, asset, cut_short } in uploads.read() {
+        imports.sent.remove(id);
         let Some(import) = imports.uploading.remove(id) else { continue };
         match asset {
             Ok(asset) => imports.placing.push((import, *asset, *cut_short)),

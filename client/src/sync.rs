@@ -164,8 +164,20 @@ pub struct Fetched {
     pub file: Result<PathBuf, String>,
 }
 
+/// How far an upload has come: bytes the authority holds of the file's size.
+#[derive(Message, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UploadProgress {
+    /// The upload's id from [`Outbound::Upload`].
+    pub id: u64,
+    /// Bytes sent.
+    pub sent: u64,
+    /// The file's size.
+    pub total: u64,
+}
+
 enum FromWorker {
     Fetched(Fetched),
+    Progress(UploadProgress),
     Uploaded(UploadDone),
     Connection(Connection),
     Project(ProjectId),
@@ -282,6 +294,7 @@ impl Plugin for SyncPlugin {
         .add_message::<Outbound>()
         .add_message::<Fetched>()
         .add_message::<UploadDone>()
+        .add_message::<UploadProgress>()
         .add_systems(PreUpdate, receive.in_set(SyncSystems::Receive))
         .add_systems(PreUpdate, send.in_set(SyncSystems::Send));
     }
@@ -294,12 +307,16 @@ fn receive(
     mut restored: MessageWriter<Restored>,
     mut fetched: MessageWriter<Fetched>,
     mut uploaded: MessageWriter<UploadDone>,
+    mut progress: MessageWriter<UploadProgress>,
 ) {
     let Ok(mut from_worker) = link.from_worker.lock() else { return };
     while let Ok(message) = from_worker.try_recv() {
         match message {
             FromWorker::Fetched(file) => {
                 fetched.write(file);
+            }
+            FromWorker::Progress(made) => {
+                progress.write(made);
             }
             FromWorker::Uploaded(done) => {
                 uploaded.write(done);
@@ -637,7 +654,18 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
             let asset = match hash {
                 Ok(Ok((hash, cut))) => {
                     cut_short = cut;
-                    let asset = transport.upload(project, &path, &name, hash).await.map_err(|error| error.to_string());
+                    // A message per percent at most: a long import shows how far it has come.
+                    let (progress_to, mut told) = (to_app.clone(), 0);
+                    let progress = move |sent: u64, total: u64| {
+                        if sent == total || sent.saturating_sub(told) * 100 >= total {
+                            told = sent;
+                            let _ = progress_to.send(FromWorker::Progress(UploadProgress { id, sent, total }));
+                        }
+                    };
+                    let asset = transport
+                        .upload(project, &path, &name, hash, progress)
+                        .await
+                        .map_err(|error| error.to_string());
                     if asset.is_ok() {
                         // Keep our own copy, so the file is never downloaded back. Failing that
                         // only costs a download.

@@ -82,14 +82,15 @@ pub trait Transport: Clone + Send + Sync + 'static {
     fn download(&self, request: TransferRequest, to: &Path) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// Uploads the audio file at `path`, whose blake3 is `hash`, into `project` as `name` on a
-    /// connection of its own; the authority checks it, stores it and makes its asset record,
-    /// whose id this returns.
+    /// connection of its own, telling `progress` the bytes sent and the file's size as it goes;
+    /// the authority checks it, stores it and makes its asset record, whose id this returns.
     fn upload(
         &self,
         project: ProjectId,
         path: &Path,
         name: &str,
         hash: ContentHash,
+        progress: impl FnMut(u64, u64) + Send,
     ) -> impl Future<Output = Result<AssetId, Error>> + Send;
 }
 
@@ -136,9 +137,16 @@ impl Transport for QuicTransport {
         downloaded.map(|_| ()).map_err(|error| Error::Connection(error.to_string()))
     }
 
-    async fn upload(&self, project: ProjectId, path: &Path, name: &str, hash: ContentHash) -> Result<AssetId, Error> {
+    async fn upload(
+        &self,
+        project: ProjectId,
+        path: &Path,
+        name: &str,
+        hash: ContentHash,
+        progress: impl FnMut(u64, u64) + Send,
+    ) -> Result<AssetId, Error> {
         let remote = self.logged_in().await?;
-        let uploaded = remote.upload_hashed(project, path, name, hash, None).await;
+        let uploaded = remote.upload_with_progress(project, path, name, hash, None, progress).await;
         remote.close().await;
         match uploaded {
             Ok(Uploaded::Stored { asset, .. }) => Ok(asset),

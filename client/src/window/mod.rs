@@ -600,7 +600,7 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
         status: status.as_deref(),
         history: &history,
         pending,
-        importing: imports.in_progress(),
+        importing: imports.describe(),
         jam: jam.status(),
     };
     let window = root.max_rect();

@@ -17,8 +17,8 @@ pub(super) struct Bar<'a> {
     pub(super) history: &'a History,
     /// Edits not yet confirmed by the authority.
     pub(super) pending: usize,
-    /// Imports still uploading.
-    pub(super) importing: usize,
+    /// What the imports under way are doing, if there are any.
+    pub(super) importing: Option<String>,
     /// Where this window stands in a LAN jam.
     pub(super) jam: &'a JamStatus,
 }
@@ -157,8 +157,8 @@ pub(super) fn status(ui: &mut egui::Ui, bar: &Bar, scene: &Scene, view: &View) -
         controls.push(ui.add(label).on_hover_text(connection).rect);
         controls.push(ui.label(format!("{} pending", bar.pending)).rect);
     }
-    if bar.importing > 0 {
-        controls.push(ui.label(format!("importing {}", bar.importing)).rect);
+    if let Some(importing) = &bar.importing {
+        controls.push(ui.label(importing).rect);
     }
     for peer in scene.peers.sessions.values() {
         let colour = super::colour32(peer.colour);

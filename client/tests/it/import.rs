@@ -7,7 +7,8 @@ use std::time::Duration;
 use bevy::prelude::*;
 use ensemble_client::edits;
 use ensemble_client::history::EditMsg;
-use ensemble_client::import::{ImportDone, ImportMsg};
+use ensemble_client::import::{ImportDone, ImportMsg, Imports};
+use ensemble_client::sync::UploadProgress;
 use ensemble_protocol::*;
 
 use crate::harness::{Authority, online, replica, replicas, send, step_until};
@@ -20,10 +21,18 @@ fn collect(mut done: MessageReader<ImportDone>, mut ended: ResMut<Ended>) {
     ended.0.extend(done.read().cloned());
 }
 
+/// Every upload progress report, oldest first.
+#[derive(Resource, Default)]
+struct Progress(Vec<UploadProgress>);
+
+fn collect_progress(mut made: MessageReader<UploadProgress>, mut progress: ResMut<Progress>) {
+    progress.0.extend(made.read().copied());
+}
+
 /// A client of `authority`, online, that records how its imports end.
 fn importer(authority: &Authority, user: &str, stores: &Path) -> App {
     let mut app = authority.client(user, stores);
-    app.init_resource::<Ended>().add_systems(Update, collect);
+    app.init_resource::<Ended>().init_resource::<Progress>().add_systems(Update, (collect, collect_progress));
     step_until(&mut [&mut app], Duration::from_secs(20), |apps| online(apps[0]));
     app
 }
@@ -60,10 +69,19 @@ fn an_imported_file_becomes_a_clip_as_long_as_its_audio_and_undoes_in_one_step()
     wav(&file, 44_100, 66_150); // 1.5 s
 
     app.world_mut().write_message(ImportMsg { path: file.clone(), track: None, at: Ticks(1920) });
+    app.update();
+    let status = app.world().resource::<Imports>().describe().unwrap_or_default();
+    assert!(status.starts_with("importing Hook Take 2.wav: "), "{status}");
     step_until(&mut [&mut app], Duration::from_secs(30), |apps| !apps[0].world().resource::<Ended>().0.is_empty());
+    assert_eq!(app.world().resource::<Imports>().describe(), None, "nothing left to import");
     let done = app.world().resource::<Ended>().0[0].clone();
     assert_eq!(done.path, file);
     let clip_id = done.result.expect("imported");
+    // The upload reported how far it had come, up to the whole file.
+    let size = std::fs::metadata(&file).unwrap().len();
+    let progress = &app.world().resource::<Progress>().0;
+    assert_eq!(progress.last().map(|made| (made.sent, made.total)), Some((size, size)), "{progress:?}");
+    assert!(progress.windows(2).all(|pair| pair[0].sent <= pair[1].sent), "{progress:?}");
     step_until(&mut [&mut app], Duration::from_secs(10), |apps| !clips(apps[0]).is_empty());
     let view = replica(&app).unwrap().view();
     let project = view.project().clone();
