@@ -90,10 +90,10 @@ impl Decoding {
             let wave = WaveReader::open(source, path)?;
             return Ok(Decoding {
                 path: path.into(),
-                sample_rate: wave.sample_rate(),
-                channels: wave.channels(),
-                frames: wave.frames(),
-                truncated: wave.truncated(),
+                sample_rate: wave.sample_rate,
+                channels: wave.channels,
+                frames: wave.frames,
+                truncated: wave.truncated,
                 reader: Reader::Wave(wave),
                 decoded: 0,
                 bad_packets: 0,
@@ -165,7 +165,7 @@ impl Decoding {
             Reader::Symphonia { format, decoder, track } => (format, decoder, *track),
             Reader::Wave(wave) => {
                 let frames = wave.read_block(planes)?;
-                self.truncated = wave.truncated();
+                self.truncated = wave.truncated;
                 self.decoded += frames as u64;
                 return Ok(frames);
             }

@@ -14,7 +14,7 @@
 //!   A-law and µ-law, each also inside `WAVE_FORMAT_EXTENSIBLE`; anything else is
 //!   [`AudioError::Unsupported`] with its format tag, never "corrupt";
 //! - a file that ends before its `data` size decodes up to the damage, and says so
-//!   ([`WaveReader::truncated`]).
+//!   ([`crate::decode::Decoding::truncated`]).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -50,14 +50,19 @@ pub struct WaveReader<R> {
     path: PathBuf,
     big_endian: bool,
     encoding: Encoding,
-    channels: usize,
-    sample_rate: u32,
+    /// The channel count.
+    pub(crate) channels: usize,
+    /// The sample rate.
+    pub(crate) sample_rate: u32,
     /// Bytes per frame.
     block_align: usize,
     /// Sample bytes left to read (`None` only for sources that cannot tell their length).
     remaining: Option<u64>,
-    frames: Option<u64>,
-    truncated: bool,
+    /// The length in frames: what the file holds.
+    pub(crate) frames: Option<u64>,
+    /// The file ends before the samples its header promised (known on opening; also set when
+    /// it shrinks while being read).
+    pub(crate) truncated: bool,
     buffer: Vec<u8>,
 }
 
@@ -173,26 +178,6 @@ impl<R: Read + Seek> WaveReader<R> {
                 }
             }
         }
-    }
-
-    /// The sample rate.
-    pub fn sample_rate(&self) -> u32 {
-        self.sample_rate
-    }
-
-    /// The channel count.
-    pub fn channels(&self) -> usize {
-        self.channels
-    }
-
-    /// The length in frames, when the file states it.
-    pub fn frames(&self) -> Option<u64> {
-        self.frames
-    }
-
-    /// Whether the file ends before the samples its header promised (known on opening).
-    pub fn truncated(&self) -> bool {
-        self.truncated
     }
 
     /// Appends the next block of samples to `planes` (one vector per channel); returns the

@@ -211,9 +211,7 @@ macro_rules! file_queries {
         }
 
         async fn add_blob(&self, blob: &BlobRow, user: UserId) -> Result<(), Error> {
-            let mut conn = self.pool.acquire().await?;
-            let result = async {
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            super::in_transaction!(self.pool, |tx| {
                 sqlx::query(
                     "INSERT INTO blobs (hash, size, codec, sample_rate, channels, frames, stored, stored_size, \
                  stored_hash, peaks_ready, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
@@ -237,11 +235,7 @@ macro_rules! file_queries {
                     .bind(blob.hash.0.as_slice())
                     .execute(&mut *tx)
                     .await?;
-                tx.commit().await?;
-                Ok(())
-            }
-            .await;
-            super::close_on_error(conn, result)
+            })
         }
 
         async fn stored_bytes(&self, user: UserId) -> Result<u64, Error> {

@@ -447,22 +447,31 @@ macro_rules! shared_queries {
 
 pub(crate) use shared_queries;
 
-/// Hands back a connection after one database transaction on it, closing it instead of
-/// returning it to the pool if anything in the transaction failed.
+/// Runs `$body` inside one database transaction `$tx` on a pooled connection of its own and
+/// commits it; the body's `?` and `return Err(…)` end the transaction without committing.
 ///
-/// After a failed `COMMIT` (a full disk) SQLite can leave the connection inside the failed
-/// transaction while sqlx counts it as ended or the other way round; back in the pool, the next
-/// `BEGIN` would open only a savepoint, its "commit" would store nothing, and the write lock
-/// would stay held. So a connection that saw an error in a transaction never serves again.
-pub(crate) fn close_on_error<DB: sqlx::Database, T>(
-    mut conn: sqlx::pool::PoolConnection<DB>,
-    result: Result<T, Error>,
-) -> Result<T, Error> {
-    if result.is_err() {
-        conn.close_on_drop();
-    }
-    result
+/// A connection that saw any error is closed instead of returned to the pool. After a failed
+/// `COMMIT` (a full disk) SQLite can leave the connection inside the dead transaction while
+/// sqlx counts it as ended, or the other way round; back in the pool, the next `BEGIN` would
+/// open only a savepoint, its "commit" would store nothing, and the write lock would stay held.
+macro_rules! in_transaction {
+    ($pool:expr, |$tx:ident| $body:block) => {{
+        let mut conn = $pool.acquire().await?;
+        let result: Result<_, Error> = async {
+            let mut $tx = sqlx::Connection::begin(&mut *conn).await?;
+            let value = $body;
+            $tx.commit().await?;
+            Ok(value)
+        }
+        .await;
+        if result.is_err() {
+            conn.close_on_drop();
+        }
+        result
+    }};
 }
+
+pub(crate) use in_transaction;
 
 /// Turns a unique-key violation into [`Error::Exists`] naming `what`.
 pub(crate) fn exists_on_conflict(error: sqlx::Error, what: impl FnOnce() -> String) -> Error {

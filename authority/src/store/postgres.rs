@@ -76,9 +76,7 @@ impl Store for PostgresStore {
     async fn create_project(&self, state: &ProjectState) -> Result<(), Error> {
         let id = state.id();
         let records = super::initial_records(state)?;
-        let mut conn = self.pool.acquire().await?;
-        let result = async {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        super::in_transaction!(self.pool, |tx| {
             sqlx::query("INSERT INTO projects (id, seq, created_at) VALUES ($1, 0, $2)")
                 .bind(id.0.as_bytes().as_slice())
                 .bind(super::now())
@@ -97,11 +95,7 @@ impl Store for PostgresStore {
             .bind(&bodies)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
-            Ok(())
-        }
-        .await;
-        super::close_on_error(conn, result)
+        })
     }
 
     async fn committed(&self, project: ProjectId, tx_ids: &[TxId]) -> Result<Vec<CommittedTx>, Error> {

@@ -39,9 +39,7 @@ impl Store for SqliteStore {
     async fn create_project(&self, state: &ProjectState) -> Result<(), Error> {
         let id = state.id();
         let records = super::initial_records(state)?;
-        let mut conn = self.pool.acquire().await?;
-        let result = async {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        super::in_transaction!(self.pool, |tx| {
             sqlx::query("INSERT INTO projects (id, seq, created_at) VALUES (?, 0, ?)")
                 .bind(id.0.as_bytes().as_slice())
                 .bind(super::now())
@@ -57,11 +55,7 @@ impl Store for SqliteStore {
                     .execute(&mut *tx)
                     .await?;
             }
-            tx.commit().await?;
-            Ok(())
-        }
-        .await;
-        super::close_on_error(conn, result)
+        })
     }
 
     async fn committed(&self, project: ProjectId, tx_ids: &[TxId]) -> Result<Vec<CommittedTx>, Error> {
@@ -84,9 +78,7 @@ impl Store for SqliteStore {
     async fn commit(&self, project: ProjectId, from: Seq, batch: &Batch) -> Result<(), Error> {
         let Some(to) = batch.last_seq() else { return Ok(()) };
         let project_id = project.0.as_bytes().as_slice();
-        let mut conn = self.pool.acquire().await?;
-        let result = async {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        super::in_transaction!(self.pool, |tx| {
             // The first statement writes, so SQLite takes the write lock at once.
             let moved = sqlx::query("UPDATE projects SET seq = ? WHERE id = ? AND seq = ?")
                 .bind(super::to_i64(to.0)?)
@@ -127,10 +119,6 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
             }
-            tx.commit().await?;
-            Ok(())
-        }
-        .await;
-        super::close_on_error(conn, result)
+        })
     }
 }
