@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use ensemble_protocol::frame::HARD_MAX_FRAME;
 use ensemble_protocol::permission::{authorize_read, authorize_write};
@@ -59,13 +59,36 @@ impl ConnId {
 /// A frame ready to send, shared between the subscribers it goes to.
 pub type Frame = Arc<[u8]>;
 
-/// The outgoing side of one connection: a bounded queue of encoded frames. Sending never
-/// waits; when the queue is full the connection is marked overflowed and should be closed.
+/// The outgoing side of one connection: a queue of encoded frames bounded both in frames and
+/// in bytes ([`OUTBOX_BYTES`]), so what a slow client costs the authority is bounded whatever
+/// the frames hold. Sending never waits; when either bound is reached the connection is marked
+/// overflowed and should be closed.
 #[derive(Clone, Debug)]
 pub struct Outbox {
     conn: ConnId,
     queue: mpsc::Sender<Frame>,
+    queued_bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
     overflowed: Arc<Notify>,
+}
+
+/// The most bytes of frames one connection may have waiting.
+pub const OUTBOX_BYTES: usize = 32 << 20;
+
+/// The connection writer's end of an [`Outbox`].
+#[derive(Debug)]
+pub struct OutboxFrames {
+    frames: mpsc::Receiver<Frame>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+impl OutboxFrames {
+    /// The next frame to write, or `None` once every outbox is gone.
+    pub async fn recv(&mut self) -> Option<Frame> {
+        let frame = self.frames.recv().await?;
+        self.queued_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+        Some(frame)
+    }
 }
 
 /// Encodes server messages (the downstream limit is the hard one: snapshots can be large).
@@ -80,12 +103,20 @@ fn encode(message: &ServerMsg) -> Option<Frame> {
 }
 
 impl Outbox {
-    /// An outbox holding at most `capacity` frames, with the receiving end for the
-    /// connection's writer and the signal raised when it overflows.
-    pub fn new(conn: ConnId, capacity: usize) -> (Outbox, mpsc::Receiver<Frame>, Arc<Notify>) {
+    /// An outbox holding at most `capacity` frames and `bytes` bytes, with the receiving end
+    /// for the connection's writer and the signal raised when it overflows.
+    pub fn new(conn: ConnId, capacity: usize, bytes: usize) -> (Outbox, OutboxFrames, Arc<Notify>) {
         let (queue, frames) = mpsc::channel(capacity.max(1));
         let overflowed = Arc::new(Notify::new());
-        (Outbox { conn, queue, overflowed: overflowed.clone() }, frames, overflowed)
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let outbox = Outbox {
+            conn,
+            queue,
+            queued_bytes: queued_bytes.clone(),
+            max_bytes: bytes,
+            overflowed: overflowed.clone(),
+        };
+        (outbox, OutboxFrames { frames, queued_bytes }, overflowed)
     }
 
     /// The connection this outbox belongs to.
@@ -98,15 +129,27 @@ impl Outbox {
         encode(message).is_some_and(|frame| self.send_frame(frame))
     }
 
-    /// Queues an encoded frame; false when the connection is gone or overflowed.
+    /// Queues an encoded frame; false when the connection is gone or overflowed. One frame
+    /// larger than the byte bound (a big snapshot) is let through when nothing else waits.
     pub fn send_frame(&self, frame: Frame) -> bool {
+        let len = frame.len();
+        let waiting = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        if waiting > 0 && waiting + len > self.max_bytes {
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.overflowed.notify_one();
+            return false;
+        }
         match self.queue.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                 self.overflowed.notify_one();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                false
+            }
         }
     }
 }
@@ -177,7 +220,7 @@ impl ProjectHandle {
     /// ready), broadcast to subscribers like any commit; returns the answer, `Committed` or
     /// `Rejected`.
     pub async fn write_as_authority(&self, tx: Transaction) -> Result<ServerMsg, Error> {
-        let (outbox, mut frames, _) = Outbox::new(ConnId::next(), 4);
+        let (outbox, mut frames, _) = Outbox::new(ConnId::next(), 4, OUTBOX_BYTES);
         if !self.send(Command::Write { tx, author: AUTHORITY, outbox }).await {
             return Err(Error::Connection("the project actor has stopped".into()));
         }

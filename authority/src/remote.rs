@@ -191,6 +191,11 @@ impl Remote {
     pub async fn close(self) {
         self.sender.close().await;
     }
+
+    /// Why the connection ended, once it has (with the authority's reason when it gave one).
+    pub fn closed(&self) -> Option<Error> {
+        self.sender.connection.close_reason().map(|_| lost(&self.sender.connection, String::new()))
+    }
 }
 
 fn refused(message: ServerMsg) -> Error {

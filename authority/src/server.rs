@@ -24,11 +24,11 @@ use ensemble_protocol::wire::{
     ErrorCode, JobInfo, JobKind, Rejection, check_protocol_version, close, version_mismatch,
 };
 use ensemble_protocol::{ClientMsg, FrameCodec, PROTOCOL_VERSION, ProjectId, ServerMsg, UserId};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::actor::{Command, ConnId, Frame, Outbox, ProjectHandle, Projects};
+use crate::actor::{Command, ConnId, Outbox, OutboxFrames, ProjectHandle, Projects};
 use crate::auth::{LoginGuard, LoginLimits};
 use crate::files::{FileOptions, Library, Transfers};
 use crate::framed::{ReadFailure, read_frame_within};
@@ -53,6 +53,8 @@ pub struct ServerOptions {
     pub max_frame: usize,
     /// Frames that may wait for a slow client before it is disconnected.
     pub outbox_capacity: usize,
+    /// Bytes of frames that may wait for a slow client before it is disconnected.
+    pub outbox_bytes: usize,
     /// Where audio files are stored and how jobs run; `None` refuses uploads and exports.
     pub files: Option<FileOptions>,
     /// A LAN jam's door: when set, an open authority lets only this machine (loopback) join by
@@ -108,6 +110,7 @@ impl Default for ServerOptions {
             open: false,
             max_frame: ensemble_protocol::frame::DEFAULT_MAX_FRAME,
             outbox_capacity: 1024,
+            outbox_bytes: crate::actor::OUTBOX_BYTES,
             files: None,
             door: None,
             logins: LoginLimits::default(),
@@ -253,7 +256,7 @@ async fn run_session<S: Store>(connection: &quinn::Connection, shared: &Arc<Shar
         return Err(Close::protocol("no stream opened in time"));
     };
     let conn = ConnId::next();
-    let (outbox, frames, overflowed) = Outbox::new(conn, shared.options.outbox_capacity);
+    let (outbox, frames, overflowed) = Outbox::new(conn, shared.options.outbox_capacity, shared.options.outbox_bytes);
     tokio::spawn(write_frames(send, frames, overflowed, connection.clone()));
     let (user, logged_in) = watch::channel(None);
     tokio::spawn(accept_transfers(connection.clone(), shared.clone(), logged_in));
@@ -300,7 +303,7 @@ async fn run_session<S: Store>(connection: &quinn::Connection, shared: &Arc<Shar
 /// Writes queued frames to the stream; closes the connection when its outbox overflows.
 async fn write_frames(
     mut send: quinn::SendStream,
-    mut frames: mpsc::Receiver<Frame>,
+    mut frames: OutboxFrames,
     overflowed: Arc<Notify>,
     connection: quinn::Connection,
 ) {

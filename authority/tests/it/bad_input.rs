@@ -123,3 +123,28 @@ async fn a_frame_that_starts_and_stalls_closes_its_connection() {
     // A logged-in connection that sends nothing at all stays.
     committed(idle.write(&add_track(cast.project, TrackId::new_v7(), "Idle a while")).await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_costs_at_most_its_outbox_in_bytes_however_few_frames() {
+    let (store, _dir) = harness::sqlite().await;
+    let cast = harness::cast(&store).await;
+    // Room for many frames, but only 64 KiB of them: long names make each bump big.
+    let options = ServerOptions { outbox_capacity: 100_000, outbox_bytes: 64 << 10, ..ServerOptions::default() };
+    let authority = harness::serve(&store, options).await;
+    let mut slow = authority.client(&cast.viewer).await;
+    slow.subscribe(cast.project, None).await.unwrap();
+    let mut writer = authority.client(&cast.owner).await;
+    let name = "a long track name ".repeat(14);
+    // The slow client's own receive window takes the first megabyte or so; then the outbox
+    // fills by bytes long before it would by frames.
+    let mut closed = None;
+    for _ in 0..1_000 {
+        committed(writer.write(&add_track(cast.project, TrackId::new_v7(), &name)).await.unwrap());
+        closed = slow.closed();
+        if closed.is_some() {
+            break;
+        }
+    }
+    let closed = closed.expect("a client that reads nothing was never cut off").to_string();
+    assert!(closed.contains("slow consumer"), "{closed}");
+}
