@@ -724,3 +724,67 @@ fn shortcuts(
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use bevy_egui::egui;
+
+    /// One frame of a name field showing `current`, fed `events`; what it gave back.
+    fn frame(ctx: &egui::Context, events: Vec<egui::Event>, current: &str) -> Option<String> {
+        let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(400.0, 100.0));
+        let input = egui::RawInput { events, screen_rect: Some(screen), ..Default::default() };
+        let mut given = None;
+        let _ = ctx.run_ui(input, |ui| given = super::name_field(ui, "track", current, 200.0));
+        given
+    }
+
+    fn key(key: egui::Key) -> egui::Event {
+        egui::Event::Key { key, physical_key: None, pressed: true, repeat: false, modifiers: egui::Modifiers::NONE }
+    }
+
+    #[test]
+    fn a_fast_drag_starts_where_the_button_went_down() {
+        let ctx = egui::Context::default();
+        let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, egui::vec2(400.0, 100.0));
+        let (down, far) = (egui::pos2(10.0, 50.0), egui::pos2(300.0, 50.0));
+        let button = |pos, pressed| egui::Event::PointerButton {
+            pos,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: egui::Modifiers::NONE,
+        };
+        let frames =
+            [vec![egui::Event::PointerMoved(down)], vec![button(down, true)], vec![egui::Event::PointerMoved(far)]];
+        let mut seen = None;
+        for events in frames {
+            let input = egui::RawInput { events, screen_rect: Some(screen), ..Default::default() };
+            let _ = ctx.run_ui(input, |ui| {
+                let response = ui.interact(screen, egui::Id::new("clip"), egui::Sense::click_and_drag());
+                if response.drag_started() {
+                    seen = Some((super::drag_origin(&response), response.interact_pointer_pos()));
+                }
+            });
+        }
+        // Noticed only once the pointer had travelled: the origin is still where it went down.
+        assert_eq!(seen, Some((Some(down), Some(far))));
+    }
+
+    #[test]
+    fn a_name_field_keeps_what_is_typed_until_enter_and_escape_drops_it() {
+        let ctx = egui::Context::default();
+        ctx.memory_mut(|memory| memory.request_focus(egui::Id::new(("name field", "track"))));
+        assert_eq!(frame(&ctx, vec![], "Drums"), None);
+        // One character a frame, while the record still says "Drums" every frame.
+        for typed in ["K", "i", "t"] {
+            assert_eq!(frame(&ctx, vec![egui::Event::Text(typed.into())], "Drums"), None);
+        }
+        let renamed = frame(&ctx, vec![key(egui::Key::Enter)], "Drums").expect("Enter saves the name");
+        assert_eq!(renamed.len(), "Drums".len() + 3, "{renamed}");
+        assert!(renamed.contains("Kit"), "{renamed}");
+        // Typed and then Escape: nothing is saved.
+        ctx.memory_mut(|memory| memory.request_focus(egui::Id::new(("name field", "track"))));
+        assert_eq!(frame(&ctx, vec![], "Drums"), None);
+        assert_eq!(frame(&ctx, vec![egui::Event::Text("x".into())], "Drums"), None);
+        assert_eq!(frame(&ctx, vec![key(egui::Key::Escape)], "Drums"), None);
+    }
+}
