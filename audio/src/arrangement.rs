@@ -250,8 +250,14 @@ impl Arrangement {
     /// Resolves a project against decoded assets (at the project's sample rate). Clips whose
     /// asset is missing are left out: they are still downloading.
     pub fn from_project(state: &ProjectState, assets: &HashMap<AssetId, Pcm>) -> Arrangement {
+        Arrangement::from_project_at(state, assets, state.project().sample_rate)
+    }
+
+    /// [`Arrangement::from_project`] in frames of `rate` rather than the project's (a sound
+    /// card that runs at another rate); `assets` must be decoded at `rate`.
+    pub fn from_project_at(state: &ProjectState, assets: &HashMap<AssetId, Pcm>, rate: u32) -> Arrangement {
         let project = state.project();
-        let timebase = Timebase::new(project.tempo, project.sample_rate);
+        let timebase = Timebase::new(project.tempo, rate);
         let frames = |ticks: Ticks| timebase.frames(ticks).0;
         let mut tracks: Vec<TrackPlan> = project
             .track_order
@@ -281,8 +287,7 @@ impl Arrangement {
                         Some(Record::AudioAsset(asset)) => asset.sample_rate,
                         _ => source.sample_rate,
                     };
-                    let offset =
-                        clip.source_offset.0 as u128 * u128::from(project.sample_rate) / u128::from(asset_rate.max(1));
+                    let offset = clip.source_offset.0 as u128 * u128::from(rate) / u128::from(asset_rate.max(1));
                     let start = frames(clip.start);
                     tracks[track].clips.push(ClipPlan {
                         start,
@@ -317,6 +322,6 @@ impl Arrangement {
         }
         let loop_range = project.loop_range.map(|range| (frames(range.start), frames(range.end)));
         let metronome = Metronome { timebase, time_signature: project.time_signature };
-        Arrangement { sample_rate: project.sample_rate, tracks, loop_range, metronome }
+        Arrangement { sample_rate: rate, tracks, loop_range, metronome }
     }
 }

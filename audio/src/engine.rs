@@ -150,6 +150,8 @@ struct TrackSound {
     commands: rtrb::Consumer<Command>,
     scratch: Vec<Frame>,
     meters: Meters,
+    /// The rate the device renders at, as kira reports it with each chunk (`1 / dt`).
+    device_rate: Arc<AtomicU32>,
 }
 
 impl Sound for TrackSound {
@@ -176,7 +178,10 @@ impl Sound for TrackSound {
         }
     }
 
-    fn process(&mut self, out: &mut [KiraFrame], _dt: f64, info: &Info) {
+    fn process(&mut self, out: &mut [KiraFrame], dt: f64, info: &Info) {
+        if dt > 0.0 {
+            self.device_rate.store((1.0 / dt).round() as u32, Ordering::Relaxed);
+        }
         // Kira advances clocks before it renders a chunk, so the clock reads the chunk's end.
         let end = info.clock_info(self.clock).map_or(0, |clock| frames_of(clock.time));
         let now = end.saturating_sub(out.len() as u64);
@@ -281,6 +286,7 @@ pub struct Engine<B: Backend> {
     retired: Vec<Arc<Arrangement>>,
     sample_rate: u32,
     meters: Meters,
+    device_rate: Arc<AtomicU32>,
 }
 
 impl<B: Backend> Engine<B> {
@@ -306,7 +312,8 @@ impl<B: Backend> Engine<B> {
             .map_err(|e| EngineError::Full(e.to_string()))?;
         clock.start();
         let meters = Meters::new(ensemble_protocol::validate::MAX_TRACKS);
-        let (metronome, sound) = Self::sound(Part::Metronome, false, &clock, &arrangement, &meters);
+        let device_rate = Arc::new(AtomicU32::new(0));
+        let (metronome, sound) = Self::sound(Part::Metronome, false, &clock, &arrangement, &meters, &device_rate);
         manager.main_track().play(TrackSoundData(sound)).map_err(|e| EngineError::Full(e.to_string()))?;
         let mut engine = Engine {
             manager,
@@ -317,6 +324,7 @@ impl<B: Backend> Engine<B> {
             retired: Vec::new(),
             sample_rate,
             meters,
+            device_rate,
         };
         for index in 0..engine.arrangement.tracks.len() {
             engine.add_track(index)?;
@@ -331,6 +339,7 @@ impl<B: Backend> Engine<B> {
         clock: &ClockHandle,
         arrangement: &Arc<Arrangement>,
         meters: &Meters,
+        device_rate: &Arc<AtomicU32>,
     ) -> (rtrb::Producer<Command>, TrackSound) {
         let (commands, consumer) = rtrb::RingBuffer::new(QUEUE);
         let sound = TrackSound {
@@ -346,6 +355,7 @@ impl<B: Backend> Engine<B> {
             commands: consumer,
             scratch: vec![[0.0; 2]; MAX_BLOCK],
             meters: meters.clone(),
+            device_rate: device_rate.clone(),
         };
         (commands, sound)
     }
@@ -353,15 +363,22 @@ impl<B: Backend> Engine<B> {
     fn add_track(&mut self, index: usize) -> Result<(), EngineError> {
         let mut sub_track =
             self.manager.add_sub_track(TrackBuilder::new()).map_err(|e| EngineError::Full(e.to_string()))?;
-        let (commands, sound) = Self::sound(Part::Track(index), true, &self.clock, &self.arrangement, &self.meters);
+        let (commands, sound) =
+            Self::sound(Part::Track(index), true, &self.clock, &self.arrangement, &self.meters, &self.device_rate);
         sub_track.play(TrackSoundData(sound)).map_err(|e| EngineError::Full(e.to_string()))?;
         self.tracks.push(LiveTrack { _sub_track: Some(sub_track), commands });
         Ok(())
     }
 
-    /// The engine's sample rate.
+    /// The engine's sample rate: its arrangement's, which its clock counts in.
     pub fn sample_rate(&self) -> u32 {
         self.sample_rate
+    }
+
+    /// The rate the device renders at, once it has rendered; when it differs from
+    /// [`Engine::sample_rate`] the engine should be made again with an arrangement at it.
+    pub fn device_rate(&self) -> Option<u32> {
+        Some(self.device_rate.load(Ordering::Relaxed)).filter(|rate| *rate > 0)
     }
 
     /// The audio clock: frames rendered since the engine started, as of the start of the

@@ -48,6 +48,8 @@ impl Plugin for PlaybackPlugin {
         let (exported, exports) = mpsc::channel();
         app.init_resource::<Transport>()
             .init_resource::<SoundCard>()
+            .init_resource::<OfflineRate>()
+            .add_message::<PlaybackNote>()
             .init_resource::<Clock>()
             .init_resource::<LastStart>()
             .add_message::<StartAt>()
@@ -65,6 +67,7 @@ impl Plugin for PlaybackPlugin {
                 exported,
                 exports,
                 dirty: true,
+                rate: None,
                 arrangement: None,
                 heard: None,
                 started: None,
@@ -106,9 +109,10 @@ pub struct Transport {
     pub metronome: bool,
 }
 
-/// Whether playback may use the sound card (it does by default, when there is one, the window
-/// is built in, and the card runs at the project's rate); `false` keeps it on the offline
-/// backend, as a headless jam member in a test lab wants.
+/// Whether playback may use the sound card (it does by default, when there is one and the
+/// window is built in; a card at another rate than the project's gets the project resampled
+/// to its rate); `false` keeps it on the offline backend, as a headless jam member in a test
+/// lab wants.
 #[derive(Resource, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SoundCard(pub bool);
 
@@ -117,6 +121,16 @@ impl Default for SoundCard {
         SoundCard(true)
     }
 }
+
+/// The rate the offline output runs at when there is no sound card (default: the project's),
+/// so it can stand in for a card that runs at another rate.
+#[derive(Resource, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OfflineRate(pub Option<u32>);
+
+/// Something about playback the user should know (the sound card plays at another rate than
+/// the project's, and the project is resampled to it).
+#[derive(Message, Clone, Debug, PartialEq, Eq)]
+pub struct PlaybackNote(pub String);
 
 /// Start playing from `from` when the [`Clock`] reads `at` (a jam's shared start). The
 /// [`Transport`] follows: it plays, from `from`.
@@ -220,6 +234,10 @@ impl Output {
         on_engine!(self, engine => engine.sample_rate())
     }
 
+    fn device_rate(&self) -> Option<u32> {
+        on_engine!(self, engine => engine.device_rate())
+    }
+
     fn is_offline(&self) -> bool {
         matches!(self, Output::Offline(_))
     }
@@ -252,24 +270,18 @@ impl Output {
         on_engine!(self, engine => engine.meters())
     }
 
-    /// The sound card if it opens at `rate`, else the offline backend.
+    /// The sound card, at whatever rate it runs, else the offline backend (at `offline_rate`,
+    /// or the arrangement's).
     #[cfg_attr(not(feature = "window"), allow(unused_variables))]
-    fn open(arrangement: Arc<Arrangement>, sound_card: bool) -> Result<Output, EngineError> {
+    fn open(arrangement: Arc<Arrangement>, sound_card: bool, offline_rate: Option<u32>) -> Result<Output, EngineError> {
         #[cfg(feature = "window")]
         if sound_card {
-            let rate = arrangement.sample_rate;
             match Engine::<kira::DefaultBackend>::new(Default::default(), arrangement.clone()) {
-                Ok(engine) if engine.sample_rate() == rate => return Ok(Output::Device(Box::new(engine))),
-                Ok(engine) => {
-                    warn!(
-                        "the sound card runs at {} Hz, the project at {rate} Hz: playing silently",
-                        engine.sample_rate()
-                    );
-                }
+                Ok(engine) => return Ok(Output::Device(Box::new(engine))),
                 Err(error) => info!("no sound card ({error}): playing silently"),
             }
         }
-        let rate = arrangement.sample_rate;
+        let rate = offline_rate.unwrap_or(arrangement.sample_rate);
         Engine::<OfflineBackend>::new(rate, arrangement).map(|engine| Output::Offline(Box::new(engine)))
     }
 }
@@ -286,6 +298,8 @@ pub struct Playback {
     exported: mpsc::Sender<ExportDone>,
     exports: mpsc::Receiver<ExportDone>,
     dirty: bool,
+    /// The output's rate once it is open: what audio is decoded at and arranged in.
+    rate: Option<u32>,
     /// What the engine plays (its track order is the meters' order).
     arrangement: Option<Arc<Arrangement>>,
     /// The transport as the engine last heard it (nothing yet: the engine's own defaults).
@@ -306,6 +320,21 @@ impl Playback {
     pub fn output(&mut self) -> Option<&mut Output> {
         self.engine.as_mut()
     }
+
+    /// Drops the engine and the decoded audio so both are made again at `rate`; the transport
+    /// is told to the new engine as if it were new.
+    fn switch_rate(&mut self, rate: u32) {
+        self.engine = None;
+        self.rate = Some(rate);
+        self.decoded.clear();
+        self.decoding.clear();
+        self.dirty = true;
+        self.heard = None;
+        self.started = None;
+        self.quiet_from = None;
+        self.sample_clock = None;
+        self.rendered = 0;
+    }
 }
 
 /// Decodes each cached asset once, at the project's rate, on a thread of its own.
@@ -316,9 +345,13 @@ fn decode_audio(
     project: Query<&ProjectData>,
 ) {
     let Ok(project) = project.single() else { return };
-    let rate = project.sample_rate;
+    let rate = playback.rate.unwrap_or(project.sample_rate);
     while let Ok((asset, pcm)) = playback.arrivals.try_recv() {
         match pcm {
+            // Decoded before the output's rate was known: decoded again at it.
+            Ok(pcm) if pcm.sample_rate != rate => {
+                playback.decoding.remove(&asset);
+            }
             Ok(pcm) => {
                 playback.decoded.insert(asset, pcm);
                 playback.dirty = true;
@@ -352,23 +385,52 @@ fn rearrange(
     changed: Query<(), Or<(Changed<TrackData>, Changed<ClipData>, Changed<LaneData>, Changed<ProjectData>)>>,
     mut removed_clips: RemovedComponents<ClipData>,
     mut removed_tracks: RemovedComponents<TrackData>,
-    sound_card: Res<SoundCard>,
+    (sound_card, offline_rate): (Res<SoundCard>, Res<OfflineRate>),
+    mut notes: MessageWriter<PlaybackNote>,
 ) {
     let Some(replica) = replica else { return };
+    let project_rate = replica.view().project().sample_rate;
+    // A device at another rate than the engine counts in: make the engine again at the
+    // device's rate, and decode the audio again at it.
+    let device = playback
+        .engine
+        .as_ref()
+        .and_then(|output| output.device_rate().filter(|device| *device != output.sample_rate()));
+    if let Some(device) = device {
+        playback.switch_rate(device);
+        let (card, project) = (thousands(device), thousands(project_rate));
+        notes.write(PlaybackNote(format!(
+            "The sound card plays at {card} Hz: this {project} Hz project is resampled to it as it plays"
+        )));
+    }
     let removed = removed_clips.read().count() + removed_tracks.read().count() > 0;
     if !(playback.dirty || removed || !changed.is_empty()) {
         return;
     }
     playback.dirty = false;
-    let arrangement = Arc::new(Arrangement::from_project(replica.view(), &playback.decoded));
+    let rate = playback.rate.unwrap_or(project_rate);
+    let arrangement = Arc::new(Arrangement::from_project_at(replica.view(), &playback.decoded, rate));
     playback.arrangement = Some(arrangement.clone());
     let result = match playback.engine.as_mut() {
         Some(output) => output.set_arrangement(arrangement),
-        None => Output::open(arrangement, sound_card.0).map(|output| playback.engine = Some(output)),
+        None => Output::open(arrangement, sound_card.0, offline_rate.0).map(|output| playback.engine = Some(output)),
     };
     if let Err(error) = result {
         warn!("the audio engine refused the arrangement: {error}");
     }
+}
+
+/// `48000` as `48,000`.
+fn thousands(value: u32) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// Starts and stops the engine as the transport says, and moves the playhead with its clock.
@@ -381,9 +443,10 @@ fn follow_transport(
     project: Query<&ProjectData>,
 ) {
     let Ok(project) = project.single() else { return };
-    let timebase = Timebase::new(project.tempo, project.sample_rate);
     let playback = &mut *playback;
     let Some(engine) = playback.engine.as_mut() else { return };
+    // The engine's frames: the output's rate, which may not be the project's.
+    let timebase = Timebase::new(project.tempo, engine.sample_rate());
     let looped = |looping: bool| {
         project
             .loop_range
@@ -568,13 +631,18 @@ fn export(
             done.write(ExportDone { path: path.clone(), result: Err(reason) });
             continue;
         }
-        let arrangement = Arc::new(Arrangement::from_project(replica.view(), &playback.decoded));
+        let project_rate = replica.view().project().sample_rate;
+        let rate = playback.rate.unwrap_or(project_rate);
+        let arrangement = Arc::new(Arrangement::from_project_at(replica.view(), &playback.decoded, rate));
         let seconds = arrangement.end() as f64 / f64::from(arrangement.sample_rate.max(1));
         let (path, format, sender) = (path.clone(), *format, playback.exported.clone());
         std::thread::spawn(move || {
-            let result = ensemble_audio::render::export_mix(arrangement, &path, format)
-                .map(|()| seconds)
-                .map_err(|error| error.to_string());
+            // Rendered from the audio decoded for playback, at the project's rate whatever the
+            // sound card's.
+            let mix = ensemble_audio::render::render_mix(arrangement);
+            let result = ensemble_audio::resample::resample(&mix, project_rate)
+                .and_then(|mix| ensemble_audio::wav::write_wav(&path, &mix, format).map_err(|error| error.to_string()))
+                .map(|()| seconds);
             let _ = sender.send(ExportDone { path, result });
         });
     }

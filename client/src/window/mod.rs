@@ -45,7 +45,7 @@ use crate::import::{ImportDone, ImportMsg, Imports};
 use crate::jam::{Jam, JamPlugin};
 use crate::media::Media;
 use crate::model::{AssetData, ClipData, LaneData, ProjectData, RecordIndex, RecordKey, TrackData};
-use crate::playback::{ExportDone, ExportMsg, PlaybackPlugin, PlaybackSystems, TrackLevels, Transport};
+use crate::playback::{ExportDone, ExportMsg, PlaybackNote, PlaybackPlugin, PlaybackSystems, TrackLevels, Transport};
 use crate::presence::{LocalPresence, Peers};
 use crate::replica::{Notice, Replica};
 use crate::sync::{Connection, SyncStatus};
@@ -234,8 +234,12 @@ fn collect_alerts(
     mut notices: MessageReader<Notice>,
     mut imports: MessageReader<ImportDone>,
     mut exports: MessageReader<ExportDone>,
+    mut playback: MessageReader<PlaybackNote>,
     mut alerts: ResMut<Alerts>,
 ) {
+    for PlaybackNote(note) in playback.read() {
+        alerts.push((note.clone(), true));
+    }
     for notice in notices.read() {
         let text = match notice {
             Notice::Refused { reason } => format!("Edit refused: {reason}"),

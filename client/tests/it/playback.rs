@@ -143,3 +143,55 @@ fn a_start_that_arrives_late_plays_from_where_the_music_is_by_then() {
     assert!((due - late * 1_000_000_000 / 48_000).abs() < 50_000, "{due} ns after the asked start");
     assert!(app.world().resource::<Transport>().playing);
 }
+
+#[test]
+fn a_card_at_another_rate_plays_the_project_resampled_and_says_so() {
+    use bevy::prelude::{MessageReader, ResMut, Resource, Update};
+    use ensemble_client::playback::{ExportDone, ExportMsg, OfflineRate, PlaybackNote, SoundCard};
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo_song(dir.path());
+    // The offline output stands in for a card that runs at 44.1 kHz under a 48 kHz project.
+    app.insert_resource(SoundCard(false)).insert_resource(OfflineRate(Some(44_100)));
+    #[derive(Resource, Default)]
+    struct Heard(Vec<PlaybackNote>, Vec<ExportDone>);
+    app.init_resource::<Heard>().add_systems(
+        Update,
+        |mut notes: MessageReader<PlaybackNote>, mut done: MessageReader<ExportDone>, mut heard: ResMut<Heard>| {
+            heard.0.extend(notes.read().cloned());
+            heard.1.extend(done.read().cloned());
+        },
+    );
+    step_until(&mut [&mut app], Duration::from_secs(60), |apps| online(apps[0]));
+    // The card's rate shows once it renders; the user is told, and it plays, from audio
+    // decoded again at the card's rate.
+    app.world_mut().resource_mut::<Transport>().playing = true;
+    step_until(&mut [&mut app], Duration::from_secs(60), |apps| !apps[0].world().resource::<Heard>().0.is_empty());
+    let note = &app.world().resource::<Heard>().0[0].0;
+    assert!(note.contains("44,100 Hz") && note.contains("48,000 Hz project is resampled"), "{note}");
+    step_until(&mut [&mut app], Duration::from_secs(60), |apps| {
+        let position = apps[0].world().resource::<Transport>().position;
+        position > Ticks(2 * TICKS_PER_QUARTER) && apps[0].world().resource::<OutputLevel>().0[0] > 0.05
+    });
+    app.world_mut().resource_mut::<Transport>().playing = false;
+
+    // The export is at the project's rate, as long as the song, whatever the card's rate.
+    let path = dir.path().join("mix.wav");
+    let mut asked = 0;
+    step_until(&mut [&mut app], Duration::from_secs(120), |apps| {
+        let done = &apps[0].world().resource::<Heard>().1;
+        if done.last().is_some_and(|last| last.result.is_ok()) {
+            return true;
+        }
+        // One request at a time: again only once the last was refused (audio still arriving).
+        if done.len() == asked {
+            asked += 1;
+            let format = ensemble_audio::wav::WavFormat::Int16;
+            apps[0].world_mut().write_message(ExportMsg { path: path.clone(), format });
+        }
+        false
+    });
+    let reader = hound::WavReader::open(&path).unwrap();
+    assert_eq!((reader.spec().sample_rate, reader.duration()), (48_000, 48_000 * 16));
+    let loudest = reader.into_samples::<i16>().map(|s| s.unwrap().unsigned_abs()).max().unwrap();
+    assert!(loudest > 1_000, "the mix is not silent: {loudest}");
+}
