@@ -319,33 +319,70 @@ pub(super) fn overlaps(
     row: &Row,
     clips: &[(RecordId, &Clip)],
 ) {
+    for (from, to) in overlapping(clips) {
+        let zone = egui::Rect::from_x_y_ranges(
+            grid.x_of(from)..=grid.x_of(to),
+            row.top + 4.0 + HEADER..=row.track_bottom(view) - 4.0,
+        )
+        .intersect(timeline);
+        if !zone.is_positive() {
+            continue;
+        }
+        painter.rect_filled(zone, 0.0, theme::WARN.gamma_multiply(0.18));
+        let hatch = painter.with_clip_rect(zone);
+        let mut x = zone.left() - zone.height();
+        while x < zone.right() {
+            let from = egui::pos2(x, zone.bottom());
+            hatch.line_segment(
+                [from, from + egui::vec2(zone.height(), -zone.height())],
+                (1.0, theme::WARN.gamma_multiply(0.6)),
+            );
+            x += 8.0;
+        }
+        painter.rect_stroke(zone, 0.0, (1.0, theme::WARN), egui::StrokeKind::Inside);
+    }
+}
+
+/// The stretches, in ticks, where two of `clips` overlap (one per overlapping pair).
+fn overlapping(clips: &[(RecordId, &Clip)]) -> Vec<(i64, i64)> {
     let mut spans: Vec<(i64, i64)> =
         clips.iter().map(|(_, clip)| (clip.start.0, (clip.start + clip.length).0)).collect();
-    spans.sort_by_key(|span| span.0);
+    spans.sort_unstable();
+    let mut found = Vec::new();
     // Each clip against the later ones that start before it ends.
     for (index, &(start, end)) in spans.iter().enumerate() {
         for &(other_start, other_end) in spans[index + 1..].iter().take_while(|span| span.0 < end) {
-            let (from, to) = (start.max(other_start), end.min(other_end));
-            let zone = egui::Rect::from_x_y_ranges(
-                grid.x_of(from)..=grid.x_of(to),
-                row.top + 4.0 + HEADER..=row.track_bottom(view) - 4.0,
-            )
-            .intersect(timeline);
-            if !zone.is_positive() {
-                continue;
-            }
-            painter.rect_filled(zone, 0.0, theme::WARN.gamma_multiply(0.18));
-            let hatch = painter.with_clip_rect(zone);
-            let mut x = zone.left() - zone.height();
-            while x < zone.right() {
-                let from = egui::pos2(x, zone.bottom());
-                hatch.line_segment(
-                    [from, from + egui::vec2(zone.height(), -zone.height())],
-                    (1.0, theme::WARN.gamma_multiply(0.6)),
-                );
-                x += 8.0;
-            }
-            painter.rect_stroke(zone, 0.0, (1.0, theme::WARN), egui::StrokeKind::Inside);
+            found.push((start.max(other_start), end.min(other_end)));
         }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use ensemble_protocol::{AssetId, Clip, Frames, RecordId, Ticks, TrackId};
+
+    fn clip(start: i64, length: i64) -> Clip {
+        Clip {
+            track: TrackId::from_u128(1),
+            asset: AssetId::from_u128(2),
+            start: Ticks(start),
+            length: Ticks(length),
+            source_offset: Frames(0),
+            gain_db: 0.0,
+            fade_in: Ticks(0),
+            fade_out: Ticks(0),
+            name: "c".into(),
+        }
+    }
+
+    #[test]
+    fn overlaps_are_found_pair_by_pair_and_touching_clips_do_not_overlap() {
+        let clips = [clip(0, 960), clip(960, 960), clip(1500, 1000), clip(3000, 100), clip(2000, 2000)];
+        let ids: Vec<(RecordId, &Clip)> =
+            clips.iter().enumerate().map(|(i, c)| (RecordId::from_u128(i as u128), c)).collect();
+        // 0–960 and 960–1920 touch; 1500–2500 overlaps the second and the last; 3000–3100 lies
+        // inside the last.
+        assert_eq!(super::overlapping(&ids), vec![(1500, 1920), (2000, 2500), (3000, 3100)]);
     }
 }

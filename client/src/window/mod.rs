@@ -342,6 +342,14 @@ fn name_field(
     }
 }
 
+/// Where files were dropped, if anything says so: the latest pointer position counts only if
+/// the pointer was seen moving while they were dragged over the window (`hover_start` is where
+/// it was when they arrived); X11 reports no motion then, and the last position seen is
+/// wherever the pointer left the window before.
+fn drop_point(hover_start: Option<Option<egui::Pos2>>, latest: Option<egui::Pos2>) -> Option<egui::Pos2> {
+    latest.filter(|latest| hover_start != Some(Some(*latest)))
+}
+
 /// Where the button went down for the drag `response` reports: a fast drag is noticed only
 /// after the pointer has travelled, so taking its origin then would land it short.
 fn drag_origin(response: &egui::Response) -> Option<egui::Pos2> {
@@ -589,8 +597,7 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
             FileDragAndDrop::HoveredFileCanceled { .. } => view.file_hover = None,
             FileDragAndDrop::DroppedFile { path_buf, .. } => {
                 dropped_files = true;
-                // Trusted only if the pointer was seen moving during the drag.
-                let pointer = ctx.pointer_latest_pos().filter(|pointer| view.file_hover != Some(Some(*pointer)));
+                let pointer = drop_point(view.file_hover, ctx.pointer_latest_pos());
                 timeline::drop_file(&view, &scene, &transport, path_buf.clone(), pointer, &mut out);
             }
         }
@@ -744,6 +751,35 @@ mod tests {
 
     fn key(key: egui::Key) -> egui::Event {
         egui::Event::Key { key, physical_key: None, pressed: true, repeat: false, modifiers: egui::Modifiers::NONE }
+    }
+
+    #[test]
+    fn a_drop_lands_where_the_pointer_is_only_if_it_was_seen_moving() {
+        use egui::pos2;
+        // Files arrived with the pointer at (5, 5) and it was never seen since: position unknown.
+        assert_eq!(super::drop_point(Some(Some(pos2(5.0, 5.0))), Some(pos2(5.0, 5.0))), None);
+        // The platform reported motion during the drag: the drop is where it says.
+        assert_eq!(super::drop_point(Some(Some(pos2(5.0, 5.0))), Some(pos2(300.0, 80.0))), Some(pos2(300.0, 80.0)));
+        assert_eq!(super::drop_point(Some(None), Some(pos2(300.0, 80.0))), Some(pos2(300.0, 80.0)));
+        assert_eq!(super::drop_point(None, None), None);
+    }
+
+    #[test]
+    fn a_status_message_gives_way_to_the_hints_after_a_while() {
+        use std::time::Duration;
+
+        use bevy::platform::time::Instant;
+        let mut alerts = super::Alerts::default();
+        alerts.push(("Imported riff.wav".into(), false));
+        assert_eq!(alerts.current(), Some(("Imported riff.wav", false)));
+        let long_ago = |seconds| Instant::now().checked_sub(Duration::from_secs(seconds)).unwrap();
+        alerts.0.last_mut().unwrap().2 = long_ago(7);
+        assert_eq!(alerts.current(), None, "a notice lasts 6 s");
+        alerts.push(("Import failed: not audio".into(), true));
+        alerts.0.last_mut().unwrap().2 = long_ago(7);
+        assert_eq!(alerts.current(), Some(("Import failed: not audio", true)), "a warning lasts 12 s");
+        alerts.0.last_mut().unwrap().2 = long_ago(13);
+        assert_eq!(alerts.current(), None);
     }
 
     #[test]
