@@ -401,12 +401,24 @@ impl<S: Store> Transfers<'_, S> {
         let blob = blob.ok_or_else(|| Ended::Refused(TransferError::NotFound(format!("the file of {asset}"))))?;
         match what {
             Served::Audio => {
-                let codec = match blob.stored {
-                    StoredAs::Original => blob.codec,
-                    StoredAs::Flac => Codec::Flac,
-                };
-                let path = self.library.blob(hash);
-                send_file(send, &path, offset, Some(blob.stored_hash), Some(codec)).await
+                // A transcode renames its FLAC over the stored file, then updates the row: open
+                // the file first, then read the row, until the two agree (their sizes differ),
+                // so the bytes sent are the ones the hash and codec describe.
+                for _ in 0..SWAP_ATTEMPTS {
+                    let file = std::fs::File::open(self.library.blob(hash))?;
+                    let blob = self.store.blob(hash).await?;
+                    let blob =
+                        blob.ok_or_else(|| Ended::Refused(TransferError::NotFound(format!("the file of {asset}"))))?;
+                    if file.metadata()?.len() == blob.stored_size {
+                        let codec = match blob.stored {
+                            StoredAs::Original => blob.codec,
+                            StoredAs::Flac => Codec::Flac,
+                        };
+                        return send_open(send, file, offset, blob.stored_hash, Some(codec)).await;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(Ended::Refused(TransferError::Internal("the stored file is being replaced; try again".into())))
             }
             Served::Peaks if blob.peaks_ready => send_file(send, &self.library.peaks(hash), offset, None, None).await,
             Served::Peaks => Err(Ended::Refused(TransferError::NotFound("the peaks are not ready yet".into()))),
@@ -433,6 +445,9 @@ impl<S: Store> Transfers<'_, S> {
     }
 }
 
+/// Attempts to find a stored file and its row in agreement while a transcode swaps them.
+const SWAP_ATTEMPTS: usize = 50;
+
 /// Sends `Sending` and the file's bytes from `offset`.
 async fn send_file(
     send: &mut quinn::SendStream,
@@ -449,7 +464,17 @@ async fn send_file(
             hashed.map_err(|error| Ended::from(Error::Config(error.to_string())))??
         }
     };
-    let mut file = std::fs::File::open(path)?;
+    send_open(send, std::fs::File::open(path)?, offset, hash, codec).await
+}
+
+/// Sends `Sending` and the bytes of the open `file` from `offset`.
+async fn send_open(
+    send: &mut quinn::SendStream,
+    mut file: std::fs::File,
+    offset: u64,
+    hash: ContentHash,
+    codec: Option<Codec>,
+) -> Result<(), Ended> {
     let total = file.metadata()?.len();
     let offset = offset.min(total);
     file.seek(SeekFrom::Start(offset))?;
