@@ -24,6 +24,41 @@ fn demo_song(dir: &std::path::Path) -> bevy::prelude::App {
     app
 }
 
+/// Every export that ended, oldest first.
+#[derive(bevy::prelude::Resource, Default)]
+struct Exports(Vec<ensemble_client::playback::ExportDone>);
+
+fn collect_exports(
+    mut done: bevy::prelude::MessageReader<ensemble_client::playback::ExportDone>,
+    mut all: bevy::prelude::ResMut<Exports>,
+) {
+    all.0.extend(done.read().cloned());
+}
+
+/// Exports the mix to `path` as 16-bit WAV, asking again while the clips' audio is still
+/// arriving (each refusal says so), one request at a time; the export's length in seconds.
+fn export_when_ready(app: &mut bevy::prelude::App, path: &std::path::Path) -> f64 {
+    use ensemble_client::playback::ExportMsg;
+    app.init_resource::<Exports>().add_systems(bevy::prelude::Update, collect_exports);
+    let mut asked = 0;
+    step_until(&mut [app], Duration::from_secs(120), |apps| {
+        let done = &apps[0].world().resource::<Exports>().0;
+        if let Some(last) = done.last() {
+            match &last.result {
+                Ok(_) => return true,
+                Err(reason) => assert!(reason.contains("still downloading"), "{reason}"),
+            }
+        }
+        if done.len() == asked {
+            asked += 1;
+            let format = ensemble_audio::wav::WavFormat::Int16;
+            apps[0].world_mut().write_message(ExportMsg { path: path.to_path_buf(), format });
+        }
+        false
+    });
+    app.world().resource::<Exports>().0.last().cloned().and_then(|done| done.result.ok()).unwrap_or_default()
+}
+
 #[test]
 fn the_demo_song_plays_and_the_playhead_follows_the_engine() {
     let dir = tempfile::tempdir().unwrap();
@@ -66,39 +101,13 @@ fn the_playhead_wraps_at_the_loop_end_only_when_it_started_inside_the_loop() {
 
 #[test]
 fn the_mix_exports_to_a_wav_file_and_the_meters_move_while_it_plays() {
-    use ensemble_client::playback::{ExportDone, ExportMsg, TrackLevels};
+    use ensemble_client::playback::TrackLevels;
     let dir = tempfile::tempdir().unwrap();
     let mut app = demo_song(dir.path());
-    #[derive(bevy::prelude::Resource, Default)]
-    struct Done(Vec<ExportDone>);
-    app.init_resource::<Done>().add_systems(
-        bevy::prelude::Update,
-        |mut done: bevy::prelude::MessageReader<ExportDone>, mut all: bevy::prelude::ResMut<Done>| {
-            all.0.extend(done.read().cloned());
-        },
-    );
     step_until(&mut [&mut app], Duration::from_secs(60), |apps| online(apps[0]));
     let path = dir.path().join("mix.wav");
     // Until every clip's audio has arrived and decoded, an export is refused with the reason.
-    let mut asked = 0;
-    step_until(&mut [&mut app], Duration::from_secs(120), |apps| {
-        let done = &apps[0].world().resource::<Done>().0;
-        if let Some(last) = done.last() {
-            if let Err(reason) = &last.result {
-                assert!(reason.contains("still downloading"), "{reason}");
-            } else {
-                return true;
-            }
-        }
-        if done.len() == asked {
-            asked += 1;
-            let format = ensemble_audio::wav::WavFormat::Int16;
-            apps[0].world_mut().write_message(ExportMsg { path: path.clone(), format });
-        }
-        false
-    });
-    let done = app.world().resource::<Done>().0.last().cloned().unwrap();
-    let seconds = done.result.unwrap();
+    let seconds = export_when_ready(&mut app, &path);
     assert!((seconds - 16.0).abs() < 0.01, "eight bars at 120 BPM: {seconds} s");
     let reader = hound::WavReader::open(&path).unwrap();
     let spec = reader.spec();
@@ -147,20 +156,17 @@ fn a_start_that_arrives_late_plays_from_where_the_music_is_by_then() {
 #[test]
 fn a_card_at_another_rate_plays_the_project_resampled_and_says_so() {
     use bevy::prelude::{MessageReader, ResMut, Resource, Update};
-    use ensemble_client::playback::{ExportDone, ExportMsg, OfflineRate, PlaybackNote, SoundCard};
+    use ensemble_client::playback::{OfflineRate, PlaybackNote, SoundCard};
     let dir = tempfile::tempdir().unwrap();
     let mut app = demo_song(dir.path());
     // The offline output stands in for a card that runs at 44.1 kHz under a 48 kHz project.
     app.insert_resource(SoundCard(false)).insert_resource(OfflineRate(Some(44_100)));
     #[derive(Resource, Default)]
-    struct Heard(Vec<PlaybackNote>, Vec<ExportDone>);
-    app.init_resource::<Heard>().add_systems(
-        Update,
-        |mut notes: MessageReader<PlaybackNote>, mut done: MessageReader<ExportDone>, mut heard: ResMut<Heard>| {
-            heard.0.extend(notes.read().cloned());
-            heard.1.extend(done.read().cloned());
-        },
-    );
+    struct Heard(Vec<PlaybackNote>);
+    app.init_resource::<Heard>()
+        .add_systems(Update, |mut notes: MessageReader<PlaybackNote>, mut heard: ResMut<Heard>| {
+            heard.0.extend(notes.read().cloned())
+        });
     step_until(&mut [&mut app], Duration::from_secs(60), |apps| online(apps[0]));
     // The card's rate shows once it renders; the user is told, and it plays, from audio
     // decoded again at the card's rate.
@@ -176,20 +182,7 @@ fn a_card_at_another_rate_plays_the_project_resampled_and_says_so() {
 
     // The export is at the project's rate, as long as the song, whatever the card's rate.
     let path = dir.path().join("mix.wav");
-    let mut asked = 0;
-    step_until(&mut [&mut app], Duration::from_secs(120), |apps| {
-        let done = &apps[0].world().resource::<Heard>().1;
-        if done.last().is_some_and(|last| last.result.is_ok()) {
-            return true;
-        }
-        // One request at a time: again only once the last was refused (audio still arriving).
-        if done.len() == asked {
-            asked += 1;
-            let format = ensemble_audio::wav::WavFormat::Int16;
-            apps[0].world_mut().write_message(ExportMsg { path: path.clone(), format });
-        }
-        false
-    });
+    export_when_ready(&mut app, &path);
     let reader = hound::WavReader::open(&path).unwrap();
     assert_eq!((reader.spec().sample_rate, reader.duration()), (48_000, 48_000 * 16));
     let loudest = reader.into_samples::<i16>().map(|s| s.unwrap().unsigned_abs()).max().unwrap();
