@@ -6,7 +6,7 @@
 //! `timebase.frames(T)`, the same frame the UI and the export use.
 
 use std::collections::HashMap;
-use std::f32::consts::FRAC_PI_4;
+use std::f64::consts::FRAC_PI_4;
 
 use ensemble_protocol::{AssetId, Curve, Parameter, ProjectState, Record, Ticks, TimeSignature, Timebase, TrackId};
 
@@ -172,8 +172,14 @@ pub struct TrackPlan {
 /// The constant-power pan law, −3 dB at the centre: `(left, right)` gains for `pan` in −1…1.
 /// Hard left is `(1, 0)`, centre `(0.7071, 0.7071)`, hard right `(0, 1)`.
 pub fn pan_gains(pan: f32) -> (f32, f32) {
-    let angle = (pan.clamp(-1.0, 1.0) + 1.0) * FRAC_PI_4;
-    (angle.cos(), angle.sin())
+    let (sin, cos) = pan_angle(f64::from(pan)).sin_cos();
+    (cos as f32, sin as f32)
+}
+
+/// The pan law's angle for `pan`: 0 hard left, π/4 centre, π/2 hard right; the gains are its
+/// cosine and sine. The renderer turns it frame by frame for a pan sweep.
+pub(crate) fn pan_angle(pan: f64) -> f64 {
+    (pan.clamp(-1.0, 1.0) + 1.0) * FRAC_PI_4
 }
 
 /// dB to a linear factor; `-inf` dB is silence.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use ensemble_protocol::Curve;
 
-use crate::arrangement::{Arrangement, Span, TrackPlan, db_to_gain, pan_gains};
+use crate::arrangement::{Arrangement, Span, TrackPlan, db_to_gain, pan_angle, pan_gains};
 use crate::wav::{WavFormat, write_wav};
 use crate::{AudioError, Pcm};
 
@@ -290,7 +290,6 @@ impl Walk {
 
     /// The pan walk of `span` (or the fixed pan when the lane is empty) from `anchor`.
     fn pan(span: Option<Span>, fixed: f32, anchor: u64) -> Walk {
-        let angle = |pan: f64| (pan.clamp(-1.0, 1.0) + 1.0) * std::f64::consts::FRAC_PI_4;
         let Some(span) = span else {
             let (cos, sin) = pan_gains(fixed);
             return Walk::Fixed(f64::from(cos), f64::from(sin));
@@ -298,8 +297,8 @@ impl Walk {
         match (span.from.curve, span.to) {
             (Curve::Linear, Some(to)) => {
                 let length = (to.frame - span.from.frame).max(1) as f64;
-                let turn = (angle(f64::from(to.value)) - angle(f64::from(span.from.value))) / length;
-                Walk::Rotation { angle: angle(f64::from(span.value_at(anchor))), turn }
+                let turn = (pan_angle(f64::from(to.value)) - pan_angle(f64::from(span.from.value))) / length;
+                Walk::Rotation { angle: pan_angle(f64::from(span.value_at(anchor))), turn }
             }
             (Curve::Smooth, Some(_)) => Walk::Exact { span, frame: anchor, gain: false },
             _ => {
