@@ -401,14 +401,12 @@ impl<S: Store> Transfers<'_, S> {
         let blob = blob.ok_or_else(|| Ended::Refused(TransferError::NotFound(format!("the file of {asset}"))))?;
         match what {
             Served::Audio => {
-                // A transcode renames its FLAC over the stored file, then updates the row: open
-                // the file first, then read the row, until the two agree (their sizes differ),
-                // so the bytes sent are the ones the hash and codec describe.
+                // A transcode renames its FLAC over the stored file, then updates the row: a file
+                // and a row that agree in size (an original and its FLAC never do) describe the
+                // same bytes, so the hash and codec sent are those of the bytes sent.
+                let mut blob = blob;
                 for _ in 0..SWAP_ATTEMPTS {
                     let file = std::fs::File::open(self.library.blob(hash))?;
-                    let blob = self.store.blob(hash).await?;
-                    let blob =
-                        blob.ok_or_else(|| Ended::Refused(TransferError::NotFound(format!("the file of {asset}"))))?;
                     if file.metadata()?.len() == blob.stored_size {
                         let codec = match blob.stored {
                             StoredAs::Original => blob.codec,
@@ -417,6 +415,11 @@ impl<S: Store> Transfers<'_, S> {
                         return send_open(send, file, offset, blob.stored_hash, Some(codec)).await;
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    blob = self
+                        .store
+                        .blob(hash)
+                        .await?
+                        .ok_or_else(|| Ended::Refused(TransferError::NotFound(format!("the file of {asset}"))))?;
                 }
                 Err(Ended::Refused(TransferError::Internal("the stored file is being replaced; try again".into())))
             }
