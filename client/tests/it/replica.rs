@@ -224,6 +224,13 @@ proptest! {
     }
 }
 
+/// A transaction setting `track`'s gain, expecting `expect` there if given.
+fn set_gain(track: TrackId, gain: f32, expect: Option<f32>) -> Transaction {
+    let value = Field::Track(TrackField::Gain(gain));
+    let expect = expect.map(|expect| Field::Track(TrackField::Gain(expect)));
+    Transaction::new(PROJECT, vec![Op::Set { target: track.into(), value, expect }])
+}
+
 #[test]
 fn a_local_edit_shows_at_once_and_a_rejection_rolls_it_back() {
     let mut sim = Sim::new();
@@ -231,13 +238,7 @@ fn a_local_edit_shows_at_once_and_a_rejection_rolls_it_back() {
     let drums = tracks(sim.replicas[0].view())[0];
     sim.settle();
     // Both users rename; user 1 then sets gain expecting the old value, after user 0 changed it.
-    let gain = |g: f32, expect: Option<f32>| {
-        let value = Field::Track(TrackField::Gain(g));
-        Transaction::new(
-            PROJECT,
-            vec![Op::Set { target: drums.into(), value, expect: expect.map(|e| Field::Track(TrackField::Gain(e))) }],
-        )
-    };
+    let gain = |g: f32, expect: Option<f32>| set_gain(drums, g, expect);
     sim.replicas[0].propose(gain(-3.0, None)).unwrap();
     sim.uplink[0].push_back(gain(-3.0, None));
     let stale = gain(-9.0, Some(0.0));
@@ -267,12 +268,7 @@ fn a_change_a_collaborator_replaces_later_is_told_to_its_author_once() {
     sim.run(&Step::Edit(0, Edit::AddTrack));
     let drums = tracks(sim.replicas[0].view())[0];
     sim.settle();
-    let gain = |g: f32| {
-        Transaction::new(
-            PROJECT,
-            vec![Op::Set { target: drums.into(), value: Field::Track(TrackField::Gain(g)), expect: None }],
-        )
-    };
+    let gain = |g: f32| set_gain(drums, g, None);
     // User 0's change commits first; user 1's, made meanwhile, commits after it and stands.
     for (client, value) in [(0, -3.0), (1, -9.0)] {
         let tx = gain(value);
