@@ -59,6 +59,18 @@ fn clips(app: &App) -> Vec<Clip> {
         .collect()
 }
 
+/// An imported clip as the replica shows it, with its asset.
+fn placed(app: &App, id: ClipId) -> (Clip, AudioAsset) {
+    let view = replica(app).unwrap().view();
+    let Some(Record::Clip(clip)) = view.entry(id.into()).map(|entry| entry.record.clone()) else {
+        panic!("no clip {id}")
+    };
+    let Some(Record::AudioAsset(asset)) = view.entry(clip.asset.into()).map(|entry| entry.record.clone()) else {
+        panic!("the clip's asset is missing")
+    };
+    (clip, asset)
+}
+
 #[test]
 fn an_imported_file_becomes_a_clip_as_long_as_its_audio_and_undoes_in_one_step() {
     let authority = Authority::start();
@@ -85,14 +97,9 @@ fn an_imported_file_becomes_a_clip_as_long_as_its_audio_and_undoes_in_one_step()
     step_until(&mut [&mut app], Duration::from_secs(10), |apps| !clips(apps[0]).is_empty());
     let view = replica(&app).unwrap().view();
     let project = view.project().clone();
-    let Some(Record::Clip(clip)) = view.entry(clip_id.into()).map(|entry| entry.record.clone()) else {
-        panic!("no clip {clip_id}")
-    };
+    let (clip, asset) = placed(&app, clip_id);
     let Some(Record::Track(track)) = view.entry(clip.track.into()).map(|entry| entry.record.clone()) else {
         panic!("the clip's track is missing")
-    };
-    let Some(Record::AudioAsset(asset)) = view.entry(clip.asset.into()).map(|entry| entry.record.clone()) else {
-        panic!("the clip's asset is missing")
     };
     assert_eq!(track.name, "Hook Take 2", "a new track named after the file");
     assert_eq!(project.track_order.last(), Some(&clip.track), "at the bottom");
@@ -166,12 +173,6 @@ fn a_file_cut_short_imports_what_came_before_the_damage_and_says_so() {
     assert!(done.cut_short, "the user is told the file was cut short");
     let clip_id = done.result.expect("imported");
     step_until(&mut [&mut app], Duration::from_secs(10), |apps| !clips(apps[0]).is_empty());
-    let view = replica(&app).unwrap().view();
-    let Some(Record::Clip(clip)) = view.entry(clip_id.into()).map(|entry| entry.record.clone()) else {
-        panic!("no clip {clip_id}")
-    };
-    let Some(Record::AudioAsset(asset)) = view.entry(clip.asset.into()).map(|entry| entry.record.clone()) else {
-        panic!("the clip's asset is missing")
-    };
+    let (_, asset) = placed(&app, clip_id);
     assert_eq!(asset.frames, Frames(24_000), "the half second the file holds");
 }
