@@ -23,11 +23,13 @@ use ensemble_protocol::{
 };
 use tokio::io::AsyncReadExt;
 
+use ensemble_net::hash::hash_file;
+
 use crate::Error;
 use crate::actor::Projects;
-use crate::framed::{ReadFailure, read_frame};
 use crate::jobs::{JobRunner, PeaksJob, TranscodeJob};
 use crate::store::{BlobRow, Store, StoredAs};
+use ensemble_net::framed::{ReadFailure, read_frame};
 
 /// How the authority stores files and runs jobs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,28 +106,6 @@ pub fn sniff_codec(head: &[u8]) -> Option<Codec> {
         [0xff, second, ..] if second & 0xe0 == 0xe0 => Some(Codec::Mp3),
         _ => None,
     }
-}
-
-/// blake3 of a file, hashed on every core (the rayon pool) a few MiB at a time.
-pub fn hash_file(path: &Path) -> std::io::Result<ContentHash> {
-    let mut hasher = blake3::Hasher::new();
-    let mut file = std::fs::File::open(path)?;
-    let mut buffer = vec![0; 8 << 20];
-    loop {
-        let mut filled = 0;
-        while filled < buffer.len() {
-            let read = file.read(&mut buffer[filled..])?;
-            if read == 0 {
-                break;
-            }
-            filled += read;
-        }
-        if filled == 0 {
-            break;
-        }
-        hasher.update_rayon(&buffer[..filled]);
-    }
-    Ok(ContentHash(*hasher.finalize().as_bytes()))
 }
 
 /// What a transfer stream needs from the authority.

@@ -28,7 +28,9 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::Error;
 use crate::actor::Projects;
-use crate::files::{FileOptions, Library, hash_file, job_payload};
+use ensemble_net::hash::hash_file;
+
+use crate::files::{FileOptions, Library, job_payload};
 use crate::store::files::{now_ms, payload};
 use crate::store::{JobRow, Store, StoredAs};
 

@@ -12,9 +12,9 @@
 //! - [`store`] keeps it all in SQLite (embedded, the default) or Postgres (hosted).
 //! - [`files`] stores audio files by content and serves the upload and download streams;
 //!   [`jobs`] runs peaks, FLAC transcodes and exports from a queue in the store.
-//! - [`tls`] makes and loads the certificate; clients pin its SHA-256 fingerprint.
-//! - [`remote`] is the client side of the connection, used by tests, the load generator and the
-//!   Ensemble client.
+//! - [`tls`] makes and loads the certificate; clients pin its SHA-256 fingerprint. The client end
+//!   of the wire (framing, the client session, trust) is the `ensemble-net` crate, which reads
+//!   this end's frames too.
 //! - [`sandbox`] starts a throwaway Postgres for tests and benchmarks.
 //! - [`admin`] holds the operator commands (`user add`, `project create`, …) the binary runs.
 
@@ -22,9 +22,7 @@ pub mod actor;
 pub mod admin;
 pub mod auth;
 pub mod files;
-pub mod framed;
 pub mod jobs;
-pub mod remote;
 pub mod sandbox;
 pub mod server;
 pub mod store;
@@ -75,7 +73,4 @@ pub enum Error {
     /// A file could not be read or written.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
-    /// The authority refused a transfer.
-    #[error("transfer refused: {0}")]
-    Refused(ensemble_protocol::transfer::TransferError),
 }

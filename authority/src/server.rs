@@ -31,10 +31,12 @@ use tracing::Instrument;
 use crate::actor::{Command, ConnId, Outbox, OutboxFrames, ProjectHandle, Projects};
 use crate::auth::{LoginGuard, LoginLimits};
 use crate::files::{FileOptions, Library, Transfers};
-use crate::framed::{ReadFailure, read_frame_within};
 use crate::jobs::{ExportJob, JobRunner};
 use crate::store::{Store, UserRow};
-use crate::tls::{Fingerprint, Identity, server_config};
+use ensemble_net::framed::{ReadFailure, read_frame_within};
+use ensemble_net::tls::Fingerprint;
+
+use crate::tls::{Identity, server_config};
 use crate::{Error, auth};
 
 /// How long a new connection has to open its stream, and then for each handshake step.

@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ensemble_authority::admin;
-use ensemble_authority::files::{FileOptions, hash_file};
-use ensemble_authority::remote::{Remote, Uploaded};
+use ensemble_authority::files::FileOptions;
 use ensemble_authority::server::{Server, ServerOptions};
 use ensemble_authority::store::{SqliteStore, Store};
-use ensemble_authority::tls::{Identity, Trust};
+use ensemble_authority::tls::Identity;
 use ensemble_benches::{Tally, print_ratio};
+use ensemble_net::hash::hash_file;
+use ensemble_net::remote::{Remote, Uploaded};
+use ensemble_net::tls::Trust;
 use ensemble_protocol::ProjectId;
 
 const PASSWORD: &str = "bench bench bench";

@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use ensemble_authority::admin;
-use ensemble_authority::remote::Remote;
 use ensemble_authority::server::{Server, ServerOptions};
 use ensemble_authority::store::AnyStore;
-use ensemble_authority::tls::{Identity, Trust};
+use ensemble_authority::tls::Identity;
+use ensemble_net::remote::Remote;
+use ensemble_net::tls::Trust;
 use ensemble_protocol::{
     Field, ListItem, ListPosition, Op, ProjectId, Record, ServerMsg, TrackField, TrackId, Transaction, TxId,
 };

@@ -6,13 +6,14 @@
 //! authority serves, and only then is renamed into place, so what the cache holds is whole.
 //! Files this client uploads are copied in at once and never downloaded back.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use ensemble_authority::remote::Remote;
+use ensemble_net::transport::{FileSink, Transport};
 use ensemble_protocol::transfer::{Served, TransferRequest};
 use ensemble_protocol::{AssetId, ContentHash, ProjectId};
 
 use crate::Error;
+use crate::sync::UploadSource;
 
 /// Audio files on this machine, by content.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,9 +34,16 @@ impl AssetCache {
         Self::new(dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("ensemble").join("assets"))
     }
 
-    /// Where the file of `hash` lives once cached.
+    /// Where the file of `hash` lives once cached (its audio, or its peaks).
     pub fn path(&self, hash: ContentHash) -> PathBuf {
-        self.dir.join(hash.to_string())
+        self.path_of(hash, Served::Audio)
+    }
+
+    fn path_of(&self, hash: ContentHash, what: Served) -> PathBuf {
+        match what {
+            Served::Audio => self.dir.join(hash.to_string()),
+            Served::Peaks => self.dir.join(format!("{hash}.peaks")),
+        }
     }
 
     /// The cached file of `hash`, if this machine has it.
@@ -44,34 +52,43 @@ impl AssetCache {
         path.is_file().then_some(path)
     }
 
-    /// Keeps a copy of a file this client uploaded as `hash`.
-    pub fn insert(&self, hash: ContentHash, file: &Path) -> Result<PathBuf, Error> {
+    /// Keeps a copy of what this client uploaded as `hash`.
+    pub fn insert(&self, hash: ContentHash, source: &UploadSource) -> Result<PathBuf, Error> {
         let path = self.path(hash);
         if !path.is_file() {
             let partial = path.with_extension("partial");
-            std::fs::copy(file, &partial)?;
+            match source {
+                UploadSource::File(file) => std::fs::copy(file, &partial).map(drop)?,
+                UploadSource::Bytes { bytes, .. } => std::fs::write(&partial, bytes)?,
+            }
             std::fs::rename(&partial, &path)?;
         }
         Ok(path)
     }
 
-    /// The file of `asset` (whose record says `hash`): from the cache, or downloaded from the
-    /// authority into it (resuming a cut download).
+    /// The file of `asset`'s audio or peaks (its record says `hash`): from the cache, or
+    /// downloaded from the authority into it, resuming a cut download. Each file downloads to
+    /// a partial of its own, so the audio and the peaks of one asset can come at once.
     pub async fn fetch(
         &self,
-        remote: &Remote,
+        transport: &impl Transport,
         project: ProjectId,
         asset: AssetId,
         hash: ContentHash,
+        what: Served,
     ) -> Result<PathBuf, Error> {
-        if let Some(path) = self.get(hash) {
+        let path = self.path_of(hash, what);
+        if path.is_file() {
             return Ok(path);
         }
-        let path = self.path(hash);
-        let partial = path.with_extension("partial");
-        let request = TransferRequest::Download { project, asset, what: Served::Audio, offset: 0 };
-        remote.download(request, &partial).await.map_err(|error| Error::Connection(error.to_string()))?;
-        tokio::fs::rename(&partial, &path).await?;
+        let mut partial = path.clone().into_os_string();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let request = TransferRequest::Download { project, asset, what, offset: 0 };
+        let mut sink = FileSink::open(&partial)?;
+        transport.download(request, &mut sink).await?;
+        drop(sink);
+        std::fs::rename(&partial, &path)?;
         Ok(path)
     }
 }

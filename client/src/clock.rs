@@ -5,10 +5,10 @@
 //! that plays then with a [`SampleClock`].
 
 use bevy::prelude::Resource;
-use rustix::time::{ClockId, clock_gettime};
 
-/// The machine's monotonic clock in nanoseconds (`CLOCK_MONOTONIC`, which every process and
-/// network namespace on one machine share), optionally skewed so tests can give each simulated
+/// The machine's monotonic clock in nanoseconds (natively `CLOCK_MONOTONIC`, which every process
+/// and network namespace on one machine share; in the browser the page's `performance.now()`),
+/// optionally skewed so tests can give each simulated
 /// machine a clock of its own.
 #[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Clock {
@@ -47,12 +47,23 @@ impl Clock {
     }
 }
 
+/// A machine's monotonic clock starts near zero at boot (a page's, at its load); an hour's
+/// margin keeps skewed readings positive.
+const MARGIN: u64 = 3_600_000_000_000;
+
 /// `CLOCK_MONOTONIC` in nanoseconds, offset so that a skewed clock never reads below zero.
+#[cfg(not(target_arch = "wasm32"))]
 fn monotonic_now() -> u64 {
-    let now = clock_gettime(ClockId::Monotonic);
-    // A machine's monotonic clock starts near zero at boot; an hour's margin keeps skews positive.
-    const MARGIN: u64 = 3_600_000_000_000;
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     MARGIN + now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// The page's monotonic clock in nanoseconds since the first reading, offset as natively.
+#[cfg(target_arch = "wasm32")]
+fn monotonic_now() -> u64 {
+    static ORIGIN: std::sync::OnceLock<web_time::Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(web_time::Instant::now);
+    MARGIN + u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX - MARGIN)
 }
 
 /// Where an audio engine's frames fall on a [`Clock`]: frame `frame` plays at clock time

@@ -7,7 +7,7 @@
 use std::f32::consts::TAU;
 use std::path::Path;
 
-use ensemble_authority::remote::{Remote, Uploaded};
+use ensemble_net::remote::{Remote, Uploaded};
 use ensemble_protocol::{
     AssetId, Clip, ClipId, Colour, Frames, ListItem, ListPosition, Op, ProjectId, Record, ServerMsg, Ticks, Track,
     TrackId, Transaction,

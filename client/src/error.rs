@@ -6,9 +6,11 @@ use ensemble_protocol::{FrameError, ProjectId};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The local store's database failed or refused a statement (a full disk, a locked file).
+    #[cfg(not(target_arch = "wasm32"))]
     #[error("local store: {0}")]
     Store(#[from] sqlx::Error),
     /// The local store's schema could not be brought up to date.
+    #[cfg(not(target_arch = "wasm32"))]
     #[error("local store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A value could not be encoded or decoded.
@@ -31,7 +33,11 @@ pub enum Error {
     /// The authority refused the login.
     #[error("login refused: {0}")]
     Denied(String),
+    /// Talking to the authority failed.
+    #[error(transparent)]
+    Net(#[from] ensemble_net::Error),
     /// The in-process authority of solo mode could not start.
+    #[cfg(feature = "solo")]
     #[error("solo authority: {0}")]
     Solo(#[from] ensemble_authority::Error),
     /// A file or folder could not be made or read.

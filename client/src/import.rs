@@ -18,7 +18,7 @@ use ensemble_protocol::{AssetId, Clip, ClipId, Frames, Op, Record, Ticks, Timeba
 use crate::edits;
 use crate::history::EditMsg;
 use crate::model::{AssetData, ProjectData, RecordIndex, RecordKey};
-use crate::sync::{Outbound, SyncSystems, UploadDone, UploadProgress, configure_sets};
+use crate::sync::{Outbound, SyncSystems, UploadDone, UploadProgress, UploadSource, configure_sets};
 
 /// The file extensions offered for import; the authority decides what really decodes.
 pub const AUDIO_EXTENSIONS: [&str; 7] = ["wav", "wave", "aif", "aiff", "flac", "mp3", "ogg"];
@@ -139,7 +139,7 @@ fn start_imports(
         let id = imports.next_id;
         imports.next_id += 1;
         imports.uploading.insert(id, import.clone());
-        outbound.write(Outbound::Upload { id, path: import.path.clone() });
+        outbound.write(Outbound::Upload { id, source: UploadSource::File(import.path.clone()) });
     }
 }
 

@@ -31,21 +31,23 @@
 
 pub mod assets;
 pub mod clock;
+#[cfg(feature = "solo")]
 pub mod demo;
 pub mod edits;
 pub mod error;
 pub mod history;
 pub mod import;
+#[cfg(feature = "lan")]
 pub mod jam;
 pub mod media;
 pub mod model;
 pub mod playback;
 pub mod presence;
 pub mod replica;
+#[cfg(feature = "solo")]
 pub mod solo;
 pub mod store;
 pub mod sync;
-pub mod transport;
 #[cfg(feature = "window")]
 pub mod window;
 

@@ -6,6 +6,11 @@
 //! [`Peers`]: one entry per session (a user may have two windows open), each with a colour
 //! that every client derives the same way from the user's id. Presence is never stored: it
 //! is dropped when its session leaves, and all of it when this client goes offline.
+//!
+//! Another plugin may carry presence over a link of its own (a LAN jam does, faster than the
+//! authority's relay): it sets [`PresenceRoute::Direct`] while it does, so this plugin stops
+//! sending to the authority, and it puts the peers it hears under [`PeerKey::Direct`], which
+//! then stand in for the same people's sessions at the authority.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,9 +20,24 @@ use ensemble_protocol::{Colour, Presence, ServerMsg, UserId};
 
 use crate::sync::{Connection, FromAuthority, Outbound, SyncStatus, SyncSystems, configure_sets};
 
-/// Sessions whose key has this bit set came over a LAN jam's link, not from the authority
-/// (see [`crate::jam`]); a user in the jam is shown once, by the jam's entry.
-pub const JAM_SESSION: u64 = 1 << 63;
+/// Who a [`Peer`] is to this client: a session the authority relays, or someone heard directly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PeerKey {
+    /// A session at the authority (a user may have two).
+    Session(u64),
+    /// A user heard over a direct link (a LAN jam), whose entry replaces their sessions'.
+    Direct(UserId),
+}
+
+/// Which way this user's presence travels.
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PresenceRoute {
+    /// Through the authority, which relays it to the project.
+    #[default]
+    Authority,
+    /// Over a direct link another plugin keeps (a LAN jam): nothing goes to the authority.
+    Direct,
+}
 
 /// The shortest time between two presence updates sent.
 pub const PRESENCE_INTERVAL: Duration = Duration::from_millis(100);
@@ -30,6 +50,7 @@ impl Plugin for PresencePlugin {
         configure_sets(app);
         app.init_resource::<LocalPresence>()
             .init_resource::<Peers>()
+            .init_resource::<PresenceRoute>()
             .add_message::<FromAuthority>()
             .add_message::<Outbound>()
             .add_systems(
@@ -43,11 +64,11 @@ impl Plugin for PresencePlugin {
 #[derive(Resource, Debug, Default, Clone, PartialEq)]
 pub struct LocalPresence(pub Presence);
 
-/// The other sessions in the project, by session.
+/// The other sessions in the project.
 #[derive(Resource, Debug, Default)]
 pub struct Peers {
     /// Everyone else here now.
-    pub sessions: BTreeMap<u64, Peer>,
+    pub sessions: BTreeMap<PeerKey, Peer>,
 }
 
 /// Another session in the project.
@@ -91,12 +112,11 @@ pub fn colour_of(user: UserId) -> Colour {
 fn take_peers(status: Option<Res<SyncStatus>>, mut messages: MessageReader<FromAuthority>, mut peers: ResMut<Peers>) {
     for FromAuthority(message) in messages.read() {
         let ServerMsg::Presence { peer, .. } = message else { continue };
+        let key = PeerKey::Session(peer.session);
         match &peer.presence {
-            // In a jam, a member's presence comes faster over the jam's link.
-            Some(_)
-                if peers.sessions.iter().any(|(key, jammer)| key & JAM_SESSION != 0 && jammer.user == peer.user) =>
-            {
-                peers.sessions.remove(&peer.session);
+            // Someone heard directly is shown by that entry, which comes faster.
+            Some(_) if peers.sessions.contains_key(&PeerKey::Direct(peer.user)) => {
+                peers.sessions.remove(&key);
             }
             Some(presence) => {
                 let entry = Peer {
@@ -105,10 +125,10 @@ fn take_peers(status: Option<Res<SyncStatus>>, mut messages: MessageReader<FromA
                     colour: colour_of(peer.user),
                     presence: presence.clone(),
                 };
-                peers.sessions.insert(peer.session, entry);
+                peers.sessions.insert(key, entry);
             }
             None => {
-                peers.sessions.remove(&peer.session);
+                peers.sessions.remove(&key);
             }
         }
     }
@@ -120,7 +140,7 @@ fn take_peers(status: Option<Res<SyncStatus>>, mut messages: MessageReader<FromA
 
 /// Sends this user's presence when it changed, no more often than [`PRESENCE_INTERVAL`].
 fn share(
-    jam: Option<Res<crate::jam::Jam>>,
+    route: Res<PresenceRoute>,
     time: Res<Time<Real>>,
     local: Res<LocalPresence>,
     mut last_sent: Local<Option<Duration>>,
@@ -128,8 +148,7 @@ fn share(
     mut outbound: MessageWriter<Outbound>,
 ) {
     *waiting |= local.is_changed();
-    // In a LAN jam, presence travels over the jam's link instead.
-    if jam.is_some_and(|jam| jam.is_active()) {
+    if *route == PresenceRoute::Direct {
         return;
     }
     let now = time.elapsed();

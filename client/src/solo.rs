@@ -11,19 +11,22 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use bevy::prelude::Resource;
 
 use ensemble_authority::files::FileOptions;
-use ensemble_authority::remote::Remote;
-use ensemble_authority::server::{Server, ServerOptions};
+use ensemble_authority::server::{JamDoor, Server, ServerOptions};
 use ensemble_authority::store::SqliteStore;
-use ensemble_authority::tls::{Identity, Trust};
+use ensemble_authority::tls::Identity;
 use ensemble_authority::{admin, auth};
+use ensemble_net::remote::Remote;
+use ensemble_net::tls::Trust;
+use ensemble_net::transport::{Credentials, QuicTransport};
 use ensemble_protocol::ProjectId;
 
 use crate::Error;
 use crate::demo::DemoSize;
-use crate::jam::{LanAccess, Served};
-use crate::transport::{Credentials, QuicTransport};
 
 /// Where solo mode keeps things, and who is working.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,4 +112,53 @@ pub(crate) async fn start(settings: &SoloSettings) -> Result<Solo, Error> {
     let credentials = Credentials::Open { display_name: settings.display_name.clone(), join_code: None };
     let transport = QuicTransport::new(addr, "localhost", trust, credentials);
     Ok(Solo { server, transport, project })
+}
+
+/// This machine's authority, when this app runs it (solo mode): what a hosted jam needs to
+/// tell peers, and the door its join code opens. Shared with the sync worker, which fills it
+/// in once the authority listens.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct LanAccess {
+    /// The authority's door for jam peers.
+    pub door: JamDoor,
+    served: Arc<OnceLock<Served>>,
+}
+
+/// What the embedded authority serves, as a beacon tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Served {
+    /// Its QUIC port (on every interface).
+    pub port: u16,
+    /// Its certificate's SHA-256.
+    pub fingerprint: [u8; 32],
+    /// The project this app works on.
+    pub project: ProjectId,
+    /// Who works here.
+    pub display_name: String,
+}
+
+/// The same access, not just an equal one: two apps never share an authority by accident.
+impl PartialEq for LanAccess {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.served, &other.served)
+    }
+}
+
+impl Eq for LanAccess {}
+
+impl LanAccess {
+    /// Room for an authority not yet started.
+    pub fn new() -> LanAccess {
+        LanAccess::default()
+    }
+
+    /// Records what the authority serves (once; later calls change nothing).
+    pub fn serve(&self, served: Served) {
+        let _ = self.served.set(served);
+    }
+
+    /// What it serves, once it does.
+    pub fn served(&self) -> Option<&Served> {
+        self.served.get()
+    }
 }

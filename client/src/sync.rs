@@ -1,8 +1,9 @@
 //! Sync: the connection to an authority, and the local store behind it.
 //!
-//! [`SyncPlugin`] starts a *sync worker*: a thread with a tokio runtime of its own that owns the
-//! [`Transport`] and the [`LocalStore`]. The ECS never waits on the network or the disk; it talks
-//! to the worker through two channels, and the traffic crosses into the app as Bevy messages in
+//! [`SyncPlugin`] starts a *sync worker*: an async task that owns the [`Transport`] and the
+//! [`LocalStore`], on a thread with a tokio runtime of its own natively and on the page's event
+//! loop in the browser, with the same code in between. The ECS never waits on the network or
+//! the disk; it talks to the worker through two channels, and the traffic crosses into the app as Bevy messages in
 //! chained sets, every frame, in [`PreUpdate`]:
 //!
 //! 1. [`SyncSystems::Receive`] drains the worker: [`FromAuthority`] and [`Restored`] messages,
@@ -21,11 +22,13 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bevy::prelude::*;
-use ensemble_protocol::transfer::{Served, TransferRequest};
+use ensemble_net::rt;
+use ensemble_net::transport::{Link, Transport};
+use ensemble_protocol::transfer::Served;
 use ensemble_protocol::{
     AssetId, ClientMsg, ContentHash, Presence, ProjectId, Seq, ServerMsg, Transaction, TxId, UserId,
 };
@@ -34,15 +37,14 @@ use tokio::sync::mpsc;
 use crate::Error;
 use crate::assets::AssetCache;
 use crate::replica::Replica;
-use crate::solo::{self, SoloSettings};
-use crate::store::{LocalStore, Saved, SqliteReplicaStore};
-use crate::transport::{Link, Transport};
+use crate::store::{LocalStore, Saved};
 
 /// The first retry after a lost connection; each failure doubles it up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// The longest wait between connection attempts.
 const MAX_RETRY: Duration = Duration::from_secs(5);
 /// How long closing the app waits for the worker to store what it was given.
+#[cfg(not(target_arch = "wasm32"))]
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// The sync steps of a frame, chained in this order in [`PreUpdate`].
@@ -137,8 +139,34 @@ pub enum Outbound {
         /// Names this upload in its [`UploadDone`].
         id: u64,
         /// The file.
-        path: PathBuf,
+        source: UploadSource,
     },
+}
+
+/// What an upload reads: a file natively, a picked file's bytes in the browser.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UploadSource {
+    /// A file on this machine.
+    File(PathBuf),
+    /// A file's bytes, and its name.
+    Bytes {
+        /// The file's name (the asset's name, and its extension says the format).
+        name: String,
+        /// The bytes.
+        bytes: Arc<[u8]>,
+    },
+}
+
+impl UploadSource {
+    /// The file's name.
+    pub fn name(&self) -> String {
+        match self {
+            UploadSource::File(path) => {
+                path.file_name().map_or_else(|| "audio".into(), |name| name.to_string_lossy().into_owned())
+            }
+            UploadSource::Bytes { name, .. } => name.clone(),
+        }
+    }
 }
 
 /// How an upload ended: the asset the authority made for the file, or why there is none.
@@ -191,7 +219,7 @@ enum ToWorker {
     Propose(Transaction),
     Forget(Vec<TxId>),
     Fetch { asset: AssetId, hash: ContentHash, what: Served },
-    Upload { id: u64, path: PathBuf },
+    Upload { id: u64, source: UploadSource },
     Presence(Presence),
 }
 
@@ -200,14 +228,17 @@ enum ToWorker {
 struct WorkerLink {
     to_worker: Option<mpsc::UnboundedSender<ToWorker>>,
     from_worker: Mutex<mpsc::UnboundedReceiver<FromWorker>>,
+    #[cfg(not(target_arch = "wasm32"))]
     finished: Mutex<std::sync::mpsc::Receiver<()>>,
 }
 
 impl Drop for WorkerLink {
     fn drop(&mut self) {
         // Closing the channel tells the worker to store what it has and stop; wait for that, so
-        // no edit handed over is lost when the app closes.
+        // no edit handed over is lost when the app closes. (A page cannot block: in the browser
+        // every edit was stored as it was handed over, and the worker finishes on its own.)
         self.to_worker = None;
+        #[cfg(not(target_arch = "wasm32"))]
         if let Ok(finished) = self.finished.lock() {
             let _ = finished.recv_timeout(SHUTDOWN_WAIT);
         }
@@ -229,18 +260,44 @@ pub struct SyncPlugin {
 
 impl SyncPlugin {
     /// Syncs `project` with the authority `transport` reaches, keeping its local store in
-    /// `replicas` (see [`crate::store::default_dir`]).
-    pub fn remote<T: Transport>(transport: T, project: ProjectId, replicas: PathBuf) -> Self {
-        Self::spawning(move |channels| run(channels, async move { Ok((transport, project, replicas, None)) }))
+    /// `replicas` (see [`crate::store::default_dir`]) and its audio files beside it.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn remote<T: Transport + Send>(transport: T, project: ProjectId, replicas: PathBuf) -> Self {
+        Self::spawning(move |channels| run(channels, async move { Setup::native(transport, project, &replicas).await }))
+    }
+
+    /// Syncs `project` with the authority `transport` reaches, keeping it in the store `open`
+    /// opens (on the worker, which owns it) and its audio files in `cache`: how a platform
+    /// brings a store of its own.
+    pub fn with_store<T, S, F>(
+        transport: T,
+        project: ProjectId,
+        open: impl FnOnce() -> F + Send + 'static,
+        cache: AssetCache,
+    ) -> Self
+    where
+        T: Transport + Send,
+        S: LocalStore,
+        F: Future<Output = Result<S, Error>> + 'static,
+    {
+        Self::spawning(move |channels| {
+            run(channels, async move {
+                let store = open().await?;
+                Ok(Setup { transport, project, store, cache, set_aside: None, stop: None })
+            })
+        })
     }
 
     /// Starts the authority library in-process on its SQLite store and syncs with it: one person,
     /// nothing else running.
-    pub fn solo(settings: SoloSettings) -> Self {
+    #[cfg(feature = "solo")]
+    pub fn solo(settings: crate::solo::SoloSettings) -> Self {
         Self::spawning(move |channels| {
             run(channels, async move {
-                let solo = solo::start(&settings).await?;
-                Ok((solo.transport, solo.project, settings.replicas.clone(), Some(solo.server)))
+                let solo = crate::solo::start(&settings).await?;
+                let mut setup = Setup::native(solo.transport, solo.project, &settings.replicas).await?;
+                setup.stop = Some(Box::pin(solo.server.shutdown()));
+                Ok(setup)
             })
         })
     }
@@ -249,27 +306,43 @@ impl SyncPlugin {
     where
         F: Future<Output = ()> + 'static,
     {
-        let spawn: Spawn = Box::new(move |channels| {
-            let thread = std::thread::Builder::new().name("ensemble-sync".into()).spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .thread_name("ensemble-sync")
-                    .enable_all()
-                    .build();
-                match runtime {
-                    Ok(runtime) => runtime.block_on(work(channels)),
-                    Err(error) => {
-                        let reason = format!("cannot start the sync runtime: {error}");
-                        let _ = channels.to_app.send(FromWorker::Connection(Connection::Offline { reason }));
-                    }
-                }
-            });
-            if let Err(error) = thread {
-                error!("cannot start the sync thread: {error}");
-            }
-        });
+        let spawn: Spawn = Box::new(move |channels| start_worker(work, channels));
         SyncPlugin { spawn: Mutex::new(Some(spawn)) }
     }
+}
+
+/// Runs the worker on a thread with a runtime of its own, so the frame never waits on it.
+#[cfg(not(target_arch = "wasm32"))]
+fn start_worker<F: Future<Output = ()> + 'static>(
+    work: impl FnOnce(Channels) -> F + Send + 'static,
+    channels: Channels,
+) {
+    let thread = std::thread::Builder::new().name("ensemble-sync".into()).spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("ensemble-sync")
+            .enable_all()
+            .build();
+        match runtime {
+            Ok(runtime) => runtime.block_on(work(channels)),
+            Err(error) => {
+                let reason = format!("cannot start the sync runtime: {error}");
+                let _ = channels.to_app.send(FromWorker::Connection(Connection::Offline { reason }));
+            }
+        }
+    });
+    if let Err(error) = thread {
+        error!("cannot start the sync thread: {error}");
+    }
+}
+
+/// Runs the worker on the page's event loop: every await gives the frame its turn.
+#[cfg(target_arch = "wasm32")]
+fn start_worker<F: Future<Output = ()> + 'static>(
+    work: impl FnOnce(Channels) -> F + Send + 'static,
+    channels: Channels,
+) {
+    wasm_bindgen_futures::spawn_local(work(channels));
 }
 
 impl Plugin for SyncPlugin {
@@ -277,6 +350,8 @@ impl Plugin for SyncPlugin {
         configure_sets(app);
         let (to_app, from_worker) = mpsc::unbounded_channel();
         let (to_worker, commands) = mpsc::unbounded_channel();
+        // The page cannot wait for the worker (see `WorkerLink`'s drop), so nobody listens there.
+        #[cfg_attr(target_arch = "wasm32", allow(unused_variables))]
         let (finished, finished_rx) = std::sync::mpsc::channel();
         let spawn = self.spawn.lock().ok().and_then(|mut spawn| spawn.take());
         match spawn {
@@ -286,6 +361,7 @@ impl Plugin for SyncPlugin {
         app.insert_resource(WorkerLink {
             to_worker: Some(to_worker),
             from_worker: Mutex::new(from_worker),
+            #[cfg(not(target_arch = "wasm32"))]
             finished: Mutex::new(finished_rx),
         })
         .init_resource::<SyncStatus>()
@@ -357,7 +433,7 @@ fn send(
             }
             Outbound::Settled(tx_ids) => ToWorker::Forget(tx_ids.clone()),
             Outbound::Fetch { asset, hash, what } => ToWorker::Fetch { asset: *asset, hash: *hash, what: *what },
-            Outbound::Upload { id, path } => ToWorker::Upload { id: *id, path: path.clone() },
+            Outbound::Upload { id, source } => ToWorker::Upload { id: *id, source: source.clone() },
             Outbound::Presence(presence) => ToWorker::Presence(presence.clone()),
         };
         if to_worker.send(command).is_err() {
@@ -367,40 +443,52 @@ fn send(
 }
 
 /// What the worker works on, once solo mode (if any) has started.
-type Setup<T> = (T, ProjectId, PathBuf, Option<ensemble_authority::server::Server>);
+struct Setup<T, S> {
+    transport: T,
+    project: ProjectId,
+    store: S,
+    cache: AssetCache,
+    /// What happened to a damaged local store, for the user.
+    set_aside: Option<String>,
+    /// What to do when the worker stops (solo mode: stop the in-process authority).
+    stop: Option<std::pin::Pin<Box<dyn Future<Output = ()>>>>,
+}
 
-async fn run<T: Transport>(channels: Channels, setup: impl Future<Output = Result<Setup<T>, Error>>) {
+#[cfg(not(target_arch = "wasm32"))]
+impl<T> Setup<T, crate::store::SqliteReplicaStore> {
+    /// The native setup: the SQLite store in `replicas`, the asset cache beside it.
+    async fn native(transport: T, project: ProjectId, replicas: &std::path::Path) -> Result<Self, Error> {
+        let (store, set_aside) = crate::store::SqliteReplicaStore::open_or_set_aside(replicas, project)
+            .await
+            .map_err(|error| Error::Connection(format!("cannot open the local store: {error}")))?;
+        // Audio files live beside the local stores, shared by every project.
+        let cache = AssetCache::new(replicas.with_file_name("assets"))?;
+        Ok(Setup { transport, project, store, cache, set_aside, stop: None })
+    }
+}
+
+async fn run<T: Transport, S: LocalStore>(channels: Channels, setup: impl Future<Output = Result<Setup<T, S>, Error>>) {
     let Channels { to_app, commands, finished } = channels;
     match setup.await {
-        Ok((transport, project, replicas, server)) => {
+        Ok(Setup { transport, project, store, cache, set_aside, stop }) => {
             let _ = to_app.send(FromWorker::Project(project));
-            match SqliteReplicaStore::open_or_set_aside(&replicas, project).await {
-                Ok((store, set_aside)) => {
-                    if let Some(note) = set_aside {
-                        let _ = to_app.send(FromWorker::StoreFailed(note));
-                    }
-                    // Audio files live beside the local stores, shared by every project.
-                    let cache = replicas.with_file_name("assets");
-                    let worker = Worker {
-                        transport,
-                        store,
-                        project,
-                        cache,
-                        to_app,
-                        commands,
-                        pending: VecDeque::new(),
-                        seq: None,
-                        presence: None,
-                    };
-                    worker.run().await;
-                }
-                Err(error) => {
-                    let reason = format!("cannot open the local store: {error}");
-                    let _ = to_app.send(FromWorker::Connection(Connection::Offline { reason }));
-                }
+            if let Some(note) = set_aside {
+                let _ = to_app.send(FromWorker::StoreFailed(note));
             }
-            if let Some(server) = server {
-                server.shutdown().await;
+            let worker = Worker {
+                transport,
+                store,
+                project,
+                cache,
+                to_app,
+                commands,
+                pending: VecDeque::new(),
+                seq: None,
+                presence: None,
+            };
+            worker.run().await;
+            if let Some(stop) = stop {
+                stop.await;
             }
         }
         Err(error) => {
@@ -423,7 +511,7 @@ struct Worker<T, S> {
     store: S,
     project: ProjectId,
     /// The content-addressed cache of audio files and peaks.
-    cache: PathBuf,
+    cache: AssetCache,
     to_app: mpsc::UnboundedSender<FromWorker>,
     commands: mpsc::UnboundedReceiver<ToWorker>,
     /// Edits stored and not yet settled, oldest first: what a reconnection resends.
@@ -456,7 +544,7 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
                     retry = FIRST_RETRY;
                     self.session(link).await
                 }
-                Err(Error::Denied(reason)) => {
+                Err(ensemble_net::Error::Denied(reason)) => {
                     self.status(Connection::Refused { reason });
                     // Nothing to retry: keep storing edits until the app closes.
                     while let Some(command) = self.commands.recv().await {
@@ -473,7 +561,7 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
                     self.status(Connection::Offline { reason });
                 }
             }
-            let wait = tokio::time::sleep(retry);
+            let wait = rt::sleep(retry);
             tokio::pin!(wait);
             loop {
                 tokio::select! {
@@ -564,7 +652,7 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
                 ToWorker::Propose(tx) => proposed.push(tx),
                 ToWorker::Forget(tx_ids) => forgotten.extend(tx_ids),
                 ToWorker::Fetch { asset, hash, what } => self.fetch(asset, hash, what),
-                ToWorker::Upload { id, path } => self.upload(id, path),
+                ToWorker::Upload { id, source } => self.upload(id, source),
                 ToWorker::Presence(presence) => self.presence = Some((presence, true)),
             }
             next = self.commands.try_recv().ok();
@@ -610,49 +698,39 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
 
     /// Brings an asset file into the cache on a task of its own, and tells the app.
     fn fetch(&self, asset: AssetId, hash: ContentHash, what: Served) {
-        let name = match what {
-            Served::Audio => hash.to_string(),
-            Served::Peaks => format!("{hash}.peaks"),
-        };
-        let path = self.cache.join(&name);
-        // Each file its own partial: the audio and the peaks of one asset download at once.
-        let partial = self.cache.join(format!("{name}.partial"));
-        let (transport, to_app, project) = (self.transport.clone(), self.to_app.clone(), self.project);
-        tokio::spawn(async move {
-            let file = if path.is_file() {
-                Ok(path)
-            } else {
-                let request = TransferRequest::Download { project, asset, what, offset: 0 };
-                let downloaded = async {
-                    tokio::fs::create_dir_all(partial.parent().unwrap_or(&partial)).await?;
-                    transport.download(request, &partial).await?;
-                    tokio::fs::rename(&partial, &path).await?;
-                    Ok::<_, Error>(path)
-                };
-                downloaded.await.map_err(|error| error.to_string())
-            };
+        let (transport, to_app, project, cache) =
+            (self.transport.clone(), self.to_app.clone(), self.project, self.cache.clone());
+        rt::spawn(async move {
+            let file = cache.fetch(&transport, project, asset, hash, what).await.map_err(|error| error.to_string());
             let _ = to_app.send(FromWorker::Fetched(Fetched { asset, what, file }));
         });
     }
 
     /// Uploads a file on a task of its own (and connection: edits never wait behind it), and
     /// tells the app. Offline, it fails at once: the user chose to import now, and is told.
-    fn upload(&self, id: u64, path: PathBuf) {
+    fn upload(&self, id: u64, source: UploadSource) {
         let (transport, to_app, project) = (self.transport.clone(), self.to_app.clone(), self.project);
         let cache = self.cache.clone();
-        tokio::spawn(async move {
-            let name = path.file_name().map_or_else(|| "audio".into(), |name| name.to_string_lossy().into_owned());
-            // Hashed once: the hash names the upload and our own copy in the cache.
-            let hashing = path.clone();
-            let hash = tokio::task::spawn_blocking(move || {
-                // Reading the header tells a WAV file that was cut short.
-                let cut_short = ensemble_audio::decode::Decoding::open(&hashing).is_ok_and(|file| file.truncated());
-                ensemble_authority::files::hash_file(&hashing).map(|hash| (hash, cut_short))
+        rt::spawn(async move {
+            let name = source.name();
+            // Hashed once: the hash names the upload and our own copy in the cache. Reading the
+            // header tells a WAV file that was cut short.
+            let hashing = source.clone();
+            let hash = rt::blocking(move || match &hashing {
+                UploadSource::File(path) => {
+                    let cut_short = ensemble_audio::decode::Decoding::open(path).is_ok_and(|file| file.truncated());
+                    ensemble_net::hash::hash_file(path).map(|hash| (hash, cut_short))
+                }
+                UploadSource::Bytes { name, bytes } => {
+                    let cut_short = ensemble_audio::decode::Decoding::from_bytes(bytes.to_vec(), name.as_ref())
+                        .is_ok_and(|file| file.truncated());
+                    ensemble_net::hash::hash_reader(&bytes[..]).map(|hash| (hash, cut_short))
+                }
             })
             .await;
             let mut cut_short = false;
-            let asset = match hash {
-                Ok(Ok((hash, cut))) => {
+            let asset = match (hash, open(&source)) {
+                (Ok((hash, cut)), Ok(reader)) => {
                     cut_short = cut;
                     // A message per percent at most: a long import shows how far it has come.
                     let (progress_to, mut told) = (to_app.clone(), 0);
@@ -663,19 +741,17 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
                         }
                     };
                     let asset = transport
-                        .upload(project, &path, &name, hash, progress)
+                        .upload(project, reader, &name, hash, progress)
                         .await
                         .map_err(|error| error.to_string());
                     if asset.is_ok() {
                         // Keep our own copy, so the file is never downloaded back. Failing that
                         // only costs a download.
-                        let keep = move || AssetCache::new(cache).and_then(|cache| cache.insert(hash, &path));
-                        let _ = tokio::task::spawn_blocking(keep).await;
+                        let _ = rt::blocking(move || cache.insert(hash, &source)).await;
                     }
                     asset
                 }
-                Ok(Err(error)) => Err(format!("cannot read {}: {error}", path.display())),
-                Err(error) => Err(error.to_string()),
+                (Err(error), _) | (_, Err(error)) => Err(format!("cannot read {name}: {error}")),
             };
             let _ = to_app.send(FromWorker::Uploaded(UploadDone { id, asset, cut_short }));
         });
@@ -688,4 +764,12 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
     fn store_failed(&self, error: &Error) {
         let _ = self.to_app.send(FromWorker::StoreFailed(error.to_string()));
     }
+}
+
+/// A reader over what `source` names.
+fn open(source: &UploadSource) -> std::io::Result<Box<dyn ensemble_net::transport::Source>> {
+    Ok(match source {
+        UploadSource::File(path) => Box::new(std::fs::File::open(path)?),
+        UploadSource::Bytes { bytes, .. } => Box::new(std::io::Cursor::new(bytes.clone())),
+    })
 }

@@ -3,11 +3,14 @@
 //! - `cargo xtask run [ARGS]` sets up what is missing and opens the DAW (solo, on the demo song;
 //!   `cargo xtask run --connect HOST:PORT --project ID --fingerprint HEX` joins an authority).
 //! - `cargo xtask ci` runs exactly what CI runs: setup, fmt, clippy, tidy, a check that clones
-//!   sharing the target directory build their own code, tests, docs, the DAW's screenshot check
+//!   sharing the target directory build their own code, the browser build's check, tests, docs, the DAW's screenshot check
 //!   under Xvfb, a short jam lab (as root), a short fuzz run.
 //! - `cargo xtask screenshot` runs the screenshot check alone (the image lands in
 //!   `target/screenshots/`).
 //! - `cargo xtask shared-target` runs the two-clone check alone.
+//! - `cargo xtask tidy` checks the dependency rules alone (see `tidy.rs`).
+//! - `cargo xtask wasm-check` checks (clippy, warnings denied) that the crates the browser
+//!   build needs compile for `wasm32-unknown-unknown` with the browser's features.
 //! - `cargo xtask setup` installs the system packages and rustup targets the project needs.
 //! - `cargo xtask fuzz [SECONDS]` fuzzes the frame decoder and the audio decoder, each for
 //!   SECONDS, on the nightly toolchain.
@@ -32,7 +35,7 @@ use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | shared-target | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
+const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | shared-target | tidy | wasm-check | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -43,6 +46,8 @@ fn main() -> ExitCode {
         ["setup"] => setup::setup(),
         ["screenshot"] => screenshot::check(),
         ["shared-target"] => shared_target::check(),
+        ["tidy"] => tidy::check(),
+        ["wasm-check"] => wasm_check(),
         ["fuzz"] => fuzz(60),
         ["fuzz", seconds] => seconds.parse().map_err(|_| format!("not a number of seconds: {seconds}")).and_then(fuzz),
         ["bench", rest @ ..] => cargo(&[&["bench", "-p", "ensemble-benches"], rest].concat()),
@@ -132,6 +137,7 @@ fn ci() -> Result {
     step("clippy", &|| cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]))?;
     step("tidy", &tidy::check)?;
     step("shared target", &shared_target::check)?;
+    step("browser build (wasm32 check)", &wasm_check)?;
     step("test", &|| cargo(&["test", "--workspace", "--locked"]))?;
     step("doc", &|| {
         with_env("RUSTDOCFLAGS", "-D warnings", || cargo(&["doc", "--workspace", "--no-deps", "--locked"]))
@@ -148,6 +154,15 @@ fn ci() -> Result {
     step("fuzz (smoke)", &|| fuzz(15))?;
     eprintln!("\nci: all steps passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// Checks, with clippy and warnings denied, that the protocol, the audio engine, the client end
+/// of the wire and the client (with the browser's features) compile for the browser.
+fn wasm_check() -> Result {
+    let features = format!("ensemble-client/{}", tidy::BROWSER_FEATURES);
+    let packages = ["-p", "ensemble-protocol", "-p", "ensemble-audio", "-p", "ensemble-net", "-p", "ensemble-client"];
+    let target = ["--target", tidy::WASM, "--no-default-features", "--features", &features];
+    cargo(&[&["clippy", "--locked"][..], &packages, &target, &["--", "-D", "warnings"]].concat())
 }
 
 /// Runs `action` with an environment variable set for the commands it starts.

@@ -7,9 +7,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ensemble_authority::remote::Remote;
 use ensemble_authority::store::{AnyStore, SqliteStore};
-use ensemble_authority::tls::{Fingerprint, Trust};
+use ensemble_net::remote::Remote;
+use ensemble_net::tls::{Fingerprint, Trust};
 use ensemble_protocol::wire::CatchUp;
 use ensemble_protocol::*;
 use tokio::io::{AsyncBufReadExt, BufReader};

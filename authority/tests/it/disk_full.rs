@@ -10,9 +10,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ensemble_authority::remote::Remote;
 use ensemble_authority::server::ServerOptions;
 use ensemble_authority::store::{AnyStore, SqliteStore, Store};
+use ensemble_net::remote::Remote;
 use ensemble_protocol::*;
 use tempfile::TempDir;
 

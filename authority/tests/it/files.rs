@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ensemble_audio::arrangement::Arrangement;
-use ensemble_authority::Error;
 use ensemble_authority::actor::{Projects, apply_as_authority};
-use ensemble_authority::files::{FileOptions, Library, hash_file};
+use ensemble_authority::files::{FileOptions, Library};
 use ensemble_authority::jobs::{JobRunner, PeaksJob};
-use ensemble_authority::remote::{Remote, Uploaded, transfer_reply};
 use ensemble_authority::server::ServerOptions;
 use ensemble_authority::store::{AnyStore, Store, StoredAs};
+use ensemble_net::Error;
+use ensemble_net::hash::hash_file;
+use ensemble_net::remote::{Remote, Uploaded, transfer_reply};
 use ensemble_protocol::transfer::{Chunk, Served, TransferError, TransferReply, TransferRequest};
 use ensemble_protocol::wire::{CatchUp, ExportFormat, ExportRequest, JobKind, JobState};
 use ensemble_protocol::*;

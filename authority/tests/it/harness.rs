@@ -3,10 +3,11 @@
 use std::net::SocketAddr;
 
 use ensemble_authority::admin;
-use ensemble_authority::remote::Remote;
 use ensemble_authority::server::{Server, ServerOptions};
 use ensemble_authority::store::{AnyStore, PostgresStore, SqliteStore, Store};
-use ensemble_authority::tls::{Identity, Trust};
+use ensemble_authority::tls::Identity;
+use ensemble_net::remote::Remote;
+use ensemble_net::tls::Trust;
 use ensemble_protocol::*;
 use tempfile::TempDir;
 

@@ -197,7 +197,7 @@ async fn a_restarted_authority_has_everything_it_acknowledged() {
     assert_eq!(next, seq.next(), "the replays bumped nothing");
 }
 
-async fn assert_closed_with(client: &mut ensemble_authority::remote::Remote, code: u32, words: &str) {
+async fn assert_closed_with(client: &mut ensemble_net::remote::Remote, code: u32, words: &str) {
     let error = loop {
         match client.recv().await {
             Ok(_) => continue,
@@ -238,7 +238,7 @@ async fn a_client_speaking_another_protocol_version_is_refused() {
     // ...and a first hello with another version is refused as a refusal (nothing to retry), with
     // what the user must update.
     let hello = |version| {
-        ensemble_authority::remote::Remote::connect_with_version(
+        ensemble_net::remote::Remote::connect_with_version(
             authority.addr,
             "localhost",
             authority.trust.clone(),
@@ -249,12 +249,12 @@ async fn a_client_speaking_another_protocol_version_is_refused() {
     let expected =
         format!("this authority is newer (protocol {PROTOCOL_VERSION}, this Ensemble speaks {})", PROTOCOL_VERSION - 1);
     assert!(
-        matches!(&older_client, ensemble_authority::Error::Denied(m) if m.contains(&expected) && m.ends_with("update Ensemble")),
+        matches!(&older_client, ensemble_net::Error::Denied(m) if m.contains(&expected) && m.ends_with("update Ensemble")),
         "{older_client}"
     );
     let newer_client = hello(PROTOCOL_VERSION + 1).await.unwrap_err();
     assert!(
-        matches!(&newer_client, ensemble_authority::Error::Denied(m) if m.contains("this authority is older")),
+        matches!(&newer_client, ensemble_net::Error::Denied(m) if m.contains("this authority is older")),
         "{newer_client}"
     );
 }
@@ -293,7 +293,7 @@ async fn a_subscriber_that_stops_reading_is_cut_off_and_the_project_goes_on() {
 }
 
 /// The next presence message a client receives, skipping anything else.
-async fn next_presence(client: &mut ensemble_authority::remote::Remote) -> PeerPresence {
+async fn next_presence(client: &mut ensemble_net::remote::Remote) -> PeerPresence {
     loop {
         match tokio::time::timeout(std::time::Duration::from_secs(5), client.recv()).await {
             Ok(Ok(ServerMsg::Presence { peer, .. })) => return peer,
@@ -361,9 +361,10 @@ fn lan_address() -> std::net::IpAddr {
 
 #[tokio::test]
 async fn a_jam_door_lets_in_other_machines_only_with_the_join_code() {
-    use ensemble_authority::remote::Remote;
     use ensemble_authority::server::{JamDoor, Server};
-    use ensemble_authority::tls::{Identity, Trust};
+    use ensemble_authority::tls::Identity;
+    use ensemble_net::remote::Remote;
+    use ensemble_net::tls::Trust;
     use ensemble_protocol::jam::JoinCode;
     let door = JamDoor::new();
     let options = ServerOptions {

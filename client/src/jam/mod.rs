@@ -2,7 +2,7 @@
 //! on the same sample, and each sees where the others are.
 //!
 //! A **host** is a client whose authority runs on its own machine (solo mode, see
-//! [`LanAccess`]): hosting makes a [`JoinCode`], opens the authority's door to it (edits and
+//! [`crate::solo::LanAccess`]): hosting makes a [`JoinCode`], opens the authority's door to it (edits and
 //! audio still travel over QUIC, so a jam leaves a saved project behind), starts a renet server
 //! ([`link::JamLink`]) and broadcasts a [`Beacon`] ([`beacon`]). A **peer** finds the beacon,
 //! syncs with the host's authority as with any other, and joins the renet server with the code.
@@ -25,25 +25,24 @@ mod worker;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
-use ensemble_authority::server::JamDoor;
 use ensemble_protocol::jam::{Beacon, JamMsg, JoinCode, TransportCommand};
 use ensemble_protocol::wire::MAX_PRESENCE_SELECTION;
-use ensemble_protocol::{PROTOCOL_VERSION, ProjectId, Ticks, Timebase, UserId};
+use ensemble_protocol::{PROTOCOL_VERSION, Ticks, Timebase};
 
-use ensemble_authority::tls::{Fingerprint, Trust};
+use ensemble_net::tls::{Fingerprint, Trust};
+use ensemble_net::transport::{Credentials, QuicTransport};
 
 use self::beacon::{BEACON_PORT, Beaconer, Discovery, FoundJam};
 use self::link::{JamLink, LinkEvent};
 use crate::clock::Clock;
 use crate::model::ProjectData;
 use crate::playback::{PlaybackSystems, StartAt, Transport};
-use crate::presence::{JAM_SESSION, LocalPresence, PRESENCE_INTERVAL, Peer, Peers, colour_of};
+use crate::presence::{LocalPresence, PRESENCE_INTERVAL, Peer, PeerKey, Peers, PresenceRoute, colour_of};
+use crate::solo::LanAccess;
 use crate::sync::{Connection, SyncPlugin, SyncStatus};
-use crate::transport::{Credentials, QuicTransport};
 
 /// How far ahead of now a jam's start is placed: time for the command to reach every machine
 /// on a LAN and for their engines to queue it.
@@ -63,6 +62,7 @@ impl Plugin for JamPlugin {
             .init_resource::<Clock>()
             .init_resource::<Peers>()
             .init_resource::<LocalPresence>()
+            .init_resource::<PresenceRoute>()
             .add_message::<JamRequest>()
             .add_systems(Update, (start_when_ready, handle_requests).chain())
             .add_systems(
@@ -87,7 +87,7 @@ pub struct Jam {
     remembered: Option<Transport>,
     tempo: Option<f64>,
     /// When each jam member's presence was last heard, by their key in [`Peers`].
-    heard: HashMap<u64, Instant>,
+    heard: HashMap<PeerKey, Instant>,
     presence_sent: Option<Instant>,
 }
 
@@ -210,60 +210,6 @@ impl Default for JamPorts {
     }
 }
 
-/// This machine's authority, when this app runs it (solo mode): what a hosted jam needs to
-/// tell peers, and the door its join code opens. Shared with the sync worker, which fills it
-/// in once the authority listens.
-#[derive(Resource, Clone, Debug, Default)]
-pub struct LanAccess {
-    /// The authority's door for jam peers.
-    pub door: JamDoor,
-    served: Arc<OnceLock<Served>>,
-}
-
-/// What the embedded authority serves, as a beacon tells it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Served {
-    /// Its QUIC port (on every interface).
-    pub port: u16,
-    /// Its certificate's SHA-256.
-    pub fingerprint: [u8; 32],
-    /// The project this app works on.
-    pub project: ProjectId,
-    /// Who works here.
-    pub display_name: String,
-}
-
-/// The same access, not just an equal one: two apps never share an authority by accident.
-impl PartialEq for LanAccess {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.served, &other.served)
-    }
-}
-
-impl Eq for LanAccess {}
-
-impl LanAccess {
-    /// Room for an authority not yet started.
-    pub fn new() -> LanAccess {
-        LanAccess::default()
-    }
-
-    /// Records what the authority serves (once; later calls change nothing).
-    pub fn serve(&self, served: Served) {
-        let _ = self.served.set(served);
-    }
-
-    /// What it serves, once it does.
-    pub fn served(&self) -> Option<&Served> {
-        self.served.get()
-    }
-}
-
-/// Where a jam member's presence is kept in [`Peers`]: apart from the authority's sessions.
-fn presence_key(user: UserId) -> u64 {
-    (user.0.as_u128() as u64) | JAM_SESSION
-}
-
 fn new_code() -> Result<JoinCode, String> {
     let mut bytes = [0u8; 5];
     getrandom::fill(&mut bytes).map_err(|error| format!("no randomness for a join code: {error}"))?;
@@ -301,11 +247,12 @@ fn handle_requests(
     clock: Res<Clock>,
     lan: Option<Res<LanAccess>>,
     project: Query<&ProjectData>,
+    mut route: ResMut<PresenceRoute>,
 ) {
     for request in requests.read() {
         leave(&mut jam, &mut peers, lan.as_deref());
         let started = match request {
-            JamRequest::Leave => continue,
+            JamRequest::Leave => Ok(()),
             JamRequest::Host(code) => {
                 host(&mut jam, code.clone(), &ports, *clock, lan.as_deref(), project.single().ok())
             }
@@ -315,6 +262,8 @@ fn handle_requests(
             warn!("jam: {reason}");
             jam.status = JamStatus::Failed(reason);
         }
+        // In a jam, presence travels over the jam's link instead of through the authority.
+        route.set_if_neq(if jam.is_active() { PresenceRoute::Direct } else { PresenceRoute::Authority });
     }
 }
 
@@ -476,10 +425,10 @@ fn follow_link(
                     }
                     JamMsg::Presence { user, name, mut presence } => {
                         presence.selection.truncate(MAX_PRESENCE_SELECTION);
-                        let key = presence_key(user);
+                        let key = PeerKey::Direct(user);
                         jam.heard.insert(key, Instant::now());
                         // Shown once: this entry replaces the authority's for the same person.
-                        peers.sessions.retain(|other, peer| *other & JAM_SESSION != 0 || peer.user != user);
+                        peers.sessions.retain(|other, peer| matches!(other, PeerKey::Direct(_)) || peer.user != user);
                         peers.sessions.insert(key, Peer { user, name, colour: colour_of(user), presence });
                     }
                     JamMsg::ClockRequest { .. } | JamMsg::ClockReply { .. } => {}

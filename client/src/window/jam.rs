@@ -13,7 +13,8 @@ use ensemble_protocol::jam::JoinCode;
 
 use super::{View, theme};
 use crate::jam::beacon::Discovery;
-use crate::jam::{Jam, JamPorts, JamRequest, JamStatus, LanAccess};
+use crate::jam::{Jam, JamPorts, JamRequest, JamStatus};
+use crate::solo::LanAccess;
 
 /// The panel's own state: the beacon listener while it is open, and the codes being typed.
 #[derive(Default)]

@@ -20,6 +20,7 @@ mod automation;
 mod clips;
 mod dialogs;
 mod headers;
+#[cfg(feature = "lan")]
 mod jam;
 mod mixer;
 mod timeline;
@@ -42,6 +43,7 @@ use ensemble_protocol::{
 
 use crate::history::{EditMsg, History};
 use crate::import::{ImportDone, ImportMsg, Imports};
+#[cfg(feature = "lan")]
 use crate::jam::{Jam, JamPlugin};
 use crate::media::Media;
 use crate::model::{AssetData, ClipData, LaneData, ProjectData, RecordIndex, RecordKey, TrackData};
@@ -57,7 +59,7 @@ pub struct DawWindowPlugin;
 
 impl Plugin for DawWindowPlugin {
     fn build(&self, app: &mut App) {
-        app.add_plugins((EguiPlugin::default(), PlaybackPlugin, JamPlugin))
+        app.add_plugins((EguiPlugin::default(), PlaybackPlugin))
             // A gesture drawn this frame reaches the jam and the engine this frame.
             .configure_sets(PostUpdate, PlaybackSystems::Transport.after(EguiPostUpdateSet::EndPass))
             .init_resource::<View>()
@@ -73,7 +75,9 @@ impl Plugin for DawWindowPlugin {
             })
             .add_systems(Startup, spawn_camera)
             .add_systems(Update, (collect_alerts, redraw_while_playing))
-            .add_systems(EguiPrimaryContextPass, (draw, jam::draw).chain());
+            .add_systems(EguiPrimaryContextPass, draw);
+        #[cfg(feature = "lan")]
+        app.add_plugins(JamPlugin).add_systems(EguiPrimaryContextPass, jam::draw.after(draw));
     }
 }
 
@@ -501,6 +505,7 @@ struct Daw<'w, 's> {
     index: Res<'w, RecordIndex>,
     imports: Res<'w, Imports>,
     peers: Res<'w, Peers>,
+    #[cfg(feature = "lan")]
     jam: Res<'w, Jam>,
     local: ResMut<'w, LocalPresence>,
     project: Query<'w, 's, (&'static RecordKey, &'static ProjectData)>,
@@ -530,6 +535,7 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
         index,
         imports,
         peers,
+        #[cfg(feature = "lan")]
         jam,
         mut local,
         project,
@@ -612,6 +618,7 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
         history: &history,
         pending,
         importing: imports.describe(),
+        #[cfg(feature = "lan")]
         jam: jam.status(),
     };
     let window = root.max_rect();

@@ -7,6 +7,7 @@ use ensemble_protocol::{Bpm, Field, LoopRange, Op, ProjectField, Ticks, TimeSign
 
 use super::{Dialog, Out, Scene, View, bars_beats, describe, gesture, theme};
 use crate::history::{EditMsg, History};
+#[cfg(feature = "lan")]
 use crate::jam::JamStatus;
 use crate::playback::Transport;
 use crate::sync::{Connection, SyncStatus};
@@ -20,6 +21,7 @@ pub(super) struct Bar<'a> {
     /// What the imports under way are doing, if there are any.
     pub(super) importing: Option<String>,
     /// Where this window stands in a LAN jam.
+    #[cfg(feature = "lan")]
     pub(super) jam: &'a JamStatus,
 }
 
@@ -72,6 +74,7 @@ pub(super) fn show(
                     *dialog = Dialog::export(&project.name);
                     ui.close();
                 }
+                #[cfg(feature = "lan")]
                 if ui.button("LAN jam: host or join…").clicked() {
                     view.jam = true;
                     ui.close();
@@ -123,16 +126,23 @@ pub(super) fn show(
         if mixer.clicked() {
             view.mixer = !view.mixer;
         }
-        let (jam_label, jam_hint) = match bar.jam {
-            JamStatus::Hosting { code, peers, .. } => (format!("Jam {code} · {peers}"), "Hosting a LAN jam".to_owned()),
-            JamStatus::Joined { host, connected: true, .. } => (format!("Jam with {host}"), "In a LAN jam".to_owned()),
-            JamStatus::Joined { host, .. } => (format!("Jam with {host}…"), format!("{host} is not answering")),
-            JamStatus::Off | JamStatus::Failed(_) => ("Jam".to_owned(), "Host or join a LAN jam".to_owned()),
-        };
-        let jam = ui.add(egui::Button::new(jam_label).selected(view.jam)).on_hover_text(jam_hint);
-        controls.push(jam.rect);
-        if jam.clicked() {
-            view.jam = !view.jam;
+        #[cfg(feature = "lan")]
+        {
+            let (jam_label, jam_hint) = match bar.jam {
+                JamStatus::Hosting { code, peers, .. } => {
+                    (format!("Jam {code} · {peers}"), "Hosting a LAN jam".to_owned())
+                }
+                JamStatus::Joined { host, connected: true, .. } => {
+                    (format!("Jam with {host}"), "In a LAN jam".to_owned())
+                }
+                JamStatus::Joined { host, .. } => (format!("Jam with {host}…"), format!("{host} is not answering")),
+                JamStatus::Off | JamStatus::Failed(_) => ("Jam".to_owned(), "Host or join a LAN jam".to_owned()),
+            };
+            let jam = ui.add(egui::Button::new(jam_label).selected(view.jam)).on_hover_text(jam_hint);
+            controls.push(jam.rect);
+            if jam.clicked() {
+                view.jam = !view.jam;
+            }
         }
     });
     controls

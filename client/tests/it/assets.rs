@@ -1,8 +1,10 @@
 //! The asset cache: a downloaded file is whole, verified, and there when the authority is not.
 
-use ensemble_authority::files::hash_file;
-use ensemble_authority::remote::Uploaded;
 use ensemble_client::assets::AssetCache;
+use ensemble_client::sync::UploadSource;
+use ensemble_net::hash::hash_file;
+use ensemble_net::remote::Uploaded;
+use ensemble_protocol::transfer::Served;
 
 use crate::harness::Authority;
 
@@ -28,13 +30,13 @@ fn a_fetched_asset_plays_offline_and_an_uploaded_one_is_never_downloaded() {
     let uploaded = authority.runtime.block_on(alice.upload(authority.project, &file, "hook.wav", None)).unwrap();
     let Uploaded::Stored { asset, .. } = uploaded else { panic!("not stored: {uploaded:?}") };
     let alice_cache = AssetCache::new(dir.path().join("alice-cache")).unwrap();
-    alice_cache.insert(hash, &file).unwrap();
+    alice_cache.insert(hash, &UploadSource::File(file.clone())).unwrap();
     assert!(alice_cache.get(hash).is_some(), "the uploader keeps its own copy");
 
-    let bob = authority.remote("bob");
+    let bob = authority.transport("bob");
     let cache = AssetCache::new(dir.path().join("bob-cache")).unwrap();
     assert_eq!(cache.get(hash), None);
-    let fetched = authority.runtime.block_on(cache.fetch(&bob, authority.project, asset, hash)).unwrap();
+    let fetched = authority.runtime.block_on(cache.fetch(&bob, authority.project, asset, hash, Served::Audio)).unwrap();
     assert_eq!(fetched, cache.path(hash));
 
     authority.stop();
@@ -42,6 +44,6 @@ fn a_fetched_asset_plays_offline_and_an_uploaded_one_is_never_downloaded() {
     let name = offline.with_extension("audio");
     let cached = ensemble_audio::decode::decode_bytes(std::fs::read(&offline).unwrap(), &name, None).unwrap();
     assert_eq!(cached, ensemble_audio::decode::decode_file(&file, None).unwrap(), "the same samples, offline");
-    let again = authority.runtime.block_on(cache.fetch(&bob, authority.project, asset, hash)).unwrap();
+    let again = authority.runtime.block_on(cache.fetch(&bob, authority.project, asset, hash, Served::Audio)).unwrap();
     assert_eq!(again, offline, "a cached file needs no authority");
 }

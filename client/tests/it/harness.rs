@@ -8,17 +8,18 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use ensemble_authority::files::FileOptions;
-use ensemble_authority::remote::Remote;
 use ensemble_authority::server::{Server, ServerOptions};
 use ensemble_authority::store::{SqliteStore, Store};
-use ensemble_authority::tls::{Identity, Trust};
+use ensemble_authority::tls::Identity;
 use ensemble_authority::{actor, admin};
 use ensemble_client::ClientCorePlugin;
 use ensemble_client::history::EditMsg;
 use ensemble_client::model::{ClipData, RecordIndex, RecordKey, RecordVersion, record_of};
 use ensemble_client::replica::{Notice, Replica};
 use ensemble_client::sync::{Connection, SyncPlugin, SyncStatus};
-use ensemble_client::transport::{Credentials, QuicTransport};
+use ensemble_net::remote::Remote;
+use ensemble_net::tls::Trust;
+use ensemble_net::transport::{Credentials, QuicTransport};
 use ensemble_protocol::AssetId;
 use ensemble_protocol::*;
 use tempfile::TempDir;
@@ -113,11 +114,15 @@ impl Authority {
         })
     }
 
+    /// How a client reaches this authority as `user`.
+    pub(crate) fn transport(&self, user: &str) -> QuicTransport {
+        let credentials = Credentials::Password { user: user.into(), password: PASSWORD.into() };
+        QuicTransport::new(self.addr, "localhost", self.trust.clone(), credentials)
+    }
+
     /// A headless client app logged in as `user`, keeping its local store in `replicas`.
     pub(crate) fn client(&self, user: &str, replicas: &Path) -> App {
-        let credentials = Credentials::Password { user: user.into(), password: PASSWORD.into() };
-        let transport = QuicTransport::new(self.addr, "localhost", self.trust.clone(), credentials);
-        client_app(SyncPlugin::remote(transport, self.project, replicas.to_path_buf()))
+        client_app(SyncPlugin::remote(self.transport(user), self.project, replicas.to_path_buf()))
     }
 }
 

@@ -309,10 +309,11 @@ fn member(sync: ensemble_client::sync::SyncPlugin, clock: Clock, beacon: u16) ->
 fn apps_jam_a_host_and_peers_found_by_its_beacon_start_in_phase_see_each_other_and_stop_together() {
     use bevy::prelude::App;
     use ensemble_client::history::EditMsg;
-    use ensemble_client::jam::{Jam, JamStatus, LanAccess, StartJam, find_jam, joining};
+    use ensemble_client::jam::{Jam, JamStatus, StartJam, find_jam, joining};
     use ensemble_client::model::{ProjectData, RecordKey};
     use ensemble_client::playback::{LastStart, Transport};
     use ensemble_client::presence::{LocalPresence, Peers};
+    use ensemble_client::solo::LanAccess;
     use ensemble_client::solo::SoloSettings;
     use ensemble_client::sync::SyncPlugin;
 

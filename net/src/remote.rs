@@ -18,6 +18,7 @@ use ensemble_protocol::{
 use crate::Error;
 use crate::framed::{ReadFailure, read_frame};
 use crate::tls::{Trust, client_config};
+use crate::transport::{FileSink, RecvHalf, SendHalf, Sink};
 
 /// A logged-in identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -257,6 +258,16 @@ impl RemoteSender {
     }
 }
 
+impl SendHalf for RemoteSender {
+    async fn send(&mut self, message: &ClientMsg) -> bool {
+        RemoteSender::send(self, message).await.is_ok()
+    }
+
+    async fn goodbye(self) {
+        self.close().await;
+    }
+}
+
 /// The receiving half of a [`Remote`].
 #[derive(Debug)]
 pub struct RemoteReceiver {
@@ -321,9 +332,9 @@ impl Remote {
         until: Option<u64>,
     ) -> Result<Uploaded, Error> {
         let owned = path.to_path_buf();
-        let hash = tokio::task::spawn_blocking(move || crate::files::hash_file(&owned))
+        let hash = tokio::task::spawn_blocking(move || crate::hash::hash_file(&owned))
             .await
-            .map_err(|e| Error::Config(e.to_string()))??;
+            .map_err(std::io::Error::other)??;
         self.upload_hashed(project, path, name, hash, until).await
     }
 
@@ -337,23 +348,23 @@ impl Remote {
         hash: ensemble_protocol::ContentHash,
         until: Option<u64>,
     ) -> Result<Uploaded, Error> {
-        self.upload_with_progress(project, path, name, hash, until, |_, _| {}).await
+        let file = std::fs::File::open(path)?;
+        self.upload_from(project, file, name, hash, until, |_, _| {}).await
     }
 
-    /// [`Remote::upload_hashed`], telling `progress` the bytes the authority holds and the
-    /// file's size after every chunk.
-    pub async fn upload_with_progress(
+    /// Uploads everything `source` holds (a file, or bytes in memory) as [`Remote::upload`]
+    /// does, telling `progress` the bytes the authority holds and the size after every chunk.
+    pub async fn upload_from(
         &self,
         project: ProjectId,
-        path: &std::path::Path,
+        mut source: impl std::io::Read + std::io::Seek + Send + 'static,
         name: &str,
         hash: ensemble_protocol::ContentHash,
         until: Option<u64>,
         mut progress: impl FnMut(u64, u64) + Send,
     ) -> Result<Uploaded, Error> {
         use ensemble_protocol::transfer::{Chunk, MAX_CHUNK, TransferReply, TransferRequest};
-        let file = tokio::fs::File::open(path).await?;
-        let size = file.metadata().await?.len();
+        let size = source.seek(std::io::SeekFrom::End(0))?;
         let (mut send, mut recv) = self.open_transfer().await?;
         let codec = FrameCodec::default();
         let request = TransferRequest::Upload { project, name: name.to_owned(), hash, size };
@@ -366,11 +377,9 @@ impl Remote {
         // A thread reads and checksums chunks ahead while this task sends the previous ones.
         let end = until.map_or(size, |until| until.min(size));
         let (chunks, mut ready) = tokio::sync::mpsc::channel::<std::io::Result<(Chunk, Vec<u8>)>>(4);
-        let mut reader = file.into_std().await;
         let from = offset;
         tokio::task::spawn_blocking(move || {
-            use std::io::{Read, Seek};
-            if let Err(error) = reader.seek(std::io::SeekFrom::Start(from)) {
+            if let Err(error) = source.seek(std::io::SeekFrom::Start(from)) {
                 let _ = chunks.blocking_send(Err(error));
                 return;
             }
@@ -378,7 +387,7 @@ impl Remote {
             while at < end {
                 let len = (end - at).min(u64::from(MAX_CHUNK)) as usize;
                 let mut bytes = vec![0u8; len];
-                let read = reader
+                let read = source
                     .read_exact(&mut bytes)
                     .map(|()| (Chunk { offset: at, len: len as u32, crc: crc32fast::hash(&bytes) }, bytes));
                 let failed = read.is_err();
@@ -410,17 +419,28 @@ impl Remote {
         }
     }
 
-    /// Downloads what the authority serves for `request` into `to`, resuming from a partial
-    /// `to` left by an earlier attempt, and checks the whole file's hash. Returns the hash.
+    /// Downloads what the authority serves for `request` into the file `to`, resuming from a
+    /// partial `to` left by an earlier attempt, and checks the whole file's hash. Returns the hash.
     pub async fn download(
         &self,
         request: ensemble_protocol::transfer::TransferRequest,
         to: &std::path::Path,
     ) -> Result<ensemble_protocol::ContentHash, Error> {
-        use ensemble_protocol::transfer::{TransferReply, TransferRequest};
-        use tokio::io::AsyncWriteExt;
+        let mut sink = FileSink::open(to)?;
+        self.download_into(request, &mut sink).await
+    }
 
-        let held = tokio::fs::metadata(to).await.map_or(0, |meta| meta.len());
+    /// Downloads what the authority serves for `request` into `sink`, resuming after what the
+    /// sink already holds, and checks the hash of the whole. Returns the hash; a sink whose
+    /// bytes hash wrong is emptied.
+    pub async fn download_into(
+        &self,
+        request: ensemble_protocol::transfer::TransferRequest,
+        sink: &mut (impl Sink + ?Sized),
+    ) -> Result<ensemble_protocol::ContentHash, Error> {
+        use ensemble_protocol::transfer::{TransferReply, TransferRequest};
+
+        let held = sink.held()?;
         let request = match request {
             TransferRequest::Download { project, asset, what, .. } => {
                 TransferRequest::Download { project, asset, what, offset: held }
@@ -429,7 +449,7 @@ impl Remote {
                 TransferRequest::DownloadExport { job, index, offset: held }
             }
             upload @ TransferRequest::Upload { .. } => {
-                return Err(Error::Config(format!("not a download: {upload:?}")));
+                return Err(Error::Misuse(format!("not a download: {upload:?}")));
             }
         };
         let (mut send, mut recv) = self.open_transfer().await?;
@@ -439,27 +459,21 @@ impl Remote {
             TransferReply::Sending { total, offset, hash, .. } => (total, offset, hash),
             other => return Err(transfer_refused(other)),
         };
-        let file = tokio::fs::OpenOptions::new().create(true).write(true).truncate(false).open(to).await?;
-        file.set_len(offset).await?;
-        let mut file = tokio::io::BufWriter::new(tokio::fs::OpenOptions::new().append(true).open(to).await?);
+        sink.keep(offset)?;
         let mut buffer = vec![0u8; 1 << 20];
         let mut at = offset;
         while at < total {
             let read = recv.read(&mut buffer).await.map_err(|e| Error::Connection(e.to_string()))?;
             let Some(read) = read else { break };
-            file.write_all(&buffer[..read]).await?;
+            sink.append(&buffer[..read])?;
             at += read as u64;
         }
-        file.flush().await?;
         if at != total {
             return Err(Error::Connection(format!("the download stopped at {at} of {total} bytes")));
         }
-        let owned = to.to_path_buf();
-        let found = tokio::task::spawn_blocking(move || crate::files::hash_file(&owned))
-            .await
-            .map_err(|e| Error::Config(e.to_string()))??;
+        let found = sink.hash()?;
         if found != hash {
-            let _ = tokio::fs::remove_file(to).await;
+            sink.keep(0)?;
             return Err(Error::Corrupt(format!("the download hashes to {found}, not {hash}")));
         }
         Ok(hash)
@@ -471,7 +485,9 @@ async fn write(send: &mut quinn::SendStream, bytes: &[u8]) -> Result<(), Error> 
 }
 
 /// Reads one reply frame from a transfer stream.
-pub async fn transfer_reply(recv: &mut quinn::RecvStream) -> Result<ensemble_protocol::transfer::TransferReply, Error> {
+pub async fn transfer_reply(
+    recv: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> Result<ensemble_protocol::transfer::TransferReply, Error> {
     match read_frame(recv, &FrameCodec::default()).await {
         Ok(Some(reply)) => Ok(reply),
         Ok(None) => Err(Error::Connection("the authority ended the transfer without a reply".into())),
@@ -486,5 +502,11 @@ fn transfer_refused(reply: ensemble_protocol::transfer::TransferReply) -> Error 
     match reply {
         ensemble_protocol::transfer::TransferReply::Refused(error) => Error::Refused(error),
         other => Error::Connection(format!("unexpected transfer reply: {other:?}")),
+    }
+}
+
+impl RecvHalf for RemoteReceiver {
+    async fn recv(&mut self) -> Result<ServerMsg, String> {
+        RemoteReceiver::recv(self).await.map_err(|error| error.to_string())
     }
 }

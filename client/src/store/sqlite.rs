@@ -1,14 +1,5 @@
-//! The local store: a project's confirmed state, the seq it is at, and the edits made here that
-//! the authority has not confirmed yet, kept on disk so that a project opens without a network
-//! and edits made offline survive a restart or a crash.
-//!
-//! [`LocalStore`] is the trait the sync worker writes through; [`SqliteReplicaStore`] is the
-//! native one, one SQLite file per project under the user's data directory
-//! ([`default_dir`]). The browser build will put an IndexedDB store behind the same trait. Every
-//! method is one database transaction, so a crash leaves either the old or the new state: a
-//! bump's records, its seq, and the removal of the pending edit it confirms land together.
+//! The native local store: one SQLite file per project.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,39 +11,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row, Sqlite, Transaction as DbTransaction};
 use uuid::Uuid;
 
+use super::{LocalStore, Saved};
 use crate::Error;
-
-/// What a local store holds for its project.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Saved {
-    /// The project.
-    pub project: ProjectId,
-    /// The seq of the confirmed state.
-    pub seq: Seq,
-    /// The confirmed records, tombstones included.
-    pub records: Vec<RecordChange>,
-    /// Edits not yet confirmed, oldest first.
-    pub pending: Vec<Transaction>,
-}
-
-/// Where a client keeps its copy of one project.
-pub trait LocalStore: Send + Sync + 'static {
-    /// Everything stored, or `None` when the project was never stored here.
-    fn load(&self) -> impl Future<Output = Result<Option<Saved>, Error>> + Send;
-    /// Takes a subscription's catch-up: a snapshot replaces the records, a delta updates them.
-    fn save_catch_up(&self, seq: Seq, catch_up: &CatchUp) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Takes a bump: its records and seq, and drops the pending edit it commits, if ours.
-    fn save_bump(&self, bump: &Bump) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Appends edits to the pending queue, in order.
-    fn push_pending(&self, txs: &[Transaction]) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Removes edits from the pending queue (confirmed, rejected or dropped).
-    fn forget_pending(&self, tx_ids: &[TxId]) -> impl Future<Output = Result<(), Error>> + Send;
-}
-
-/// The folder local stores go in by default: `ensemble/replicas` in the user's data directory.
-pub fn default_dir() -> PathBuf {
-    dirs::data_dir().unwrap_or_else(std::env::temp_dir).join("ensemble").join("replicas")
-}
 
 /// A project's local store on native platforms: one SQLite file.
 #[derive(Clone, Debug)]

@@ -1,0 +1,320 @@
+//! How a client reaches an authority.
+//!
+//! A [`Transport`] opens a logged-in [`Link`]: two channels, one for messages to the authority
+//! and one for what comes back, each served by a task of the transport's own. A client's sync
+//! loop sees only the channels, so it never cancels a half-read frame, and every transport
+//! (QUIC natively, WebTransport in the browser, an in-memory pipe in tests) fits behind the same
+//! trait. Files move on connections of their own: a download into a [`Sink`], an upload from a
+//! [`Source`], so nothing here needs a file system.
+//!
+//! [`QuicTransport`] (feature `quic`) is the native one, over [`crate::remote`].
+
+use std::future::Future;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ensemble_protocol::transfer::TransferRequest;
+use ensemble_protocol::{AssetId, ClientMsg, ContentHash, ProjectId, ServerMsg, UserId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Error, MaybeSend, MaybeSync};
+
+/// Who we are to the authority.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    /// A user name and password.
+    Password {
+        /// The user.
+        user: String,
+        /// Their password.
+        password: String,
+    },
+    /// A display name on an open authority (solo mode, a LAN session).
+    Open {
+        /// The name collaborators see.
+        display_name: String,
+        /// The join code of the LAN jam whose authority this is, when it is another machine's.
+        join_code: Option<String>,
+    },
+}
+
+/// A logged-in connection, as two channels.
+#[derive(Debug)]
+pub struct Link {
+    /// Who we are logged in as.
+    pub user: UserId,
+    /// Our display name.
+    pub name: String,
+    /// Messages to send, in order.
+    pub outgoing: mpsc::Sender<ClientMsg>,
+    /// Messages received, in order; an `Err` says why the connection ended, and nothing follows.
+    pub incoming: mpsc::Receiver<Result<ServerMsg, String>>,
+    /// Fires once everything sent has gone and the authority was told goodbye (or the
+    /// connection is gone).
+    pub closed: Option<oneshot::Receiver<()>>,
+}
+
+/// How long a closing client waits for the authority to hear its goodbye.
+const GOODBYE: Duration = Duration::from_secs(2);
+
+impl Link {
+    /// Sends what is queued and closes the connection politely, so the authority knows at once
+    /// that this session left (rather than when the connection times out).
+    pub async fn close(self) {
+        let Link { outgoing, closed, .. } = self;
+        drop(outgoing);
+        if let Some(closed) = closed {
+            let _ = crate::rt::timeout(GOODBYE, closed).await;
+        }
+    }
+}
+
+/// Where a download's bytes go: a file natively ([`FileSink`]), memory (`Vec<u8>`) or the
+/// browser's storage. A download resumes after what the sink already holds.
+pub trait Sink: MaybeSend {
+    /// Bytes already held from an earlier attempt.
+    fn held(&mut self) -> std::io::Result<u64>;
+    /// Keeps the first `len` bytes and drops the rest (the authority resumes from there).
+    fn keep(&mut self, len: u64) -> std::io::Result<()>;
+    /// Appends bytes.
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+    /// Makes everything appended durable and returns the hash of all the bytes held.
+    fn hash(&mut self) -> std::io::Result<ContentHash>;
+}
+
+impl Sink for Vec<u8> {
+    fn held(&mut self) -> std::io::Result<u64> {
+        Ok(self.len() as u64)
+    }
+
+    fn keep(&mut self, len: u64) -> std::io::Result<()> {
+        self.truncate(usize::try_from(len).unwrap_or(usize::MAX));
+        Ok(())
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn hash(&mut self) -> std::io::Result<ContentHash> {
+        crate::hash::hash_reader(self.as_slice())
+    }
+}
+
+/// A download into a file, which may hold the start of an earlier attempt.
+#[derive(Debug)]
+pub struct FileSink {
+    path: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl FileSink {
+    /// The file at `path`, made if missing; what it holds counts as downloaded.
+    pub fn open(path: &Path) -> std::io::Result<FileSink> {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(FileSink { path: path.to_owned(), file: std::io::BufWriter::with_capacity(1 << 20, file) })
+    }
+}
+
+impl Sink for FileSink {
+    fn held(&mut self) -> std::io::Result<u64> {
+        self.file.flush()?;
+        Ok(self.file.get_ref().metadata()?.len())
+    }
+
+    fn keep(&mut self, len: u64) -> std::io::Result<()> {
+        self.file.flush()?;
+        self.file.get_ref().set_len(len)
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(bytes)
+    }
+
+    fn hash(&mut self) -> std::io::Result<ContentHash> {
+        self.file.flush()?;
+        self.file.get_ref().sync_data()?;
+        crate::hash::hash_file(&self.path)
+    }
+}
+
+/// An upload's bytes: a file natively, a picked file's bytes (`Cursor<Vec<u8>>`) in the browser.
+pub trait Source: Read + Seek + MaybeSend + 'static {}
+
+impl<T: Read + Seek + MaybeSend + 'static> Source for T {}
+
+/// A way to reach an authority.
+pub trait Transport: Clone + MaybeSend + MaybeSync + 'static {
+    /// Connects and logs in. [`Error::Denied`] means retrying will not help.
+    fn connect(&mut self) -> impl Future<Output = Result<Link, Error>> + MaybeSend;
+
+    /// Downloads what `request` names into `into` (resuming after what it holds) on a
+    /// connection of its own, so bulk bytes never wait behind edits or hold them up.
+    fn download(
+        &self,
+        request: TransferRequest,
+        into: &mut dyn Sink,
+    ) -> impl Future<Output = Result<(), Error>> + MaybeSend;
+
+    /// Uploads the audio in `source`, whose blake3 is `hash`, into `project` as `name` on a
+    /// connection of its own, telling `progress` the bytes sent and the size as it goes; the
+    /// authority checks it, stores it and makes its asset record, whose id this returns.
+    fn upload(
+        &self,
+        project: ProjectId,
+        source: Box<dyn Source>,
+        name: &str,
+        hash: ContentHash,
+        progress: impl FnMut(u64, u64) + MaybeSend + 'static,
+    ) -> impl Future<Output = Result<AssetId, Error>> + MaybeSend;
+}
+
+/// The sending half of a session, as a [`Link`] drives it.
+pub trait SendHalf: MaybeSend + 'static {
+    /// Sends one message; false when the connection is gone.
+    fn send(&mut self, message: &ClientMsg) -> impl Future<Output = bool> + MaybeSend;
+    /// Says goodbye and closes the connection.
+    fn goodbye(self) -> impl Future<Output = ()> + MaybeSend;
+}
+
+/// The receiving half of a session, as a [`Link`] drives it.
+pub trait RecvHalf: MaybeSend + 'static {
+    /// The next message, or why the connection ended.
+    fn recv(&mut self) -> impl Future<Output = Result<ServerMsg, String>> + MaybeSend;
+}
+
+/// Turns a logged-in session's halves into a [`Link`], each half driven by a task of its own.
+/// Every transport builds its link with this, so they all behave alike at the edges: order,
+/// the error that ends `incoming`, the goodbye once `outgoing` closes.
+pub fn link(user: UserId, name: String, mut sender: impl SendHalf, mut receiver: impl RecvHalf) -> Link {
+    let (outgoing, mut to_send) = mpsc::channel::<ClientMsg>(LINK_CAPACITY);
+    let (received, incoming) = mpsc::channel(LINK_CAPACITY);
+    let (done, closed) = oneshot::channel();
+    crate::rt::spawn(async move {
+        while let Some(message) = to_send.recv().await {
+            if !sender.send(&message).await {
+                let _ = done.send(());
+                return;
+            }
+        }
+        sender.goodbye().await;
+        let _ = done.send(());
+    });
+    crate::rt::spawn(async move {
+        loop {
+            let message = receiver.recv().await;
+            let ended = message.is_err();
+            if received.send(message).await.is_err() || ended {
+                return;
+            }
+        }
+    });
+    Link { user, name, outgoing, incoming, closed: Some(closed) }
+}
+
+/// Messages that may wait for the network before the client waits too.
+const LINK_CAPACITY: usize = 1024;
+
+#[cfg(feature = "quic")]
+pub use quic::QuicTransport;
+
+#[cfg(feature = "quic")]
+mod quic {
+    use std::net::SocketAddr;
+
+    use ensemble_protocol::transfer::TransferRequest;
+    use ensemble_protocol::wire::SessionToken;
+    use ensemble_protocol::{AssetId, ContentHash, ProjectId};
+
+    use super::{Credentials, Link, Sink, Source, Transport, link};
+    use crate::Error;
+    use crate::remote::{Remote, Uploaded};
+    use crate::tls::Trust;
+
+    /// An authority over QUIC.
+    #[derive(Clone, Debug)]
+    pub struct QuicTransport {
+        addr: SocketAddr,
+        server_name: String,
+        trust: Trust,
+        credentials: Credentials,
+        token: Option<SessionToken>,
+    }
+
+    impl QuicTransport {
+        /// An authority at `addr`, whose certificate `trust` accepts for `server_name`.
+        pub fn new(addr: SocketAddr, server_name: &str, trust: Trust, credentials: Credentials) -> Self {
+            QuicTransport { addr, server_name: server_name.to_owned(), trust, credentials, token: None }
+        }
+
+        /// A connection logged in as our credentials (with the session's token, once there is
+        /// one), for a transfer.
+        async fn logged_in(&self) -> Result<Remote, Error> {
+            let mut remote = Remote::connect(self.addr, &self.server_name, self.trust.clone()).await?;
+            match (&self.token, &self.credentials) {
+                (Some(token), _) => remote.resume(*token).await,
+                (None, Credentials::Password { user, password }) => remote.login(user, password).await,
+                (None, Credentials::Open { display_name, join_code }) => {
+                    remote.join_open(display_name, join_code.as_deref()).await
+                }
+            }?;
+            Ok(remote)
+        }
+    }
+
+    impl Transport for QuicTransport {
+        async fn download(&self, request: TransferRequest, into: &mut dyn Sink) -> Result<(), Error> {
+            let remote = self.logged_in().await?;
+            let downloaded = remote.download_into(request, into).await;
+            remote.close().await;
+            downloaded.map(|_| ())
+        }
+
+        async fn upload(
+            &self,
+            project: ProjectId,
+            source: Box<dyn Source>,
+            name: &str,
+            hash: ContentHash,
+            progress: impl FnMut(u64, u64) + Send + 'static,
+        ) -> Result<AssetId, Error> {
+            let remote = self.logged_in().await?;
+            let uploaded = remote.upload_from(project, source, name, hash, None, progress).await;
+            remote.close().await;
+            match uploaded? {
+                Uploaded::Stored { asset, .. } => Ok(asset),
+                Uploaded::Partial { held } => Err(Error::Connection(format!("the upload stopped after {held} bytes"))),
+            }
+        }
+
+        async fn connect(&mut self) -> Result<Link, Error> {
+            let connect = || Remote::connect(self.addr, &self.server_name, self.trust.clone());
+            let mut remote = connect().await?;
+            // A token from an earlier login saves sending the password again; it may have expired.
+            let mut login = match self.token {
+                Some(token) => remote.resume(token).await,
+                None => Err(Error::Denied("no session yet".into())),
+            };
+            if login.is_err() {
+                if self.token.is_some() {
+                    remote = connect().await?;
+                }
+                login = match &self.credentials {
+                    Credentials::Password { user, password } => remote.login(user, password).await,
+                    Credentials::Open { display_name, join_code } => {
+                        remote.join_open(display_name, join_code.as_deref()).await
+                    }
+                };
+            }
+            let login = login.map_err(|error| match error {
+                denied @ Error::Denied(_) => denied,
+                other => Error::Connection(other.to_string()),
+            })?;
+            self.token = Some(login.token);
+            let (sender, receiver) = remote.split();
+            Ok(link(login.user, login.name, sender, receiver))
+        }
+    }
+}
