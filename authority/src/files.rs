@@ -21,7 +21,7 @@ use ensemble_protocol::{
     AssetId, AudioAsset, Codec, ContentHash, FrameCodec, Frames, JobId, Op, ProjectId, ProjectState, Record, Role,
     ServerMsg, Transaction, UserId,
 };
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use ensemble_net::hash::hash_file;
 
@@ -146,14 +146,19 @@ impl From<std::io::Error> for Ended {
     }
 }
 
-async fn reply(send: &mut quinn::SendStream, reply: &TransferReply) -> Result<(), Ended> {
+async fn reply(send: &mut (impl AsyncWrite + Unpin + Send), reply: &TransferReply) -> Result<(), Ended> {
     let bytes = FrameCodec::default().encode_to_vec(reply).map_err(|error| Ended::Broken(error.to_string()))?;
     send.write_all(&bytes).await.map_err(|error| Ended::Broken(error.to_string()))
 }
 
 impl<S: Store> Transfers<'_, S> {
     /// Serves one transfer stream for `user`.
-    pub(crate) async fn serve(&self, mut send: quinn::SendStream, mut recv: quinn::RecvStream, user: UserId) {
+    pub(crate) async fn serve(
+        &self,
+        mut send: impl AsyncWrite + Unpin + Send,
+        mut recv: impl AsyncRead + Unpin + Send,
+        user: UserId,
+    ) {
         let codec = FrameCodec::new(64 << 10);
         let request = match read_frame::<TransferRequest>(&mut recv, &codec).await {
             Ok(Some(request)) => request,
@@ -176,13 +181,14 @@ impl<S: Store> Transfers<'_, S> {
         };
         match served {
             Ok(()) => {
-                let _ = send.finish();
+                let _ = send.shutdown().await;
             }
             Err(Ended::Refused(error)) => {
                 tracing::debug!(%error, "transfer refused");
                 let _ = reply(&mut send, &TransferReply::Refused(error)).await;
-                let _ = send.finish();
-                let _ = recv.stop(0u32.into());
+                let _ = send.shutdown().await;
+                // Whatever else the client sends is not read.
+                drop(recv);
             }
             Err(Ended::Broken(reason)) => tracing::debug!(%reason, "transfer stream broke"),
         }
@@ -199,8 +205,8 @@ impl<S: Store> Transfers<'_, S> {
     #[allow(clippy::too_many_arguments)]
     async fn upload(
         &self,
-        send: &mut quinn::SendStream,
-        recv: &mut quinn::RecvStream,
+        send: &mut (impl AsyncWrite + Unpin + Send),
+        recv: &mut (impl AsyncRead + Unpin + Send),
         user: UserId,
         project: ProjectId,
         name: String,
@@ -274,8 +280,8 @@ impl<S: Store> Transfers<'_, S> {
     /// Reads chunks from `offset` to `size`, checks each, and hands them to the disk thread.
     async fn receive_chunks(
         &self,
-        send: &mut quinn::SendStream,
-        recv: &mut quinn::RecvStream,
+        send: &mut (impl AsyncWrite + Unpin + Send),
+        recv: &mut (impl AsyncRead + Unpin + Send),
         mut offset: u64,
         size: u64,
         to_disk: &tokio::sync::mpsc::Sender<Vec<u8>>,
@@ -365,7 +371,7 @@ impl<S: Store> Transfers<'_, S> {
 
     async fn download(
         &self,
-        send: &mut quinn::SendStream,
+        send: &mut (impl AsyncWrite + Unpin + Send),
         user: UserId,
         project: ProjectId,
         asset: AssetId,
@@ -410,7 +416,7 @@ impl<S: Store> Transfers<'_, S> {
 
     async fn download_export(
         &self,
-        send: &mut quinn::SendStream,
+        send: &mut (impl AsyncWrite + Unpin + Send),
         user: UserId,
         job: JobId,
         index: u32,
@@ -433,7 +439,7 @@ const SWAP_ATTEMPTS: usize = 50;
 
 /// Sends `Sending` and the file's bytes from `offset`.
 async fn send_file(
-    send: &mut quinn::SendStream,
+    send: &mut (impl AsyncWrite + Unpin + Send),
     path: &Path,
     offset: u64,
     hash: Option<ContentHash>,
@@ -452,7 +458,7 @@ async fn send_file(
 
 /// Sends `Sending` and the bytes of the open `file` from `offset`.
 async fn send_open(
-    send: &mut quinn::SendStream,
+    send: &mut (impl AsyncWrite + Unpin + Send),
     mut file: std::fs::File,
     offset: u64,
     hash: ContentHash,

@@ -1,5 +1,9 @@
 //! The QUIC endpoint and what happens on each connection.
 //!
+//! A session is written once, against [`Connection`]: QUIC connections from the endpoint, and
+//! in-memory ones a client in this process opens through [`InProcess`] (tests, tools), take the
+//! same path.
+//!
 //! A client opens one bidirectional stream per connection. Its frames run a small state
 //! machine: `Hello` (protocol versions must match), then a login (password, session token, or a
 //! display name on an open authority), then any number of subscribes, writes and reads. The
@@ -15,16 +19,21 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ensemble_net::conn::pipe::{self, Pipe};
+use ensemble_net::conn::{Connection, QuicConnection};
+use ensemble_net::framed::{ReadFailure, read_frame_within};
+use ensemble_net::tls::Fingerprint;
 use ensemble_protocol::jam::JoinCode;
 use ensemble_protocol::wire::Presence;
 use ensemble_protocol::wire::{
     ErrorCode, JobInfo, JobKind, Rejection, check_protocol_version, close, version_mismatch,
 };
 use ensemble_protocol::{ClientMsg, FrameCodec, PROTOCOL_VERSION, ProjectId, ServerMsg, UserId};
-use tokio::sync::{Notify, watch};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -33,9 +42,6 @@ use crate::auth::{LoginGuard, LoginLimits};
 use crate::files::{FileOptions, Library, Transfers};
 use crate::jobs::{ExportJob, JobRunner};
 use crate::store::{Store, UserRow};
-use ensemble_net::framed::{ReadFailure, read_frame_within};
-use ensemble_net::tls::Fingerprint;
-
 use crate::tls::{Identity, server_config};
 use crate::{Error, auth};
 
@@ -137,6 +143,34 @@ pub struct Server {
     fingerprint: Fingerprint,
     accept: JoinHandle<()>,
     workers: Option<JoinHandle<()>>,
+    in_process: InProcess,
+}
+
+/// Opens in-memory connections to a running authority for clients in this process (tests,
+/// tools): the same sessions as over QUIC, without sockets or TLS.
+#[derive(Clone, Debug)]
+pub struct InProcess {
+    accept: mpsc::UnboundedSender<Pipe>,
+    open: Arc<Mutex<Vec<Pipe>>>,
+}
+
+impl InProcess {
+    /// A new connection, served like any other.
+    pub fn connect(&self) -> Result<Pipe, ensemble_net::Error> {
+        let (client, server) = pipe::pair();
+        let stopped = || ensemble_net::Error::Connection("the authority has stopped".into());
+        self.accept.send(server.clone()).map_err(|_| stopped())?;
+        let mut open = self.open.lock().map_err(|_| stopped())?;
+        open.retain(|pipe| pipe.closed().is_none());
+        open.push(server);
+        Ok(client)
+    }
+
+    fn close_all(&self, reason: &[u8]) {
+        for pipe in self.open.lock().map(|mut open| std::mem::take(&mut *open)).unwrap_or_default() {
+            pipe.close(close::SHUTDOWN, reason);
+        }
+    }
 }
 
 impl Server {
@@ -156,12 +190,20 @@ impl Server {
         let logins = LoginGuard::new(options.logins.clone());
         let shared = Arc::new(Shared { projects, store, logins, options, library, jobs });
         let accepting = endpoint.clone();
+        let (local, mut locals) = mpsc::unbounded_channel();
+        let in_process = InProcess { accept: local, open: Arc::default() };
         let accept = tokio::spawn(async move {
-            while let Some(incoming) = accepting.accept().await {
-                tokio::spawn(serve_connection(incoming, shared.clone()));
+            loop {
+                tokio::select! {
+                    incoming = accepting.accept() => match incoming {
+                        Some(incoming) => tokio::spawn(serve_quic(incoming, shared.clone())),
+                        None => return,
+                    },
+                    Some(pipe) = locals.recv() => tokio::spawn(serve_connection(pipe, shared.clone())),
+                };
             }
         });
-        Ok(Server { endpoint, fingerprint, accept, workers })
+        Ok(Server { endpoint, fingerprint, accept, workers, in_process })
     }
 
     /// The address the endpoint is bound to.
@@ -174,9 +216,16 @@ impl Server {
         self.fingerprint
     }
 
+    /// Opens in-memory connections to this authority (see [`InProcess`]).
+    pub fn in_process(&self) -> InProcess {
+        self.in_process.clone()
+    }
+
     /// Closes every connection and stops accepting.
     pub async fn shutdown(self) {
-        self.endpoint.close(close::SHUTDOWN.into(), b"the authority is shutting down");
+        let reason = b"the authority is shutting down";
+        self.in_process.close_all(reason);
+        self.endpoint.close(close::SHUTDOWN.into(), reason);
         self.endpoint.wait_idle().await;
         self.accept.abort();
         if let Some(workers) = self.workers {
@@ -202,22 +251,22 @@ impl Close {
     }
 }
 
-async fn serve_connection<S: Store>(incoming: quinn::Incoming, shared: Arc<Shared<S>>) {
-    let connection = match incoming.await {
-        Ok(connection) => connection,
-        Err(error) => {
-            tracing::debug!(%error, "handshake failed");
-            return;
-        }
-    };
-    let span = tracing::info_span!("conn", remote = %connection.remote_address());
+async fn serve_quic<S: Store>(incoming: quinn::Incoming, shared: Arc<Shared<S>>) {
+    match incoming.await {
+        Ok(connection) => serve_connection(QuicConnection::accepted(connection), shared).await,
+        Err(error) => tracing::debug!(%error, "handshake failed"),
+    }
+}
+
+async fn serve_connection<S: Store, C: Connection>(connection: C, shared: Arc<Shared<S>>) {
+    let span = tracing::info_span!("conn", remote = %connection.peer_ip());
     async move {
         tracing::debug!("connected");
         match run_session(&connection, &shared).await {
             Ok(()) => tracing::debug!("disconnected"),
             Err(Close { code, reason }) => {
                 tracing::debug!(code, %reason, "closing connection");
-                connection.close(code.into(), reason.as_bytes());
+                connection.close(code, reason.as_bytes());
             }
         }
     }
@@ -227,15 +276,15 @@ async fn serve_connection<S: Store>(incoming: quinn::Incoming, shared: Arc<Share
 
 /// Accepts a logged-in connection's transfer streams; streams opened before the login are
 /// refused.
-async fn accept_transfers<S: Store>(
-    connection: quinn::Connection,
+async fn accept_transfers<S: Store, C: Connection>(
+    connection: C,
     shared: Arc<Shared<S>>,
     user: watch::Receiver<Option<UserId>>,
 ) {
-    while let Ok((send, mut recv)) = connection.accept_bi().await {
+    while let Some((send, recv)) = connection.accept_bi().await {
         let logged_in = *user.borrow();
         let (Some(user), Some(library), Some(options)) = (logged_in, &shared.library, &shared.options.files) else {
-            let _ = recv.stop(1u32.into());
+            drop((send, recv));
             continue;
         };
         let (shared, library, options) = (shared.clone(), library.clone(), options.clone());
@@ -252,9 +301,9 @@ async fn accept_transfers<S: Store>(
     }
 }
 
-async fn run_session<S: Store>(connection: &quinn::Connection, shared: &Arc<Shared<S>>) -> Result<(), Close> {
+async fn run_session<S: Store, C: Connection>(connection: &C, shared: &Arc<Shared<S>>) -> Result<(), Close> {
     let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, connection.accept_bi()).await;
-    let Ok(Ok((send, mut recv))) = accepted else {
+    let Ok(Some((send, mut recv))) = accepted else {
         return Err(Close::protocol("no stream opened in time"));
     };
     let conn = ConnId::next();
@@ -262,7 +311,7 @@ async fn run_session<S: Store>(connection: &quinn::Connection, shared: &Arc<Shar
     tokio::spawn(write_frames(send, frames, overflowed, connection.clone()));
     let (user, logged_in) = watch::channel(None);
     tokio::spawn(accept_transfers(connection.clone(), shared.clone(), logged_in));
-    let address = connection.remote_address().ip().to_canonical();
+    let address = connection.peer_ip();
     let mut session = Session {
         phase: Phase::Hello,
         outbox,
@@ -304,15 +353,15 @@ async fn run_session<S: Store>(connection: &quinn::Connection, shared: &Arc<Shar
 
 /// Writes queued frames to the stream; closes the connection when its outbox overflows.
 async fn write_frames(
-    mut send: quinn::SendStream,
+    mut send: impl AsyncWrite + Unpin,
     mut frames: OutboxFrames,
     overflowed: Arc<Notify>,
-    connection: quinn::Connection,
+    connection: impl Connection,
 ) {
     let slow = || {
         tracing::debug!("slow consumer: closing");
         let reason = b"slow consumer: you fell too far behind the project's updates";
-        connection.close(close::SLOW_CONSUMER.into(), reason);
+        connection.close(close::SLOW_CONSUMER, reason);
     };
     loop {
         let frame = tokio::select! {
@@ -320,7 +369,7 @@ async fn write_frames(
             () = overflowed.notified() => return slow(),
         };
         let Some(frame) = frame else {
-            let _ = send.finish();
+            let _ = send.shutdown().await;
             return;
         };
         tokio::select! {

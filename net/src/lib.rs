@@ -19,6 +19,7 @@
 //! Nothing here touches a database, and only `quic` needs a socket: without it the crate builds
 //! for `wasm32-unknown-unknown`.
 
+pub mod conn;
 pub mod framed;
 pub mod hash;
 #[cfg(feature = "quic")]

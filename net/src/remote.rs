@@ -1,6 +1,7 @@
 //! The client end of a connection to an authority.
 //!
-//! [`Remote`] opens the QUIC connection, runs the handshake, and then sends and receives
+//! [`Remote`] runs the handshake on a [`Connection`] (QUIC, dialled by [`Remote::connect`], or
+//! any other), and then sends and receives
 //! messages in order. It reads only when asked ([`Remote::recv`]), so a caller that stops
 //! reading really stops reading (the authority will then disconnect it as a slow consumer).
 //! The request helpers ([`Remote::login`], [`Remote::subscribe`], [`Remote::write`]) wait for
@@ -15,7 +16,10 @@ use ensemble_protocol::{
     ClientMsg, FrameCodec, PROTOCOL_VERSION, ProjectId, Role, Seq, ServerMsg, Transaction, UserId,
 };
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use crate::Error;
+use crate::conn::{Closed, Connection, QuicConnection};
 use crate::framed::{ReadFailure, read_frame};
 use crate::tls::{Trust, client_config};
 use crate::transport::{FileSink, RecvHalf, SendHalf, Sink};
@@ -44,9 +48,9 @@ pub struct Subscription {
 
 /// A connection to an authority: its sending and receiving halves, used together.
 #[derive(Debug)]
-pub struct Remote {
-    sender: RemoteSender,
-    receiver: RemoteReceiver,
+pub struct Remote<C: Connection = QuicConnection> {
+    sender: RemoteSender<C>,
+    receiver: RemoteReceiver<C>,
     /// Whether the authority lets anyone join by display name.
     pub open: bool,
 }
@@ -70,14 +74,21 @@ impl Remote {
         endpoint.set_default_client_config(client_config(trust)?);
         let connecting = endpoint.connect(addr, server_name).map_err(|e| Error::Connection(e.to_string()))?;
         let connection = connecting.await.map_err(|e| Error::Connection(e.to_string()))?;
-        let (send, recv) = connection.open_bi().await.map_err(|e| Error::Connection(e.to_string()))?;
+        Remote::over(QuicConnection::dialled(connection, endpoint), protocol_version).await
+    }
+}
+
+impl<C: Connection> Remote<C> {
+    /// Says hello over `connection`, claiming to speak `protocol_version`.
+    pub async fn over(connection: C, protocol_version: u32) -> Result<Remote<C>, Error> {
+        let (send, recv) = connection.open_bi().await?;
         let receiver = RemoteReceiver {
             connection: connection.clone(),
             recv,
             downstream: FrameCodec::new(HARD_MAX_FRAME),
             waiting: VecDeque::new(),
         };
-        let sender = RemoteSender { endpoint, connection, send, upstream: FrameCodec::default(), buffer: Vec::new() };
+        let sender = RemoteSender { connection, send, upstream: FrameCodec::default(), buffer: Vec::new() };
         let mut remote = Remote { sender, receiver, open: false };
         let client = format!("ensemble {}", env!("CARGO_PKG_VERSION"));
         let welcome = match remote.send(&ClientMsg::Hello { protocol_version, client }).await {
@@ -89,11 +100,9 @@ impl Remote {
             Ok(other) => return Err(unexpected(other)),
             // Another version: retrying cannot help, so it is a refusal, said plainly.
             Err(error) => {
-                return Err(match remote.sender.connection.close_reason() {
-                    Some(quinn::ConnectionError::ApplicationClosed(closed))
-                        if closed.error_code == close::PROTOCOL_VERSION.into() =>
-                    {
-                        Error::Denied(version_advice(&String::from_utf8_lossy(&closed.reason), protocol_version))
+                return Err(match remote.sender.connection.closed() {
+                    Some(Closed::Application { code, reason }) if code == close::PROTOCOL_VERSION => {
+                        Error::Denied(version_advice(&reason, protocol_version))
                     }
                     _ => error,
                 });
@@ -184,7 +193,7 @@ impl Remote {
     /// Splits the connection into a half that sends and a half that receives, so each can run
     /// in its own task (a client's sync loop). Messages that arrived during a request stay first
     /// in line for the receiving half.
-    pub fn split(self) -> (RemoteSender, RemoteReceiver) {
+    pub fn split(self) -> (RemoteSender<C>, RemoteReceiver<C>) {
         (self.sender, self.receiver)
     }
 
@@ -195,7 +204,7 @@ impl Remote {
 
     /// Why the connection ended, once it has (with the authority's reason when it gave one).
     pub fn closed(&self) -> Option<Error> {
-        self.sender.connection.close_reason().map(|_| lost(&self.sender.connection, String::new()))
+        self.sender.connection.closed().map(|closed| closed.to_error())
     }
 }
 
@@ -213,29 +222,20 @@ fn unexpected(message: ServerMsg) -> Error {
 }
 
 /// Describes how the connection ended, with the authority's reason when it gave one.
-fn lost(connection: &quinn::Connection, fallback: String) -> Error {
-    match connection.close_reason() {
-        Some(quinn::ConnectionError::ApplicationClosed(close)) => Error::Connection(format!(
-            "closed by the authority (code {}): {}",
-            close.error_code,
-            String::from_utf8_lossy(&close.reason)
-        )),
-        Some(other) => Error::Connection(other.to_string()),
-        None => Error::Connection(fallback),
-    }
+fn lost(connection: &impl Connection, fallback: String) -> Error {
+    connection.closed().map_or(Error::Connection(fallback), |closed| closed.to_error())
 }
 
 /// The sending half of a [`Remote`].
 #[derive(Debug)]
-pub struct RemoteSender {
-    endpoint: quinn::Endpoint,
-    connection: quinn::Connection,
-    send: quinn::SendStream,
+pub struct RemoteSender<C: Connection = QuicConnection> {
+    connection: C,
+    send: C::SendStream,
     upstream: FrameCodec,
     buffer: Vec<u8>,
 }
 
-impl RemoteSender {
+impl<C: Connection> RemoteSender<C> {
     /// Sends one message.
     pub async fn send(&mut self, message: &ClientMsg) -> Result<(), Error> {
         self.buffer.clear();
@@ -253,12 +253,12 @@ impl RemoteSender {
 
     /// Closes the connection politely.
     pub async fn close(self) {
-        self.connection.close(ensemble_protocol::wire::close::NORMAL.into(), b"bye");
-        self.endpoint.wait_idle().await;
+        self.connection.close(ensemble_protocol::wire::close::NORMAL, b"bye");
+        self.connection.wait_closed().await;
     }
 }
 
-impl SendHalf for RemoteSender {
+impl<C: Connection> SendHalf for RemoteSender<C> {
     async fn send(&mut self, message: &ClientMsg) -> bool {
         RemoteSender::send(self, message).await.is_ok()
     }
@@ -270,14 +270,14 @@ impl SendHalf for RemoteSender {
 
 /// The receiving half of a [`Remote`].
 #[derive(Debug)]
-pub struct RemoteReceiver {
-    connection: quinn::Connection,
-    recv: quinn::RecvStream,
+pub struct RemoteReceiver<C: Connection = QuicConnection> {
+    connection: C,
+    recv: C::RecvStream,
     downstream: FrameCodec,
     waiting: VecDeque<ServerMsg>,
 }
 
-impl RemoteReceiver {
+impl<C: Connection> RemoteReceiver<C> {
     /// The next message from the authority. Not cancel-safe: a frame half read when the future
     /// is dropped is lost, so keep one task reading.
     pub async fn recv(&mut self) -> Result<ServerMsg, Error> {
@@ -316,10 +316,10 @@ pub enum Uploaded {
     },
 }
 
-impl Remote {
+impl<C: Connection> Remote<C> {
     /// Opens a transfer stream (see [`ensemble_protocol::transfer`]).
-    pub async fn open_transfer(&self) -> Result<(quinn::SendStream, quinn::RecvStream), Error> {
-        self.sender.connection.open_bi().await.map_err(|e| Error::Connection(e.to_string()))
+    pub async fn open_transfer(&self) -> Result<(C::SendStream, C::RecvStream), Error> {
+        self.sender.connection.open_bi().await
     }
 
     /// Uploads the file at `path` into `project` as `name`, resuming from what the authority
@@ -408,9 +408,9 @@ impl Remote {
             progress(offset, size);
         }
         if offset < size {
-            let _ = send.finish();
+            let _ = send.shutdown().await;
             // Wait until the authority has read everything sent, so what it holds is known.
-            let _ = recv.read_to_end(1024).await;
+            let _ = recv.read_to_end(&mut Vec::new()).await;
             return Ok(Uploaded::Partial { held: offset });
         }
         match transfer_reply(&mut recv).await? {
@@ -454,7 +454,7 @@ impl Remote {
         };
         let (mut send, mut recv) = self.open_transfer().await?;
         write(&mut send, &FrameCodec::default().encode_to_vec(&request)?).await?;
-        let _ = send.finish();
+        let _ = send.shutdown().await;
         let (total, offset, hash) = match transfer_reply(&mut recv).await? {
             TransferReply::Sending { total, offset, hash, .. } => (total, offset, hash),
             other => return Err(transfer_refused(other)),
@@ -464,7 +464,9 @@ impl Remote {
         let mut at = offset;
         while at < total {
             let read = recv.read(&mut buffer).await.map_err(|e| Error::Connection(e.to_string()))?;
-            let Some(read) = read else { break };
+            if read == 0 {
+                break;
+            }
             sink.append(&buffer[..read])?;
             at += read as u64;
         }
@@ -480,7 +482,7 @@ impl Remote {
     }
 }
 
-async fn write(send: &mut quinn::SendStream, bytes: &[u8]) -> Result<(), Error> {
+async fn write(send: &mut (impl tokio::io::AsyncWrite + Unpin), bytes: &[u8]) -> Result<(), Error> {
     send.write_all(bytes).await.map_err(|e| Error::Connection(e.to_string()))
 }
 
@@ -505,7 +507,7 @@ fn transfer_refused(reply: ensemble_protocol::transfer::TransferReply) -> Error 
     }
 }
 
-impl RecvHalf for RemoteReceiver {
+impl<C: Connection> RecvHalf for RemoteReceiver<C> {
     async fn recv(&mut self) -> Result<ServerMsg, String> {
         RemoteReceiver::recv(self).await.map_err(|error| error.to_string())
     }

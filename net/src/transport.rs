@@ -218,41 +218,60 @@ pub fn link(user: UserId, name: String, mut sender: impl SendHalf, mut receiver:
 const LINK_CAPACITY: usize = 1024;
 
 #[cfg(feature = "quic")]
-pub use quic::QuicTransport;
+pub use sessions::{Dial, PipeDial, PipeTransport, QuicDial, QuicTransport, SessionTransport};
 
 #[cfg(feature = "quic")]
-mod quic {
+mod sessions {
+    use std::fmt;
+    use std::future::Future;
     use std::net::SocketAddr;
+    use std::sync::Arc;
 
     use ensemble_protocol::transfer::TransferRequest;
     use ensemble_protocol::wire::SessionToken;
-    use ensemble_protocol::{AssetId, ContentHash, ProjectId};
+    use ensemble_protocol::{AssetId, ContentHash, PROTOCOL_VERSION, ProjectId};
 
     use super::{Credentials, Link, Sink, Source, Transport, link};
-    use crate::Error;
+    use crate::conn::pipe::Pipe;
+    use crate::conn::{Connection, QuicConnection};
     use crate::remote::{Remote, Uploaded};
     use crate::tls::Trust;
+    use crate::{Error, MaybeSend, MaybeSync};
 
-    /// An authority over QUIC.
+    /// How a [`SessionTransport`] reaches the authority anew: a connection, handshake done.
+    pub trait Dial: Clone + fmt::Debug + MaybeSend + MaybeSync + 'static {
+        /// The connections it makes.
+        type Connection: Connection;
+        /// A fresh connection that has said hello.
+        fn dial(&self) -> impl Future<Output = Result<Remote<Self::Connection>, Error>> + MaybeSend;
+    }
+
+    /// An authority reached through [`Remote`] sessions over the connections `D` dials: the
+    /// link, each download and each upload on a connection of its own, all logged in as the
+    /// same user (with the session's token once the first login gave one).
     #[derive(Clone, Debug)]
-    pub struct QuicTransport {
-        addr: SocketAddr,
-        server_name: String,
-        trust: Trust,
+    pub struct SessionTransport<D> {
+        dial: D,
         credentials: Credentials,
         token: Option<SessionToken>,
     }
 
-    impl QuicTransport {
-        /// An authority at `addr`, whose certificate `trust` accepts for `server_name`.
-        pub fn new(addr: SocketAddr, server_name: &str, trust: Trust, credentials: Credentials) -> Self {
-            QuicTransport { addr, server_name: server_name.to_owned(), trust, credentials, token: None }
+    /// An authority over QUIC.
+    pub type QuicTransport = SessionTransport<QuicDial>;
+
+    /// An authority in this process, over in-memory pipes.
+    pub type PipeTransport = SessionTransport<PipeDial>;
+
+    impl<D: Dial> SessionTransport<D> {
+        /// An authority `dial` reaches, logged in with `credentials`.
+        pub fn dialling(dial: D, credentials: Credentials) -> Self {
+            SessionTransport { dial, credentials, token: None }
         }
 
         /// A connection logged in as our credentials (with the session's token, once there is
         /// one), for a transfer.
-        async fn logged_in(&self) -> Result<Remote, Error> {
-            let mut remote = Remote::connect(self.addr, &self.server_name, self.trust.clone()).await?;
+        async fn logged_in(&self) -> Result<Remote<D::Connection>, Error> {
+            let mut remote = self.dial.dial().await?;
             match (&self.token, &self.credentials) {
                 (Some(token), _) => remote.resume(*token).await,
                 (None, Credentials::Password { user, password }) => remote.login(user, password).await,
@@ -264,7 +283,58 @@ mod quic {
         }
     }
 
-    impl Transport for QuicTransport {
+    impl QuicTransport {
+        /// An authority at `addr`, whose certificate `trust` accepts for `server_name`.
+        pub fn new(addr: SocketAddr, server_name: &str, trust: Trust, credentials: Credentials) -> Self {
+            Self::dialling(QuicDial { addr, server_name: server_name.to_owned(), trust }, credentials)
+        }
+    }
+
+    impl PipeTransport {
+        /// An authority in this process, which `connect` opens a connection to.
+        pub fn new(
+            connect: impl Fn() -> Result<Pipe, Error> + Send + Sync + 'static,
+            credentials: Credentials,
+        ) -> Self {
+            Self::dialling(PipeDial(Arc::new(connect)), credentials)
+        }
+    }
+
+    /// Dials QUIC.
+    #[derive(Clone, Debug)]
+    pub struct QuicDial {
+        addr: SocketAddr,
+        server_name: String,
+        trust: Trust,
+    }
+
+    impl Dial for QuicDial {
+        type Connection = QuicConnection;
+
+        async fn dial(&self) -> Result<Remote, Error> {
+            Remote::connect(self.addr, &self.server_name, self.trust.clone()).await
+        }
+    }
+
+    /// Opens in-memory connections to an authority in this process.
+    #[derive(Clone)]
+    pub struct PipeDial(Arc<dyn Fn() -> Result<Pipe, Error> + Send + Sync>);
+
+    impl fmt::Debug for PipeDial {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("PipeDial")
+        }
+    }
+
+    impl Dial for PipeDial {
+        type Connection = Pipe;
+
+        async fn dial(&self) -> Result<Remote<Pipe>, Error> {
+            Remote::over((self.0)()?, PROTOCOL_VERSION).await
+        }
+    }
+
+    impl<D: Dial> Transport for SessionTransport<D> {
         async fn download(&self, request: TransferRequest, into: &mut dyn Sink) -> Result<(), Error> {
             let remote = self.logged_in().await?;
             let downloaded = remote.download_into(request, into).await;
@@ -290,8 +360,7 @@ mod quic {
         }
 
         async fn connect(&mut self) -> Result<Link, Error> {
-            let connect = || Remote::connect(self.addr, &self.server_name, self.trust.clone());
-            let mut remote = connect().await?;
+            let mut remote = self.dial.dial().await?;
             // A token from an earlier login saves sending the password again; it may have expired.
             let mut login = match self.token {
                 Some(token) => remote.resume(token).await,
@@ -299,7 +368,7 @@ mod quic {
             };
             if login.is_err() {
                 if self.token.is_some() {
-                    remote = connect().await?;
+                    remote = self.dial.dial().await?;
                 }
                 login = match &self.credentials {
                     Credentials::Password { user, password } => remote.login(user, password).await,

@@ -9,6 +9,7 @@ mod crash;
 mod disk_full;
 mod files;
 mod harness;
+mod in_process;
 mod outage;
 mod quic;
 mod store_suite;

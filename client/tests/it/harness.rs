@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use ensemble_authority::files::FileOptions;
-use ensemble_authority::server::{Server, ServerOptions};
+use ensemble_authority::server::{InProcess, Server, ServerOptions};
 use ensemble_authority::store::{SqliteStore, Store};
 use ensemble_authority::tls::Identity;
 use ensemble_authority::{actor, admin};
@@ -19,7 +20,7 @@ use ensemble_client::replica::{Notice, Replica};
 use ensemble_client::sync::{Connection, SyncPlugin, SyncStatus};
 use ensemble_net::remote::Remote;
 use ensemble_net::tls::Trust;
-use ensemble_net::transport::{Credentials, QuicTransport};
+use ensemble_net::transport::{Credentials, PipeTransport, QuicTransport};
 use ensemble_protocol::AssetId;
 use ensemble_protocol::*;
 use tempfile::TempDir;
@@ -36,6 +37,8 @@ pub(crate) struct Authority {
     identity: Identity,
     pub(crate) project: ProjectId,
     pub(crate) asset: AssetId,
+    /// Opens in-memory connections to the server while it runs.
+    in_process: Arc<Mutex<Option<InProcess>>>,
     _dir: TempDir,
 }
 
@@ -77,6 +80,7 @@ impl Authority {
             identity,
             project,
             asset,
+            in_process: Arc::default(),
             _dir: dir,
         };
         authority.resume();
@@ -89,11 +93,13 @@ impl Authority {
         let options = ServerOptions { listen: self.addr, files: Some(files), ..ServerOptions::default() };
         let server = self.runtime.block_on(Server::start(self.store.clone(), self.identity.clone(), options)).unwrap();
         self.addr = server.local_addr().unwrap();
+        *self.in_process.lock().unwrap() = Some(server.in_process());
         self.server = Some(server);
     }
 
     /// Stops serving: clients go offline.
     pub(crate) fn stop(&mut self) {
+        self.in_process.lock().unwrap().take();
         if let Some(server) = self.server.take() {
             self.runtime.block_on(server.shutdown());
         }
@@ -114,15 +120,28 @@ impl Authority {
         })
     }
 
-    /// How a client reaches this authority as `user`.
+    /// How a client reaches this authority as `user` over QUIC.
     pub(crate) fn transport(&self, user: &str) -> QuicTransport {
         let credentials = Credentials::Password { user: user.into(), password: PASSWORD.into() };
         QuicTransport::new(self.addr, "localhost", self.trust.clone(), credentials)
     }
 
-    /// A headless client app logged in as `user`, keeping its local store in `replicas`.
+    /// How a client in this process reaches this authority as `user`: in memory, no sockets,
+    /// so nothing waits on a network's timers; while the authority is stopped, it is offline.
+    pub(crate) fn in_process(&self, user: &str) -> PipeTransport {
+        let credentials = Credentials::Password { user: user.into(), password: PASSWORD.into() };
+        let server = self.in_process.clone();
+        let connect = move || match &*server.lock().map_err(|_| ensemble_net::Error::Connection("poisoned".into()))? {
+            Some(server) => server.connect(),
+            None => Err(ensemble_net::Error::Connection("the authority is stopped".into())),
+        };
+        PipeTransport::new(connect, credentials)
+    }
+
+    /// A headless client app logged in as `user` (in process), keeping its local store in
+    /// `replicas`.
     pub(crate) fn client(&self, user: &str, replicas: &Path) -> App {
-        client_app(SyncPlugin::remote(self.transport(user), self.project, replicas.to_path_buf()))
+        client_app(SyncPlugin::remote(self.in_process(user), self.project, replicas.to_path_buf()))
     }
 }
 
