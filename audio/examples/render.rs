@@ -26,12 +26,9 @@ fn kick() -> Pcm {
 }
 
 fn hat() -> Pcm {
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut rng = ensemble_testkit::Rng(0x2545_F491_4F6C_DD1D);
     generate(0.06, move |t| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let noise = (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+        let noise = (rng.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
         0.25 * noise * (-t * 70.0).exp()
     })
 }

@@ -15,7 +15,6 @@
 //! - [`tls`] makes and loads the certificate; clients pin its SHA-256 fingerprint. The client end
 //!   of the wire (framing, the client session, trust) is the `ensemble-net` crate, which reads
 //!   this end's frames too.
-//! - [`sandbox`] starts a throwaway Postgres for tests and benchmarks.
 //! - [`admin`] holds the operator commands (`user add`, `project create`, …) the binary runs.
 
 pub mod actor;
@@ -23,7 +22,6 @@ pub mod admin;
 pub mod auth;
 pub mod files;
 pub mod jobs;
-pub mod sandbox;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -24,13 +24,8 @@ use std::hint::black_box;
 /// Ten minutes of stereo noise at 48 kHz: 230 MB of samples, far beyond the caches.
 fn ten_minutes() -> Pcm {
     let frames = 48_000 * 600;
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    };
+    let mut rng = ensemble_testkit::Rng(0x9E37_79B9_7F4A_7C15);
+    let mut next = move || (rng.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
     Pcm::new(48_000, (0..2).map(|_| (0..frames).map(|_| next()).collect()).collect())
 }
 

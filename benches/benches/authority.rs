@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ensemble_authority::sandbox;
 use ensemble_authority::store::{AnyStore, PostgresStore, SqliteStore};
 use ensemble_benches::load::{Stage, Writers};
+use ensemble_testkit::sandbox;
 
 fn throughput(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");

@@ -16,12 +16,11 @@ use ensemble_authority::admin;
 use ensemble_authority::files::FileOptions;
 use ensemble_authority::server::{Server, ServerOptions};
 use ensemble_authority::store::{SqliteStore, Store};
-use ensemble_authority::tls::Identity;
 use ensemble_benches::{Tally, print_ratio};
 use ensemble_net::hash::hash_file;
 use ensemble_net::remote::{Remote, Uploaded};
-use ensemble_net::tls::Trust;
 use ensemble_protocol::ProjectId;
+use ensemble_testkit::loopback::Loopback;
 
 const PASSWORD: &str = "bench bench bench";
 
@@ -43,18 +42,10 @@ fn stage(dir: &Path, workers: usize) -> Stage {
         let mut files = FileOptions::in_dir(dir.join("files"));
         files.quota = u64::MAX;
         files.workers = workers;
-        let options = ServerOptions {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            files: Some(files),
-            ..ServerOptions::default()
-        };
-        let server =
-            Server::start(store.clone(), Identity::self_signed().expect("identity"), options).await.expect("server");
-        let trust = Trust::Pinned(server.fingerprint());
-        let mut client =
-            Remote::connect(server.local_addr().expect("addr"), "localhost", trust).await.expect("connect");
-        client.login("bench", PASSWORD).await.expect("login");
-        (store, server, client, project)
+        let options = ServerOptions { files: Some(files), ..ServerOptions::default() };
+        let authority = Loopback::start(store.clone(), options).await;
+        let client = authority.login("bench", PASSWORD).await;
+        (store, authority.server, client, project)
     });
     Stage { runtime, store, server, client, project }
 }
@@ -69,11 +60,9 @@ fn wav(path: &Path, seconds: u32, tag: u32) {
         sample_format: hound::SampleFormat::Int,
     };
     let mut writer = hound::WavWriter::create(path, spec).expect("wav");
-    let mut noise = 0x1234_5678u32 ^ tag;
+    let mut rng = ensemble_testkit::Rng(0x1234_5678 ^ u64::from(tag));
     for i in 0..48_000 * seconds * 2 {
-        noise ^= noise << 13;
-        noise ^= noise >> 17;
-        noise ^= noise << 5;
+        let noise = rng.next();
         let sample = if i == 0 { tag as i16 } else { ((i % 480) as i16 - 240) * 60 + (noise % 64) as i16 };
         writer.write_sample(sample).expect("sample");
     }

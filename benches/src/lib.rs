@@ -11,24 +11,17 @@ pub mod load;
 const _: Option<&str> = option_env!("ENSEMBLE_CHECKOUT");
 
 use ensemble_protocol::{
-    AssetId, AudioAsset, Bpm, Clip, ClipField, ClipId, Codec, Colour, ContentHash, Field, Frames, Member, MemberId, Op,
-    Project, ProjectId, ProjectState, Record, RecordId, Role, Ticks, TimeSignature, Track, TrackField, TrackId,
-    Transaction, UserId,
+    AssetId, AudioAsset, Bpm, Clip, ClipField, ClipId, Codec, ContentHash, Field, Frames, Member, MemberId, Op,
+    Project, ProjectId, ProjectState, Record, RecordId, Role, Ticks, TrackField, TrackId, Transaction, UserId,
 };
+use ensemble_testkit::records;
 
 /// The bench project's id.
 pub const PROJECT: ProjectId = ProjectId::from_u128(1);
 
 /// A project with `tracks` tracks, each with `clips_per_track` clips of one shared asset.
 pub fn project(tracks: usize, clips_per_track: usize) -> ProjectState {
-    let project = Project {
-        name: "Bench".into(),
-        tempo: Bpm(128.0),
-        time_signature: TimeSignature::FOUR_FOUR,
-        loop_range: None,
-        track_order: vec![],
-        sample_rate: 48_000,
-    };
+    let project = Project { tempo: Bpm(128.0), ..records::project("Bench") };
     let Ok(mut state) = ProjectState::new(PROJECT, project) else { unreachable!("the bench project is valid") };
     let asset = AssetId::from_u128(2);
     let ops = vec![
@@ -41,41 +34,22 @@ pub fn project(tracks: usize, clips_per_track: usize) -> ProjectState {
             record: Record::AudioAsset(AudioAsset {
                 hash: ContentHash([1; 32]),
                 name: "loop.flac".into(),
-                sample_rate: 48_000,
-                channels: 2,
                 frames: Frames(48_000 * 8),
                 codec: Codec::Flac,
                 byte_size: 1 << 20,
                 peaks_ready: true,
+                ..records::asset()
             }),
         },
     ];
     apply(&mut state, ops);
     for t in 0..tracks {
         let id = track_id(t);
-        let mut ops = vec![
-            Op::Create { id: id.into(), record: Record::Track(track(format!("Track {t}"))) },
-            Op::ListInsert {
-                target: PROJECT.into(),
-                item: ensemble_protocol::ListItem::Track(id),
-                at: ensemble_protocol::ListPosition::End,
-            },
-        ];
+        let mut ops = records::add_track(PROJECT, id, &format!("Track {t}"));
         for c in 0..clips_per_track {
-            ops.push(Op::Create {
-                id: clip_id(t, c).into(),
-                record: Record::Clip(Clip {
-                    track: id,
-                    asset,
-                    start: Ticks(c as i64 * 3840),
-                    length: Ticks(3840),
-                    source_offset: Frames(0),
-                    gain_db: 0.0,
-                    fade_in: Ticks(0),
-                    fade_out: Ticks(0),
-                    name: format!("Clip {t}.{c}"),
-                }),
-            });
+            let clip =
+                Clip { start: Ticks(c as i64 * 3840), name: format!("Clip {t}.{c}"), ..records::clip(id, asset) };
+            ops.push(records::create(clip_id(t, c), Record::Clip(clip)));
         }
         // One transaction per track keeps each under the op limit, however big the project.
         apply(&mut state, ops);
@@ -86,19 +60,6 @@ pub fn project(tracks: usize, clips_per_track: usize) -> ProjectState {
 fn apply(state: &mut ProjectState, ops: Vec<Op>) {
     if let Err(error) = state.apply(&Transaction::new(PROJECT, ops)) {
         unreachable!("the bench project builds: {error}");
-    }
-}
-
-/// A track at unity gain, centred, named `name`.
-pub fn track(name: String) -> Track {
-    Track {
-        name,
-        colour: Colour { r: 90, g: 160, b: 220 },
-        gain_db: 0.0,
-        pan: 0.0,
-        mute: false,
-        solo: false,
-        record_arm: false,
     }
 }
 

@@ -6,28 +6,24 @@
 //! at a steady rate); [`run`] does a whole timed run and reports throughput and latencies.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use ensemble_authority::admin;
-use ensemble_authority::server::{Server, ServerOptions};
+use ensemble_authority::server::ServerOptions;
 use ensemble_authority::store::AnyStore;
-use ensemble_authority::tls::Identity;
 use ensemble_net::remote::Remote;
-use ensemble_net::tls::Trust;
 use ensemble_protocol::{
     Field, ListItem, ListPosition, Op, ProjectId, Record, ServerMsg, TrackField, TrackId, Transaction, TxId,
 };
+use ensemble_testkit::loopback::Loopback;
 
 const PASSWORD: &str = "load generator password";
 
 /// An authority with projects and a user who owns them.
 pub struct Stage {
-    server: Server,
-    addr: SocketAddr,
-    trust: Trust,
+    authority: Loopback,
     user: String,
     /// The projects writers spread over; subscribers watch the first.
     pub projects: Vec<ProjectId>,
@@ -43,22 +39,17 @@ impl Stage {
             let id = admin::create_project(&store, &format!("Load {index}"), &user).await?;
             ids.push(id);
         }
-        let options = ServerOptions { listen: "127.0.0.1:0".parse()?, ..ServerOptions::default() };
-        let server = Server::start(store, Identity::self_signed()?, options).await?;
-        let addr = server.local_addr()?;
-        let trust = Trust::Pinned(server.fingerprint());
-        Ok(Stage { server, addr, trust, user, projects: ids })
+        let authority = Loopback::start(store, ServerOptions::default()).await;
+        Ok(Stage { authority, user, projects: ids })
     }
 
     async fn client(&self) -> anyhow::Result<Remote> {
-        let mut remote = Remote::connect(self.addr, "localhost", self.trust.clone()).await?;
-        remote.login(&self.user, PASSWORD).await?;
-        Ok(remote)
+        Ok(self.authority.login(&self.user, PASSWORD).await)
     }
 
     /// Stops the authority.
     pub async fn shutdown(self) {
-        self.server.shutdown().await;
+        self.authority.server.shutdown().await;
     }
 }
 
@@ -104,7 +95,7 @@ impl Writers {
             let mut remote = stage.client().await?;
             let project = stage.projects[index % stage.projects.len()];
             let track = TrackId::new_v7();
-            let record = Record::Track(crate::track(format!("Writer {index}")));
+            let record = Record::Track(ensemble_testkit::records::track(&format!("Writer {index}")));
             let create = Transaction::new(
                 project,
                 vec![

@@ -16,30 +16,8 @@ pub(crate) fn sine(rate: u32, channels: usize, hz: f32, amplitude: f32, seconds:
     Pcm::new(rate, planes)
 }
 
-/// A deterministic pseudo-random stream (xorshift), for noise and random bytes.
-pub(crate) struct Noise(pub(crate) u64);
-
-impl Noise {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Uniform in [0, 1).
-    pub(crate) fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub(crate) fn sample(&mut self) -> f32 {
-        (self.next() % 2_000_001) as f32 / 1_000_000.0 - 1.0
-    }
-
-    pub(crate) fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
+/// The shared seeded generator, for noise and random bytes.
+pub(crate) use ensemble_testkit::Rng as Noise;
 
 /// Noise in [-1, 1].
 pub(crate) fn noise(rate: u32, channels: usize, frames: usize, seed: u64) -> Pcm {

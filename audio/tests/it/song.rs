@@ -7,6 +7,7 @@ use ensemble_audio::Pcm;
 use ensemble_audio::arrangement::Arrangement;
 use ensemble_audio::render::{Frame, Renderer};
 use ensemble_protocol::*;
+use ensemble_testkit::records::{self, add_track, create, set};
 
 pub(crate) const RATE: u32 = 48_000;
 pub(crate) const CENTRE: f32 = std::f32::consts::FRAC_1_SQRT_2;
@@ -19,14 +20,7 @@ pub(crate) struct Song {
 
 impl Song {
     pub(crate) fn new(bpm: f64) -> Song {
-        let project = Project {
-            name: "Render test".into(),
-            tempo: Bpm(bpm),
-            time_signature: TimeSignature::FOUR_FOUR,
-            loop_range: None,
-            track_order: vec![],
-            sample_rate: RATE,
-        };
+        let project = Project { tempo: Bpm(bpm), sample_rate: RATE, ..records::project("Render test") };
         Song { state: ProjectState::new(ProjectId::new_v7(), project).unwrap(), assets: HashMap::new() }
     }
 
@@ -36,20 +30,7 @@ impl Song {
 
     pub(crate) fn track(&mut self) -> TrackId {
         let id = TrackId::new_v7();
-        let track = Track {
-            name: "T".into(),
-            colour: Colour { r: 1, g: 2, b: 3 },
-            gain_db: 0.0,
-            pan: 0.0,
-            mute: false,
-            solo: false,
-            record_arm: false,
-        };
-        let project = self.state.id().into();
-        self.apply(vec![
-            Op::Create { id: id.into(), record: Record::Track(track) },
-            Op::ListInsert { target: project, item: ListItem::Track(id), at: ListPosition::End },
-        ]);
+        self.apply(add_track(self.state.id(), id, "T"));
         id
     }
 
@@ -57,38 +38,25 @@ impl Song {
         let id = AssetId::new_v7();
         let asset = AudioAsset {
             hash: ContentHash(*id.0.as_bytes().repeat(2).first_chunk().unwrap()),
-            name: "a.wav".into(),
             sample_rate: pcm.sample_rate,
             channels: pcm.channels.len() as u16,
             frames: Frames(pcm.frames() as u64),
-            codec: Codec::Wav,
-            byte_size: 1,
-            peaks_ready: false,
+            ..records::asset()
         };
-        self.apply(vec![Op::Create { id: id.into(), record: Record::AudioAsset(asset) }]);
+        self.apply(vec![create(id, Record::AudioAsset(asset))]);
         self.assets.insert(id, pcm);
         id
     }
 
     pub(crate) fn clip(&mut self, track: TrackId, asset: AssetId, start: i64, length: i64) -> ClipId {
         let id = ClipId::new_v7();
-        let clip = Clip {
-            track,
-            asset,
-            start: Ticks(start),
-            length: Ticks(length),
-            source_offset: Frames(0),
-            gain_db: 0.0,
-            fade_in: Ticks(0),
-            fade_out: Ticks(0),
-            name: "c".into(),
-        };
-        self.apply(vec![Op::Create { id: id.into(), record: Record::Clip(clip) }]);
+        let clip = Clip { start: Ticks(start), length: Ticks(length), ..records::clip(track, asset) };
+        self.apply(vec![create(id, Record::Clip(clip))]);
         id
     }
 
     pub(crate) fn set(&mut self, target: impl Into<RecordId>, value: Field) {
-        self.apply(vec![Op::Set { target: target.into(), value, expect: None }]);
+        self.apply(vec![set(target, value)]);
     }
 
     pub(crate) fn lane(&mut self, track: TrackId, parameter: Parameter, points: &[(i64, f32, Curve)]) {
@@ -97,7 +65,7 @@ impl Song {
             .map(|&(tick, value, curve)| AutomationPoint { id: PointId::new_v7(), tick: Ticks(tick), value, curve })
             .collect();
         let lane = AutomationLane { track, parameter, enabled: true, points };
-        self.apply(vec![Op::Create { id: LaneId::new_v7().into(), record: Record::AutomationLane(lane) }]);
+        self.apply(vec![create(LaneId::new_v7(), Record::AutomationLane(lane))]);
     }
 
     pub(crate) fn arrangement(&self) -> Arc<Arrangement> {

@@ -10,6 +10,7 @@ use ensemble_authority::server::ServerOptions;
 use ensemble_protocol::wire::Presence;
 use ensemble_protocol::*;
 
+use crate::harness::Clients;
 use crate::harness::{self, PASSWORD, add_track, committed};
 
 #[tokio::test]

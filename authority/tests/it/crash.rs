@@ -47,7 +47,7 @@ fn track_with_lane(project: ProjectId, track: TrackId) -> Transaction {
     Transaction::new(
         project,
         vec![
-            Op::Create { id: track.into(), record: Record::Track(harness::track("Take")) },
+            Op::Create { id: track.into(), record: Record::Track(ensemble_testkit::records::track("Take")) },
             Op::Create { id: LaneId::new_v7().into(), record: Record::AutomationLane(lane) },
         ],
     )

@@ -16,6 +16,7 @@ use ensemble_net::remote::Remote;
 use ensemble_protocol::*;
 use tempfile::TempDir;
 
+use crate::harness::Clients;
 use crate::harness::{self, add_track};
 
 /// A tmpfs mounted on a temporary directory, unmounted when dropped.

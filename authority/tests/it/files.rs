@@ -21,6 +21,7 @@ use ensemble_protocol::wire::{CatchUp, ExportFormat, ExportRequest, JobKind, Job
 use ensemble_protocol::*;
 use tempfile::TempDir;
 
+use crate::harness::Clients;
 use crate::harness::{self, Running, add_track, committed};
 
 /// A 16-bit stereo WAV of `seconds` with a different tone per channel.

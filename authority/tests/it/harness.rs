@@ -1,14 +1,12 @@
 //! Stores, users, a project and a running authority to test against.
 
-use std::net::SocketAddr;
-
 use ensemble_authority::admin;
-use ensemble_authority::server::{Server, ServerOptions};
+use ensemble_authority::server::ServerOptions;
 use ensemble_authority::store::{AnyStore, PostgresStore, SqliteStore, Store};
-use ensemble_authority::tls::Identity;
 use ensemble_net::remote::Remote;
-use ensemble_net::tls::Trust;
 use ensemble_protocol::*;
+use ensemble_testkit::loopback::Loopback;
+use ensemble_testkit::records;
 use tempfile::TempDir;
 
 pub(crate) const PASSWORD: &str = "correct horse battery";
@@ -22,7 +20,7 @@ pub(crate) async fn sqlite() -> (AnyStore, TempDir) {
 
 /// The test run's Postgres (shared; tests use unique names).
 pub(crate) async fn postgres() -> AnyStore {
-    let url = ensemble_authority::sandbox::postgres_url().unwrap();
+    let url = ensemble_testkit::sandbox::postgres_url().unwrap();
     AnyStore::Postgres(PostgresStore::connect(&url).await.unwrap())
 }
 
@@ -58,12 +56,8 @@ pub(crate) async fn cast<S: Store>(store: &S) -> Cast {
     Cast { project, ..cast }
 }
 
-/// An authority on loopback, serving `store`.
-pub(crate) struct Running {
-    pub(crate) server: Server,
-    pub(crate) addr: SocketAddr,
-    pub(crate) trust: Trust,
-}
+/// An authority on loopback, serving a store.
+pub(crate) type Running = Loopback;
 
 pub(crate) async fn serve<S: Store>(store: &S, options: ServerOptions) -> Running {
     // RUST_LOG=debug shows the authority's side of a failing test.
@@ -71,55 +65,28 @@ pub(crate) async fn serve<S: Store>(store: &S, options: ServerOptions) -> Runnin
         .with_test_writer()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .try_init();
-    let options = ServerOptions { listen: "127.0.0.1:0".parse().unwrap(), ..options };
-    let server = Server::start(store.clone(), Identity::self_signed().unwrap(), options).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let trust = Trust::Pinned(server.fingerprint());
-    Running { server, addr, trust }
+    Loopback::start(store.clone(), options).await
 }
 
-impl Running {
+/// Clients of the test users, who all have [`PASSWORD`].
+pub(crate) trait Clients {
     /// A connection logged in as `user`.
-    pub(crate) async fn client(&self, user: &str) -> Remote {
-        let mut remote = self.connect().await;
-        remote.login(user, PASSWORD).await.unwrap();
-        remote
-    }
-
-    /// A connection that has said hello and nothing more.
-    pub(crate) async fn connect(&self) -> Remote {
-        Remote::connect(self.addr, "localhost", self.trust.clone()).await.unwrap()
-    }
+    async fn client(&self, user: &str) -> Remote;
 }
 
-/// A track with this name.
-pub(crate) fn track(name: &str) -> Track {
-    Track {
-        name: name.into(),
-        colour: Colour { r: 10, g: 200, b: 120 },
-        gain_db: 0.0,
-        pan: 0.0,
-        mute: false,
-        solo: false,
-        record_arm: false,
+impl Clients for Loopback {
+    async fn client(&self, user: &str) -> Remote {
+        self.login(user, PASSWORD).await
     }
 }
 
 /// A transaction creating a track and putting it at the end of the track order.
 pub(crate) fn add_track(project: ProjectId, id: TrackId, name: &str) -> Transaction {
-    Transaction::new(
-        project,
-        vec![
-            Op::Create { id: id.into(), record: Record::Track(track(name)) },
-            Op::ListInsert { target: project.into(), item: ListItem::Track(id), at: ListPosition::End },
-        ],
-    )
+    Transaction::new(project, records::add_track(project, id, name))
 }
 
 pub(crate) fn set_gain(project: ProjectId, id: TrackId, gain: f32, expect: Option<f32>) -> Transaction {
-    let value = Field::Track(TrackField::Gain(gain));
-    let expect = expect.map(|gain| Field::Track(TrackField::Gain(gain)));
-    Transaction::new(project, vec![Op::Set { target: id.into(), value, expect }])
+    Transaction::new(project, vec![records::set_gain(id, gain, expect)])
 }
 
 /// The answer to a write that should have committed: its seq.
@@ -138,7 +105,7 @@ pub(crate) async fn admin_project(store: &AnyStore, owner: &str) -> ProjectId {
 /// A database of its own on the test run's Postgres, for tests whose rows are global (jobs are
 /// claimed by any runner sharing the database).
 pub(crate) async fn postgres_fresh() -> AnyStore {
-    let url = ensemble_authority::sandbox::postgres_url().unwrap();
+    let url = ensemble_testkit::sandbox::postgres_url().unwrap();
     let name = format!("ensemble_{}", uuid::Uuid::now_v7().simple());
     let admin = sqlx::PgPool::connect(&url).await.unwrap();
     let create = format!("CREATE DATABASE {name}");

@@ -8,6 +8,7 @@ use ensemble_net::remote::{Remote, Uploaded};
 use ensemble_protocol::wire::CatchUp;
 use ensemble_protocol::*;
 
+use crate::harness::Clients;
 use crate::harness::{self, add_track, cast, committed, serve};
 
 async fn in_process(running: &harness::Running, user: &str) -> Remote<Pipe> {

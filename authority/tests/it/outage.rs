@@ -15,6 +15,7 @@ use ensemble_authority::store::{
 use ensemble_protocol::wire::{CatchUp, ErrorCode, JobKind};
 use ensemble_protocol::*;
 
+use crate::harness::Clients;
 use crate::harness::{self, add_track, committed};
 
 /// A store that can be switched off.

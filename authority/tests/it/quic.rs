@@ -5,6 +5,7 @@ use ensemble_protocol::frame::DEFAULT_MAX_FRAME;
 use ensemble_protocol::wire::{CatchUp, ErrorCode, Rejection, close};
 use ensemble_protocol::*;
 
+use crate::harness::Clients;
 use crate::harness::{self, Running, add_track, cast, committed, serve, set_gain};
 
 async fn sqlite_authority(options: ServerOptions) -> (Running, harness::Cast, tempfile::TempDir) {

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use ensemble_authority::sandbox;
 use ensemble_authority::store::{AnyStore, PostgresStore, SqliteStore};
 use ensemble_benches::load::{Report, Stage, run};
+use ensemble_testkit::sandbox;
 
 #[derive(Parser)]
 struct Args {

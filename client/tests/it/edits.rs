@@ -38,22 +38,18 @@ impl Song {
             sample_rate: asset_rate,
             channels: 1,
             frames: Frames(frames as u64),
-            codec: Codec::Wav,
-            byte_size: 1,
-            peaks_ready: false,
+            ..ensemble_testkit::records::asset()
         };
         apply(&mut state, vec![Op::Create { id: asset.into(), record: Record::AudioAsset(record) }]);
         let clip = ClipId::new_v7();
         let record = Clip {
-            track,
-            asset,
             start: Ticks(960),
-            length: Ticks(3840),
             source_offset: Frames(offset),
             gain_db: -1.0,
             fade_in: Ticks(240),
             fade_out: Ticks(480),
             name: "ramp".into(),
+            ..ensemble_testkit::records::clip(track, asset)
         };
         apply(&mut state, vec![Op::Create { id: clip.into(), record: Record::Clip(record) }]);
         let audio = HashMap::from([(asset, Pcm::new(asset_rate, vec![ramp]))]);

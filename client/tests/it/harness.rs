@@ -23,7 +23,11 @@ use ensemble_net::tls::Trust;
 use ensemble_net::transport::{Credentials, PipeTransport, QuicTransport};
 use ensemble_protocol::AssetId;
 use ensemble_protocol::*;
+use ensemble_testkit::loopback::Loopback;
 use tempfile::TempDir;
+
+pub(crate) use ensemble_testkit::Rng;
+pub(crate) use ensemble_testkit::records::{add_track, project, set, track};
 
 pub(crate) const PASSWORD: &str = "correct horse battery";
 
@@ -48,7 +52,7 @@ impl Authority {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("authority.sqlite").display());
-        let identity = Identity::self_signed().unwrap();
+        let identity = ensemble_testkit::loopback::identity();
         let asset = AssetId::new_v7();
         let (store, project) = runtime.block_on(async {
             let store = SqliteStore::open(&url).await.unwrap();
@@ -75,7 +79,7 @@ impl Authority {
             runtime,
             store,
             server: None,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addr: ensemble_testkit::loopback::LOOPBACK,
             trust: Trust::Pinned(identity.fingerprint()),
             identity,
             project,
@@ -91,8 +95,9 @@ impl Authority {
     pub(crate) fn resume(&mut self) {
         let files = FileOptions::in_dir(self._dir.path().join("files"));
         let options = ServerOptions { listen: self.addr, files: Some(files), ..ServerOptions::default() };
-        let server = self.runtime.block_on(Server::start(self.store.clone(), self.identity.clone(), options)).unwrap();
-        self.addr = server.local_addr().unwrap();
+        let started = Loopback::start_as(self.store.clone(), self.identity.clone(), options);
+        let Loopback { server, addr, .. } = self.runtime.block_on(started);
+        self.addr = addr;
         *self.in_process.lock().unwrap() = Some(server.in_process());
         self.server = Some(server);
     }
@@ -233,67 +238,4 @@ pub(crate) fn entities(app: &mut App) -> BTreeMap<RecordId, (Version, Record)> {
 /// Every live record of `state`, with versions.
 pub(crate) fn records(state: &ProjectState) -> BTreeMap<RecordId, (Version, Record)> {
     state.records().map(|(id, entry)| (id, (entry.version, entry.record.clone()))).collect()
-}
-
-/// A track with this name.
-pub(crate) fn track(name: &str) -> Track {
-    Track {
-        name: name.into(),
-        colour: Colour { r: 10, g: 200, b: 120 },
-        gain_db: 0.0,
-        pan: 0.0,
-        mute: false,
-        solo: false,
-        record_arm: false,
-    }
-}
-
-/// The ops that add a track at the end of the order.
-pub(crate) fn add_track(project: ProjectId, id: TrackId, name: &str) -> Vec<Op> {
-    vec![
-        Op::Create { id: id.into(), record: Record::Track(track(name)) },
-        Op::ListInsert { target: project.into(), item: ListItem::Track(id), at: ListPosition::End },
-    ]
-}
-
-/// A `Set` of one field, without `expect`.
-pub(crate) fn set(target: impl Into<RecordId>, value: Field) -> Op {
-    Op::Set { target: target.into(), value, expect: None }
-}
-
-/// A small deterministic generator (xorshift), so a failing run can be replayed.
-pub(crate) struct Rng(pub(crate) u64);
-
-impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    pub(crate) fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    pub(crate) fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
-    }
-
-    /// Uniform in [0, 1).
-    pub(crate) fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// An empty project at 120 BPM in 4/4 and 48 kHz.
-pub(crate) fn project(name: &str) -> Project {
-    Project {
-        name: name.into(),
-        tempo: Bpm(120.0),
-        time_signature: TimeSignature::FOUR_FOUR,
-        loop_range: None,
-        track_order: vec![],
-        sample_rate: 48_000,
-    }
 }

@@ -5,6 +5,8 @@ use ensemble_protocol::wire::{Bump, Rejection};
 use ensemble_protocol::*;
 use proptest::prelude::*;
 
+use crate::harness::track;
+
 const PROJECT: ProjectId = ProjectId::from_u128(1);
 const USERS: [UserId; 2] = [UserId::from_u128(10), UserId::from_u128(11)];
 
@@ -41,18 +43,6 @@ impl Authority {
             }
             Err(error) => (ServerMsg::Rejected { tx_id: tx.id, reason: Rejection::Apply(error) }, None),
         }
-    }
-}
-
-fn track(name: &str) -> Track {
-    Track {
-        name: name.into(),
-        colour: Colour { r: 1, g: 2, b: 3 },
-        gain_db: 0.0,
-        pan: 0.0,
-        mute: false,
-        solo: false,
-        record_arm: false,
     }
 }
 

@@ -269,8 +269,11 @@ fn references_must_point_at_live_records_of_the_right_kind() {
         OpFailure::WrongKind { id: LOOP.into(), expected: RecordKind::Track, found: RecordKind::AudioAsset }
     );
     let nowhere = TrackId::from_u128(0xabc);
-    let reason =
-        op_failure(rejected(&mut state, vec![create(ClipId::from_u128(0x501), Record::Clip(clip(nowhere)))])).1;
+    let reason = op_failure(rejected(
+        &mut state,
+        vec![create(ClipId::from_u128(0x501), Record::Clip(ensemble_testkit::records::clip(nowhere, LOOP)))],
+    ))
+    .1;
     assert_eq!(reason, OpFailure::Missing(nowhere.into()));
     let reason = op_failure(rejected(&mut state, vec![set(DRUMS, Field::Clip(ClipField::Gain(0.0)))])).1;
     assert_eq!(reason, OpFailure::WrongKind { id: DRUMS.into(), expected: RecordKind::Clip, found: RecordKind::Track });
@@ -283,7 +286,11 @@ fn the_project_record_is_neither_created_nor_deleted() {
     let mut state = demo();
     let reason = op_failure(rejected(&mut state, vec![Op::Delete { target: PROJECT.into() }])).1;
     assert_eq!(reason, OpFailure::ProjectRecord);
-    let reason = op_failure(rejected(&mut state, vec![create(RecordId::from_u128(1), Record::Project(project()))])).1;
+    let reason = op_failure(rejected(
+        &mut state,
+        vec![create(RecordId::from_u128(1), Record::Project(ensemble_testkit::records::project("Demo")))],
+    ))
+    .1;
     assert_eq!(reason, OpFailure::ProjectRecord);
 }
 

@@ -2,25 +2,13 @@
 //! learn the host's time to well under a millisecond.
 
 use ensemble_protocol::jam::{ClockSample, ClockSync, JoinCode, JoinCodeError};
+use ensemble_testkit::Rng as Noise;
 
-/// A small deterministic noise source.
-struct Noise(u64);
-
-impl Noise {
-    /// Uniform in [0, 1).
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// A one-way network delay: 300 µs, plus jitter that is mostly small and sometimes large
-    /// (a queue), in nanoseconds.
-    fn delay(&mut self) -> f64 {
-        let jitter = -self.next().max(1e-12).ln() * 150_000.0; // exponential, mean 150 µs
-        300_000.0 + jitter.min(5_000_000.0)
-    }
+/// A one-way network delay: 300 µs, plus jitter that is mostly small and sometimes large
+/// (a queue), in nanoseconds.
+fn delay(noise: &mut Noise) -> f64 {
+    let jitter = -noise.unit().max(1e-12).ln() * 150_000.0; // exponential, mean 150 µs
+    300_000.0 + jitter.min(5_000_000.0)
 }
 
 /// A machine's clock: `start + true_ns × (1 + drift)`.
@@ -43,9 +31,9 @@ impl Clock {
 
 /// One exchange starting at true time `t`, through the noisy network.
 fn exchange(peer: Clock, host: Clock, t: f64, noise: &mut Noise) -> ClockSample {
-    let arrive = t + noise.delay();
+    let arrive = t + delay(noise);
     let reply = arrive + 20_000.0; // the host takes 20 µs to answer
-    let back = reply + noise.delay();
+    let back = reply + delay(noise);
     ClockSample { t0: peer.at(t), t1: host.at(arrive), t2: host.at(reply), t3: peer.at(back) }
 }
 
@@ -63,7 +51,7 @@ fn three_peers_half_a_second_off_and_drifting_learn_the_hosts_time_within_half_a
     for step in 0..64 {
         let t = 1e9 + f64::from(step) * 250e6;
         for (peer, sync) in peers.iter().zip(&mut syncs) {
-            assert!(sync.add(exchange(*peer, host, t + noise.next() * 1e6, &mut noise)));
+            assert!(sync.add(exchange(*peer, host, t + noise.unit() * 1e6, &mut noise)));
         }
     }
     // A start the host schedules two seconds after the last exchange.
@@ -187,8 +175,8 @@ fn jam_messages_round_trip_and_bad_bytes_are_errors() {
     // Every short byte string is either a message or an error.
     let mut noise = Noise(99);
     for _ in 0..20_000 {
-        let len = (noise.next() * 24.0) as usize;
-        let bytes: Vec<u8> = (0..len).map(|_| (noise.next() * 256.0) as u8).collect();
+        let len = (noise.unit() * 24.0) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| (noise.unit() * 256.0) as u8).collect();
         let _ = JamMsg::decode(&bytes);
         let _ = ensemble_protocol::jam::Beacon::decode(&[b"ENSJ".as_slice(), &bytes].concat());
     }

@@ -138,7 +138,7 @@ fn realize(state: &ProjectState, recipe: &Recipe, next_id: &mut u128) -> Vec<Op>
                 length: Ticks(length),
                 fade_in: Ticks(fades.0),
                 fade_out: Ticks(fades.1),
-                ..clip(as_track(track))
+                ..ensemble_testkit::records::clip(as_track(track), LOOP)
             };
             create(fresh(), Record::Clip(clip))
         }

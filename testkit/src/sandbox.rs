@@ -13,10 +13,11 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::Error;
+/// Why the throwaway Postgres is not there.
+pub type Error = std::io::Error;
 
 fn failed(what: impl std::fmt::Display) -> Error {
-    Error::Config(format!("throwaway Postgres: {what}"))
+    Error::other(format!("throwaway Postgres: {what}"))
 }
 
 /// Where the server binaries are.
@@ -113,5 +114,5 @@ pub fn postgres_url() -> Result<String, Error> {
     static URL: OnceLock<Result<String, String>> = OnceLock::new();
     URL.get_or_init(|| std::env::var("ENSEMBLE_TEST_POSTGRES").or_else(|_| start().map_err(|e| e.to_string())))
         .clone()
-        .map_err(Error::Config)
+        .map_err(Error::other)
 }
