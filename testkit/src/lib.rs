@@ -4,6 +4,7 @@
 //! - [`records`]: a project, a track, an asset, a clip and the ops that place them, with plain
 //!   values a test can change with struct update syntax.
 //! - [`Rng`]: one seeded generator (xorshift), so a failing run replays exactly.
+//! - [`tone_wav`]: a WAV file to upload.
 //! - [`sandbox`]: a throwaway Postgres, started once per process and gone when it exits.
 //! - [`loopback`] (feature `authority`): an authority on loopback, and clients for it over QUIC
 //!   or in memory.
@@ -13,9 +14,34 @@ pub mod loopback;
 pub mod records;
 pub mod sandbox;
 
+use std::path::{Path, PathBuf};
+
 // Which checkout this crate was built from: a different one makes cargo rebuild it, so clones
 // sharing the target directory never build each other's code (see `.cargo/config.toml`).
 const _: Option<&str> = option_env!("ENSEMBLE_CHECKOUT");
+
+#[allow(clippy::expect_used)]
+/// Writes `dir/name`, a 16-bit stereo WAV at 48 kHz of `seconds` with a tone of `pitch` Hz on
+/// the left and twice that on the right.
+pub fn tone_wav(dir: &Path, name: &str, seconds: u32, pitch: f32) -> PathBuf {
+    let path = dir.join(name);
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(&path, spec).expect("a WAV file");
+    for i in 0..48_000 * seconds {
+        let t = i as f32 / 48_000.0;
+        for channel in 0..2 {
+            let value = (t * pitch * (channel + 1) as f32 * std::f32::consts::TAU).sin() * 0.4;
+            writer.write_sample((value * 32_767.0) as i16).expect("a WAV file");
+        }
+    }
+    writer.finalize().expect("a WAV file");
+    path
+}
 
 /// A small deterministic generator (xorshift64), so a failing run can be replayed from its seed.
 /// Not for anything that needs real randomness.

@@ -3,7 +3,7 @@
 //! stores.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,27 +23,7 @@ use tempfile::TempDir;
 
 use crate::harness::Clients;
 use crate::harness::{self, Running, add_track, committed};
-
-/// A 16-bit stereo WAV of `seconds` with a different tone per channel.
-fn wav(dir: &Path, name: &str, seconds: u32, pitch: f32) -> PathBuf {
-    let path = dir.join(name);
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(&path, spec).unwrap();
-    for i in 0..48_000 * seconds {
-        let t = i as f32 / 48_000.0;
-        for channel in 0..2 {
-            let value = (t * pitch * (channel + 1) as f32 * std::f32::consts::TAU).sin() * 0.4;
-            writer.write_sample((value * 32_767.0) as i16).unwrap();
-        }
-    }
-    writer.finalize().unwrap();
-    path
-}
+use ensemble_testkit::tone_wav as wav;
 
 /// Both stores, each with a fresh files folder.
 async fn stores() -> Vec<(AnyStore, TempDir, &'static str)> {

@@ -52,18 +52,7 @@ async fn files_move_over_an_in_process_connection_and_shutdown_says_why() {
     let files = FileOptions::in_dir(dir.path().join("files"));
     let running = serve(&store, ServerOptions { files: Some(files), ..ServerOptions::default() }).await;
     let local = in_process(&running, &cast.editor).await;
-    let wav = dir.path().join("tone.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(&wav, spec).unwrap();
-    for i in 0..48_000 {
-        writer.write_sample(((i as f32 * 0.06).sin() * 8_000.0) as i16).unwrap();
-    }
-    writer.finalize().unwrap();
+    let wav = ensemble_testkit::tone_wav(dir.path(), "tone.wav", 1, 440.0);
     let uploaded = local.upload(cast.project, &wav, "tone.wav", None).await.unwrap();
     let Uploaded::Stored { asset, deduplicated: false } = uploaded else { panic!("not stored: {uploaded:?}") };
     let mut bytes = Vec::new();
