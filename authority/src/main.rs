@@ -11,7 +11,7 @@ use ensemble_authority::files::{FileOptions, Library};
 use ensemble_authority::jobs::export_project;
 use ensemble_authority::server::{JamDoor, Server, ServerOptions};
 use ensemble_authority::store::{self, AnyStore, Store};
-use ensemble_authority::tls::Identity;
+use ensemble_authority::tls::{Certificates, Identity};
 use ensemble_protocol::jam::JoinCode;
 use ensemble_protocol::wire::{ExportFormat, ExportRequest};
 use ensemble_protocol::{ProjectId, Role};
@@ -185,9 +185,9 @@ async fn run() -> anyhow::Result<()> {
                 }
                 None => None,
             };
-            let identity = match (cert, key) {
-                (Some(cert), Some(key)) => Identity::from_pem_files(cert, key)?,
-                _ => Identity::load_or_create(&data_dir(&cli)?)?,
+            let certificates = match (cert, key) {
+                (Some(cert), Some(key)) => Certificates::fixed(Identity::from_pem_files(cert, key)?)?,
+                _ => Certificates::self_signed_in(&data_dir(&cli)?.join("certificates"))?,
             };
             let files = FileOptions {
                 max_upload: max_upload_mib << 20,
@@ -196,9 +196,11 @@ async fn run() -> anyhow::Result<()> {
             };
             let options =
                 ServerOptions { listen: *listen, open: *open, files: Some(files), door, ..ServerOptions::default() };
-            let server = Server::start(store, identity, options).await?;
+            let server = Server::start(store, certificates, options).await?;
             println!("ensemble-authority listening on {}", server.local_addr()?);
-            println!("certificate fingerprint (SHA-256): {}", server.fingerprint());
+            let hashes: Vec<String> = server.certificate_hashes().iter().map(ToString::to_string).collect();
+            // Clients pin both: the second takes over at the next rotation (see `tls`).
+            println!("certificate hashes (SHA-256, current,next): {}", hashes.join(","));
             match (open, join_code) {
                 (true, Some(_)) => {
                     println!("open: anyone with the join code may join with a display name as an editor")

@@ -42,7 +42,7 @@ use crate::auth::{LoginGuard, LoginLimits};
 use crate::files::{FileOptions, Library, Transfers};
 use crate::jobs::{ExportJob, JobRunner};
 use crate::store::{Store, UserRow};
-use crate::tls::{Identity, server_config};
+use crate::tls::{Certificates, server_config};
 use crate::{Error, auth};
 
 /// How long a new connection has to open its stream, and then for each handshake step.
@@ -140,7 +140,8 @@ struct Shared<S> {
 #[derive(Debug)]
 pub struct Server {
     endpoint: quinn::Endpoint,
-    fingerprint: Fingerprint,
+    certificates: Certificates,
+    rotation: JoinHandle<()>,
     accept: JoinHandle<()>,
     workers: Option<JoinHandle<()>>,
     in_process: InProcess,
@@ -175,9 +176,13 @@ impl InProcess {
 
 impl Server {
     /// Binds the endpoint and starts accepting connections.
-    pub async fn start<S: Store>(store: S, identity: Identity, options: ServerOptions) -> Result<Server, Error> {
-        let fingerprint = identity.fingerprint();
-        let endpoint = quinn::Endpoint::server(server_config(identity)?, options.listen)?;
+    pub async fn start<S: Store>(
+        store: S,
+        certificates: Certificates,
+        options: ServerOptions,
+    ) -> Result<Server, Error> {
+        let endpoint = quinn::Endpoint::server(server_config(&certificates)?, options.listen)?;
+        let rotation = tokio::spawn(rotate_when_due(certificates.clone()));
         let projects = Arc::new(Projects::new(store.clone()));
         let library = options.files.as_ref().map(|files| Library::open(&files.dir)).transpose()?;
         let jobs = JobRunner::new();
@@ -203,7 +208,7 @@ impl Server {
                 };
             }
         });
-        Ok(Server { endpoint, fingerprint, accept, workers, in_process })
+        Ok(Server { endpoint, certificates, rotation, accept, workers, in_process })
     }
 
     /// The address the endpoint is bound to.
@@ -211,9 +216,19 @@ impl Server {
         Ok(self.endpoint.local_addr()?)
     }
 
-    /// The certificate fingerprint clients pin.
+    /// The hash of the certificate served now.
     pub fn fingerprint(&self) -> Fingerprint {
-        self.fingerprint
+        self.certificates.current()
+    }
+
+    /// The hashes clients pin: the current certificate's, then (self-signed) the next one's.
+    pub fn certificate_hashes(&self) -> Vec<Fingerprint> {
+        self.certificates.hashes()
+    }
+
+    /// What it presents (to rotate by hand, or to read the hashes later).
+    pub fn certificates(&self) -> &Certificates {
+        &self.certificates
     }
 
     /// Opens in-memory connections to this authority (see [`InProcess`]).
@@ -228,6 +243,7 @@ impl Server {
         self.endpoint.close(close::SHUTDOWN.into(), reason);
         self.endpoint.wait_idle().await;
         self.accept.abort();
+        self.rotation.abort();
         if let Some(workers) = self.workers {
             workers.abort();
         }
@@ -248,6 +264,18 @@ struct Close {
 impl Close {
     fn protocol(reason: impl Into<String>) -> Self {
         Close { code: close::PROTOCOL_ERROR, reason: reason.into() }
+    }
+}
+
+/// Rotates self-signed certificates whenever a rotation falls due (see [`crate::tls`]).
+async fn rotate_when_due(certificates: Certificates) {
+    while let Some(due) = certificates.rotation_due() {
+        tokio::time::sleep(due).await;
+        if let Err(error) = certificates.rotate() {
+            // The current certificate stays valid for days: try again in an hour.
+            tracing::error!(%error, "cannot rotate the certificates");
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 use std::f32::consts::TAU;
 use std::path::Path;
 
+use ensemble_net::conn::Connection;
 use ensemble_net::remote::{Remote, Uploaded};
 use ensemble_protocol::{
     AssetId, Clip, ClipId, Colour, Frames, ListItem, ListPosition, Op, ProjectId, Record, ServerMsg, Ticks, Track,
@@ -122,7 +123,7 @@ pub enum DemoSize {
 }
 
 /// Uploads the demo loops into `project` and lays out the song (or the stress project).
-pub async fn seed(remote: &mut Remote, project: ProjectId, size: DemoSize) -> Result<(), Error> {
+pub async fn seed<C: Connection>(remote: &mut Remote<C>, project: ProjectId, size: DemoSize) -> Result<(), Error> {
     let dir = tempfile::tempdir()?;
     let mut noise = Noise(0x2545_f491);
     let parts: [Part; 3] = [

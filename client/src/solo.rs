@@ -1,9 +1,9 @@
 //! Solo mode: the authority library running inside the client, on its own SQLite store, so one
 //! person can work with nothing else running.
 //!
-//! The in-process authority is the real one, listening on loopback with a fresh self-signed
-//! certificate that the client pins, open to display-name logins (nobody else can reach a
-//! loopback port). Its store lives in [`SoloSettings::dir`]; the client's local store is kept as
+//! The in-process authority is the real one, open to display-name logins; this app reaches it
+//! over in-memory connections (no socket, no certificate). It also listens on loopback (where
+//! nobody else can reach it) with fresh self-signed certificates. Its store lives in [`SoloSettings::dir`]; the client's local store is kept as
 //! usual, so moving a project to a hosted authority later is the same sync. With
 //! [`SoloSettings::lan`] it listens on every interface instead, behind the door a LAN jam's
 //! join code opens (see [`crate::jam`]). Audio files and
@@ -18,12 +18,11 @@ use bevy::prelude::Resource;
 use ensemble_authority::files::FileOptions;
 use ensemble_authority::server::{JamDoor, Server, ServerOptions};
 use ensemble_authority::store::SqliteStore;
-use ensemble_authority::tls::Identity;
+use ensemble_authority::tls::Certificates;
 use ensemble_authority::{admin, auth};
 use ensemble_net::remote::Remote;
-use ensemble_net::tls::Trust;
-use ensemble_net::transport::{Credentials, QuicTransport};
-use ensemble_protocol::ProjectId;
+use ensemble_net::transport::{Credentials, PipeTransport};
+use ensemble_protocol::{PROTOCOL_VERSION, ProjectId};
 
 use crate::Error;
 use crate::demo::DemoSize;
@@ -65,7 +64,7 @@ impl SoloSettings {
 /// A running in-process authority and how to reach it.
 pub(crate) struct Solo {
     pub(crate) server: Server,
-    pub(crate) transport: QuicTransport,
+    pub(crate) transport: PipeTransport,
     pub(crate) project: ProjectId,
 }
 
@@ -95,22 +94,23 @@ pub(crate) async fn start(settings: &SoloSettings) -> Result<Solo, Error> {
     let listen = SocketAddr::from((if settings.lan.is_some() { [0, 0, 0, 0] } else { [127, 0, 0, 1] }, 0));
     let door = settings.lan.as_ref().map(|lan| lan.door.clone());
     let options = ServerOptions { listen, open: true, files: Some(files), door, ..ServerOptions::default() };
-    let server = Server::start(store, Identity::self_signed()?, options).await?;
-    let port = server.local_addr()?.port();
-    let (addr, trust) = (SocketAddr::from(([127, 0, 0, 1], port)), Trust::Pinned(server.fingerprint()));
+    let server = Server::start(store, Certificates::self_signed()?, options).await?;
     if let Some(lan) = &settings.lan {
+        let port = server.local_addr()?.port();
         let served =
             Served { port, fingerprint: server.fingerprint().0, project, display_name: settings.display_name.clone() };
         lan.serve(served);
     }
+    // This app reaches its own authority in memory: no socket, no certificate to pin.
+    let in_process = server.in_process();
     if fresh && let Some(size) = settings.demo {
-        let mut remote = Remote::connect(addr, "localhost", trust.clone()).await?;
+        let mut remote = Remote::over(in_process.connect()?, PROTOCOL_VERSION).await?;
         remote.join_open(&settings.display_name, None).await?;
         crate::demo::seed(&mut remote, project, size).await?;
         remote.close().await;
     }
     let credentials = Credentials::Open { display_name: settings.display_name.clone(), join_code: None };
-    let transport = QuicTransport::new(addr, "localhost", trust, credentials);
+    let transport = PipeTransport::new(move || in_process.connect(), credentials);
     Ok(Solo { server, transport, project })
 }
 

@@ -87,8 +87,9 @@ mod quic {
     /// How a client decides to trust the authority.
     #[derive(Clone, Debug)]
     pub enum Trust {
-        /// Accept exactly the certificate with this fingerprint (self-signed authorities).
-        Pinned(Fingerprint),
+        /// Accept exactly the certificates with these fingerprints (self-signed authorities,
+        /// which publish their current certificate's and the next one's).
+        Pinned(Vec<Fingerprint>),
         /// Accept certificates signed by these CAs for the server's name (hosted authorities).
         Roots(Vec<CertificateDer<'static>>),
     }
@@ -99,9 +100,9 @@ mod quic {
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| Error::Tls(e.to_string()))?;
         let mut tls = match trust {
-            Trust::Pinned(fingerprint) => builder
+            Trust::Pinned(fingerprints) => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(PinnedVerifier { fingerprint, provider: provider() }))
+                .with_custom_certificate_verifier(Arc::new(PinnedVerifier { fingerprints, provider: provider() }))
                 .with_no_client_auth(),
             Trust::Roots(roots) => {
                 let mut store = rustls::RootCertStore::empty();
@@ -124,10 +125,11 @@ mod quic {
         Ok(config)
     }
 
-    /// Trusts exactly one certificate, by fingerprint; still checks the handshake signatures.
+    /// Trusts exactly the certificates it was given, by fingerprint; still checks the handshake
+    /// signatures.
     #[derive(Debug)]
     struct PinnedVerifier {
-        fingerprint: Fingerprint,
+        fingerprints: Vec<Fingerprint>,
         provider: Arc<rustls::crypto::CryptoProvider>,
     }
 
@@ -140,7 +142,7 @@ mod quic {
             _ocsp_response: &[u8],
             _now: UnixTime,
         ) -> Result<ServerCertVerified, rustls::Error> {
-            if Fingerprint::of(end_entity.as_ref()) == self.fingerprint {
+            if self.fingerprints.contains(&Fingerprint::of(end_entity.as_ref())) {
                 Ok(ServerCertVerified::assertion())
             } else {
                 Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))

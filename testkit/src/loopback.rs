@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use ensemble_authority::server::{Server, ServerOptions};
 use ensemble_authority::store::Store;
-use ensemble_authority::tls::Identity;
+use ensemble_authority::tls::Certificates;
 use ensemble_net::conn::pipe::Pipe;
 use ensemble_net::remote::Remote;
 use ensemble_net::tls::Trust;
@@ -26,21 +26,21 @@ pub struct Loopback {
 }
 
 impl Loopback {
-    /// Serves `store` on a free loopback port with a fresh certificate (whatever
+    /// Serves `store` on a free loopback port with fresh certificates (whatever
     /// `options.listen` says).
     pub async fn start<S: Store>(store: S, options: ServerOptions) -> Loopback {
         let options = ServerOptions { listen: LOOPBACK, ..options };
-        Self::start_as(store, identity(), options).await
+        Self::start_as(store, certificates(), options).await
     }
 
-    /// Serves `store` where `options.listen` says, as `identity` (to come back on the same
-    /// address with the same certificate after a stop).
-    pub async fn start_as<S: Store>(store: S, identity: Identity, options: ServerOptions) -> Loopback {
+    /// Serves `store` where `options.listen` says, presenting `certificates` (to come back on
+    /// the same address with the same certificates after a stop).
+    pub async fn start_as<S: Store>(store: S, certificates: Certificates, options: ServerOptions) -> Loopback {
         #[allow(clippy::expect_used)]
-        let server = Server::start(store, identity, options).await.expect("the authority starts");
+        let server = Server::start(store, certificates, options).await.expect("the authority starts");
         #[allow(clippy::expect_used)]
         let addr = server.local_addr().expect("it listens");
-        let trust = Trust::Pinned(server.fingerprint());
+        let trust = Trust::Pinned(server.certificate_hashes());
         Loopback { server, addr, trust }
     }
 
@@ -70,8 +70,8 @@ impl Loopback {
     }
 }
 
-/// A fresh self-signed certificate.
-pub fn identity() -> Identity {
+/// Fresh self-signed certificates (in memory, rotating).
+pub fn certificates() -> Certificates {
     #[allow(clippy::expect_used)]
-    Identity::self_signed().expect("a certificate")
+    Certificates::self_signed().expect("certificates")
 }

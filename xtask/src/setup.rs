@@ -20,6 +20,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("ffmpeg", "encodes test audio in every format, and is the decode benches' peer"),
     ("sox", "checks rendered WAV files (`sox --i`, `sox stat`)"),
     ("iproute2", "network namespaces and links for the jam lab (`ip netns`, `tc`)"),
+    ("openssl", "reads the authority's certificates the way another tool would, in its tests"),
 ];
 
 const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown"];

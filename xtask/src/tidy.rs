@@ -44,7 +44,16 @@ const RULES: &[Rule] = &[
         krate: "ensemble-client",
         selection: &["--no-default-features", "--features", "window"],
         label: " without solo mode",
-        forbidden: &["ensemble-authority", "sqlx-postgres", "argon2", "rcgen", "renet", "renetcode", "flacenc", "if-addrs"],
+        forbidden: &[
+            "ensemble-authority",
+            "sqlx-postgres",
+            "argon2",
+            "rcgen",
+            "renet",
+            "renetcode",
+            "flacenc",
+            "if-addrs",
+        ],
     },
     // What the browser build pulls in must build and run there.
     Rule {

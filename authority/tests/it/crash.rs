@@ -17,8 +17,8 @@ use tokio::process::{Child, Command};
 
 use crate::harness::{self, PASSWORD};
 
-/// Starts `ensemble-authority serve` on `url` and reads its address and fingerprint.
-async fn start(url: &str, dir: &std::path::Path) -> (Child, SocketAddr, Fingerprint) {
+/// Starts `ensemble-authority serve` on `url` and reads its address and certificate hashes.
+async fn start(url: &str, dir: &std::path::Path) -> (Child, SocketAddr, Vec<Fingerprint>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ensemble-authority"))
         .args(["--database", url, "--data-dir"])
         .arg(dir)
@@ -34,8 +34,8 @@ async fn start(url: &str, dir: &std::path::Path) -> (Child, SocketAddr, Fingerpr
         let line = lines.next_line().await.unwrap().expect("the authority exited before it was ready");
         if let Some(rest) = line.strip_prefix("ensemble-authority listening on ") {
             addr = Some(rest.parse().unwrap());
-        } else if let Some(rest) = line.strip_prefix("certificate fingerprint (SHA-256): ") {
-            fingerprint = Some(Fingerprint::parse(rest).unwrap());
+        } else if let Some(rest) = line.strip_prefix("certificate hashes (SHA-256, current,next): ") {
+            fingerprint = Some(rest.split(',').map(|hex| Fingerprint::parse(hex).unwrap()).collect::<Vec<_>>());
         }
     }
     (child, addr.unwrap(), fingerprint.unwrap())
@@ -82,7 +82,7 @@ async fn a_killed_authority_keeps_every_acknowledged_transaction_and_no_half_one
     let writers: Vec<_> = (0..8)
         .map(|i| {
             let user = if i % 2 == 0 { cast.owner.clone() } else { cast.editor.clone() };
-            tokio::spawn(storm(addr, Trust::Pinned(fingerprint), user, cast.project, acknowledged.clone()))
+            tokio::spawn(storm(addr, Trust::Pinned(fingerprint.clone()), user, cast.project, acknowledged.clone()))
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -96,7 +96,7 @@ async fn a_killed_authority_keeps_every_acknowledged_transaction_and_no_half_one
     assert!(acknowledged.len() > 8, "the storm barely started: {} writes acknowledged", acknowledged.len());
 
     let (_child, addr, fingerprint) = start(&url, dir.path()).await;
-    let mut remote = Remote::connect(addr, "localhost", Trust::Pinned(fingerprint)).await.unwrap();
+    let mut remote = Remote::connect(addr, "localhost", Trust::Pinned(fingerprint.clone())).await.unwrap();
     remote.login(&cast.owner, PASSWORD).await.unwrap();
     let subscription = remote.subscribe(cast.project, None).await.unwrap();
     let CatchUp::Snapshot(records) = subscription.catch_up else { panic!("expected a snapshot") };

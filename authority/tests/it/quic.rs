@@ -363,7 +363,7 @@ fn lan_address() -> std::net::IpAddr {
 #[tokio::test]
 async fn a_jam_door_lets_in_other_machines_only_with_the_join_code() {
     use ensemble_authority::server::{JamDoor, Server};
-    use ensemble_authority::tls::Identity;
+    use ensemble_authority::tls::Certificates;
     use ensemble_net::remote::Remote;
     use ensemble_net::tls::Trust;
     use ensemble_protocol::jam::JoinCode;
@@ -375,9 +375,9 @@ async fn a_jam_door_lets_in_other_machines_only_with_the_join_code() {
         ..ServerOptions::default()
     };
     let (store, _dir) = harness::sqlite().await;
-    let server = Server::start(store, Identity::self_signed().unwrap(), options).await.unwrap();
+    let server = Server::start(store, Certificates::self_signed().unwrap(), options).await.unwrap();
     let port = server.local_addr().unwrap().port();
-    let trust = Trust::Pinned(server.fingerprint());
+    let trust = Trust::Pinned(server.certificate_hashes());
     let from_lan = || Remote::connect(std::net::SocketAddr::new(lan_address(), port), "localhost", trust.clone());
     // No jam yet: this machine joins, nobody else does, whatever they type.
     let here = Remote::connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)), "localhost", trust.clone());

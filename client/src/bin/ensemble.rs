@@ -36,7 +36,8 @@ struct Args {
     /// The project to open on that authority.
     #[arg(long)]
     project: Option<ProjectId>,
-    /// The authority's certificate fingerprint, as `ensemble-authority serve` prints it.
+    /// The authority's certificate hashes, as `ensemble-authority serve` prints them (the current
+    /// one, or "current,next", which keeps working across a rotation).
     #[arg(long)]
     fingerprint: Option<String>,
     /// Log in as this user (otherwise join an open authority under your login name).
@@ -127,13 +128,15 @@ fn sync_plugin(args: &Args) -> anyhow::Result<(SyncPlugin, Option<LanAccess>, Op
     };
     let addr = address.to_socket_addrs()?.next().with_context(|| format!("{address} does not resolve"))?;
     let host = address.rsplit_once(':').map_or(address.as_str(), |(host, _)| host);
-    let fingerprint = Fingerprint::parse(args.fingerprint.as_deref().unwrap_or_default())?;
+    let fingerprints =
+        args.fingerprint.as_deref().unwrap_or_default().split(',').map(|hex| Fingerprint::parse(hex.trim()));
+    let fingerprints = fingerprints.collect::<Result<Vec<_>, _>>()?;
     let credentials = match (&args.user, &args.password) {
         (Some(user), Some(password)) => Credentials::Password { user: user.clone(), password: password.clone() },
         (Some(_), None) => bail!("--user needs --password (or ENSEMBLE_PASSWORD)"),
         _ => Credentials::Open { display_name: SoloSettings::in_data_dir().display_name, join_code: None },
     };
-    let transport = QuicTransport::new(addr, host, Trust::Pinned(fingerprint), credentials);
+    let transport = QuicTransport::new(addr, host, Trust::Pinned(fingerprints), credentials);
     let project = args.project.context("--connect needs --project")?;
     Ok((SyncPlugin::remote(transport, project, default_dir()), None, None))
 }

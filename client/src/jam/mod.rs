@@ -189,7 +189,7 @@ pub fn find_jam(port: u16, host: Option<IpAddr>, within: Duration) -> std::io::R
 pub fn joining(found: &FoundJam, code: &JoinCode, display_name: &str, replicas: PathBuf) -> (SyncPlugin, JoinTarget) {
     let credentials =
         Credentials::Open { display_name: display_name.to_owned(), join_code: Some(code.as_str().to_owned()) };
-    let trust = Trust::Pinned(Fingerprint(found.beacon.fingerprint));
+    let trust = Trust::Pinned(vec![Fingerprint(found.beacon.fingerprint)]);
     let transport = QuicTransport::new(found.quic_addr(), "localhost", trust, credentials);
     let target = JoinTarget { renet: found.renet_addr(), code: code.clone(), host_name: found.beacon.host.clone() };
     (SyncPlugin::remote(transport, found.beacon.project, replicas), target)

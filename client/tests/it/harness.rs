@@ -11,7 +11,7 @@ use bevy::prelude::*;
 use ensemble_authority::files::FileOptions;
 use ensemble_authority::server::{InProcess, Server, ServerOptions};
 use ensemble_authority::store::{SqliteStore, Store};
-use ensemble_authority::tls::Identity;
+use ensemble_authority::tls::Certificates;
 use ensemble_authority::{actor, admin};
 use ensemble_client::ClientCorePlugin;
 use ensemble_client::history::EditMsg;
@@ -38,7 +38,7 @@ pub(crate) struct Authority {
     server: Option<Server>,
     pub(crate) addr: SocketAddr,
     trust: Trust,
-    identity: Identity,
+    certificates: Certificates,
     pub(crate) project: ProjectId,
     pub(crate) asset: AssetId,
     /// Opens in-memory connections to the server while it runs.
@@ -52,7 +52,7 @@ impl Authority {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("authority.sqlite").display());
-        let identity = ensemble_testkit::loopback::identity();
+        let certificates = ensemble_testkit::loopback::certificates();
         let asset = AssetId::new_v7();
         let (store, project) = runtime.block_on(async {
             let store = SqliteStore::open(&url).await.unwrap();
@@ -80,8 +80,8 @@ impl Authority {
             store,
             server: None,
             addr: ensemble_testkit::loopback::LOOPBACK,
-            trust: Trust::Pinned(identity.fingerprint()),
-            identity,
+            trust: Trust::Pinned(certificates.hashes()),
+            certificates,
             project,
             asset,
             in_process: Arc::default(),
@@ -95,7 +95,7 @@ impl Authority {
     pub(crate) fn resume(&mut self) {
         let files = FileOptions::in_dir(self._dir.path().join("files"));
         let options = ServerOptions { listen: self.addr, files: Some(files), ..ServerOptions::default() };
-        let started = Loopback::start_as(self.store.clone(), self.identity.clone(), options);
+        let started = Loopback::start_as(self.store.clone(), self.certificates.clone(), options);
         let Loopback { server, addr, .. } = self.runtime.block_on(started);
         self.addr = addr;
         *self.in_process.lock().unwrap() = Some(server.in_process());
