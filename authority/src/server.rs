@@ -1,5 +1,9 @@
 //! The QUIC endpoint and what happens on each connection.
 //!
+//! One UDP port serves native clients (ALPN `ensemble/1`) and browsers (ALPN `h3`: a
+//! WebTransport session at [`WEBTRANSPORT_PATH`]); after the handshake both are the same kind
+//! of session.
+//!
 //! A session is written once, against [`Connection`]: QUIC connections from the endpoint, and
 //! in-memory ones a client in this process opens through [`InProcess`] (tests, tools), take the
 //! same path.
@@ -23,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ensemble_net::conn::pipe::{self, Pipe};
-use ensemble_net::conn::{Connection, QuicConnection};
+use ensemble_net::conn::{Connection, QuicConnection, WebTransportConnection};
 use ensemble_net::framed::{ReadFailure, read_frame_within};
 use ensemble_net::tls::Fingerprint;
 use ensemble_protocol::jam::JoinCode;
@@ -279,10 +283,36 @@ async fn rotate_when_due(certificates: Certificates) {
     }
 }
 
+/// Where a browser opens its WebTransport session (`https://HOST:PORT/ensemble`).
+pub const WEBTRANSPORT_PATH: &str = "/ensemble";
+
 async fn serve_quic<S: Store>(incoming: quinn::Incoming, shared: Arc<Shared<S>>) {
-    match incoming.await {
-        Ok(connection) => serve_connection(QuicConnection::accepted(connection), shared).await,
-        Err(error) => tracing::debug!(%error, "handshake failed"),
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(error) => return tracing::debug!(%error, "handshake failed"),
+    };
+    let protocol = connection
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.protocol);
+    if protocol.as_deref() != Some(web_transport_quinn::ALPN.as_bytes()) {
+        return serve_connection(QuicConnection::accepted(connection), shared).await;
+    }
+    // A browser: HTTP/3, then a WebTransport session at our path, then the same session.
+    let peer = connection.remote_address();
+    let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let request = web_transport_quinn::Request::accept(connection).await.map_err(|error| error.to_string())?;
+        if request.url.path() != WEBTRANSPORT_PATH {
+            let path = request.url.path().to_owned();
+            let _ = request.reject(http::StatusCode::NOT_FOUND).await;
+            return Err(format!("no WebTransport endpoint at {path}"));
+        }
+        request.ok().await.map_err(|error| error.to_string())
+    });
+    match accepted.await {
+        Ok(Ok(session)) => serve_connection(WebTransportConnection::accepted(session, peer), shared).await,
+        Ok(Err(reason)) => tracing::debug!(%reason, "WebTransport session refused"),
+        Err(_) => tracing::debug!("WebTransport handshake timed out"),
     }
 }
 

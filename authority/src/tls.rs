@@ -268,7 +268,8 @@ pub fn server_config(certificates: &Certificates) -> Result<quinn::ServerConfig,
         .map_err(|e| Error::Tls(e.to_string()))?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(Current(certificates.clone())));
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    // Native clients speak `ensemble/1`; browsers open WebTransport sessions over HTTP/3.
+    tls.alpn_protocols = vec![ALPN.to_vec(), web_transport_quinn::ALPN.as_bytes().to_vec()];
     let quic = QuicServerConfig::try_from(tls).map_err(|e| Error::Tls(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     let mut transport = quinn::TransportConfig::default();

@@ -14,3 +14,4 @@ mod in_process;
 mod outage;
 mod quic;
 mod store_suite;
+mod webtransport;
