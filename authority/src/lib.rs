@@ -15,6 +15,7 @@
 //! - [`tls`] makes and loads the certificate; clients pin its SHA-256 fingerprint. The client end
 //!   of the wire (framing, the client session, trust) is the `ensemble-net` crate, which reads
 //!   this end's frames too.
+//! - [`web`] serves the browser build's files and the page's configuration over HTTP.
 //! - [`admin`] holds the operator commands (`user add`, `project create`, …) the binary runs.
 
 pub mod actor;
@@ -25,6 +26,7 @@ pub mod jobs;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod web;
 
 // Which checkout this crate was built from: a different one makes cargo rebuild it, so clones
 // sharing the target directory never build each other's code (see `.cargo/config.toml`).

@@ -12,6 +12,7 @@ use ensemble_authority::jobs::export_project;
 use ensemble_authority::server::{JamDoor, Server, ServerOptions};
 use ensemble_authority::store::{self, AnyStore, Store};
 use ensemble_authority::tls::{Certificates, Identity};
+use ensemble_authority::web::{WebOptions, WebServer};
 use ensemble_protocol::jam::JoinCode;
 use ensemble_protocol::wire::{ExportFormat, ExportRequest};
 use ensemble_protocol::{ProjectId, Role};
@@ -57,6 +58,14 @@ enum Command {
         /// The audio one user may store, in MiB.
         #[arg(long, default_value_t = 51_200)]
         quota_mib: u64,
+        /// Serve the web app (the browser build's folder) over HTTP, with the page's
+        /// configuration at /ensemble.json.
+        #[arg(long)]
+        web: Option<PathBuf>,
+        /// Where --web listens. Browsers open WebTransport only from a secure context, which
+        /// plain HTTP is on localhost and not elsewhere.
+        #[arg(long, default_value = "127.0.0.1:8080", requires = "web")]
+        web_listen: SocketAddr,
     },
     /// Render a project to a WAV file, as the export job does.
     Export {
@@ -176,7 +185,7 @@ async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let store = open_store(&cli).await?;
     match &cli.command {
-        Command::Serve { listen, open, join_code, cert, key, max_upload_mib, quota_mib } => {
+        Command::Serve { listen, open, join_code, cert, key, max_upload_mib, quota_mib, web, web_listen } => {
             let door = match join_code {
                 Some(typed) => {
                     let door = JamDoor::new();
@@ -201,6 +210,14 @@ async fn run() -> anyhow::Result<()> {
             let hashes: Vec<String> = server.certificate_hashes().iter().map(ToString::to_string).collect();
             // Clients pin both: the second takes over at the next rotation (see `tls`).
             println!("certificate hashes (SHA-256, current,next): {}", hashes.join(","));
+            let web = match web {
+                Some(dir) => {
+                    let web = WebServer::start(WebOptions { listen: *web_listen, dir: dir.clone() }, &server).await?;
+                    println!("web app on http://{}/", web.local_addr());
+                    Some(web)
+                }
+                None => None,
+            };
             match (open, join_code) {
                 (true, Some(_)) => {
                     println!("open: anyone with the join code may join with a display name as an editor")
@@ -210,6 +227,9 @@ async fn run() -> anyhow::Result<()> {
             }
             tokio::select! {
                 () = async { let _ = tokio::signal::ctrl_c().await; } => server.shutdown().await,
+            }
+            if let Some(web) = web {
+                web.stop();
             }
         }
         Command::Export { project, out, stems, bits } => {

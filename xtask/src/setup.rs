@@ -21,6 +21,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("sox", "checks rendered WAV files (`sox --i`, `sox stat`)"),
     ("iproute2", "network namespaces and links for the jam lab (`ip netns`, `tc`)"),
     ("openssl", "reads the authority's certificates the way another tool would, in its tests"),
+    ("chromium", "a real browser, headless, for the WebTransport and web app checks"),
 ];
 
 const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown"];

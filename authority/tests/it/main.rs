@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;
+mod browser;
 mod certificates;
 mod crash;
 mod disk_full;
@@ -14,4 +15,5 @@ mod in_process;
 mod outage;
 mod quic;
 mod store_suite;
+mod web;
 mod webtransport;
