@@ -13,6 +13,10 @@ pub enum Error {
     #[cfg(not(target_arch = "wasm32"))]
     #[error("local store migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The browser's storage failed or refused a write (a full quota, a blocked database).
+    #[cfg(target_arch = "wasm32")]
+    #[error("local store: {0}")]
+    Browser(String),
     /// A value could not be encoded or decoded.
     #[error("encoding: {0}")]
     Encoding(#[from] FrameError),

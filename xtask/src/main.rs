@@ -3,7 +3,8 @@
 //! - `cargo xtask run [ARGS]` sets up what is missing and opens the DAW (solo, on the demo song;
 //!   `cargo xtask run --connect HOST:PORT --project ID --fingerprint HEX` joins an authority).
 //! - `cargo xtask ci` runs exactly what CI runs: setup, fmt, clippy, tidy, a check that clones
-//!   sharing the target directory build their own code, the browser build's check, tests, docs, the DAW's screenshot check
+//!   sharing the target directory build their own code, the browser build's check, tests (and
+//!   the browser's, in headless Chromium), docs, the DAW's screenshot check
 //!   under Xvfb, a short jam lab (as root), a short fuzz run.
 //! - `cargo xtask screenshot` runs the screenshot check alone (the image lands in
 //!   `target/screenshots/`).
@@ -11,6 +12,8 @@
 //! - `cargo xtask tidy` checks the dependency rules alone (see `tidy.rs`).
 //! - `cargo xtask wasm-check` checks (clippy, warnings denied) that the crates the browser
 //!   build needs compile for `wasm32-unknown-unknown` with the browser's features.
+//! - `cargo xtask web-test` runs the browser's tests (`client/tests/web.rs`) in headless
+//!   Chromium through `wasm-bindgen-test-runner` and chromedriver.
 //! - `cargo xtask setup` installs the system packages and rustup targets the project needs.
 //! - `cargo xtask fuzz [SECONDS]` fuzzes the frame decoder and the audio decoder, each for
 //!   SECONDS, on the nightly toolchain.
@@ -35,7 +38,7 @@ use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | shared-target | tidy | wasm-check | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
+const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | shared-target | tidy | wasm-check | web-test | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         ["shared-target"] => shared_target::check(),
         ["tidy"] => tidy::check(),
         ["wasm-check"] => wasm_check(),
+        ["web-test"] => web_test(),
         ["fuzz"] => fuzz(60),
         ["fuzz", seconds] => seconds.parse().map_err(|_| format!("not a number of seconds: {seconds}")).and_then(fuzz),
         ["bench", rest @ ..] => cargo(&[&["bench", "-p", "ensemble-benches"], rest].concat()),
@@ -139,6 +143,7 @@ fn ci() -> Result {
     step("shared target", &shared_target::check)?;
     step("browser build (wasm32 check)", &wasm_check)?;
     step("test", &|| cargo(&["test", "--workspace", "--locked"]))?;
+    step("browser tests (headless Chromium)", &web_test)?;
     step("doc", &|| {
         with_env("RUSTDOCFLAGS", "-D warnings", || cargo(&["doc", "--workspace", "--no-deps", "--locked"]))
     })?;
@@ -163,6 +168,14 @@ fn wasm_check() -> Result {
     let packages = ["-p", "ensemble-protocol", "-p", "ensemble-audio", "-p", "ensemble-net", "-p", "ensemble-client"];
     let target = ["--target", tidy::WASM, "--no-default-features", "--features", &features];
     cargo(&[&["clippy", "--locked"][..], &packages, &target, &["--", "-D", "warnings"]].concat())
+}
+
+/// Runs the browser's tests (`client/tests/web.rs`) in headless Chromium.
+fn web_test() -> Result {
+    let target = ["--target", tidy::WASM, "--no-default-features"];
+    with_env("CHROMEDRIVER", "/usr/bin/chromedriver", || {
+        cargo(&[&["test", "--locked", "-p", "ensemble-client", "--test", "web"][..], &target].concat())
+    })
 }
 
 /// Runs `action` with an environment variable set for the commands it starts.

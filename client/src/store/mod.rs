@@ -4,7 +4,8 @@
 //!
 //! [`LocalStore`] is the trait the sync worker writes through; [`SqliteReplicaStore`] is the
 //! native one, one SQLite file per project under the user's data directory
-//! ([`default_dir`]). The browser puts an IndexedDB store behind the same trait (its futures
+//! ([`default_dir`]); `IndexedDbStore` is the browser's, one IndexedDB database per project,
+//! behind the same trait (its futures
 //! need not be `Send`: see [`ensemble_net::MaybeSend`]). Every method is one database
 //! transaction, so a crash leaves either the old or the new state: a bump's records, its seq,
 //! and the removal of the pending edit it confirms land together.
@@ -22,6 +23,11 @@ use crate::Error;
 mod sqlite;
 #[cfg(not(target_arch = "wasm32"))]
 pub use sqlite::SqliteReplicaStore;
+
+#[cfg(target_arch = "wasm32")]
+mod indexed_db;
+#[cfg(target_arch = "wasm32")]
+pub use indexed_db::IndexedDbStore;
 
 /// What a local store holds for its project.
 #[derive(Clone, Debug, PartialEq)]

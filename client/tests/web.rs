@@ -1,0 +1,78 @@
+//! The browser's pieces, in a real browser (headless Chromium through `wasm-bindgen-test`):
+//! the IndexedDB local store keeps what the sync worker gives it across a reload, each write
+//! whole. Run with `cargo xtask web-test`; natively this file is empty.
+#![cfg(target_arch = "wasm32")]
+
+use ensemble_client::store::{IndexedDbStore, LocalStore};
+use ensemble_protocol::wire::{Bump, CatchUp};
+use ensemble_protocol::*;
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn track(name: &str) -> Record {
+    Record::Track(Track {
+        name: name.into(),
+        colour: Colour { r: 10, g: 200, b: 120 },
+        gain_db: 0.0,
+        pan: 0.0,
+        mute: false,
+        solo: false,
+        record_arm: false,
+    })
+}
+
+fn rename(project: ProjectId, id: TrackId, name: &str) -> Transaction {
+    let value = Field::Track(TrackField::Name(name.into()));
+    Transaction::new(project, vec![Op::Set { target: id.into(), value, expect: None }])
+}
+
+#[wasm_bindgen_test]
+async fn the_store_keeps_records_seq_and_pending_edits_across_a_reload() {
+    let project = ProjectId::new_v7();
+    let store = IndexedDbStore::open(project).await.unwrap();
+    assert_eq!(store.load().await.unwrap(), None, "a project never stored here");
+
+    let (drums, bass) = (TrackId::new_v7(), TrackId::new_v7());
+    let snapshot = vec![
+        RecordChange { id: drums.into(), version: Version(1), record: Some(track("Drums")) },
+        RecordChange { id: bass.into(), version: Version(1), record: Some(track("Bass")) },
+    ];
+    store.save_catch_up(Seq(7), &CatchUp::Snapshot(snapshot)).await.unwrap();
+    let edits: Vec<Transaction> = (0..3).map(|i| rename(project, drums, &format!("Drums {i}"))).collect();
+    store.push_pending(&edits).await.unwrap();
+    store.push_pending(&edits[..1]).await.unwrap(); // a resend queues nothing twice
+    let confirmed = RecordChange { id: drums.into(), version: Version(2), record: Some(track("Drums 0")) };
+    let bump = Bump { project, seq: Seq(8), tx_id: edits[0].id, author: UserId::new_v7(), changes: vec![confirmed] };
+    store.save_bump(&bump).await.unwrap();
+    store.forget_pending(&[edits[2].id]).await.unwrap();
+    let gone = RecordChange { id: bass.into(), version: Version(2), record: None };
+    store.save_catch_up(Seq(9), &CatchUp::Delta(vec![gone.clone()])).await.unwrap();
+    store.close();
+
+    // A reload opens the database afresh.
+    let reloaded = IndexedDbStore::open(project).await.unwrap();
+    let saved = reloaded.load().await.unwrap().expect("stored");
+    assert_eq!(saved.seq, Seq(9));
+    assert_eq!(saved.pending, vec![edits[1].clone()], "only the edit neither confirmed nor dropped, once");
+    let mut records = saved.records;
+    records.sort_by_key(|change| change.id != drums.into());
+    assert_eq!(records[0].version, Version(2), "the bump's value replaced the snapshot's");
+    assert_eq!(records[0].record, Some(track("Drums 0")));
+    assert_eq!(records[1], gone, "a deletion is kept as a tombstone");
+}
+
+#[wasm_bindgen_test]
+async fn a_snapshot_replaces_every_record_and_projects_keep_apart() {
+    let (first, second) = (ProjectId::new_v7(), ProjectId::new_v7());
+    let store = IndexedDbStore::open(first).await.unwrap();
+    let old = TrackId::new_v7();
+    let change = RecordChange { id: old.into(), version: Version(1), record: Some(track("Old")) };
+    store.save_catch_up(Seq(1), &CatchUp::Snapshot(vec![change])).await.unwrap();
+    let new = TrackId::new_v7();
+    let change = RecordChange { id: new.into(), version: Version(3), record: Some(track("New")) };
+    store.save_catch_up(Seq(5), &CatchUp::Snapshot(vec![change.clone()])).await.unwrap();
+    assert_eq!(store.load().await.unwrap().unwrap().records, vec![change]);
+    let other = IndexedDbStore::open(second).await.unwrap();
+    assert_eq!(other.load().await.unwrap(), None, "another project's database is its own");
+}
