@@ -2,6 +2,8 @@
 //! the IndexedDB local store keeps what the sync worker gives it across a reload, each write
 //! whole. Run with `cargo xtask web-test`; natively this file is empty.
 #![cfg(target_arch = "wasm32")]
+// `wasm_bindgen_test` functions are tests, though clippy's test allowances do not know them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ensemble_client::store::{IndexedDbStore, LocalStore};
 use ensemble_protocol::wire::{Bump, CatchUp};

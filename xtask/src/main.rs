@@ -170,12 +170,12 @@ fn wasm_check() -> Result {
     cargo(&[&["clippy", "--locked"][..], &packages, &target, &["--", "-D", "warnings"]].concat())
 }
 
-/// Runs the browser's tests (`client/tests/web.rs`) in headless Chromium.
+/// Lints the browser's tests (`client/tests/web.rs`, which the native clippy step never sees),
+/// then runs them in headless Chromium.
 fn web_test() -> Result {
-    let target = ["--target", tidy::WASM, "--no-default-features"];
-    with_env("CHROMEDRIVER", "/usr/bin/chromedriver", || {
-        cargo(&[&["test", "--locked", "-p", "ensemble-client", "--test", "web"][..], &target].concat())
-    })
+    let target = ["--locked", "-p", "ensemble-client", "--target", tidy::WASM, "--no-default-features"];
+    cargo(&[&["clippy", "--tests"][..], &target, &["--", "-D", "warnings"]].concat())?;
+    with_env("CHROMEDRIVER", "/usr/bin/chromedriver", || cargo(&[&["test", "--test", "web"][..], &target].concat()))
 }
 
 /// Runs `action` with an environment variable set for the commands it starts.
