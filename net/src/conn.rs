@@ -56,8 +56,21 @@ pub trait Connection: Clone + std::fmt::Debug + MaybeSend + MaybeSync + 'static 
     fn peer_ip(&self) -> IpAddr;
 }
 
+#[cfg(target_arch = "wasm32")]
+mod browser;
+#[cfg(target_arch = "wasm32")]
+pub use browser::{BrowserConnection, BrowserRecv, BrowserSend};
 #[cfg(feature = "quic")]
 pub use quic::QuicConnection;
+
+/// What a [`Remote`](crate::remote::Remote) talks over when its type does not say: QUIC with
+/// the `quic` feature, else in-memory pipes (the browser names its own connection).
+#[cfg(feature = "quic")]
+pub type DefaultConnection = QuicConnection;
+/// What a [`Remote`](crate::remote::Remote) talks over when its type does not say: QUIC with
+/// the `quic` feature, else in-memory pipes (the browser names its own connection).
+#[cfg(not(feature = "quic"))]
+pub type DefaultConnection = pipe::Pipe;
 #[cfg(feature = "webtransport")]
 pub use webtransport::WebTransportConnection;
 

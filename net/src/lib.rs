@@ -7,11 +7,14 @@
 //!   the body is read. The authority reads its clients' frames with the same code.
 //! - [`tls`] is the client's half of trust: the SHA-256 [`tls::Fingerprint`] a self-signed
 //!   authority is pinned by, and (native) the QUIC client configuration.
-//! - [`remote`] (native, feature `quic`) is a session with an authority over QUIC: handshake,
-//!   login, requests that wait for their answers, uploads and downloads on streams of their own.
+//! - [`conn`] is what a session runs on: a [`conn::Connection`] of bidirectional streams (QUIC,
+//!   WebTransport, in-memory pipes).
+//! - [`remote`] is a session with an authority over any connection: handshake, login, requests
+//!   that wait for their answers, uploads and downloads on streams of their own.
 //! - [`transport`] is the seam a client syncs through: the [`transport::Transport`] trait, which
 //!   opens a logged-in [`transport::Link`] and moves files, and [`transport::QuicTransport`], the
-//!   native one. The browser puts WebTransport behind the same trait.
+//!   native one, and [`transport::PipeTransport`], in memory. The browser dials WebTransport
+//!   behind the same trait.
 //! - [`hash`] names files by content (blake3), as uploads and the authority's blobs do.
 //! - [`rt`] is the little the client needs from an async runtime (spawn, sleep), on tokio
 //!   natively and on the browser's event loop in wasm.
@@ -22,7 +25,6 @@
 pub mod conn;
 pub mod framed;
 pub mod hash;
-#[cfg(feature = "quic")]
 pub mod remote;
 pub mod rt;
 pub mod tls;

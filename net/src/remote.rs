@@ -8,19 +8,19 @@
 //! their answer and keep everything that arrives meanwhile (bumps, mostly) for later `recv`s.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 
 use ensemble_protocol::frame::HARD_MAX_FRAME;
 use ensemble_protocol::wire::{CatchUp, ErrorCode, SessionToken, close, version_advice};
-use ensemble_protocol::{
-    ClientMsg, FrameCodec, PROTOCOL_VERSION, ProjectId, Role, Seq, ServerMsg, Transaction, UserId,
-};
+use ensemble_protocol::{ClientMsg, FrameCodec, ProjectId, Role, Seq, ServerMsg, Transaction, UserId};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::Error;
-use crate::conn::{Closed, Connection, QuicConnection};
+#[cfg(feature = "quic")]
+use crate::conn::QuicConnection;
+use crate::conn::{Closed, Connection, DefaultConnection};
 use crate::framed::{ReadFailure, read_frame};
+#[cfg(feature = "quic")]
 use crate::tls::{Trust, client_config};
 use crate::transport::{FileSink, RecvHalf, SendHalf, Sink};
 
@@ -48,28 +48,33 @@ pub struct Subscription {
 
 /// A connection to an authority: its sending and receiving halves, used together.
 #[derive(Debug)]
-pub struct Remote<C: Connection = QuicConnection> {
+pub struct Remote<C: Connection = DefaultConnection> {
     sender: RemoteSender<C>,
     receiver: RemoteReceiver<C>,
     /// Whether the authority lets anyone join by display name.
     pub open: bool,
 }
 
-impl Remote {
+#[cfg(feature = "quic")]
+impl Remote<QuicConnection> {
     /// Connects to `addr`, checks the certificate against `trust` (for the name
     /// `server_name`), and says hello.
-    pub async fn connect(addr: SocketAddr, server_name: &str, trust: Trust) -> Result<Remote, Error> {
-        Self::connect_with_version(addr, server_name, trust, PROTOCOL_VERSION).await
+    pub async fn connect(addr: std::net::SocketAddr, server_name: &str, trust: Trust) -> Result<Remote, Error> {
+        Self::connect_with_version(addr, server_name, trust, ensemble_protocol::PROTOCOL_VERSION).await
     }
 
     /// [`Remote::connect`], claiming to speak `protocol_version`: for testing the handshake.
     pub async fn connect_with_version(
-        addr: SocketAddr,
+        addr: std::net::SocketAddr,
         server_name: &str,
         trust: Trust,
         protocol_version: u32,
     ) -> Result<Remote, Error> {
-        let bind = if addr.is_ipv6() { SocketAddr::from(([0u16; 8], 0)) } else { SocketAddr::from(([0, 0, 0, 0], 0)) };
+        let bind = if addr.is_ipv6() {
+            std::net::SocketAddr::from(([0u16; 8], 0))
+        } else {
+            std::net::SocketAddr::from(([0, 0, 0, 0], 0))
+        };
         let mut endpoint = quinn::Endpoint::client(bind)?;
         endpoint.set_default_client_config(client_config(trust)?);
         let connecting = endpoint.connect(addr, server_name).map_err(|e| Error::Connection(e.to_string()))?;
@@ -228,7 +233,7 @@ fn lost(connection: &impl Connection, fallback: String) -> Error {
 
 /// The sending half of a [`Remote`].
 #[derive(Debug)]
-pub struct RemoteSender<C: Connection = QuicConnection> {
+pub struct RemoteSender<C: Connection = DefaultConnection> {
     connection: C,
     send: C::SendStream,
     upstream: FrameCodec,
@@ -270,7 +275,7 @@ impl<C: Connection> SendHalf for RemoteSender<C> {
 
 /// The receiving half of a [`Remote`].
 #[derive(Debug)]
-pub struct RemoteReceiver<C: Connection = QuicConnection> {
+pub struct RemoteReceiver<C: Connection = DefaultConnection> {
     connection: C,
     recv: C::RecvStream,
     downstream: FrameCodec,
@@ -332,9 +337,7 @@ impl<C: Connection> Remote<C> {
         until: Option<u64>,
     ) -> Result<Uploaded, Error> {
         let owned = path.to_path_buf();
-        let hash = tokio::task::spawn_blocking(move || crate::hash::hash_file(&owned))
-            .await
-            .map_err(std::io::Error::other)??;
+        let hash = crate::rt::blocking(move || crate::hash::hash_file(&owned)).await?;
         self.upload_hashed(project, path, name, hash, until).await
     }
 
@@ -357,13 +360,13 @@ impl<C: Connection> Remote<C> {
     pub async fn upload_from(
         &self,
         project: ProjectId,
-        mut source: impl std::io::Read + std::io::Seek + Send + 'static,
+        mut source: impl crate::transport::Source,
         name: &str,
         hash: ensemble_protocol::ContentHash,
         until: Option<u64>,
-        mut progress: impl FnMut(u64, u64) + Send,
+        mut progress: impl FnMut(u64, u64) + crate::MaybeSend,
     ) -> Result<Uploaded, Error> {
-        use ensemble_protocol::transfer::{Chunk, MAX_CHUNK, TransferReply, TransferRequest};
+        use ensemble_protocol::transfer::{TransferReply, TransferRequest};
         let size = source.seek(std::io::SeekFrom::End(0))?;
         let (mut send, mut recv) = self.open_transfer().await?;
         let codec = FrameCodec::default();
@@ -374,29 +377,9 @@ impl<C: Connection> Remote<C> {
             TransferReply::Stored { asset, deduplicated } => return Ok(Uploaded::Stored { asset, deduplicated }),
             other => return Err(transfer_refused(other)),
         };
-        // A thread reads and checksums chunks ahead while this task sends the previous ones.
+        // Chunks are read and checksummed ahead while this task sends the previous ones.
         let end = until.map_or(size, |until| until.min(size));
-        let (chunks, mut ready) = tokio::sync::mpsc::channel::<std::io::Result<(Chunk, Vec<u8>)>>(4);
-        let from = offset;
-        tokio::task::spawn_blocking(move || {
-            if let Err(error) = source.seek(std::io::SeekFrom::Start(from)) {
-                let _ = chunks.blocking_send(Err(error));
-                return;
-            }
-            let mut at = from;
-            while at < end {
-                let len = (end - at).min(u64::from(MAX_CHUNK)) as usize;
-                let mut bytes = vec![0u8; len];
-                let read = source
-                    .read_exact(&mut bytes)
-                    .map(|()| (Chunk { offset: at, len: len as u32, crc: crc32fast::hash(&bytes) }, bytes));
-                let failed = read.is_err();
-                if chunks.blocking_send(read).is_err() || failed {
-                    return;
-                }
-                at += len as u64;
-            }
-        });
+        let mut ready = read_ahead(source, offset, end);
         let mut framed = Vec::with_capacity(128);
         while let Some(next) = ready.recv().await {
             let (chunk, bytes) = next?;
@@ -511,4 +494,50 @@ impl<C: Connection> RecvHalf for RemoteReceiver<C> {
     async fn recv(&mut self) -> Result<ServerMsg, String> {
         RemoteReceiver::recv(self).await.map_err(|error| error.to_string())
     }
+}
+
+/// Chunks of `source` from `from` to `end`, each with its checksum, read ahead of the sender: on
+/// a thread of tokio's blocking pool natively, and on the page's event loop in the browser
+/// (where the bytes are already in memory).
+fn read_ahead(
+    mut source: impl crate::transport::Source,
+    from: u64,
+    end: u64,
+) -> tokio::sync::mpsc::Receiver<std::io::Result<(ensemble_protocol::transfer::Chunk, Vec<u8>)>> {
+    use ensemble_protocol::transfer::{Chunk, MAX_CHUNK};
+    let (chunks, ready) = tokio::sync::mpsc::channel(4);
+    let mut next = move |at: u64| -> std::io::Result<(Chunk, Vec<u8>)> {
+        if at == from {
+            source.seek(std::io::SeekFrom::Start(from))?;
+        }
+        let len = (end - at).min(u64::from(MAX_CHUNK)) as usize;
+        let mut bytes = vec![0u8; len];
+        source.read_exact(&mut bytes)?;
+        Ok((Chunk { offset: at, len: len as u32, crc: crc32fast::hash(&bytes) }, bytes))
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    tokio::task::spawn_blocking(move || {
+        let mut at = from;
+        while at < end {
+            let read = next(at);
+            let stop = read.is_err();
+            at += read.as_ref().map_or(0, |(chunk, _)| u64::from(chunk.len));
+            if chunks.blocking_send(read).is_err() || stop {
+                return;
+            }
+        }
+    });
+    #[cfg(target_arch = "wasm32")]
+    crate::rt::spawn(async move {
+        let mut at = from;
+        while at < end {
+            let read = next(at);
+            let stop = read.is_err();
+            at += read.as_ref().map_or(0, |(chunk, _)| u64::from(chunk.len));
+            if chunks.send(read).await.is_err() || stop {
+                return;
+            }
+        }
+    });
+    ready
 }

@@ -217,14 +217,15 @@ pub fn link(user: UserId, name: String, mut sender: impl SendHalf, mut receiver:
 /// Messages that may wait for the network before the client waits too.
 const LINK_CAPACITY: usize = 1024;
 
+#[cfg(target_arch = "wasm32")]
+pub use sessions::{BrowserDial, BrowserTransport};
+pub use sessions::{Dial, PipeDial, PipeTransport, SessionTransport};
 #[cfg(feature = "quic")]
-pub use sessions::{Dial, PipeDial, PipeTransport, QuicDial, QuicTransport, SessionTransport};
+pub use sessions::{QuicDial, QuicTransport};
 
-#[cfg(feature = "quic")]
 mod sessions {
     use std::fmt;
     use std::future::Future;
-    use std::net::SocketAddr;
     use std::sync::Arc;
 
     use ensemble_protocol::transfer::TransferRequest;
@@ -232,10 +233,9 @@ mod sessions {
     use ensemble_protocol::{AssetId, ContentHash, PROTOCOL_VERSION, ProjectId};
 
     use super::{Credentials, Link, Sink, Source, Transport, link};
+    use crate::conn::Connection;
     use crate::conn::pipe::Pipe;
-    use crate::conn::{Connection, QuicConnection};
     use crate::remote::{Remote, Uploaded};
-    use crate::tls::Trust;
     use crate::{Error, MaybeSend, MaybeSync};
 
     /// How a [`SessionTransport`] reaches the authority anew: a connection, handshake done.
@@ -257,6 +257,7 @@ mod sessions {
     }
 
     /// An authority over QUIC.
+    #[cfg(feature = "quic")]
     pub type QuicTransport = SessionTransport<QuicDial>;
 
     /// An authority in this process, over in-memory pipes.
@@ -283,9 +284,15 @@ mod sessions {
         }
     }
 
+    #[cfg(feature = "quic")]
     impl QuicTransport {
         /// An authority at `addr`, whose certificate `trust` accepts for `server_name`.
-        pub fn new(addr: SocketAddr, server_name: &str, trust: Trust, credentials: Credentials) -> Self {
+        pub fn new(
+            addr: std::net::SocketAddr,
+            server_name: &str,
+            trust: crate::tls::Trust,
+            credentials: Credentials,
+        ) -> Self {
             Self::dialling(QuicDial { addr, server_name: server_name.to_owned(), trust }, credentials)
         }
     }
@@ -301,18 +308,51 @@ mod sessions {
     }
 
     /// Dials QUIC.
+    #[cfg(feature = "quic")]
     #[derive(Clone, Debug)]
     pub struct QuicDial {
-        addr: SocketAddr,
+        addr: std::net::SocketAddr,
         server_name: String,
-        trust: Trust,
+        trust: crate::tls::Trust,
     }
 
+    #[cfg(feature = "quic")]
     impl Dial for QuicDial {
-        type Connection = QuicConnection;
+        type Connection = crate::conn::QuicConnection;
 
         async fn dial(&self) -> Result<Remote, Error> {
             Remote::connect(self.addr, &self.server_name, self.trust.clone()).await
+        }
+    }
+
+    /// An authority over WebTransport, from a page.
+    #[cfg(target_arch = "wasm32")]
+    pub type BrowserTransport = SessionTransport<BrowserDial>;
+
+    #[cfg(target_arch = "wasm32")]
+    impl BrowserTransport {
+        /// The authority whose WebTransport endpoint is `url` (`https://host:port/ensemble`),
+        /// trusting the certificates with these hashes (as its `/ensemble.json` gives them).
+        pub fn new(url: &str, hashes: Vec<crate::tls::Fingerprint>, credentials: Credentials) -> Self {
+            Self::dialling(BrowserDial { url: url.to_owned(), hashes }, credentials)
+        }
+    }
+
+    /// Dials WebTransport from a page.
+    #[cfg(target_arch = "wasm32")]
+    #[derive(Clone, Debug)]
+    pub struct BrowserDial {
+        url: String,
+        hashes: Vec<crate::tls::Fingerprint>,
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    impl Dial for BrowserDial {
+        type Connection = crate::conn::BrowserConnection;
+
+        async fn dial(&self) -> Result<Remote<Self::Connection>, Error> {
+            let connection = crate::conn::BrowserConnection::dial(&self.url, &self.hashes).await?;
+            Remote::over(connection, PROTOCOL_VERSION).await
         }
     }
 
@@ -348,7 +388,7 @@ mod sessions {
             source: Box<dyn Source>,
             name: &str,
             hash: ContentHash,
-            progress: impl FnMut(u64, u64) + Send + 'static,
+            progress: impl FnMut(u64, u64) + MaybeSend + 'static,
         ) -> Result<AssetId, Error> {
             let remote = self.logged_in().await?;
             let uploaded = remote.upload_from(project, source, name, hash, None, progress).await;

@@ -27,6 +27,7 @@ mod screenshot;
 mod setup;
 mod shared_target;
 mod tidy;
+mod web_authority;
 
 // Which checkout this crate was built from: a different one makes cargo rebuild it, so clones
 // sharing the target directory never build each other's code (see `.cargo/config.toml`).
@@ -170,12 +171,19 @@ fn wasm_check() -> Result {
     cargo(&[&["clippy", "--locked"][..], &packages, &target, &["--", "-D", "warnings"]].concat())
 }
 
-/// Lints the browser's tests (`client/tests/web.rs`, which the native clippy step never sees),
-/// then runs them in headless Chromium.
+/// Lints the browser's tests (`net/tests/web.rs`, `client/tests/web.rs`: the native clippy
+/// step never sees them), then runs them in headless Chromium: the transport's against an
+/// authority started here, the local store's on their own.
 fn web_test() -> Result {
-    let target = ["--locked", "-p", "ensemble-client", "--target", tidy::WASM, "--no-default-features"];
-    cargo(&[&["clippy", "--tests"][..], &target, &["--", "-D", "warnings"]].concat())?;
-    with_env("CHROMEDRIVER", "/usr/bin/chromedriver", || cargo(&[&["test", "--test", "web"][..], &target].concat()))
+    let wasm = ["--locked", "--target", tidy::WASM, "--no-default-features"];
+    let crates = ["-p", "ensemble-net", "-p", "ensemble-client"];
+    cargo(&[&["clippy", "--tests"][..], &wasm, &crates, &["--", "-D", "warnings"]].concat())?;
+    let authority = web_authority::start()?;
+    with_env("CHROMEDRIVER", "/usr/bin/chromedriver", || {
+        with_env("ENSEMBLE_TEST_AUTHORITY", &authority.spec, || {
+            cargo(&[&["test", "--test", "web"][..], &wasm, &crates].concat())
+        })
+    })
 }
 
 /// Runs `action` with an environment variable set for the commands it starts.

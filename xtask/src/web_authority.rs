@@ -1,0 +1,88 @@
+//! An authority for the browser's tests: a real `ensemble-authority serve --open` on loopback
+//! with a fresh data folder and one project, stopped when dropped. The tests learn where it is
+//! from `ENSEMBLE_TEST_AUTHORITY` (`URL HASH,HASH PROJECT`), compiled into them.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use crate::{Result, cargo, clean, root, target_dir};
+
+/// A running authority and how the tests reach it.
+pub(crate) struct WebAuthority {
+    child: Child,
+    /// `URL HASH,HASH PROJECT`.
+    pub(crate) spec: String,
+    _dir: PathBuf,
+}
+
+impl Drop for WebAuthority {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+fn authority(dir: &std::path::Path) -> Command {
+    let mut command = clean(Command::new(target_dir().join("debug").join("ensemble-authority")));
+    command.arg("--data-dir").arg(dir).current_dir(root());
+    command
+}
+
+/// Runs an operator command, feeding `input` on stdin; returns what it printed.
+fn operator(dir: &std::path::Path, args: &[&str], input: &str) -> Result<String> {
+    let mut child = authority(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("ensemble-authority {}: {e}", args.join(" ")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!("ensemble-authority {} failed", args.join(" ")));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+pub(crate) fn start() -> Result<WebAuthority> {
+    cargo(&["build", "--locked", "-p", "ensemble-authority"])?;
+    let dir = std::env::temp_dir().join(format!("ensemble-web-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    operator(&dir, &["user", "add", "owner"], "web test password\n")?;
+    let project = operator(&dir, &["project", "create", "Web Test", "--owner", "owner"], "")?;
+    let mut child = authority(&dir)
+        .args(["serve", "--open", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("ensemble-authority serve: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    // Read its lines on a thread that keeps draining them: a closed pipe would kill it.
+    let (said, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(std::result::Result::ok) {
+            let _ = said.send(line);
+        }
+    });
+    let (mut port, mut hashes) = (None, None);
+    while port.is_none() || hashes.is_none() {
+        let Ok(line) = lines.recv_timeout(std::time::Duration::from_secs(30)) else { break };
+        if let Some(addr) = line.strip_prefix("ensemble-authority listening on ") {
+            port = addr.rsplit(':').next().map(str::to_owned);
+        } else if let Some(found) = line.strip_prefix("certificate hashes (SHA-256, current,next): ") {
+            hashes = Some(found.to_owned());
+        }
+    }
+    let (Some(port), Some(hashes)) = (port, hashes) else {
+        let _ = child.kill();
+        return Err("the authority did not say where it listens".into());
+    };
+    let spec = format!("https://127.0.0.1:{port}/ensemble {hashes} {project}");
+    eprintln!("web-test: authority at {spec}");
+    Ok(WebAuthority { child, spec, _dir: dir })
+}
