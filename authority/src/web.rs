@@ -16,7 +16,7 @@ use axum::Json;
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::routing::get;
-use serde::Serialize;
+use ensemble_net::transport::PageConfig;
 use tokio::task::JoinHandle;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -32,17 +32,6 @@ pub struct WebOptions {
     pub listen: SocketAddr,
     /// The folder holding `index.html`, the JavaScript and the wasm.
     pub dir: PathBuf,
-}
-
-/// What `/ensemble.json` tells the page.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct PageConfig {
-    /// The UDP port of the authority's WebTransport endpoint (on the page's own host).
-    pub port: u16,
-    /// The endpoint's path.
-    pub path: String,
-    /// SHA-256 hashes of the certificates to pin, lowercase hex, the current one first.
-    pub certificate_hashes: Vec<String>,
 }
 
 /// The web app's HTTP server, running.

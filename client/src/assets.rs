@@ -29,6 +29,12 @@ impl AssetCache {
         Ok(AssetCache { dir })
     }
 
+    /// A cache in `dir`, made when the first file is kept (where making it at once may fail:
+    /// the browser has no folders, and its cache fails each file until it keeps them itself).
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        AssetCache { dir: dir.into() }
+    }
+
     /// The cache in the user's cache directory (`ensemble/assets`).
     pub fn in_cache_dir() -> Result<Self, Error> {
         Self::new(dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("ensemble").join("assets"))
@@ -56,6 +62,7 @@ impl AssetCache {
     pub fn insert(&self, hash: ContentHash, source: &UploadSource) -> Result<PathBuf, Error> {
         let path = self.path(hash);
         if !path.is_file() {
+            std::fs::create_dir_all(&self.dir)?;
             let partial = path.with_extension("partial");
             match source {
                 UploadSource::File(file) => std::fs::copy(file, &partial).map(drop)?,
@@ -85,6 +92,7 @@ impl AssetCache {
         partial.push(".partial");
         let partial = PathBuf::from(partial);
         let request = TransferRequest::Download { project, asset, what, offset: 0 };
+        std::fs::create_dir_all(&self.dir)?;
         let mut sink = FileSink::open(&partial)?;
         transport.download(request, &mut sink).await?;
         drop(sink);

@@ -20,6 +20,30 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{Error, MaybeSend, MaybeSync};
 
+/// What a page needs to reach the authority that served it (`/ensemble.json`): its WebTransport
+/// endpoint on the page's own host, and the certificate hashes to pin.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PageConfig {
+    /// The UDP port of the WebTransport endpoint.
+    pub port: u16,
+    /// The endpoint's path.
+    pub path: String,
+    /// SHA-256 hashes of the certificates to pin, lowercase hex, the current one first.
+    pub certificate_hashes: Vec<String>,
+}
+
+impl PageConfig {
+    /// The endpoint's URL on `host`.
+    pub fn url(&self, host: &str) -> String {
+        format!("https://{host}:{}{}", self.port, self.path)
+    }
+
+    /// The hashes, parsed.
+    pub fn hashes(&self) -> Result<Vec<crate::tls::Fingerprint>, Error> {
+        self.certificate_hashes.iter().map(|hash| crate::tls::Fingerprint::parse(hash)).collect()
+    }
+}
+
 /// Who we are to the authority.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Credentials {

@@ -12,6 +12,10 @@
 //! - `cargo xtask tidy` checks the dependency rules alone (see `tidy.rs`).
 //! - `cargo xtask wasm-check` checks (clippy, warnings denied) that the crates the browser
 //!   build needs compile for `wasm32-unknown-unknown` with the browser's features.
+//! - `cargo xtask web` builds the browser client (WebGPU and WebGL2) into `target/web` and
+//!   serves it from an authority on this machine, printing the link to open.
+//! - `cargo xtask web-smoke` opens the WebGPU build in headless Chromium against a fresh
+//!   authority: it must come online and draw (the screenshot lands in `target/screenshots/`).
 //! - `cargo xtask web-test` runs the browser's tests (`client/tests/web.rs`) in headless
 //!   Chromium through `wasm-bindgen-test-runner` and chromedriver.
 //! - `cargo xtask setup` installs the system packages and rustup targets the project needs.
@@ -27,6 +31,7 @@ mod screenshot;
 mod setup;
 mod shared_target;
 mod tidy;
+mod web;
 mod web_authority;
 
 // Which checkout this crate was built from: a different one makes cargo rebuild it, so clones
@@ -39,7 +44,7 @@ use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | shared-target | tidy | wasm-check | web-test | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
+const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | shared-target | tidy | wasm-check | web-test | web | web-smoke | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -53,6 +58,8 @@ fn main() -> ExitCode {
         ["tidy"] => tidy::check(),
         ["wasm-check"] => wasm_check(),
         ["web-test"] => web_test(),
+        ["web"] => web::serve(),
+        ["web-smoke"] => web::smoke(),
         ["fuzz"] => fuzz(60),
         ["fuzz", seconds] => seconds.parse().map_err(|_| format!("not a number of seconds: {seconds}")).and_then(fuzz),
         ["bench", rest @ ..] => cargo(&[&["bench", "-p", "ensemble-benches"], rest].concat()),
@@ -145,6 +152,7 @@ fn ci() -> Result {
     step("browser build (wasm32 check)", &wasm_check)?;
     step("test", &|| cargo(&["test", "--workspace", "--locked"]))?;
     step("browser tests (headless Chromium)", &web_test)?;
+    step("browser app (headless Chromium, WebGPU)", &web::smoke)?;
     step("doc", &|| {
         with_env("RUSTDOCFLAGS", "-D warnings", || cargo(&["doc", "--workspace", "--no-deps", "--locked"]))
     })?;
@@ -178,7 +186,7 @@ fn web_test() -> Result {
     let wasm = ["--locked", "--target", tidy::WASM, "--no-default-features"];
     let crates = ["-p", "ensemble-net", "-p", "ensemble-client"];
     cargo(&[&["clippy", "--tests"][..], &wasm, &crates, &["--", "-D", "warnings"]].concat())?;
-    let authority = web_authority::start()?;
+    let authority = web_authority::start(None)?;
     with_env("CHROMEDRIVER", "/usr/bin/chromedriver", || {
         with_env("ENSEMBLE_TEST_AUTHORITY", &authority.spec, || {
             cargo(&[&["test", "--test", "web"][..], &wasm, &crates].concat())

@@ -87,14 +87,14 @@ fn tempfile_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-struct Image {
+pub(crate) struct Image {
     width: usize,
     height: usize,
     rgb: Vec<u8>,
 }
 
 impl Image {
-    fn read(path: &Path) -> Result<Image> {
+    pub(crate) fn read(path: &Path) -> Result<Image> {
         let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
         decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
@@ -108,7 +108,7 @@ impl Image {
     }
 
     /// The share of pixels inside a rectangle within `tolerance` of `colour` on every channel.
-    fn share_near(&self, [left, top, right, bottom]: [f64; 4], colour: [f64; 3], tolerance: f64) -> f64 {
+    pub(crate) fn share_near(&self, [left, top, right, bottom]: [f64; 4], colour: [f64; 3], tolerance: f64) -> f64 {
         let (x0, x1) = (left.max(0.0) as usize, (right as usize).min(self.width));
         let (y0, y1) = (top.max(0.0) as usize, (bottom as usize).min(self.height));
         let (mut near, mut all) = (0usize, 0usize);
@@ -129,7 +129,7 @@ impl Image {
     }
 
     /// The mean colour inside a rectangle (in pixels).
-    fn mean(&self, [left, top, right, bottom]: [f64; 4]) -> Option<[f64; 3]> {
+    pub(crate) fn mean(&self, [left, top, right, bottom]: [f64; 4]) -> Option<[f64; 3]> {
         let (x0, x1) = (left.max(0.0) as usize, (right as usize).min(self.width));
         let (y0, y1) = (top.max(0.0) as usize, (bottom as usize).min(self.height));
         let mut sum = [0.0; 3];

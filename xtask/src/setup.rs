@@ -29,8 +29,25 @@ const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown"];
 
 pub(crate) fn setup() -> Result {
     apt_packages()?;
+    node()?;
     rust_targets()?;
     wasm_bindgen_cli()
+}
+
+/// Node and npm, which run the browser app's smoke check (puppeteer-core drives Chromium). A
+/// machine may have them from elsewhere (NodeSource's `nodejs` carries npm); Debian's come as
+/// two packages.
+fn node() -> Result {
+    let npm = Command::new("npm").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if npm.is_ok_and(|status| status.success()) {
+        return Ok(());
+    }
+    let install = ["install", "-y", "-q", "--no-install-recommends", "nodejs", "npm"];
+    if is_root() {
+        command_in(&root(), "apt-get", &install)
+    } else {
+        command_in(&root(), "sudo", &[&["apt-get"][..], &install].concat())
+    }
 }
 
 /// The `wasm-bindgen` version `Cargo.lock` pins: the CLI and test runner must be the same.

@@ -1,5 +1,6 @@
 //! An authority for the browser's tests: a real `ensemble-authority serve --open` on loopback
-//! with a fresh data folder and one project, stopped when dropped. The tests learn where it is
+//! with a fresh data folder and one project (and the web app, for the smoke check), stopped
+//! when dropped. The tests learn where it is
 //! from `ENSEMBLE_TEST_AUTHORITY` (`URL HASH,HASH PROJECT`), compiled into them.
 
 use std::io::{BufRead, BufReader, Write};
@@ -13,6 +14,10 @@ pub(crate) struct WebAuthority {
     child: Child,
     /// `URL HASH,HASH PROJECT`.
     pub(crate) spec: String,
+    /// The project it holds.
+    pub(crate) project: String,
+    /// Where it serves the web app, when asked to.
+    pub(crate) web: Option<String>,
     _dir: PathBuf,
 }
 
@@ -48,15 +53,20 @@ fn operator(dir: &std::path::Path, args: &[&str], input: &str) -> Result<String>
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-pub(crate) fn start() -> Result<WebAuthority> {
+/// Starts one (serving the web app in `web`, when given).
+pub(crate) fn start(web: Option<&std::path::Path>) -> Result<WebAuthority> {
     cargo(&["build", "--locked", "-p", "ensemble-authority"])?;
     let dir = std::env::temp_dir().join(format!("ensemble-web-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     operator(&dir, &["user", "add", "owner"], "web test password\n")?;
     let project = operator(&dir, &["project", "create", "Web Test", "--owner", "owner"], "")?;
-    let mut child = authority(&dir)
-        .args(["serve", "--open", "--listen", "127.0.0.1:0"])
+    let mut command = authority(&dir);
+    command.args(["serve", "--open", "--listen", "127.0.0.1:0"]);
+    if let Some(web) = web {
+        command.arg("--web").arg(web).args(["--web-listen", "127.0.0.1:0"]);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -69,13 +79,15 @@ pub(crate) fn start() -> Result<WebAuthority> {
             let _ = said.send(line);
         }
     });
-    let (mut port, mut hashes) = (None, None);
-    while port.is_none() || hashes.is_none() {
+    let (mut port, mut hashes, mut site) = (None, None, None);
+    while port.is_none() || hashes.is_none() || (web.is_some() && site.is_none()) {
         let Ok(line) = lines.recv_timeout(std::time::Duration::from_secs(30)) else { break };
         if let Some(addr) = line.strip_prefix("ensemble-authority listening on ") {
             port = addr.rsplit(':').next().map(str::to_owned);
         } else if let Some(found) = line.strip_prefix("certificate hashes (SHA-256, current,next): ") {
             hashes = Some(found.to_owned());
+        } else if let Some(url) = line.strip_prefix("web app on ") {
+            site = Some(url.to_owned());
         }
     }
     let (Some(port), Some(hashes)) = (port, hashes) else {
@@ -84,5 +96,5 @@ pub(crate) fn start() -> Result<WebAuthority> {
     };
     let spec = format!("https://127.0.0.1:{port}/ensemble {hashes} {project}");
     eprintln!("web-test: authority at {spec}");
-    Ok(WebAuthority { child, spec, _dir: dir })
+    Ok(WebAuthority { child, spec, project, web: site, _dir: dir })
 }

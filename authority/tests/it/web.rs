@@ -2,7 +2,8 @@
 //! the configuration that tells the page where to open its WebTransport session.
 
 use ensemble_authority::server::{ServerOptions, WEBTRANSPORT_PATH};
-use ensemble_authority::web::{PageConfig, WebOptions, WebServer};
+use ensemble_authority::web::{WebOptions, WebServer};
+use ensemble_net::transport::PageConfig;
 use ensemble_testkit::loopback::Loopback;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -1,0 +1,38 @@
+// The browser app's smoke check, run by `cargo xtask web-smoke`: headless Chromium (WebGPU on
+// SwiftShader) opens the page the authority serves, the app must say it is online within a
+// minute, and the screenshot is kept (and must not be blank).
+import puppeteer from "puppeteer-core";
+
+const [url, out] = process.argv.slice(2);
+const browser = await puppeteer.launch({
+  executablePath: "/usr/bin/chromium",
+  headless: "new",
+  args: [
+    "--no-sandbox",
+    "--enable-unsafe-webgpu",
+    "--enable-features=Vulkan",
+    "--use-vulkan=swiftshader",
+    "--use-angle=swiftshader",
+  ],
+  defaultViewport: { width: 1280, height: 720 },
+});
+let online = null;
+let renderer = null;
+const page = await browser.newPage();
+page.on("console", (message) => {
+  const text = message.text();
+  const said = text.match(/ENSEMBLE (online as \S+|renderer \S+)/);
+  if (said?.[1].startsWith("online")) online = said[1];
+  if (said?.[1].startsWith("renderer")) renderer = said[1];
+  if (/panicked|cannot start/.test(text)) console.log(`page: ${text}`);
+});
+page.on("pageerror", (error) => console.log(`page error: ${error.message}`));
+await page.goto(url);
+const deadline = Date.now() + 60_000;
+while (!online && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+// A few frames after connecting, so the project is drawn.
+await new Promise((r) => setTimeout(r, 3000));
+await page.screenshot({ path: out });
+await browser.close();
+console.log(JSON.stringify({ renderer, online }));
+process.exit(online ? 0 : 1);
