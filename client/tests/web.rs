@@ -8,20 +8,13 @@
 use ensemble_client::store::{IndexedDbStore, LocalStore};
 use ensemble_protocol::wire::{Bump, CatchUp};
 use ensemble_protocol::*;
+use ensemble_testkit::records;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
 fn track(name: &str) -> Record {
-    Record::Track(Track {
-        name: name.into(),
-        colour: Colour { r: 10, g: 200, b: 120 },
-        gain_db: 0.0,
-        pan: 0.0,
-        mute: false,
-        solo: false,
-        record_arm: false,
-    })
+    Record::Track(records::track(name))
 }
 
 fn rename(project: ProjectId, id: TrackId, name: &str) -> Transaction {

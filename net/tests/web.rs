@@ -10,6 +10,7 @@ use ensemble_net::tls::Fingerprint;
 use ensemble_net::transport::{BrowserTransport, Credentials, Transport};
 use ensemble_protocol::transfer::{Served, TransferRequest};
 use ensemble_protocol::*;
+use ensemble_testkit::records;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -55,22 +56,7 @@ async fn a_page_edits_and_moves_files_over_webtransport() {
     assert!(matches!(next(&mut link).await, ServerMsg::Subscribed { .. }), "the page is subscribed");
 
     let track = TrackId::new_v7();
-    let record = Record::Track(Track {
-        name: "From the browser".into(),
-        colour: Colour { r: 200, g: 80, b: 40 },
-        gain_db: 0.0,
-        pan: 0.0,
-        mute: false,
-        solo: false,
-        record_arm: false,
-    });
-    let edit = Transaction::new(
-        project,
-        vec![
-            Op::Create { id: track.into(), record },
-            Op::ListInsert { target: project.into(), item: ListItem::Track(track), at: ListPosition::End },
-        ],
-    );
+    let edit = Transaction::new(project, records::add_track(project, track, "From the browser"));
     link.outgoing.send(ClientMsg::Write(edit.clone())).await.unwrap();
     let mut heard = (false, false);
     while heard != (true, true) {

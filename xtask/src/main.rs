@@ -14,8 +14,9 @@
 //!   build needs compile for `wasm32-unknown-unknown` with the browser's features.
 //! - `cargo xtask web` builds the browser client (WebGPU and WebGL2) into `target/web` and
 //!   serves it from an authority on this machine, printing the link to open.
-//! - `cargo xtask web-smoke` opens the WebGPU build in headless Chromium against a fresh
-//!   authority: it must come online and draw (the screenshot lands in `target/screenshots/`).
+//! - `cargo xtask web-smoke` opens both builds in headless Chromium (WebGPU, and WebGL2 without
+//!   the WebGPU flags) against a fresh authority: each must come online and draw (screenshots in
+//!   `target/screenshots/`).
 //! - `cargo xtask web-test` runs the browser's tests (`client/tests/web.rs`) in headless
 //!   Chromium through `wasm-bindgen-test-runner` and chromedriver.
 //! - `cargo xtask setup` installs the system packages and rustup targets the project needs.
@@ -152,7 +153,7 @@ fn ci() -> Result {
     step("browser build (wasm32 check)", &wasm_check)?;
     step("test", &|| cargo(&["test", "--workspace", "--locked"]))?;
     step("browser tests (headless Chromium)", &web_test)?;
-    step("browser app (headless Chromium, WebGPU)", &web::smoke)?;
+    step("browser app (headless Chromium, WebGPU and WebGL2)", &web::smoke)?;
     step("doc", &|| {
         with_env("RUSTDOCFLAGS", "-D warnings", || cargo(&["doc", "--workspace", "--no-deps", "--locked"]))
     })?;

@@ -1,6 +1,6 @@
 //! The browser client: `cargo xtask web` builds it (WebGPU and WebGL2) into `target/web` beside
-//! its page and serves it from a local authority; `cargo xtask web-smoke` builds the WebGPU one
-//! and has headless Chromium open it against a fresh authority: it must come online and draw.
+//! its page and serves it from a local authority; `cargo xtask web-smoke` has headless Chromium
+//! open each against a fresh authority: it must come online and draw.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -56,22 +56,25 @@ fn puppeteer() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// `cargo xtask web-smoke`: the WebGPU build in headless Chromium against a fresh authority; it
-/// must say it is online within a minute and draw its window. The screenshot is kept in
-/// `target/screenshots/web-1280x720.png`.
+/// `cargo xtask web-smoke`: both builds in headless Chromium against a fresh authority, the
+/// WebGPU one with the flags that give an adapter and the WebGL2 one without: each must be the
+/// one the page picks, say it is online within a minute and draw its window. The screenshots
+/// are kept in `target/screenshots/web-webgpu.png` and `web-webgl2.png`.
 pub(crate) fn smoke() -> Result {
-    let site = build(&RENDERERS[..1])?;
+    let site = build(&RENDERERS)?;
     let driver = puppeteer()?;
     std::fs::copy(root().join("xtask/web/smoke.mjs"), driver.join("smoke.mjs")).map_err(|e| e.to_string())?;
     let authority = web_authority::start(Some(&site))?;
     let web = authority.web.clone().ok_or("the authority did not serve the web app")?;
     let shots = root().join("target").join("screenshots");
     std::fs::create_dir_all(&shots).map_err(|e| e.to_string())?;
-    let shot = shots.join("web-1280x720.png");
-    let url = format!("{web}?project={}&name=Smoke", authority.project);
-    command_in(&driver, "node", &["smoke.mjs", &url, &shot.to_string_lossy()])?;
-    drop(authority);
-    check(&shot)
+    for (_, renderer) in RENDERERS {
+        let shot = shots.join(format!("web-{renderer}.png"));
+        let url = format!("{web}?project={}&name=Smoke", authority.project);
+        command_in(&driver, "node", &["smoke.mjs", &url, &shot.to_string_lossy(), renderer])?;
+        check(&shot)?;
+    }
+    Ok(())
 }
 
 /// The window is drawn: the transport bar holds controls (not just its plain panel), and the

@@ -1,19 +1,15 @@
-// The browser app's smoke check, run by `cargo xtask web-smoke`: headless Chromium (WebGPU on
-// SwiftShader) opens the page the authority serves, the app must say it is online within a
-// minute, and the screenshot is kept (and must not be blank).
+// The browser app's smoke check, run by `cargo xtask web-smoke`: headless Chromium opens the
+// page the authority serves, on WebGPU (SwiftShader's Vulkan, with the flags that give an
+// adapter) or, without them, on WebGL2; the page must pick that renderer, the app must say it
+// is online within a minute, and the screenshot is kept for the check that follows.
 import puppeteer from "puppeteer-core";
 
-const [url, out] = process.argv.slice(2);
+const [url, out, want] = process.argv.slice(2);
+const webgpu = ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader", "--use-angle=swiftshader"];
 const browser = await puppeteer.launch({
   executablePath: "/usr/bin/chromium",
   headless: "new",
-  args: [
-    "--no-sandbox",
-    "--enable-unsafe-webgpu",
-    "--enable-features=Vulkan",
-    "--use-vulkan=swiftshader",
-    "--use-angle=swiftshader",
-  ],
+  args: ["--no-sandbox", ...(want === "webgpu" ? webgpu : [])],
   defaultViewport: { width: 1280, height: 720 },
 });
 let online = null;
@@ -35,4 +31,4 @@ await new Promise((r) => setTimeout(r, 3000));
 await page.screenshot({ path: out });
 await browser.close();
 console.log(JSON.stringify({ renderer, online }));
-process.exit(online ? 0 : 1);
+process.exit(online && renderer === `renderer ${want}` ? 0 : 1);
