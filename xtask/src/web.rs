@@ -32,10 +32,12 @@ fn build(renderers: &[(&str, &str)]) -> Result<PathBuf> {
 }
 
 /// `cargo xtask web`: builds both renderers and serves them from an authority on this machine
-/// until interrupted, printing the link to open.
+/// (its data kept in `target/web-authority`, the page on http://127.0.0.1:8080) until
+/// interrupted, printing the link to open.
 pub(crate) fn serve() -> Result {
     let site = build(&RENDERERS)?;
-    let authority = web_authority::start(Some(&site))?;
+    let data = root().join("target").join("web-authority");
+    let authority = web_authority::start_in(&data, Some((&site, "127.0.0.1:8080")))?;
     let web = authority.web.clone().ok_or("the authority did not serve the web app")?;
     let user = std::env::var("USER").unwrap_or_else(|_| "Guest".into());
     println!("\nEnsemble in the browser: {web}?project={}&name={user}\n(Ctrl+C stops it)", authority.project);

@@ -18,14 +18,17 @@ pub(crate) struct WebAuthority {
     pub(crate) project: String,
     /// Where it serves the web app, when asked to.
     pub(crate) web: Option<String>,
-    _dir: PathBuf,
+    /// Its data folder, removed when it stops (a throwaway one).
+    throwaway: Option<PathBuf>,
 }
 
 impl Drop for WebAuthority {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self._dir);
+        if let Some(dir) = &self.throwaway {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -53,18 +56,34 @@ fn operator(dir: &std::path::Path, args: &[&str], input: &str) -> Result<String>
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// Starts one (serving the web app in `web`, when given).
+/// Starts a throwaway one, on free ports (serving the web app in `web`, when given).
 pub(crate) fn start(web: Option<&std::path::Path>) -> Result<WebAuthority> {
-    cargo(&["build", "--locked", "-p", "ensemble-authority"])?;
     let dir = std::env::temp_dir().join(format!("ensemble-web-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    operator(&dir, &["user", "add", "owner"], "web test password\n")?;
-    let project = operator(&dir, &["project", "create", "Web Test", "--owner", "owner"], "")?;
-    let mut command = authority(&dir);
+    let mut authority = start_in(&dir, web.map(|web| (web, "127.0.0.1:0")))?;
+    authority.throwaway = Some(dir);
+    Ok(authority)
+}
+
+/// Starts one on the data in `dir` (made, with a first project, when new), serving the web app
+/// `(folder, address)` when given.
+pub(crate) fn start_in(dir: &std::path::Path, web: Option<(&std::path::Path, &str)>) -> Result<WebAuthority> {
+    cargo(&["build", "--locked", "-p", "ensemble-authority"])?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let first = dir.join("first-project");
+    let project = match std::fs::read_to_string(&first) {
+        Ok(project) => project.trim().to_owned(),
+        Err(_) => {
+            operator(dir, &["user", "add", "owner"], "web test password\n")?;
+            let project = operator(dir, &["project", "create", "Web Song", "--owner", "owner"], "")?;
+            std::fs::write(&first, &project).map_err(|e| e.to_string())?;
+            project
+        }
+    };
+    let mut command = authority(dir);
     command.args(["serve", "--open", "--listen", "127.0.0.1:0"]);
-    if let Some(web) = web {
-        command.arg("--web").arg(web).args(["--web-listen", "127.0.0.1:0"]);
+    if let Some((folder, listen)) = web {
+        command.arg("--web").arg(folder).args(["--web-listen", listen]);
     }
     let mut child = command
         .stdout(Stdio::piped())
@@ -79,6 +98,7 @@ pub(crate) fn start(web: Option<&std::path::Path>) -> Result<WebAuthority> {
             let _ = said.send(line);
         }
     });
+    let web = web.map(|(folder, _)| folder);
     let (mut port, mut hashes, mut site) = (None, None, None);
     while port.is_none() || hashes.is_none() || (web.is_some() && site.is_none()) {
         let Ok(line) = lines.recv_timeout(std::time::Duration::from_secs(30)) else { break };
@@ -96,5 +116,5 @@ pub(crate) fn start(web: Option<&std::path::Path>) -> Result<WebAuthority> {
     };
     let spec = format!("https://127.0.0.1:{port}/ensemble {hashes} {project}");
     eprintln!("web-test: authority at {spec}");
-    Ok(WebAuthority { child, spec, project, web: site, _dir: dir })
+    Ok(WebAuthority { child, spec, project, web: site, throwaway: None })
 }
