@@ -29,6 +29,20 @@ while (!online && Date.now() < deadline) await new Promise((r) => setTimeout(r, 
 // A few frames after connecting, so the project is drawn.
 await new Promise((r) => setTimeout(r, 3000));
 await page.screenshot({ path: out });
+// Sound waits for a gesture, with the prompt showing; a click starts it and the prompt goes.
+const before = await page.evaluate(() => ({
+  prompt: getComputedStyle(document.getElementById("sound")).display !== "none",
+  states: window.ensembleAudio.map((context) => context.state),
+}));
+await page.mouse.click(640, 400);
+await new Promise((r) => setTimeout(r, 500));
+const after = await page.evaluate(() => ({
+  prompt: document.getElementById("sound") !== null,
+  states: window.ensembleAudio.map((context) => context.state),
+}));
 await browser.close();
-console.log(JSON.stringify({ renderer, online }));
-process.exit(online && renderer === `renderer ${want}` ? 0 : 1);
+const sound =
+  before.prompt && before.states.includes("suspended") && !after.prompt && after.states.length > 0 &&
+  after.states.every((state) => state === "running");
+console.log(JSON.stringify({ renderer, online, before, after }));
+process.exit(online && renderer === `renderer ${want}` && sound ? 0 : 1);
