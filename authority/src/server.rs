@@ -166,7 +166,7 @@ impl InProcess {
         let stopped = || ensemble_net::Error::Connection("the authority has stopped".into());
         self.accept.send(server.clone()).map_err(|_| stopped())?;
         let mut open = self.open.lock().map_err(|_| stopped())?;
-        open.retain(|pipe| pipe.closed().is_none());
+        open.retain(Pipe::is_alive);
         open.push(server);
         Ok(client)
     }

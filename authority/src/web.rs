@@ -82,9 +82,7 @@ impl WebServer {
 }
 
 async fn page_config(port: u16, certificates: Certificates) -> impl axum::response::IntoResponse {
-    let certificate_hashes =
-        certificates.hashes().iter().map(|hash| hash.0.iter().map(|byte| format!("{byte:02x}")).collect()).collect();
-    let config = PageConfig { port, path: WEBTRANSPORT_PATH.to_owned(), certificate_hashes };
+    let config = PageConfig::new(port, WEBTRANSPORT_PATH, &certificates.hashes());
     // The hashes change at each rotation: never cached.
     ([(header::CACHE_CONTROL, "no-store")], Json(config))
 }

@@ -506,35 +506,40 @@ fn read_ahead(
 ) -> tokio::sync::mpsc::Receiver<std::io::Result<(ensemble_protocol::transfer::Chunk, Vec<u8>)>> {
     use ensemble_protocol::transfer::{Chunk, MAX_CHUNK};
     let (chunks, ready) = tokio::sync::mpsc::channel(4);
-    let mut next = move |at: u64| -> std::io::Result<(Chunk, Vec<u8>)> {
-        if at == from {
-            source.seek(std::io::SeekFrom::Start(from))?;
+    // Every chunk from `from` to `end`, ending after the first failed read.
+    let mut at = from;
+    let mut failed = false;
+    let reads = std::iter::from_fn(move || {
+        if at >= end || failed {
+            return None;
         }
-        let len = (end - at).min(u64::from(MAX_CHUNK)) as usize;
-        let mut bytes = vec![0u8; len];
-        source.read_exact(&mut bytes)?;
-        Ok((Chunk { offset: at, len: len as u32, crc: crc32fast::hash(&bytes) }, bytes))
-    };
+        let read = (|| {
+            if at == from {
+                source.seek(std::io::SeekFrom::Start(from))?;
+            }
+            let len = (end - at).min(u64::from(MAX_CHUNK)) as usize;
+            let mut bytes = vec![0u8; len];
+            source.read_exact(&mut bytes)?;
+            Ok((Chunk { offset: at, len: len as u32, crc: crc32fast::hash(&bytes) }, bytes))
+        })();
+        match &read {
+            Ok((chunk, _)) => at += u64::from(chunk.len),
+            Err(_) => failed = true,
+        }
+        Some(read)
+    });
     #[cfg(not(target_arch = "wasm32"))]
     tokio::task::spawn_blocking(move || {
-        let mut at = from;
-        while at < end {
-            let read = next(at);
-            let stop = read.is_err();
-            at += read.as_ref().map_or(0, |(chunk, _)| u64::from(chunk.len));
-            if chunks.blocking_send(read).is_err() || stop {
+        for read in reads {
+            if chunks.blocking_send(read).is_err() {
                 return;
             }
         }
     });
     #[cfg(target_arch = "wasm32")]
     crate::rt::spawn(async move {
-        let mut at = from;
-        while at < end {
-            let read = next(at);
-            let stop = read.is_err();
-            at += read.as_ref().map_or(0, |(chunk, _)| u64::from(chunk.len));
-            if chunks.send(read).await.is_err() || stop {
+        for read in reads {
+            if chunks.send(read).await.is_err() {
                 return;
             }
         }

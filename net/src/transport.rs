@@ -33,6 +33,12 @@ pub struct PageConfig {
 }
 
 impl PageConfig {
+    /// The configuration for an endpoint at `port` and `path`, pinning `hashes`.
+    pub fn new(port: u16, path: &str, hashes: &[crate::tls::Fingerprint]) -> Self {
+        let hex = |hash: &crate::tls::Fingerprint| hash.0.iter().map(|byte| format!("{byte:02x}")).collect();
+        PageConfig { port, path: path.to_owned(), certificate_hashes: hashes.iter().map(hex).collect() }
+    }
+
     /// The endpoint's URL on `host`.
     pub fn url(&self, host: &str) -> String {
         format!("https://{host}:{}{}", self.port, self.path)
@@ -259,7 +265,7 @@ mod sessions {
     use super::{Credentials, Link, Sink, Source, Transport, link};
     use crate::conn::Connection;
     use crate::conn::pipe::Pipe;
-    use crate::remote::{Remote, Uploaded};
+    use crate::remote::{Login, Remote, Uploaded};
     use crate::{Error, MaybeSend, MaybeSync};
 
     /// How a [`SessionTransport`] reaches the authority anew: a connection, handshake done.
@@ -297,14 +303,21 @@ mod sessions {
         /// one), for a transfer.
         async fn logged_in(&self) -> Result<Remote<D::Connection>, Error> {
             let mut remote = self.dial.dial().await?;
-            match (&self.token, &self.credentials) {
-                (Some(token), _) => remote.resume(*token).await,
-                (None, Credentials::Password { user, password }) => remote.login(user, password).await,
-                (None, Credentials::Open { display_name, join_code }) => {
-                    remote.join_open(display_name, join_code.as_deref()).await
-                }
+            match self.token {
+                Some(token) => remote.resume(token).await,
+                None => self.log_in(&mut remote).await,
             }?;
             Ok(remote)
+        }
+
+        /// Logs `remote` in with our credentials.
+        async fn log_in(&self, remote: &mut Remote<D::Connection>) -> Result<Login, Error> {
+            match &self.credentials {
+                Credentials::Password { user, password } => remote.login(user, password).await,
+                Credentials::Open { display_name, join_code } => {
+                    remote.join_open(display_name, join_code.as_deref()).await
+                }
+            }
         }
     }
 
@@ -434,12 +447,7 @@ mod sessions {
                 if self.token.is_some() {
                     remote = self.dial.dial().await?;
                 }
-                login = match &self.credentials {
-                    Credentials::Password { user, password } => remote.login(user, password).await,
-                    Credentials::Open { display_name, join_code } => {
-                        remote.join_open(display_name, join_code.as_deref()).await
-                    }
-                };
+                login = self.log_in(&mut remote).await;
             }
             let login = login.map_err(|error| match error {
                 denied @ Error::Denied(_) => denied,

@@ -83,6 +83,12 @@ pub fn pair() -> (Pipe, Pipe) {
 }
 
 impl Pipe {
+    /// Whether the connection still stands: neither end closed it and the other end still
+    /// exists (an end dropped without closing leaves nobody to talk to).
+    pub fn is_alive(&self) -> bool {
+        self.shared.closed().is_none() && !self.to_peer.is_closed()
+    }
+
     fn halves(&self, stream: DuplexStream) -> Streams {
         let (read, write) = tokio::io::split(stream);
         let send = PipeSend { write, shared: self.shared.clone() };
