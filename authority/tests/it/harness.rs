@@ -4,6 +4,7 @@ use ensemble_authority::admin;
 use ensemble_authority::server::ServerOptions;
 use ensemble_authority::store::{AnyStore, PostgresStore, SqliteStore, Store};
 use ensemble_net::remote::Remote;
+use ensemble_protocol::wire::CatchUp;
 use ensemble_protocol::*;
 use ensemble_testkit::loopback::Loopback;
 use ensemble_testkit::records;
@@ -115,4 +116,32 @@ pub(crate) async fn postgres_fresh() -> AnyStore {
     let (server, _) = base.rsplit_once('/').unwrap();
     let url = if query.is_empty() { format!("{server}/{name}") } else { format!("{server}/{name}?{query}") };
     AnyStore::Postgres(PostgresStore::connect(&url).await.unwrap())
+}
+
+/// `other` (over any connection) and `native` (QUIC), both subscribed to `project`, see each
+/// other's edits: each gets the snapshot, `other`'s write reaches `native`, and `other` hears
+/// its own write and then `native`'s, in order.
+pub(crate) async fn edits_cross<C: ensemble_net::conn::Connection>(
+    other: &mut Remote<C>,
+    native: &mut Remote,
+    project: ProjectId,
+) {
+    for catch_up in [
+        other.subscribe(project, None).await.unwrap().catch_up,
+        native.subscribe(project, None).await.unwrap().catch_up,
+    ] {
+        assert!(matches!(catch_up, CatchUp::Snapshot(records) if records.len() == 4));
+    }
+    let drums = TrackId::new_v7();
+    let first = committed(other.write(&add_track(project, drums, "Drums")).await.unwrap());
+    let ServerMsg::Bump(bump) = native.recv().await.unwrap() else { panic!("expected a bump") };
+    assert_eq!(bump.seq, first, "the native client hears the other's write");
+    let bass = TrackId::new_v7();
+    let second = committed(native.write(&add_track(project, bass, "Bass")).await.unwrap());
+    let mut heard = Vec::new();
+    while heard.len() < 2 {
+        let ServerMsg::Bump(bump) = other.recv().await.unwrap() else { panic!("expected a bump") };
+        heard.push(bump.seq);
+    }
+    assert_eq!(heard, [first, second], "its own write, then the native client's");
 }

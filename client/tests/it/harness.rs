@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use ensemble_authority::files::FileOptions;
-use ensemble_authority::server::{InProcess, Server, ServerOptions};
+use ensemble_authority::server::{InProcess, ServerOptions};
 use ensemble_authority::store::{SqliteStore, Store};
 use ensemble_authority::tls::Certificates;
 use ensemble_authority::{actor, admin};
@@ -35,9 +35,8 @@ pub(crate) const PASSWORD: &str = "correct horse battery";
 pub(crate) struct Authority {
     pub(crate) runtime: tokio::runtime::Runtime,
     pub(crate) store: SqliteStore,
-    server: Option<Server>,
+    running: Option<Loopback>,
     pub(crate) addr: SocketAddr,
-    trust: Trust,
     certificates: Certificates,
     pub(crate) project: ProjectId,
     pub(crate) asset: AssetId,
@@ -78,9 +77,8 @@ impl Authority {
         let mut authority = Authority {
             runtime,
             store,
-            server: None,
+            running: None,
             addr: ensemble_testkit::loopback::LOOPBACK,
-            trust: Trust::Pinned(certificates.hashes()),
             certificates,
             project,
             asset,
@@ -96,17 +94,17 @@ impl Authority {
         let files = FileOptions::in_dir(self._dir.path().join("files"));
         let options = ServerOptions { listen: self.addr, files: Some(files), ..ServerOptions::default() };
         let started = Loopback::start_as(self.store.clone(), self.certificates.clone(), options);
-        let Loopback { server, addr, .. } = self.runtime.block_on(started);
-        self.addr = addr;
-        *self.in_process.lock().unwrap() = Some(server.in_process());
-        self.server = Some(server);
+        let running = self.runtime.block_on(started);
+        self.addr = running.addr;
+        *self.in_process.lock().unwrap() = Some(running.server.in_process());
+        self.running = Some(running);
     }
 
     /// Stops serving: clients go offline.
     pub(crate) fn stop(&mut self) {
         self.in_process.lock().unwrap().take();
-        if let Some(server) = self.server.take() {
-            self.runtime.block_on(server.shutdown());
+        if let Some(running) = self.running.take() {
+            self.runtime.block_on(running.server.shutdown());
         }
     }
 
@@ -118,17 +116,14 @@ impl Authority {
 
     /// A plain connection logged in as `user`.
     pub(crate) fn remote(&self, user: &str) -> Remote {
-        self.runtime.block_on(async {
-            let mut remote = Remote::connect(self.addr, "localhost", self.trust.clone()).await.unwrap();
-            remote.login(user, PASSWORD).await.unwrap();
-            remote
-        })
+        let running = self.running.as_ref().expect("the authority is serving");
+        self.runtime.block_on(running.login(user, PASSWORD))
     }
 
     /// How a client reaches this authority as `user` over QUIC.
     pub(crate) fn transport(&self, user: &str) -> QuicTransport {
         let credentials = Credentials::Password { user: user.into(), password: PASSWORD.into() };
-        QuicTransport::new(self.addr, "localhost", self.trust.clone(), credentials)
+        QuicTransport::new(self.addr, "localhost", Trust::Pinned(self.certificates.hashes()), credentials)
     }
 
     /// How a client in this process reaches this authority as `user`: in memory, no sockets,
