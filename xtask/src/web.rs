@@ -3,7 +3,6 @@
 //! open each against a fresh authority: it must come online and draw.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::screenshot::Image;
 use crate::{Result, cargo, command_in, root, target_dir, tidy, web_authority};
@@ -41,9 +40,7 @@ pub(crate) fn serve() -> Result {
     let web = authority.web.clone().ok_or("the authority did not serve the web app")?;
     let user = std::env::var("USER").unwrap_or_else(|_| "Guest".into());
     println!("\nEnsemble in the browser: {web}?project={}&name={user}\n(Ctrl+C stops it)", authority.project);
-    let mut forever = Command::new("sleep").arg("infinity").spawn().map_err(|e| e.to_string())?;
-    let _ = forever.wait();
-    Ok(())
+    authority.wait()
 }
 
 /// Where the smoke check's browser driver lives: outside the clone, once per machine.

@@ -22,6 +22,13 @@ pub(crate) struct WebAuthority {
     throwaway: Option<PathBuf>,
 }
 
+impl WebAuthority {
+    /// Waits until the authority stops (interrupted, for one serving a person).
+    pub(crate) fn wait(mut self) -> Result {
+        self.child.wait().map(drop).map_err(|e| format!("ensemble-authority: {e}"))
+    }
+}
+
 impl Drop for WebAuthority {
     fn drop(&mut self) {
         let _ = self.child.kill();
