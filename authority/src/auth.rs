@@ -219,6 +219,13 @@ pub async fn resume<S: Store>(store: &S, token: &SessionToken) -> Result<Option<
     }
 }
 
+/// A session token for the user `name`, without their password: for the operator, who holds
+/// the database (seeding a project as its owner).
+pub async fn session_for<S: Store>(store: &S, name: &str) -> Result<SessionToken, Error> {
+    let user = store.user_by_name(name).await?.ok_or_else(|| Error::NotFound(format!("user {name}")))?;
+    issue_token(store, &user).await
+}
+
 /// Lets someone join an open authority under a display name. A name that belongs to a user
 /// with a password is refused (they should log in); a name no one could have is refused with
 /// its reason ([`Error::Denied`]); anyone else gets a passwordless user, created on first use,

@@ -16,11 +16,13 @@
 //!   of the wire (framing, the client session, trust) is the `ensemble-net` crate, which reads
 //!   this end's frames too.
 //! - [`web`] serves the browser build's files and the page's configuration over HTTP.
-//! - [`admin`] holds the operator commands (`user add`, `project create`, …) the binary runs.
+//! - [`admin`] holds the operator commands (`user add`, `project create`, …) the binary runs;
+//!   [`demo`] makes the demo song (solo mode's first project, or `project create --demo`).
 
 pub mod actor;
 pub mod admin;
 pub mod auth;
+pub mod demo;
 pub mod files;
 pub mod jobs;
 pub mod server;

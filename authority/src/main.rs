@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use ensemble_authority::admin;
+use ensemble_authority::demo::{self, DemoSize};
 use ensemble_authority::files::{FileOptions, Library};
 use ensemble_authority::jobs::export_project;
 use ensemble_authority::server::{JamDoor, Server, ServerOptions};
@@ -117,6 +118,9 @@ enum ProjectCommand {
         /// The owner's user name.
         #[arg(long)]
         owner: String,
+        /// Fill it with the demo song (three tracks of synthesised loops), uploaded as the owner.
+        #[arg(long)]
+        demo: bool,
     },
     /// Give a user a role in a project (adding them as a member if needed).
     Grant {
@@ -262,8 +266,19 @@ async fn run() -> anyhow::Result<()> {
             admin::set_password(&store, name, &read_password()?).await?;
             println!("password changed for {name}");
         }
-        Command::Project { command: ProjectCommand::Create { name, owner } } => {
+        Command::Project { command: ProjectCommand::Create { name, owner, demo } } => {
             let id = admin::create_project(&store, name, owner).await?;
+            if *demo {
+                // Seeded through an authority of its own, in-process: the files are stored, and
+                // their peaks queued, as for any upload (`serve` runs the jobs).
+                let files = FileOptions { workers: 0, ..FileOptions::in_dir(data_dir(&cli)?.join("files")) };
+                let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+                let options = ServerOptions { listen, files: Some(files), ..ServerOptions::default() };
+                let server = Server::start(store.clone(), Certificates::self_signed()?, options).await?;
+                let seeded = demo::seed_as_owner(&server, &store, id, owner, DemoSize::Song).await;
+                server.shutdown().await;
+                seeded.context("seeding the demo song")?;
+            }
             println!("{id}");
         }
         Command::Project { command: ProjectCommand::Grant { project, user, role } } => {

@@ -1,6 +1,7 @@
 //! Import: audio files from this machine into the project, as clips.
 //!
-//! An [`ImportMsg`] names a file and where its clip goes (a track and a position, or a new track
+//! An [`ImportMsg`] names a file (a path natively, a picked or dropped file's bytes in the
+//! browser) and where its clip goes (a track and a position, or a new track
 //! named after the file). [`ImportPlugin`] has the sync worker upload the file; the authority
 //! checks that it decodes, stores it by content and makes the asset record. Once that record
 //! has reached the model (the bump and the upload's answer travel on different connections,
@@ -10,7 +11,6 @@
 //! and nothing is changed.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use bevy::prelude::*;
 use ensemble_protocol::{AssetId, Clip, ClipId, Frames, Op, Record, Ticks, Timebase, TrackId};
@@ -46,11 +46,11 @@ impl Plugin for ImportPlugin {
     }
 }
 
-/// Import the audio file at `path` as a clip.
+/// Import an audio file as a clip.
 #[derive(Message, Clone, Debug, PartialEq)]
 pub struct ImportMsg {
     /// The file.
-    pub path: PathBuf,
+    pub source: UploadSource,
     /// The track the clip goes on; `None` makes a new track named after the file.
     pub track: Option<TrackId>,
     /// Where the clip starts.
@@ -60,8 +60,8 @@ pub struct ImportMsg {
 /// How an import ended.
 #[derive(Message, Clone, Debug, PartialEq)]
 pub struct ImportDone {
-    /// The file asked for.
-    pub path: PathBuf,
+    /// The name of the file asked for.
+    pub name: String,
     /// The new clip, or why there is none.
     pub result: Result<ClipId, String>,
     /// The file ends before the audio its header promised: what came before the damage was
@@ -96,9 +96,7 @@ impl Imports {
         }
         let (sent, total) = self.sent.values().fold((0, 0), |(sent, total), (s, t)| (sent + s, total + t));
         let what = match self.uploading.values().next() {
-            Some(import) if count == 1 => {
-                import.path.file_name().map_or_else(|| "a file".into(), |name| name.to_string_lossy().into_owned())
-            }
+            Some(import) if count == 1 => import.source.name(),
             None if count == 1 => "a file".into(),
             _ => format!("{count} files"),
         };
@@ -125,21 +123,23 @@ fn start_imports(
     mut done: MessageWriter<ImportDone>,
 ) {
     for import in asked.read() {
-        let refused = if !import.path.is_file() {
-            Some(format!("{} is not a file", import.path.display()))
-        } else if !is_audio_file(&import.path) {
-            Some(format!("{} is not an audio file ({})", import.path.display(), AUDIO_EXTENSIONS.join(", ")))
-        } else {
-            None
+        let name = import.source.name();
+        let refused = match &import.source {
+            UploadSource::File(path) if !path.is_file() => Some(format!("{} is not a file", path.display())),
+            UploadSource::Bytes { bytes, .. } if bytes.is_empty() => Some(format!("{name} is empty")),
+            _ if !is_audio_file(name.as_ref()) => {
+                Some(format!("{name} is not an audio file ({})", AUDIO_EXTENSIONS.join(", ")))
+            }
+            _ => None,
         };
         if let Some(reason) = refused {
-            done.write(ImportDone { path: import.path.clone(), result: Err(reason), cut_short: false });
+            done.write(ImportDone { name, result: Err(reason), cut_short: false });
             continue;
         }
         let id = imports.next_id;
         imports.next_id += 1;
         imports.uploading.insert(id, import.clone());
-        outbound.write(Outbound::Upload { id, source: UploadSource::File(import.path.clone()) });
+        outbound.write(Outbound::Upload { id, source: import.source.clone() });
     }
 }
 
@@ -161,7 +161,7 @@ fn take_uploads(
             Ok(asset) => imports.placing.push((import, *asset, *cut_short)),
             Err(reason) => {
                 let result = Err(format!("the upload failed: {reason}"));
-                done.write(ImportDone { path: import.path, result, cut_short: *cut_short });
+                done.write(ImportDone { name: import.source.name(), result, cut_short: *cut_short });
             }
         }
     }
@@ -186,8 +186,10 @@ fn place_clips(
         let Some(asset) = index.entity((*asset_id).into()).and_then(|entity| assets.get(entity).ok()) else {
             return true;
         };
-        let name =
-            import.path.file_stem().map_or_else(|| asset.name.clone(), |stem| stem.to_string_lossy().into_owned());
+        let file = import.source.name();
+        let name = std::path::Path::new(&file)
+            .file_stem()
+            .map_or_else(|| asset.name.clone(), |stem| stem.to_string_lossy().into_owned());
         let mut ops = Vec::new();
         let track = match import.track {
             Some(track) => track,
@@ -214,7 +216,7 @@ fn place_clips(
         let id = ClipId::new_v7();
         ops.push(Op::Create { id: id.into(), record: Record::Clip(clip) });
         edits.write(EditMsg::Edit(ops));
-        done.write(ImportDone { path: import.path.clone(), result: Ok(id), cut_short: *cut_short });
+        done.write(ImportDone { name: file, result: Ok(id), cut_short: *cut_short });
         false
     });
 }

@@ -30,9 +30,9 @@
 //! crate so the other crates build without it.
 
 pub mod assets;
+#[cfg(target_arch = "wasm32")]
+pub mod browser;
 pub mod clock;
-#[cfg(feature = "solo")]
-pub mod demo;
 pub mod edits;
 pub mod error;
 pub mod history;

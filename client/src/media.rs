@@ -3,11 +3,10 @@
 //! For every asset in the model, [`MediaPlugin`] asks the sync worker to bring its audio (and,
 //! once the authority says they are ready, its peaks) into the local content-addressed cache,
 //! and keeps what arrived in the [`Media`] resource: the peaks, loaded, for drawing waveforms,
-//! and the audio files' paths, for playback. A failed fetch (offline, say) is asked again a few
+//! and the audio files, for playback. A failed fetch (offline, say) is asked again a few
 //! seconds later; a cached file is found without the network.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use ensemble_audio::peaks::Peaks;
 use ensemble_protocol::AssetId;
 use ensemble_protocol::transfer::Served;
 
+use crate::assets::CachedFile;
 use crate::model::{AssetData, RecordKey};
 use crate::sync::{Fetched, Outbound, SyncSystems, configure_sets};
 
@@ -39,7 +39,7 @@ impl Plugin for MediaPlugin {
 #[derive(Resource, Debug, Default)]
 pub struct Media {
     peaks: HashMap<AssetId, Arc<Peaks>>,
-    audio: HashMap<AssetId, PathBuf>,
+    audio: HashMap<AssetId, CachedFile>,
     /// What was asked for, and when it may be asked again if it failed.
     asked: HashMap<(AssetId, Served), Option<f64>>,
 }
@@ -51,7 +51,7 @@ impl Media {
     }
 
     /// The cached audio file of an asset, once fetched.
-    pub fn audio(&self, asset: AssetId) -> Option<&PathBuf> {
+    pub fn audio(&self, asset: AssetId) -> Option<&CachedFile> {
         self.audio.get(&asset)
     }
 }
@@ -83,19 +83,14 @@ fn request_media(
 fn take_fetched(time: Res<Time<Real>>, mut media: ResMut<Media>, mut fetched: MessageReader<Fetched>) {
     let retry_at = time.elapsed_secs_f64() + RETRY.as_secs_f64();
     for Fetched { asset, what, file } in fetched.read() {
-        let loaded = file.clone().and_then(|path| match what {
+        let loaded = file.clone().and_then(|file| match what {
             Served::Audio => {
-                media.audio.insert(*asset, path);
+                media.audio.insert(*asset, file);
                 Ok(())
             }
-            Served::Peaks => {
-                let read = std::fs::File::open(&path)
-                    .map_err(|error| error.to_string())
-                    .and_then(|file| Peaks::read(&mut std::io::BufReader::new(file), &path).map_err(|e| e.to_string()));
-                read.map(|peaks| {
-                    media.peaks.insert(*asset, Arc::new(peaks));
-                })
-            }
+            Served::Peaks => file.peaks().map_err(|error| error.to_string()).map(|peaks| {
+                media.peaks.insert(*asset, Arc::new(peaks));
+            }),
         });
         if let Err(reason) = loaded {
             debug!("fetching the {what} of {asset} failed ({reason}); asking again later");

@@ -337,7 +337,17 @@ impl Playback {
     }
 }
 
-/// Decodes each cached asset once, at the project's rate, on a thread of its own.
+/// Runs `work` away from the frame: on a thread of its own natively; in the browser, whose app
+/// has one thread, as a task of the page's event loop between frames (so a long decode is one
+/// long frame there: see ARCHITECTURE.md on the browser's audio).
+fn in_background(work: impl FnOnce() + Send + 'static) {
+    #[cfg(not(target_arch = "wasm32"))]
+    std::thread::spawn(work);
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_futures::spawn_local(async move { work() });
+}
+
+/// Decodes each cached asset once, at the project's rate, in the background.
 fn decode_audio(
     mut playback: NonSendMut<Playback>,
     media: Res<Media>,
@@ -367,11 +377,11 @@ fn decode_audio(
         if playback.decoding.contains(&asset) {
             continue;
         }
-        let Some(path) = media.audio(asset).cloned() else { continue };
+        let Some(file) = media.audio(asset).cloned() else { continue };
         playback.decoding.insert(asset);
         let sender = playback.sender.clone();
-        std::thread::spawn(move || {
-            let pcm = ensemble_audio::decode::decode_file(&path, Some(rate)).map_err(|error| error.to_string());
+        in_background(move || {
+            let pcm = file.decode(Some(rate)).map_err(|error| error.to_string());
             let _ = sender.send((asset, pcm));
         });
     }
@@ -609,7 +619,8 @@ fn read_meters(
     levels.tracks.retain(|id, _| seen.contains(id));
 }
 
-/// Renders the mix to a file on a thread of its own, from the audio decoded for playback.
+/// Renders the mix to a file in the background, from the audio decoded for playback. In the
+/// browser the file is offered as a download under the path's file name.
 fn export(
     playback: NonSend<Playback>,
     replica: Option<Res<Replica>>,
@@ -636,15 +647,27 @@ fn export(
         let arrangement = Arc::new(Arrangement::from_project_at(replica.view(), &playback.decoded, rate));
         let seconds = arrangement.end() as f64 / f64::from(arrangement.sample_rate.max(1));
         let (path, format, sender) = (path.clone(), *format, playback.exported.clone());
-        std::thread::spawn(move || {
+        in_background(move || {
             // Rendered from the audio decoded for playback, at the project's rate whatever the
             // sound card's.
             let mix = ensemble_audio::render::render_mix(arrangement);
             let result = ensemble_audio::resample::resample(&mix, project_rate)
-                .and_then(|mix| ensemble_audio::wav::write_wav(&path, &mix, format).map_err(|error| error.to_string()))
+                .and_then(|mix| save(&path, &mix, format))
                 .map(|()| seconds);
             let _ = sender.send(ExportDone { path, result });
         });
+    }
+}
+
+/// Writes an export's WAV file (natively) or hands it to the browser as a download.
+fn save(path: &std::path::Path, mix: &ensemble_audio::Pcm, format: WavFormat) -> Result<(), String> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return ensemble_audio::wav::write_wav(path, mix, format).map_err(|error| error.to_string());
+    #[cfg(target_arch = "wasm32")]
+    {
+        let bytes = ensemble_audio::wav::wav_bytes(mix, format).map_err(|error| error.to_string())?;
+        let name = path.file_name().map_or_else(|| "mix.wav".into(), |name| name.to_string_lossy().into_owned());
+        crate::browser::download(&name, &bytes, "audio/wav")
     }
 }
 

@@ -25,7 +25,7 @@ use ensemble_net::transport::{Credentials, PipeTransport};
 use ensemble_protocol::{PROTOCOL_VERSION, ProjectId};
 
 use crate::Error;
-use crate::demo::DemoSize;
+pub use ensemble_authority::demo::DemoSize;
 
 /// Where solo mode keeps things, and who is working.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub struct SoloSettings {
     pub display_name: String,
     /// The project to open; `None` opens the newest one, or makes one when there is none.
     pub project: Option<ProjectId>,
-    /// Make that first project a demo (see [`crate::demo`]) rather than an empty "Untitled".
+    /// Make that first project a demo (see [`ensemble_authority::demo`]) rather than an empty "Untitled".
     pub demo: Option<DemoSize>,
     /// Serve on every interface, so this app can host a LAN jam: other machines get in only
     /// through the door, with a jam's join code. `None` keeps the authority on loopback.
@@ -106,7 +106,7 @@ pub(crate) async fn start(settings: &SoloSettings) -> Result<Solo, Error> {
     if fresh && let Some(size) = settings.demo {
         let mut remote = Remote::over(in_process.connect()?, PROTOCOL_VERSION).await?;
         remote.join_open(&settings.display_name, None).await?;
-        crate::demo::seed(&mut remote, project, size).await?;
+        ensemble_authority::demo::seed(&mut remote, project, size).await?;
         remote.close().await;
     }
     let credentials = Credentials::Open { display_name: settings.display_name.clone(), join_code: None };

@@ -189,7 +189,7 @@ pub struct Fetched {
     /// The audio, or its peaks.
     pub what: Served,
     /// The cached file.
-    pub file: Result<PathBuf, String>,
+    pub file: Result<crate::assets::CachedFile, String>,
 }
 
 /// How far an upload has come: bytes the authority holds of the file's size.
@@ -223,6 +223,40 @@ enum ToWorker {
     Presence(Presence),
 }
 
+/// Wakes the app when the worker has news for it: a window that rests between frames (it
+/// draws on input, and every 100 ms otherwise) takes in a collaborator's edit at once. The
+/// window sets how ([`AppWaker::set`]); headless apps step on their own.
+#[derive(Resource, Clone, Default)]
+pub struct AppWaker(Arc<std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>>);
+
+impl AppWaker {
+    /// Sets what wakes the app (once; later calls change nothing).
+    pub fn set(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let _ = self.0.set(Box::new(wake));
+    }
+
+    fn wake(&self) {
+        if let Some(wake) = self.0.get() {
+            wake();
+        }
+    }
+}
+
+/// The worker's end of its channel to the app: every message also wakes the app.
+#[derive(Clone)]
+struct ToApp {
+    sender: mpsc::UnboundedSender<FromWorker>,
+    waker: AppWaker,
+}
+
+impl ToApp {
+    fn send(&self, message: FromWorker) -> Result<(), ()> {
+        let sent = self.sender.send(message).map_err(drop);
+        self.waker.wake();
+        sent
+    }
+}
+
 /// The app's end of the worker's channels.
 #[derive(Resource)]
 struct WorkerLink {
@@ -246,7 +280,7 @@ impl Drop for WorkerLink {
 }
 
 struct Channels {
-    to_app: mpsc::UnboundedSender<FromWorker>,
+    to_app: ToApp,
     commands: mpsc::UnboundedReceiver<ToWorker>,
     finished: std::sync::mpsc::Sender<()>,
 }
@@ -348,7 +382,9 @@ fn start_worker<F: Future<Output = ()> + 'static>(
 impl Plugin for SyncPlugin {
     fn build(&self, app: &mut App) {
         configure_sets(app);
-        let (to_app, from_worker) = mpsc::unbounded_channel();
+        let (sender, from_worker) = mpsc::unbounded_channel();
+        let waker = AppWaker::default();
+        let to_app = ToApp { sender, waker: waker.clone() };
         let (to_worker, commands) = mpsc::unbounded_channel();
         // The page cannot wait for the worker (see `WorkerLink`'s drop), so nobody listens there.
         #[cfg_attr(target_arch = "wasm32", allow(unused_variables))]
@@ -364,6 +400,7 @@ impl Plugin for SyncPlugin {
             #[cfg(not(target_arch = "wasm32"))]
             finished: Mutex::new(finished_rx),
         })
+        .insert_resource(waker)
         .init_resource::<SyncStatus>()
         .add_message::<FromAuthority>()
         .add_message::<Restored>()
@@ -512,7 +549,7 @@ struct Worker<T, S> {
     project: ProjectId,
     /// The content-addressed cache of audio files and peaks.
     cache: AssetCache,
-    to_app: mpsc::UnboundedSender<FromWorker>,
+    to_app: ToApp,
     commands: mpsc::UnboundedReceiver<ToWorker>,
     /// Edits stored and not yet settled, oldest first: what a reconnection resends.
     pending: VecDeque<Transaction>,
@@ -747,7 +784,7 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
                     if asset.is_ok() {
                         // Keep our own copy, so the file is never downloaded back. Failing that
                         // only costs a download.
-                        let _ = rt::blocking(move || cache.insert(hash, &source)).await;
+                        let _ = cache.insert(hash, &source).await;
                     }
                     asset
                 }

@@ -15,8 +15,11 @@
 //! - `cargo xtask web` builds the browser client (WebGPU and WebGL2) into `target/web` and
 //!   serves it from an authority on this machine, printing the link to open.
 //! - `cargo xtask web-smoke` opens both builds in headless Chromium (WebGPU, and WebGL2 without
-//!   the WebGPU flags) against a fresh authority: each must come online and draw (screenshots in
-//!   `target/screenshots/`).
+//!   the WebGPU flags) against a fresh authority on the demo song: each must come online and
+//!   draw the song as the native screenshot check requires (screenshots in `target/screenshots/`).
+//! - `cargo xtask web-collab` has two pages and a native client share the demo song: page 1
+//!   types 50 tempos, the others must show each within 2 s (latencies printed); page 2 drags a
+//!   clip and page 1 must show it moved.
 //! - `cargo xtask web-test` runs the browser's tests (`client/tests/web.rs`) in headless
 //!   Chromium through `wasm-bindgen-test-runner` and chromedriver.
 //! - `cargo xtask setup` installs the system packages and rustup targets the project needs.
@@ -45,7 +48,7 @@ use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | shared-target | tidy | wasm-check | web-test | web | web-smoke | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
+const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | shared-target | tidy | wasm-check | web-test | web | web-smoke | web-collab | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         ["web-test"] => web_test(),
         ["web"] => web::serve(),
         ["web-smoke"] => web::smoke(),
+        ["web-collab"] => web::collab(),
         ["fuzz"] => fuzz(60),
         ["fuzz", seconds] => seconds.parse().map_err(|_| format!("not a number of seconds: {seconds}")).and_then(fuzz),
         ["bench", rest @ ..] => cargo(&[&["bench", "-p", "ensemble-benches"], rest].concat()),
@@ -154,6 +158,7 @@ fn ci() -> Result {
     step("test", &|| cargo(&["test", "--workspace", "--locked"]))?;
     step("browser tests (headless Chromium)", &web_test)?;
     step("browser app (headless Chromium, WebGPU and WebGL2)", &web::smoke)?;
+    step("browser collaboration (two pages and a native client)", &web::collab)?;
     step("doc", &|| {
         with_env("RUSTDOCFLAGS", "-D warnings", || cargo(&["doc", "--workspace", "--no-deps", "--locked"]))
     })?;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::screenshot::Image;
+use crate::screenshot::{Image, Size};
 use crate::{Result, cargo, command_in, root, target_dir, tidy, web_authority};
 
 /// The builds: the client's feature and the folder the page loads it from.
@@ -43,6 +43,54 @@ pub(crate) fn serve() -> Result {
     authority.wait()
 }
 
+/// `cargo xtask web-collab`: the seed's collaboration check in headless Chromium (see
+/// `xtask/web/collab.mjs`): two pages of the WebGL2 build and the native `ensemble-follow` on
+/// the demo song; page 1 types 50 tempos, page 2 and the native client must show each within
+/// 2 s (the latencies are printed), then page 2 drags a clip and page 1 must show it moved.
+/// Then the offline check: 50 edits made while the authority is down survive a reload and land
+/// exactly once when it returns.
+pub(crate) fn collab() -> Result {
+    let site = build(&RENDERERS[1..])?;
+    cargo(&["build", "--locked", "-p", "ensemble-client", "--bin", "ensemble-follow"])?;
+    let driver = puppeteer()?;
+    for script in ["pages.mjs", "collab.mjs", "offline.mjs"] {
+        std::fs::copy(root().join("xtask/web").join(script), driver.join(script)).map_err(|e| e.to_string())?;
+    }
+    let authority = web_authority::start(Some(&site))?;
+    let web = authority.web.clone().ok_or("the authority did not serve the web app")?;
+    let url = format!("{web}?project={}", authority.project);
+    let store = std::env::temp_dir().join(format!("ensemble-follow-{}", std::process::id()));
+    let follower = [
+        target_dir().join("debug").join("ensemble-follow").to_string_lossy().into_owned(),
+        "--connect".into(),
+        authority.quic.clone(),
+        "--project".into(),
+        authority.project.clone(),
+        "--fingerprint".into(),
+        authority.hashes.clone(),
+        "--dir".into(),
+        store.to_string_lossy().into_owned(),
+    ];
+    let follower = serde_json::to_string(&follower).map_err(|e| e.to_string())?;
+    let result = command_in(&driver, "node", &["collab.mjs", &url, &follower]);
+    let _ = std::fs::remove_dir_all(&store);
+    drop(authority);
+    result?;
+    offline(&site, &driver)
+}
+
+/// The offline check (see `xtask/web/offline.mjs`): the script runs the authority itself, on
+/// a fresh data folder holding the demo song, so it can stop it and bring it back.
+fn offline(site: &Path, driver: &Path) -> Result {
+    let dir = std::env::temp_dir().join(format!("ensemble-web-offline-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let project = web_authority::prepare(&dir, true)?;
+    let authority = serde_json::to_string(&web_authority::command_line(&dir)).map_err(|e| e.to_string())?;
+    let result = command_in(driver, "node", &["offline.mjs", &site.to_string_lossy(), &project, &authority]);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 /// Where the smoke check's browser driver lives: outside the clone, once per machine.
 fn puppeteer() -> Result<PathBuf> {
     let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
@@ -55,10 +103,12 @@ fn puppeteer() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// `cargo xtask web-smoke`: both builds in headless Chromium against a fresh authority, the
-/// WebGPU one with the flags that give an adapter and the WebGL2 one without: each must be the
-/// one the page picks, say it is online within a minute and draw its window. The screenshots
-/// are kept in `target/screenshots/web-webgpu.png` and `web-webgl2.png`.
+/// `cargo xtask web-smoke`: both builds in headless Chromium against a fresh authority holding
+/// the demo song, the WebGPU one with the flags that give an adapter and the WebGL2 one without:
+/// each must be the one the page picks, say it is online within a minute, and draw the demo
+/// song as the native screenshot check requires (headers, clips and waveforms painted where the
+/// layout the page publishes says). The screenshots are kept in
+/// `target/screenshots/web-webgpu.png` and `web-webgl2.png`, each with its layout beside it.
 pub(crate) fn smoke() -> Result {
     let site = build(&RENDERERS)?;
     let driver = puppeteer()?;
@@ -72,6 +122,10 @@ pub(crate) fn smoke() -> Result {
         let url = format!("{web}?project={}&name=Smoke", authority.project);
         command_in(&driver, "node", &["smoke.mjs", &url, &shot.to_string_lossy(), renderer])?;
         check(&shot)?;
+        // The demo song as the native check sees it, at the page's size, without the mixer.
+        let size = Size { width: 1280, height: 720, automation: false, mixer: false };
+        crate::screenshot::inspect(&shot, &shot.with_extension("layout.json"), &size)
+            .map_err(|problem| format!("{renderer}: {problem}"))?;
     }
     Ok(())
 }

@@ -16,6 +16,10 @@ pub(crate) struct WebAuthority {
     pub(crate) spec: String,
     /// The project it holds.
     pub(crate) project: String,
+    /// Its QUIC (and WebTransport) address.
+    pub(crate) quic: String,
+    /// Its certificate hashes, "current,next".
+    pub(crate) hashes: String,
     /// Where it serves the web app, when asked to.
     pub(crate) web: Option<String>,
     /// Its data folder, removed when it stops (a throwaway one).
@@ -40,8 +44,9 @@ impl Drop for WebAuthority {
 }
 
 fn authority(dir: &std::path::Path) -> Command {
-    let mut command = clean(Command::new(target_dir().join("debug").join("ensemble-authority")));
-    command.arg("--data-dir").arg(dir).current_dir(root());
+    let line = command_line(dir);
+    let mut command = clean(Command::new(&line[0]));
+    command.args(&line[1..]).current_dir(root());
     command
 }
 
@@ -72,21 +77,33 @@ pub(crate) fn start(web: Option<&std::path::Path>) -> Result<WebAuthority> {
     Ok(authority)
 }
 
-/// Starts one on the data in `dir` (made, with a first project, when new), serving the web app
-/// `(folder, address)` when given.
-pub(crate) fn start_in(dir: &std::path::Path, web: Option<(&std::path::Path, &str)>) -> Result<WebAuthority> {
+/// Makes the data in `dir` when new: an owner and a first project (the demo song when `demo`).
+/// Returns the first project.
+pub(crate) fn prepare(dir: &std::path::Path, demo: bool) -> Result<String> {
     cargo(&["build", "--locked", "-p", "ensemble-authority"])?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let first = dir.join("first-project");
-    let project = match std::fs::read_to_string(&first) {
-        Ok(project) => project.trim().to_owned(),
-        Err(_) => {
-            operator(dir, &["user", "add", "owner"], "web test password\n")?;
-            let project = operator(dir, &["project", "create", "Web Song", "--owner", "owner"], "")?;
-            std::fs::write(&first, &project).map_err(|e| e.to_string())?;
-            project
-        }
-    };
+    if let Ok(project) = std::fs::read_to_string(&first) {
+        return Ok(project.trim().to_owned());
+    }
+    operator(dir, &["user", "add", "owner"], "web test password\n")?;
+    let create = ["project", "create", "Web Song", "--owner", "owner"];
+    let project = operator(dir, &[&create[..], if demo { &["--demo"] } else { &[] }].concat(), "")?;
+    std::fs::write(&first, &project).map_err(|e| e.to_string())?;
+    Ok(project)
+}
+
+/// The authority's command line up to its command, on the data in `dir`.
+pub(crate) fn command_line(dir: &std::path::Path) -> Vec<String> {
+    let binary = target_dir().join("debug").join("ensemble-authority");
+    vec![binary.to_string_lossy().into_owned(), "--data-dir".into(), dir.to_string_lossy().into_owned()]
+}
+
+/// Starts one on the data in `dir` (made, with a first project, when new), serving the web app
+/// `(folder, address)` when given; the first project of an authority serving the app is the demo
+/// song, that of one for the browser's unit tests is empty.
+pub(crate) fn start_in(dir: &std::path::Path, web: Option<(&std::path::Path, &str)>) -> Result<WebAuthority> {
+    let project = prepare(dir, web.is_some())?;
     let mut command = authority(dir);
     command.args(["serve", "--open", "--listen", "127.0.0.1:0"]);
     if let Some((folder, listen)) = web {
@@ -123,5 +140,6 @@ pub(crate) fn start_in(dir: &std::path::Path, web: Option<(&std::path::Path, &st
     };
     let spec = format!("https://127.0.0.1:{port}/ensemble {hashes} {project}");
     eprintln!("web-test: authority at {spec}");
-    Ok(WebAuthority { child, spec, project, web: site, throwaway: None })
+    let quic = format!("127.0.0.1:{port}");
+    Ok(WebAuthority { child, spec, project, quic, hashes, web: site, throwaway: None })
 }

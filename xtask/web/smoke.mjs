@@ -1,7 +1,9 @@
 // The browser app's smoke check, run by `cargo xtask web-smoke`: headless Chromium opens the
 // page the authority serves, on WebGPU (SwiftShader's Vulkan, with the flags that give an
 // adapter) or, without them, on WebGL2; the page must pick that renderer, the app must say it
-// is online within a minute, and the screenshot is kept for the check that follows.
+// is online within a minute and draw the demo song with every waveform; the screenshot and the
+// layout the page published for it are kept for the checks that follow.
+import { writeFileSync } from "node:fs";
 import puppeteer from "puppeteer-core";
 
 const [url, out, want] = process.argv.slice(2);
@@ -24,11 +26,23 @@ page.on("console", (message) => {
 });
 page.on("pageerror", (error) => console.log(`page error: ${error.message}`));
 await page.goto(url);
-const deadline = Date.now() + 60_000;
-while (!online && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
-// A few frames after connecting, so the project is drawn.
-await new Promise((r) => setTimeout(r, 3000));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const started = Date.now();
+while (!online && Date.now() < started + 60_000) await sleep(250);
+const onlineAfter = Date.now() - started;
+// The song is drawn once its clips are and every waveform's peaks have arrived.
+const layout = () => page.evaluate(() => window.ensembleLayout && JSON.parse(window.ensembleLayout));
+let drawn = null;
+while (Date.now() < started + 180_000) {
+  drawn = await layout();
+  if (drawn && drawn.clips.length > 0 && drawn.waiting_for_peaks === 0) break;
+  await sleep(250);
+}
+const completeAfter = Date.now() - started;
+// A few frames more, then the picture and the layout of the same (still) scene.
+await sleep(1000);
 await page.screenshot({ path: out });
+writeFileSync(out.replace(/\.png$/, ".layout.json"), JSON.stringify(await layout()));
 // Sound waits for a gesture, with the prompt showing; a click starts it and the prompt goes.
 const before = await page.evaluate(() => ({
   prompt: getComputedStyle(document.getElementById("sound")).display !== "none",
@@ -40,9 +54,30 @@ const after = await page.evaluate(() => ({
   prompt: document.getElementById("sound") !== null,
   states: window.ensembleAudio.map((context) => context.state),
 }));
+// Frame times while playing (the app draws every frame then): the page's one thread runs the
+// app, so the gaps between animation frames are the app's frames.
+await page.keyboard.press("Space");
+await sleep(500);
+const gaps = await page.evaluate(
+  () =>
+    new Promise((resolve) => {
+      const gaps = [];
+      let last = performance.now();
+      const frame = (now) => {
+        gaps.push(now - last);
+        last = now;
+        if (gaps.length < 240) requestAnimationFrame(frame);
+        else resolve(gaps);
+      };
+      requestAnimationFrame(frame);
+    }),
+);
+await page.keyboard.press("Space");
+gaps.sort((a, b) => a - b);
+const frames = { p50: gaps[Math.floor(gaps.length * 0.5)].toFixed(1), p99: gaps[Math.floor(gaps.length * 0.99)].toFixed(1) };
 await browser.close();
 const sound =
   before.prompt && before.states.includes("suspended") && !after.prompt && after.states.length > 0 &&
   after.states.every((state) => state === "running");
-console.log(JSON.stringify({ renderer, online, before, after }));
+console.log(JSON.stringify({ renderer, online, onlineAfter, completeAfter, frames, before, after }));
 process.exit(online && renderer === `renderer ${want}` && sound ? 0 : 1);

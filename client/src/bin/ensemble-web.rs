@@ -64,7 +64,7 @@ mod web {
             transport,
             project,
             move || IndexedDbStore::open(project),
-            AssetCache::at("/assets"),
+            AssetCache::in_indexed_db(),
         );
         App::new()
             .add_plugins(DefaultPlugins.set(WindowPlugin {

@@ -3,7 +3,8 @@
 //!
 //! Import browses folders and lists the audio files in them; picking one imports it onto a new
 //! track at the playhead (dropping files on the timeline places them where they land). Export
-//! asks for a file name and a sample format and renders the mix as it is now.
+//! asks for a file name and a sample format and renders the mix as it is now. In the browser
+//! the page's own file picker stands in for the folder browser, and an export is a download.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,7 @@ use ensemble_protocol::Ticks;
 use super::{Out, Scene, theme};
 use crate::import::{ImportMsg, is_audio_file};
 use crate::playback::ExportMsg;
+use crate::sync::UploadSource;
 
 /// The dialog on screen, if any.
 #[derive(Resource, Debug, Default)]
@@ -24,6 +26,9 @@ pub enum Dialog {
     None,
     /// Choosing a file to import.
     Import(Browser),
+    /// Choosing files in the browser's own picker, which the page opens (there are no folders
+    /// to browse in a page).
+    Pick,
     /// Choosing where to export the mix.
     Export {
         /// The file to write.
@@ -79,17 +84,19 @@ impl Browser {
 }
 
 impl Dialog {
-    /// The import dialog, in the user's music folder (or home, or the current folder).
+    /// The import dialog, in the user's music folder (or home, or the current folder); in the
+    /// browser, its file picker.
     pub fn import() -> Dialog {
-        Dialog::Import(Browser::open(music_folder()))
+        if cfg!(target_arch = "wasm32") { Dialog::Pick } else { Dialog::Import(Browser::open(music_folder())) }
     }
 
-    /// The export dialog, suggesting `<project name>.wav` in the user's music folder.
+    /// The export dialog, suggesting `<project name>.wav` in the user's music folder (in the
+    /// browser, a name for the download).
     pub fn export(project_name: &str) -> Dialog {
-        let dir = music_folder();
         let name: String =
             project_name.chars().map(|c| if c.is_alphanumeric() || " -_".contains(c) { c } else { '_' }).collect();
-        let path = dir.join(format!("{}.wav", name.trim())).display().to_string();
+        let file = format!("{}.wav", name.trim());
+        let path = if cfg!(target_arch = "wasm32") { file } else { music_folder().join(file).display().to_string() };
         Dialog::Export { path, format: WavFormat::Int24, problem: None }
     }
 }
@@ -108,7 +115,7 @@ pub(super) fn show(ctx: &egui::Context, dialog: &mut Dialog, scene: &Scene, play
     let mut open = true;
     let mut done = false;
     match dialog {
-        Dialog::None => return,
+        Dialog::None | Dialog::Pick => return,
         Dialog::Import(browser) => {
             egui::Window::new("Import audio")
                 .open(&mut open)
@@ -188,7 +195,7 @@ fn import(ui: &mut egui::Ui, browser: &mut Browser, playhead: Ticks, out: &mut O
     );
     match chosen {
         Some(path) => {
-            out.import.write(ImportMsg { path, track: None, at: playhead });
+            out.import.write(ImportMsg { source: UploadSource::File(path), track: None, at: playhead });
             true
         }
         None => false,
@@ -206,7 +213,8 @@ fn export(
 ) -> bool {
     ui.label(format!("Render \"{}\" from the start to the end of its last clip.", scene.project.name));
     ui.horizontal(|ui| {
-        ui.label("File");
+        // The browser saves a download where the user keeps them: only its name is asked.
+        ui.label(if cfg!(target_arch = "wasm32") { "Download as" } else { "File" });
         ui.add(egui::TextEdit::singleline(path).desired_width(380.0));
     });
     ui.horizontal(|ui| {
@@ -233,6 +241,8 @@ fn export(
     let folder = target.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
     *problem = if path.trim().is_empty() {
         Some("give the file a name".into())
+    } else if cfg!(target_arch = "wasm32") {
+        None
     } else if !folder.is_dir() {
         Some(format!("there is no folder {}", folder.display()))
     } else if target.is_dir() {

@@ -23,6 +23,8 @@ mod headers;
 #[cfg(feature = "lan")]
 mod jam;
 mod mixer;
+#[cfg(target_arch = "wasm32")]
+mod page;
 mod timeline;
 mod transport_bar;
 
@@ -34,7 +36,7 @@ use bevy::platform::time::Instant;
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use bevy::window::{FileDragAndDrop, RequestRedraw};
-use bevy::winit::{UpdateMode, WinitSettings};
+use bevy::winit::{EventLoopProxyWrapper, UpdateMode, WinitSettings, WinitUserEvent};
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPostUpdateSet, EguiPrimaryContextPass, egui};
 use ensemble_protocol::{
     AssetId, AudioAsset, AutomationLane, Clip, Colour, Op, Parameter, Presence, Project, RecordId, TICKS_PER_QUARTER,
@@ -50,7 +52,7 @@ use crate::model::{AssetData, ClipData, LaneData, ProjectData, RecordIndex, Reco
 use crate::playback::{ExportDone, ExportMsg, PlaybackNote, PlaybackPlugin, PlaybackSystems, TrackLevels, Transport};
 use crate::presence::{LocalPresence, Peers};
 use crate::replica::{Notice, Replica};
-use crate::sync::{Connection, SyncStatus};
+use crate::sync::{AppWaker, Connection, SyncStatus, UploadSource};
 
 pub use dialogs::Dialog;
 
@@ -66,6 +68,7 @@ impl Plugin for DawWindowPlugin {
             .init_resource::<DrawnLayout>()
             .init_resource::<Alerts>()
             .init_resource::<Dialog>()
+            .add_message::<FileArrived>()
             // Stopped, the window draws when something happens (input wakes it) and at least
             // every 100 ms, when collaborators' edits and presence are taken in; playing, it
             // draws every frame. An idle window used half a core drawing the same picture.
@@ -73,12 +76,35 @@ impl Plugin for DawWindowPlugin {
                 focused_mode: UpdateMode::reactive(Duration::from_millis(100)),
                 unfocused_mode: UpdateMode::reactive_low_power(Duration::from_millis(500)),
             })
-            .add_systems(Startup, spawn_camera)
+            .add_systems(Startup, (spawn_camera, wake_on_news))
             .add_systems(Update, (collect_alerts, redraw_while_playing))
             .add_systems(EguiPrimaryContextPass, draw);
         #[cfg(feature = "lan")]
         app.add_plugins(JamPlugin).add_systems(EguiPrimaryContextPass, jam::draw.after(draw));
+        #[cfg(target_arch = "wasm32")]
+        app.add_plugins(page::PagePlugin);
     }
+}
+
+/// A file that reached the window other than by the system's drag and drop (the browser page's
+/// picker, or a drop on the page): it is imported as a dropped file is, onto the track under
+/// `pointer` (in points), or onto a new track at the playhead.
+#[derive(Message, Clone, Debug)]
+pub struct FileArrived {
+    /// The file.
+    pub source: UploadSource,
+    /// Where it was dropped, if it was.
+    pub pointer: Option<egui::Pos2>,
+}
+
+/// Wakes the window when the sync worker has news (a collaborator's edit shows at once, not at
+/// the next timed frame).
+fn wake_on_news(waker: Option<Res<AppWaker>>, proxy: Option<Res<EventLoopProxyWrapper>>) {
+    let (Some(waker), Some(proxy)) = (waker, proxy) else { return };
+    let proxy = (**proxy).clone();
+    waker.set(move || {
+        let _ = proxy.send_event(WinitUserEvent::WakeUp);
+    });
 }
 
 /// Keeps the window drawing every frame while the playhead moves.
@@ -175,6 +201,18 @@ pub struct DrawnLayout {
     pub window: [f32; 2],
     /// See [`DrawnLayout::window`].
     pub controls: Vec<[f32; 4]>,
+    /// The tempo field and what it shows (`120.0 BPM`): where a check types a tempo, and reads
+    /// one back.
+    pub tempo: Option<DrawnText>,
+}
+
+/// A control and the text it shows.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DrawnText {
+    /// Left, top, right, bottom.
+    pub rect: [f32; 4],
+    /// What it reads.
+    pub text: String,
 }
 
 impl DrawnLayout {
@@ -258,12 +296,12 @@ fn collect_alerts(
         };
         alerts.push((text, true));
     }
-    for ImportDone { path, result, cut_short } in imports.read() {
+    for ImportDone { name, result, cut_short } in imports.read() {
         alerts.push(match result {
             Ok(_) if *cut_short => {
-                (format!("Imported {}, which is cut short: only the audio before the damage", path.display()), true)
+                (format!("Imported {name}, which is cut short: only the audio before the damage"), true)
             }
-            Ok(_) => (format!("Imported {}", path.display()), false),
+            Ok(_) => (format!("Imported {name}"), false),
             Err(reason) => (format!("Import failed: {reason}"), true),
         });
     }
@@ -517,6 +555,7 @@ struct Daw<'w, 's> {
     import: MessageWriter<'w, ImportMsg>,
     export: MessageWriter<'w, ExportMsg>,
     dropped: MessageReader<'w, 's, FileDragAndDrop>,
+    arrived: MessageReader<'w, 's, FileArrived>,
 }
 
 fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
@@ -547,6 +586,7 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
         mut import,
         mut export,
         mut dropped,
+        mut arrived,
     } = daw;
     if !view.themed {
         apply_theme(&ctx);
@@ -604,12 +644,16 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
             FileDragAndDrop::DroppedFile { path_buf, .. } => {
                 dropped_files = true;
                 let pointer = drop_point(view.file_hover, ctx.pointer_latest_pos());
-                timeline::drop_file(&view, &scene, &transport, path_buf.clone(), pointer, &mut out);
+                let source = UploadSource::File(path_buf.clone());
+                timeline::drop_file(&view, &scene, &transport, source, pointer, &mut out);
             }
         }
     }
     if dropped_files {
         view.file_hover = None;
+    }
+    for FileArrived { source, pointer } in arrived.read() {
+        timeline::drop_file(&view, &scene, &transport, source.clone(), *pointer, &mut out);
     }
 
     let pending = replica.as_ref().map_or(0, |replica| replica.pending().len());
@@ -623,10 +667,11 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
     };
     let window = root.max_rect();
     drawn.window = [window.width(), window.height()];
-    let mut controls = egui::Panel::top("transport")
+    let (mut controls, tempo) = egui::Panel::top("transport")
         .exact_size(52.0)
         .show(&mut root, |ui| transport_bar::show(ui, &bar, &scene, &mut view, &mut transport, &mut dialog, &mut out))
         .inner;
+    drawn.tempo = tempo;
     egui::Panel::bottom("status").exact_size(26.0).show(&mut root, |ui| {
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             controls.extend(transport_bar::status(ui, &bar, &scene, &view));

@@ -7,8 +7,6 @@
 //! (the bar when zoomed out, the sixteenth when zoomed in); hold Alt to place freely. The view
 //! follows the playhead while playing.
 
-use std::path::PathBuf;
-
 use bevy_egui::egui;
 use ensemble_protocol::{Field, LoopRange, Op, ProjectField, TICKS_PER_QUARTER, Ticks, TrackId};
 
@@ -17,6 +15,7 @@ use crate::edits;
 use crate::history::EditMsg;
 use crate::import::ImportMsg;
 use crate::playback::Transport;
+use crate::sync::UploadSource;
 
 /// Height of the ruler above the rows.
 const RULER: f32 = 30.0;
@@ -345,7 +344,7 @@ pub(super) fn drop_file(
     view: &View,
     scene: &Scene,
     transport: &Transport,
-    path: PathBuf,
+    source: UploadSource,
     pointer: Option<egui::Pos2>,
     out: &mut Out,
 ) {
@@ -357,5 +356,5 @@ pub(super) fn drop_file(
         .filter(|pointer| rect.contains(*pointer))
         .and_then(|pointer| track_at(&rows, view, pointer.y).map(|track| (Some(track), grid.snapped_at(pointer.x))));
     let (track, at) = placed.unwrap_or_else(|| (None, snapped_playhead(view, scene, transport)));
-    out.import.write(ImportMsg { path, track, at });
+    out.import.write(ImportMsg { source, track, at });
 }

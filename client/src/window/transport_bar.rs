@@ -5,7 +5,7 @@ use bevy::prelude::*;
 use bevy_egui::egui;
 use ensemble_protocol::{Bpm, Field, LoopRange, Op, ProjectField, Ticks, TimeSignature};
 
-use super::{Dialog, Out, Scene, View, bars_beats, describe, gesture, theme};
+use super::{Dialog, DrawnText, Out, Scene, View, bars_beats, describe, gesture, theme};
 use crate::history::{EditMsg, History};
 #[cfg(feature = "lan")]
 use crate::jam::JamStatus;
@@ -56,9 +56,10 @@ pub(super) fn show(
     transport: &mut Transport,
     dialog: &mut Dialog,
     out: &mut Out,
-) -> Vec<egui::Rect> {
+) -> (Vec<egui::Rect>, Option<DrawnText>) {
     let project = scene.project;
     let mut controls = Vec::new();
+    let mut tempo_drawn = None;
     ui.horizontal_centered(|ui| {
         // Clicks inside (the name field) keep the menu open; a click outside closes it.
         let keep_open =
@@ -111,6 +112,9 @@ pub(super) fn show(
         ui.separator();
         let mut tempo = project.tempo.0;
         let response = ui.add(egui::DragValue::new(&mut tempo).range(20.0..=999.0).speed(0.2).suffix(" BPM"));
+        let rect = response.rect;
+        let text = format!("{:.1} BPM", project.tempo.0);
+        tempo_drawn = Some(DrawnText { rect: [rect.left(), rect.top(), rect.right(), rect.bottom()], text });
         gesture(&response, || set_project(scene, ProjectField::Tempo(Bpm(tempo))), out.edits);
         metre(ui, scene, out);
         ui.separator();
@@ -145,7 +149,7 @@ pub(super) fn show(
             }
         }
     });
-    controls
+    (controls, tempo_drawn)
 }
 
 /// The right of the status line: the connection, pending edits, imports, collaborators and

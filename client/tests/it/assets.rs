@@ -1,6 +1,6 @@
 //! The asset cache: a downloaded file is whole, verified, and there when the authority is not.
 
-use ensemble_client::assets::AssetCache;
+use ensemble_client::assets::{AssetCache, CachedFile};
 use ensemble_client::sync::UploadSource;
 use ensemble_net::hash::hash_file;
 use ensemble_net::remote::Uploaded;
@@ -30,14 +30,14 @@ fn a_fetched_asset_plays_offline_and_an_uploaded_one_is_never_downloaded() {
     let uploaded = authority.runtime.block_on(alice.upload(authority.project, &file, "hook.wav", None)).unwrap();
     let Uploaded::Stored { asset, .. } = uploaded else { panic!("not stored: {uploaded:?}") };
     let alice_cache = AssetCache::new(dir.path().join("alice-cache")).unwrap();
-    alice_cache.insert(hash, &UploadSource::File(file.clone())).unwrap();
+    authority.runtime.block_on(alice_cache.insert(hash, &UploadSource::File(file.clone()))).unwrap();
     assert!(alice_cache.get(hash).is_some(), "the uploader keeps its own copy");
 
     let bob = authority.transport("bob");
     let cache = AssetCache::new(dir.path().join("bob-cache")).unwrap();
     assert_eq!(cache.get(hash), None);
     let fetched = authority.runtime.block_on(cache.fetch(&bob, authority.project, asset, hash, Served::Audio)).unwrap();
-    assert_eq!(fetched, cache.path(hash));
+    assert_eq!(fetched, CachedFile::Path(cache.path(hash)));
 
     authority.stop();
     let offline = cache.get(hash).expect("cached");
@@ -45,5 +45,5 @@ fn a_fetched_asset_plays_offline_and_an_uploaded_one_is_never_downloaded() {
     let cached = ensemble_audio::decode::decode_bytes(std::fs::read(&offline).unwrap(), &name, None).unwrap();
     assert_eq!(cached, ensemble_audio::decode::decode_file(&file, None).unwrap(), "the same samples, offline");
     let again = authority.runtime.block_on(cache.fetch(&bob, authority.project, asset, hash, Served::Audio)).unwrap();
-    assert_eq!(again, offline, "a cached file needs no authority");
+    assert_eq!(again, CachedFile::Path(offline), "a cached file needs no authority");
 }

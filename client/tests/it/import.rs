@@ -8,7 +8,7 @@ use bevy::prelude::*;
 use ensemble_client::edits;
 use ensemble_client::history::EditMsg;
 use ensemble_client::import::{ImportDone, ImportMsg, Imports};
-use ensemble_client::sync::UploadProgress;
+use ensemble_client::sync::{UploadProgress, UploadSource};
 use ensemble_protocol::*;
 
 use crate::harness::{Authority, online, replica, replicas, send, step_until};
@@ -80,14 +80,14 @@ fn an_imported_file_becomes_a_clip_as_long_as_its_audio_and_undoes_in_one_step()
     let file = files.path().join("Hook Take 2.wav");
     wav(&file, 44_100, 66_150); // 1.5 s
 
-    app.world_mut().write_message(ImportMsg { path: file.clone(), track: None, at: Ticks(1920) });
+    app.world_mut().write_message(ImportMsg { source: UploadSource::File(file.clone()), track: None, at: Ticks(1920) });
     app.update();
     let status = app.world().resource::<Imports>().describe().unwrap_or_default();
     assert!(status.starts_with("importing Hook Take 2.wav: "), "{status}");
     step_until(&mut [&mut app], Duration::from_secs(30), |apps| !apps[0].world().resource::<Ended>().0.is_empty());
     assert_eq!(app.world().resource::<Imports>().describe(), None, "nothing left to import");
     let done = app.world().resource::<Ended>().0[0].clone();
-    assert_eq!(done.path, file);
+    assert_eq!(done.name, "Hook Take 2.wav");
     let clip_id = done.result.expect("imported");
     // The upload reported how far it had come, up to the whole file.
     let size = std::fs::metadata(&file).unwrap().len();
@@ -109,8 +109,10 @@ fn an_imported_file_becomes_a_clip_as_long_as_its_audio_and_undoes_in_one_step()
     assert_eq!(clip.length, edits::asset_length(timebase, 44_100, Frames(66_150)));
     assert_eq!(timebase.frames(clip.length).0, u64::from(project.sample_rate) * 3 / 2, "1.5 s");
 
-    // A second import onto the same track lands where it was dropped.
-    app.world_mut().write_message(ImportMsg { path: file.clone(), track: Some(clip.track), at: Ticks(0) });
+    // A second import onto the same track lands where it was dropped; this one comes as bytes,
+    // as a file picked or dropped in the browser does.
+    let bytes = UploadSource::Bytes { name: "Hook Take 2.wav".into(), bytes: std::fs::read(&file).unwrap().into() };
+    app.world_mut().write_message(ImportMsg { source: bytes, track: Some(clip.track), at: Ticks(0) });
     step_until(&mut [&mut app], Duration::from_secs(30), |apps| clips(apps[0]).len() == 2);
     let tracks_now = replica(&app).unwrap().view().project().track_order.len();
     assert_eq!(tracks_now, project.track_order.len(), "no new track");
@@ -135,7 +137,11 @@ fn what_is_not_audio_is_refused_with_the_reason_and_changes_nothing() {
     let missing = files.path().join("gone.wav");
     let before = replica(&app).unwrap().view().len();
     for path in [&text, &corrupt, &missing] {
-        app.world_mut().write_message(ImportMsg { path: path.clone(), track: None, at: Ticks(0) });
+        app.world_mut().write_message(ImportMsg {
+            source: UploadSource::File(path.clone()),
+            track: None,
+            at: Ticks(0),
+        });
     }
     step_until(&mut [&mut app], Duration::from_secs(30), |apps| apps[0].world().resource::<Ended>().0.len() == 3);
     let reasons: Vec<(String, String)> = app
@@ -143,7 +149,7 @@ fn what_is_not_audio_is_refused_with_the_reason_and_changes_nothing() {
         .resource::<Ended>()
         .0
         .iter()
-        .map(|done| (done.path.file_name().unwrap().to_string_lossy().into_owned(), done.result.clone().unwrap_err()))
+        .map(|done| (done.name.clone(), done.result.clone().unwrap_err()))
         .collect();
     let reason = |name: &str| reasons.iter().find(|(file, _)| file == name).map(|(_, reason)| reason.clone()).unwrap();
     assert!(reason("notes.txt").contains("not an audio file"), "{reasons:?}");
@@ -167,7 +173,7 @@ fn a_file_cut_short_imports_what_came_before_the_damage_and_says_so() {
     let bytes = std::fs::read(&file).unwrap();
     std::fs::write(&file, &bytes[..44 + 48_000 * 2]).unwrap();
 
-    app.world_mut().write_message(ImportMsg { path: file.clone(), track: None, at: Ticks(0) });
+    app.world_mut().write_message(ImportMsg { source: UploadSource::File(file.clone()), track: None, at: Ticks(0) });
     step_until(&mut [&mut app], Duration::from_secs(30), |apps| !apps[0].world().resource::<Ended>().0.is_empty());
     let done = app.world().resource::<Ended>().0[0].clone();
     assert!(done.cut_short, "the user is told the file was cut short");

@@ -328,7 +328,7 @@ fn apps_jam_a_host_and_peers_found_by_its_beacon_start_in_phase_see_each_other_a
         replicas: dir.path().join("host-replicas"),
         display_name: "Hana".into(),
         project: None,
-        demo: Some(ensemble_client::demo::DemoSize::Song),
+        demo: Some(ensemble_client::solo::DemoSize::Song),
         lan: Some(lan.clone()),
     };
     let (host_clock, peer_clock) = (Clock::skewed(300_000_000), Clock::skewed(-200_000_000));

@@ -16,7 +16,7 @@ fn demo_song(dir: &std::path::Path) -> bevy::prelude::App {
         replicas: dir.join("replicas"),
         display_name: "Player".into(),
         project: None,
-        demo: Some(ensemble_client::demo::DemoSize::Song),
+        demo: Some(ensemble_client::solo::DemoSize::Song),
         lan: None,
     };
     let mut app = client_app(SyncPlugin::solo(settings));

@@ -3,9 +3,11 @@
 //!
 //! [`seed`] uploads the loops to an authority like any user would (so they are stored, peaked
 //! and transcoded like real recordings) and lays them out over eight bars in one transaction.
+//! Solo mode seeds its first project with it; `ensemble-authority project create --demo` seeds
+//! a hosted one (the browser's first project, say) through [`seed_as_owner`].
 
 use std::f32::consts::TAU;
-use std::path::Path;
+use std::io::Cursor;
 
 use ensemble_net::conn::Connection;
 use ensemble_net::remote::{Remote, Uploaded};
@@ -69,12 +71,13 @@ fn keys(t: f32) -> (f32, f32) {
     (left, right)
 }
 
-/// Writes one loop as a 16-bit stereo WAV.
-fn write_loop(path: &Path, mut voice: impl FnMut(f32) -> (f32, f32)) -> Result<(), Error> {
+/// One loop as a 16-bit stereo WAV file's bytes.
+fn write_loop(mut voice: impl FnMut(f32) -> (f32, f32)) -> Result<Vec<u8>, Error> {
     let spec =
         hound::WavSpec { channels: 2, sample_rate: RATE, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let failed = |error: hound::Error| Error::Io(std::io::Error::other(error.to_string()));
-    let mut writer = hound::WavWriter::create(path, spec).map_err(failed)?;
+    let mut file = Cursor::new(Vec::new());
+    let mut writer = hound::WavWriter::new(&mut file, spec).map_err(failed)?;
     let frames = (LOOP_SECONDS * RATE as f32) as u32;
     for i in 0..frames {
         let (left, right) = voice(i as f32 / RATE as f32);
@@ -82,7 +85,8 @@ fn write_loop(path: &Path, mut voice: impl FnMut(f32) -> (f32, f32)) -> Result<(
             writer.write_sample((sample.clamp(-1.0, 1.0) * 32_000.0) as i16).map_err(failed)?;
         }
     }
-    writer.finalize().map_err(failed)
+    writer.finalize().map_err(failed)?;
+    Ok(file.into_inner())
 }
 
 /// Creates a clip playing a whole loop as the `slot`-th loop on the timeline.
@@ -124,7 +128,6 @@ pub enum DemoSize {
 
 /// Uploads the demo loops into `project` and lays out the song (or the stress project).
 pub async fn seed<C: Connection>(remote: &mut Remote<C>, project: ProjectId, size: DemoSize) -> Result<(), Error> {
-    let dir = tempfile::tempdir()?;
     let mut noise = Noise(0x2545_f491);
     let parts: [Part; 3] = [
         ("Drums", Colour { r: 240, g: 140, b: 96 }, -2.0, 0.0, Box::new(move |t| drums(t, &mut noise))),
@@ -134,9 +137,10 @@ pub async fn seed<C: Connection>(remote: &mut Remote<C>, project: ProjectId, siz
     let mut ops = Vec::new();
     let mut loops = Vec::new();
     for (index, (name, colour, gain_db, pan, voice)) in parts.into_iter().enumerate() {
-        let file = dir.path().join(format!("{}.wav", name.to_lowercase()));
-        write_loop(&file, voice)?;
-        let uploaded = remote.upload(project, &file, &format!("{name} loop.wav"), None).await;
+        let file = write_loop(voice)?;
+        let hash = ensemble_net::hash::hash_reader(&file[..])?;
+        let uploaded =
+            remote.upload_from(project, Cursor::new(file), &format!("{name} loop.wav"), hash, None, |_, _| {}).await;
         let asset = match uploaded.map_err(|error| Error::Connection(error.to_string()))? {
             Uploaded::Stored { asset, .. } => asset,
             Uploaded::Partial { .. } => return Err(Error::Connection("the demo upload stopped early".into())),
@@ -182,4 +186,24 @@ pub async fn seed<C: Connection>(remote: &mut Remote<C>, project: ProjectId, siz
         Ok(other) => Err(Error::Connection(format!("the demo song was refused: {other:?}"))),
         Err(error) => Err(Error::Connection(error.to_string())),
     }
+}
+
+/// Seeds `project` with the demo as its owner `owner`, through an in-process connection to
+/// `server` (the operator holds the database, so they may act as any user).
+pub async fn seed_as_owner<S: crate::store::Store>(
+    server: &crate::server::Server,
+    store: &S,
+    project: ProjectId,
+    owner: &str,
+    size: DemoSize,
+) -> Result<(), Error> {
+    let token = crate::auth::session_for(store, owner).await?;
+    let connection = server.in_process().connect().map_err(|error| Error::Connection(error.to_string()))?;
+    let mut remote = Remote::over(connection, ensemble_protocol::PROTOCOL_VERSION)
+        .await
+        .map_err(|error| Error::Connection(error.to_string()))?;
+    remote.resume(token).await.map_err(|error| Error::Connection(error.to_string()))?;
+    let seeded = seed(&mut remote, project, size).await;
+    remote.close().await;
+    seeded
 }

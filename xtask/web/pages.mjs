@@ -1,0 +1,96 @@
+// What the browser checks share: headless Chromium, pages of the DAW, and reading what they draw.
+// Each page publishes the layout of its last frame as JSON in `window.ensembleLayout`; a page
+// opened here also records when each tempo first showed (`window.tempoSeen`, wall-clock ms), so
+// a check can measure how soon an edit reached it without asking the app anything else.
+import puppeteer from "puppeteer-core";
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/// Headless Chromium on WebGL2 (SwiftShader): the renderer every machine here has.
+export async function launch() {
+  return puppeteer.launch({
+    executablePath: "/usr/bin/chromium",
+    headless: "new",
+    args: ["--no-sandbox"],
+    defaultViewport: { width: 1280, height: 720 },
+  });
+}
+
+/// Waits until `ready()` is truthy, asking every `every` ms; fails after `limit` ms saying `what`.
+export async function until(what, limit, ready, every = 20) {
+  const deadline = Date.now() + limit;
+  for (;;) {
+    const value = await ready();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${limit} ms`);
+    await sleep(every);
+  }
+}
+
+/// A page of the DAW at `url` in a browser context of its own (its own IndexedDB, as another
+/// person's browser has), signed in as `name`.
+export async function openPage(browser, url, name, context = null) {
+  context ??= await browser.createBrowserContext();
+  const page = await context.newPage();
+  await page.evaluateOnNewDocument(() => {
+    window.tempoSeen = {};
+    let layout;
+    Object.defineProperty(window, "ensembleLayout", {
+      configurable: true,
+      get: () => layout,
+      set: (value) => {
+        layout = value;
+        const text = JSON.parse(value).tempo?.text;
+        if (text && !(text in window.tempoSeen)) window.tempoSeen[text] = performance.timeOrigin + performance.now();
+      },
+    });
+  });
+  page.state = { online: false };
+  page.on("console", (message) => {
+    const text = message.text();
+    if (/ENSEMBLE online/.test(text)) page.state.online = true;
+    if (/ENSEMBLE connection/.test(text)) page.state.online = false;
+    if (/panicked|cannot start/.test(text)) console.log(`${name}: ${text}`);
+  });
+  page.on("pageerror", (error) => console.log(`${name}: page error: ${error.message}`));
+  await page.goto(`${url}&name=${name}`);
+  return page;
+}
+
+/// The layout the page drew last.
+export async function layout(page) {
+  const json = await page.evaluate(() => window.ensembleLayout);
+  return json ? JSON.parse(json) : null;
+}
+
+/// Waits until the page shows the project: clips drawn, each with its waveform.
+export async function drawn(page, limit = 180_000) {
+  return until("the project drawn", limit, async () => {
+    const shown = await layout(page);
+    return shown && shown.clips.length > 0 && shown.waiting_for_peaks === 0 && shown.tempo ? shown : null;
+  }, 250);
+}
+
+/// The page's wall clock, in ms.
+export const now = (page) => page.evaluate(() => performance.timeOrigin + performance.now());
+
+/// Types `bpm` into the tempo field as a user does: a click on the field (which selects its
+/// text), the digits, Enter. Returns when Enter was pressed (the page's clock) and the text
+/// the field will show.
+export async function typeTempo(page, bpm) {
+  const shown = await layout(page);
+  const [left, top, right, bottom] = shown.tempo.rect;
+  await page.mouse.click((left + right) / 2, (top + bottom) / 2);
+  // A frame or two for the field to turn into a text box.
+  await sleep(100);
+  await page.keyboard.type(bpm.toFixed(1));
+  const sent = await now(page);
+  await page.keyboard.press("Enter");
+  return { sent, text: `${bpm.toFixed(1)} BPM` };
+}
+
+/// Percentiles of `values` (sorted copy), nearest rank.
+export function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
