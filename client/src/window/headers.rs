@@ -114,6 +114,7 @@ pub(super) fn pan(ui: &mut egui::Ui, id: TrackId, track: &Track, out: &mut Out) 
         egui::DragValue::new(&mut pan)
             .range(-1.0..=1.0)
             .speed(0.01)
+            .update_while_editing(false)
             .custom_formatter(|value, _| match value {
                 v if v.abs() < 0.005 => "C".into(),
                 v if v < 0.0 => format!("L{:.0}", -v * 100.0),

@@ -111,7 +111,10 @@ pub(super) fn show(
         controls.push(ui.monospace(format!("{:02}:{:06.3}", (seconds / 60.0) as u64, seconds % 60.0)).rect);
         ui.separator();
         let mut tempo = project.tempo.0;
-        let response = ui.add(egui::DragValue::new(&mut tempo).range(20.0..=999.0).speed(0.2).suffix(" BPM"));
+        // A typed tempo is one edit, on Enter: collaborators never hear the 20 BPM that the
+        // first digit of "140" would be.
+        let field = egui::DragValue::new(&mut tempo).range(20.0..=999.0).speed(0.2).suffix(" BPM");
+        let response = ui.add(field.update_while_editing(false));
         let rect = response.rect;
         let text = format!("{:.1} BPM", project.tempo.0);
         tempo_drawn = Some(DrawnText { rect: [rect.left(), rect.top(), rect.right(), rect.bottom()], text });
@@ -191,7 +194,7 @@ pub(super) fn status(ui: &mut egui::Ui, bar: &Bar, scene: &Scene, view: &View) -
 fn metre(ui: &mut egui::Ui, scene: &Scene, out: &mut Out) {
     let current = scene.project.time_signature;
     let mut numerator = current.numerator;
-    let response = ui.add(egui::DragValue::new(&mut numerator).range(1..=64).speed(0.1));
+    let response = ui.add(egui::DragValue::new(&mut numerator).range(1..=64).speed(0.1).update_while_editing(false));
     let beats = |numerator| ProjectField::TimeSignature(TimeSignature { numerator, ..current });
     gesture(&response, || set_project(scene, beats(numerator)), out.edits);
     ui.label("/");
