@@ -576,7 +576,29 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
         let mut retry = FIRST_RETRY;
         loop {
             self.status(Connection::Connecting);
-            let outcome = match self.transport.connect().await {
+            // Edits keep being stored while a connection is tried: a browser's attempt on an
+            // authority that is down can take many seconds, and a reload meanwhile must not
+            // lose what the user did.
+            // (A clone connects, so the worker stays free; it then carries the session's token.)
+            let mut transport = self.transport.clone();
+            let connected = {
+                let connecting = transport.connect();
+                tokio::pin!(connecting);
+                loop {
+                    tokio::select! {
+                        connected = &mut connecting => break connected,
+                        command = self.commands.recv() => match command {
+                            // Stored and queued: the session resends what is pending.
+                            Some(command) => {
+                                self.handle_commands(command).await;
+                            }
+                            None => return,
+                        },
+                    }
+                }
+            };
+            self.transport = transport;
+            let outcome = match connected {
                 Ok(link) => {
                     retry = FIRST_RETRY;
                     self.session(link).await

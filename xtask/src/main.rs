@@ -18,8 +18,9 @@
 //!   the WebGPU flags) against a fresh authority on the demo song: each must come online and
 //!   draw the song as the native screenshot check requires (screenshots in `target/screenshots/`).
 //! - `cargo xtask web-collab` has two pages and a native client share the demo song: page 1
-//!   types 50 tempos, the others must show each within 2 s (latencies printed); page 2 drags a
-//!   clip and page 1 must show it moved.
+//!   types 50 tempos, the others must show each (latencies printed); page 2 drags a clip and
+//!   page 1 must show it moved. `cargo xtask web-offline`: 50 edits made while the authority is
+//!   down, a reload, the authority back (not yet passing, so not in `ci`).
 //! - `cargo xtask web-test` runs the browser's tests (`client/tests/web.rs`) in headless
 //!   Chromium through `wasm-bindgen-test-runner` and chromedriver.
 //! - `cargo xtask setup` installs the system packages and rustup targets the project needs.
@@ -48,7 +49,7 @@ use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | shared-target | tidy | wasm-check | web-test | web | web-smoke | web-collab | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
+const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | shared-target | tidy | wasm-check | web-test | web | web-smoke | web-collab | web-offline | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -65,6 +66,7 @@ fn main() -> ExitCode {
         ["web"] => web::serve(),
         ["web-smoke"] => web::smoke(),
         ["web-collab"] => web::collab(),
+        ["web-offline"] => web::offline(),
         ["fuzz"] => fuzz(60),
         ["fuzz", seconds] => seconds.parse().map_err(|_| format!("not a number of seconds: {seconds}")).and_then(fuzz),
         ["bench", rest @ ..] => cargo(&[&["bench", "-p", "ensemble-benches"], rest].concat()),

@@ -66,7 +66,7 @@ const pages = createServer((request, response) => {
 await new Promise((resolve) => pages.listen(0, "127.0.0.1", resolve));
 const url = `http://127.0.0.1:${pages.address().port}/?project=${project}`;
 
-const browser = await launch();
+const browser = await launch(800, 480);
 const report = {};
 let failed = null;
 try {
@@ -84,6 +84,23 @@ try {
     last = await typeTempo(page, start + 1 + edit * 0.5);
     await until(`the page showing ${last.text}`, 2000, async () => (await layout(page)).tempo.text === last.text);
   }
+  // The worker stores each edit as it comes (one IndexedDB transaction per batch); once all 50
+  // are in the project's database, a reload must find them.
+  const stored = () =>
+    page.evaluate(
+      (name) =>
+        new Promise((resolve) => {
+          const open = indexedDB.open(name);
+          open.onsuccess = () => {
+            const count = open.result.transaction("pending").objectStore("pending").count();
+            count.onsuccess = () => resolve(count.result);
+            count.onerror = () => resolve(-1);
+          };
+          open.onerror = () => resolve(-1);
+        }),
+      `ensemble-${project.replaceAll("-", "")}`,
+    );
+  await until(`${EDITS} edits stored in IndexedDB`, 60_000, async () => (await stored()) === EDITS, 250);
   await page.reload();
   const reloaded = await drawn(page);
   if (reloaded.tempo.text !== last.text) throw new Error(`after the reload the page shows ${reloaded.tempo.text}, not ${last.text}`);

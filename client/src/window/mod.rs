@@ -69,12 +69,12 @@ impl Plugin for DawWindowPlugin {
             .init_resource::<Alerts>()
             .init_resource::<Dialog>()
             .add_message::<FileArrived>()
-            // Stopped, the window draws when something happens (input wakes it) and at least
-            // every 100 ms, when collaborators' edits and presence are taken in; playing, it
-            // draws every frame. An idle window used half a core drawing the same picture.
+            // Stopped, the window draws when something happens (input, or news from the sync
+            // worker, wake it) and at least every `IDLE_FRAME`; playing, it draws every frame.
+            // An idle window used half a core drawing the same picture.
             .insert_resource(WinitSettings {
-                focused_mode: UpdateMode::reactive(Duration::from_millis(100)),
-                unfocused_mode: UpdateMode::reactive_low_power(Duration::from_millis(500)),
+                focused_mode: UpdateMode::reactive(IDLE_FRAME),
+                unfocused_mode: UpdateMode::reactive_low_power(IDLE_FRAME * 5),
             })
             .add_systems(Startup, (spawn_camera, wake_on_news))
             .add_systems(Update, (collect_alerts, redraw_while_playing))
@@ -96,6 +96,12 @@ pub struct FileArrived {
     /// Where it was dropped, if it was.
     pub pointer: Option<egui::Pos2>,
 }
+
+/// How often a window with nothing to do draws anyway: natively every 100 ms, which a LAN jam's
+/// link (polled by frames) needs; in the browser every second, since there every frame is the
+/// page's one thread, and news wakes the window anyway.
+const IDLE_FRAME: Duration =
+    if cfg!(target_arch = "wasm32") { Duration::from_secs(1) } else { Duration::from_millis(100) };
 
 /// Wakes the window when the sync worker has news (a collaborator's edit shows at once, not at
 /// the next timed frame).
