@@ -101,7 +101,7 @@ fn a_bump_of_a_thousand_records_reaches_the_entities() {
     }
     state.apply(&Transaction::new(project, ops)).unwrap();
     let mut app = App::new();
-    app.add_plugins(ClientCorePlugin).insert_resource(Replica::new(state.clone(), Seq(1)));
+    app.add_plugins((MinimalPlugins, ClientCorePlugin)).insert_resource(Replica::new(state.clone(), Seq(1)));
     app.update();
 
     let mut times = Vec::new();
