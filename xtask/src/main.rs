@@ -20,7 +20,7 @@
 //! - `cargo xtask web-collab` has two pages and a native client share the demo song: page 1
 //!   types 50 tempos, the others must show each (latencies printed); page 2 drags a clip and
 //!   page 1 must show it moved. `cargo xtask web-offline`: 50 edits made while the authority is
-//!   down, a reload, the authority back (not yet passing, so not in `ci`).
+//!   down survive a reload and land exactly once when it is back.
 //! - `cargo xtask web-test` runs the browser's tests (`client/tests/web.rs`) in headless
 //!   Chromium through `wasm-bindgen-test-runner` and chromedriver.
 //! - `cargo xtask setup` installs the system packages and rustup targets the project needs.
@@ -161,6 +161,7 @@ fn ci() -> Result {
     step("browser tests (headless Chromium)", &web_test)?;
     step("browser app (headless Chromium, WebGPU and WebGL2)", &web::smoke)?;
     step("browser collaboration (two pages and a native client)", &web::collab)?;
+    step("browser offline (50 edits, a reload, the authority back)", &web::offline)?;
     step("doc", &|| {
         with_env("RUSTDOCFLAGS", "-D warnings", || cargo(&["doc", "--workspace", "--no-deps", "--locked"]))
     })?;

@@ -77,9 +77,9 @@ pub(crate) fn collab() -> Result {
     result
 }
 
-/// `cargo xtask web-offline`: the offline check (see `xtask/web/offline.mjs`; not yet in CI: it
-/// does not pass yet). The script runs the authority itself, on a fresh data folder holding the
-/// demo song, so it can stop it and bring it back.
+/// `cargo xtask web-offline`: the offline check (see `xtask/web/offline.mjs`). The script runs
+/// the authority itself, on a fresh data folder holding the demo song, so it can stop it and
+/// bring it back.
 pub(crate) fn offline() -> Result {
     let site = build(&RENDERERS[1..])?;
     let driver = puppeteer()?;

@@ -100,7 +100,7 @@ try {
         }),
       `ensemble-${project.replaceAll("-", "")}`,
     );
-  await until(`${EDITS} edits stored in IndexedDB`, 60_000, async () => (await stored()) === EDITS, 250);
+  await until(`${EDITS} edits stored in IndexedDB`, 60_000, async () => (report.stored = await stored()) === EDITS, 250);
   await page.reload();
   const reloaded = await drawn(page);
   if (reloaded.tempo.text !== last.text) throw new Error(`after the reload the page shows ${reloaded.tempo.text}, not ${last.text}`);

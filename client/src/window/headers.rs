@@ -132,7 +132,7 @@ pub(super) fn pan(ui: &mut egui::Ui, id: TrackId, track: &Track, out: &mut Out) 
     );
     if response.double_clicked() {
         out.edit(set(id, TrackField::Pan(0.0)));
-    } else {
+    } else if pan != track.pan || response.drag_stopped() {
         gesture(&response, || set(id, TrackField::Pan(pan)), out.edits);
     }
 }
