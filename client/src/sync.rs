@@ -581,22 +581,7 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
             // lose what the user did.
             // (A clone connects, so the worker stays free; it then carries the session's token.)
             let mut transport = self.transport.clone();
-            let connected = {
-                let connecting = transport.connect();
-                tokio::pin!(connecting);
-                loop {
-                    tokio::select! {
-                        connected = &mut connecting => break connected,
-                        command = self.commands.recv() => match command {
-                            // Stored and queued: the session resends what is pending.
-                            Some(command) => {
-                                self.handle_commands(command).await;
-                            }
-                            None => return,
-                        },
-                    }
-                }
-            };
+            let Some(connected) = self.storing_while(transport.connect()).await else { return };
             self.transport = transport;
             let outcome = match connected {
                 Ok(link) => {
@@ -620,21 +605,28 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
                     self.status(Connection::Offline { reason });
                 }
             }
-            let wait = rt::sleep(retry);
-            tokio::pin!(wait);
-            loop {
-                tokio::select! {
-                    _ = &mut wait => break,
-                    command = self.commands.recv() => match command {
-                        // Offline, proposals are only stored; the next session resends them.
-                        Some(command) => {
-                            self.handle_commands(command).await;
-                        }
-                        None => return,
-                    },
-                }
+            // Offline, proposals are only stored; the next session resends them.
+            if self.storing_while(rt::sleep(retry)).await.is_none() {
+                return;
             }
             retry = (retry * 2).min(MAX_RETRY);
+        }
+    }
+
+    /// Awaits `work` while storing the edits that arrive meanwhile (queued for the next session
+    /// to send); `None` once the app has closed.
+    async fn storing_while<F: Future>(&mut self, work: F) -> Option<F::Output> {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                done = &mut work => return Some(done),
+                command = self.commands.recv() => match command {
+                    Some(command) => {
+                        self.handle_commands(command).await;
+                    }
+                    None => return None,
+                },
+            }
         }
     }
 
