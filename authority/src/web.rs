@@ -4,7 +4,9 @@
 //!
 //! Every response carries the headers that make the page cross-origin isolated (COOP
 //! `same-origin`, COEP `require-corp`), which shared memory and an audio worklet need; the
-//! files are served by `tower-http`'s `ServeDir` (MIME types, ranges, no path escapes).
+//! files are served by `tower-http`'s `ServeDir` (MIME types, ranges, no path escapes,
+//! `Last-Modified` for a browser's cache), and a file's brotli or gzip copy beside it
+//! (`x.wasm.br`, `x.wasm.gz`, which a release build writes) goes to browsers that accept it.
 //!
 //! Browsers allow WebTransport only from a secure context: `http://localhost` and
 //! `http://127.0.0.1` are, a LAN address over plain HTTP is not.
@@ -56,7 +58,9 @@ impl WebServer {
             (HeaderName::from_static("cross-origin-embedder-policy"), "require-corp"),
             (HeaderName::from_static("cross-origin-resource-policy"), "same-origin"),
         ];
-        let mut app = Router::new().route("/ensemble.json", config).fallback_service(ServeDir::new(&options.dir));
+        let mut app = Router::new()
+            .route("/ensemble.json", config)
+            .fallback_service(ServeDir::new(&options.dir).precompressed_br().precompressed_gzip());
         for (name, value) in isolated {
             app = app.layer(SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value)));
         }

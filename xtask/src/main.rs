@@ -13,7 +13,9 @@
 //! - `cargo xtask wasm-check` checks (clippy, warnings denied) that the crates the browser
 //!   build needs compile for `wasm32-unknown-unknown` with the browser's features.
 //! - `cargo xtask web` builds the browser client (WebGPU and WebGL2) into `target/web` and
-//!   serves it from an authority on this machine, printing the link to open.
+//!   serves it from an authority on this machine, printing the link to open. With `--release`
+//!   (also for `web-smoke` and `web-collab`) it builds what people download instead, into
+//!   `target/web-release`: optimised for size, through wasm-opt, with gzip and brotli copies.
 //! - `cargo xtask web-smoke` opens both builds in headless Chromium (WebGPU, and WebGL2 without
 //!   the WebGPU flags) against a fresh authority on the demo song: each must come online and
 //!   draw the song as the native screenshot check requires (screenshots in `target/screenshots/`).
@@ -49,7 +51,7 @@ use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | shared-target | tidy | wasm-check | web-test | web | web-smoke | web-collab | web-offline | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
+const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | shared-target | tidy | wasm-check | web-test | web [--release] | web-smoke [--release] | web-collab [--release] | web-offline | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -63,9 +65,9 @@ fn main() -> ExitCode {
         ["tidy"] => tidy::check(),
         ["wasm-check"] => wasm_check(),
         ["web-test"] => web_test(),
-        ["web"] => web::serve(),
-        ["web-smoke"] => web::smoke(),
-        ["web-collab"] => web::collab(),
+        ["web", rest @ ..] => web::Profile::from_args(rest).and_then(web::serve),
+        ["web-smoke", rest @ ..] => web::Profile::from_args(rest).and_then(web::smoke),
+        ["web-collab", rest @ ..] => web::Profile::from_args(rest).and_then(web::collab),
         ["web-offline"] => web::offline(),
         ["fuzz"] => fuzz(60),
         ["fuzz", seconds] => seconds.parse().map_err(|_| format!("not a number of seconds: {seconds}")).and_then(fuzz),
@@ -159,8 +161,8 @@ fn ci() -> Result {
     step("browser build (wasm32 check)", &wasm_check)?;
     step("test", &|| cargo(&["test", "--workspace", "--locked"]))?;
     step("browser tests (headless Chromium)", &web_test)?;
-    step("browser app (headless Chromium, WebGPU and WebGL2)", &web::smoke)?;
-    step("browser collaboration (two pages and a native client)", &web::collab)?;
+    step("browser app (headless Chromium, WebGPU and WebGL2)", &|| web::smoke(web::Profile::Debug))?;
+    step("browser collaboration (two pages and a native client)", &|| web::collab(web::Profile::Debug))?;
     step("browser offline (50 edits, a reload, the authority back)", &web::offline)?;
     step("doc", &|| {
         with_env("RUSTDOCFLAGS", "-D warnings", || cargo(&["doc", "--workspace", "--no-deps", "--locked"]))

@@ -23,6 +23,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("openssl", "reads the authority's certificates the way another tool would, in its tests"),
     ("chromium", "a real browser, headless, for the WebTransport and web app checks"),
     ("chromium-driver", "drives headless Chromium for the browser's wasm tests"),
+    ("brotli", "compresses the browser release's download (`cargo xtask web --release`)"),
 ];
 
 const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown"];

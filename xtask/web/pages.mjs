@@ -9,12 +9,12 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /// Headless Chromium on WebGL2 (SwiftShader): the renderer every machine here has. Its GPU
 /// process composites the canvas in software, which takes about 370 ms a frame at 1280×720 on
 /// this machine and about 125 ms at 640×400, and a page's events wait for its frames: the
-/// checks that time edits use a small window (`width`, `height`).
-export async function launch(width = 1280, height = 720) {
+/// checks that time edits use a small window (`width`, `height`). `flags`: Chromium's own more.
+export async function launch(width = 1280, height = 720, flags = []) {
   return puppeteer.launch({
     executablePath: "/usr/bin/chromium",
     headless: "new",
-    args: ["--no-sandbox"],
+    args: ["--no-sandbox", ...flags],
     defaultViewport: { width, height },
   });
 }

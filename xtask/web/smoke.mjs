@@ -2,21 +2,43 @@
 // page the authority serves, on WebGPU (SwiftShader's Vulkan, with the flags that give an
 // adapter) or, without them, on WebGL2; the page must pick that renderer, the app must say it
 // is online within a minute and draw the demo song with every waveform; the screenshot and the
-// layout the page published for it are kept for the checks that follow.
+// layout the page published for it are kept for the checks that follow. Then the page loads
+// again, from the browser's warm HTTP cache, and reports how soon it drew and came online.
 import { writeFileSync } from "node:fs";
-import puppeteer from "puppeteer-core";
+import { launch, until } from "./pages.mjs";
 
 const [url, out, want] = process.argv.slice(2);
 const webgpu = ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader", "--use-angle=swiftshader"];
-const browser = await puppeteer.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: "new",
-  args: ["--no-sandbox", ...(want === "webgpu" ? webgpu : [])],
-  defaultViewport: { width: 1280, height: 720 },
-});
+const browser = await launch(1280, 720, want === "webgpu" ? webgpu : []);
 let online = null;
 let renderer = null;
 const page = await browser.newPage();
+// When, after navigation, the page first drew (it publishes its layout every frame), drew the
+// whole song, and said it was online: the page's own clock, so the driver's polling adds nothing.
+await page.evaluateOnNewDocument(() => {
+  window.ensembleTimes = {};
+  const note = (name) => {
+    window.ensembleTimes[name] ??= performance.now();
+  };
+  let layout;
+  Object.defineProperty(window, "ensembleLayout", {
+    configurable: true,
+    get: () => layout,
+    set: (value) => {
+      layout = value;
+      note("frame");
+      const drawn = JSON.parse(value);
+      if (drawn.clips.length > 0 && drawn.waiting_for_peaks === 0) note("song");
+    },
+  });
+  for (const level of ["log", "info", "debug"]) {
+    const original = console[level];
+    console[level] = (...args) => {
+      if (String(args[0]).includes("ENSEMBLE online")) note("online");
+      return original.apply(console, args);
+    };
+  }
+});
 page.on("console", (message) => {
   const text = message.text();
   const said = text.match(/ENSEMBLE (online as \S+|renderer \S+)/);
@@ -76,9 +98,17 @@ const gaps = await page.evaluate(
 await page.keyboard.press("Space");
 gaps.sort((a, b) => a - b);
 const frames = { p50: gaps[Math.floor(gaps.length * 0.5)].toFixed(1), p99: gaps[Math.floor(gaps.length * 0.99)].toFixed(1) };
+const cold = await page.evaluate(() => window.ensembleTimes);
+// The same page again: the download and the compiled module come from the browser's cache.
+await page.reload();
+const warm = await until("the page reloaded, online and drawn", 120_000, () =>
+  page.evaluate(() => (window.ensembleTimes.online && window.ensembleTimes.song ? window.ensembleTimes : null)),
+);
+const ms = (times) => Object.fromEntries(Object.entries(times).map(([name, at]) => [name, Math.round(at)]));
 await browser.close();
 const heard =
   before.prompt === before.states.includes("suspended") && !after.prompt && after.states.length > 0 &&
   after.states.every((state) => state === "running");
-console.log(JSON.stringify({ renderer, online, onlineAfter, completeAfter, frames, before, after }));
+const loaded = { cold: ms(cold), warm: ms(warm) };
+console.log(JSON.stringify({ renderer, online, onlineAfter, completeAfter, loaded, frames, before, after }));
 process.exit(online && renderer === `renderer ${want}` && heard ? 0 : 1);

@@ -22,8 +22,13 @@ impl Response {
 
 /// `GET path` over a plain TCP connection, as a browser would send it.
 async fn get(web: &WebServer, path: &str) -> Response {
+    get_with(web, path, "").await
+}
+
+/// `GET path` with `headers` (each line ending in CRLF) added.
+async fn get_with(web: &WebServer, path: &str, headers: &str) -> Response {
     let mut stream = tokio::net::TcpStream::connect(web.local_addr()).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.unwrap();
@@ -57,8 +62,20 @@ async fn the_web_app_is_served_isolated_with_the_endpoint_and_hashes_to_pin() {
     let wasm = get(&web, "/ensemble_bg.wasm").await;
     assert_eq!(wasm.header("content-type"), Some("application/wasm"), "browsers stream-compile only this type");
     assert_eq!(wasm.header("cross-origin-resource-policy"), Some("same-origin"));
+    assert!(wasm.header("last-modified").is_some(), "a browser's cache revalidates by date");
     assert_eq!(get(&web, "/missing.js").await.status, 404);
     assert_eq!(get(&web, "/../authority.sqlite").await.status, 404, "nothing outside the folder");
+
+    // A release writes compressed copies beside the module: browsers that accept one get it.
+    std::fs::write(site.join("ensemble_bg.wasm.br"), b"brotli bytes").unwrap();
+    std::fs::write(site.join("ensemble_bg.wasm.gz"), b"gzip bytes").unwrap();
+    let br = get_with(&web, "/ensemble_bg.wasm", "Accept-Encoding: gzip, deflate, br\r\n").await;
+    assert_eq!((br.header("content-encoding"), br.body.as_slice()), (Some("br"), &b"brotli bytes"[..]));
+    assert_eq!(br.header("content-type"), Some("application/wasm"));
+    let gz = get_with(&web, "/ensemble_bg.wasm", "Accept-Encoding: gzip\r\n").await;
+    assert_eq!((gz.header("content-encoding"), gz.body.as_slice()), (Some("gzip"), &b"gzip bytes"[..]));
+    let plain = get(&web, "/ensemble_bg.wasm").await;
+    assert_eq!((plain.header("content-encoding"), plain.body.as_slice()), (None, &b"\0asm\x01\0\0\0"[..]));
 
     let config = get(&web, "/ensemble.json").await;
     assert_eq!(config.header("cache-control"), Some("no-store"));
