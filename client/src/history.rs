@@ -32,7 +32,7 @@ impl Plugin for HistoryPlugin {
             .add_message::<EditMsg>()
             .add_message::<Notice>()
             .add_message::<Outbound>()
-            .add_systems(PreUpdate, (forget_void, handle_edits).chain().in_set(SyncSystems::Edit));
+            .add_systems(Last, (forget_void, handle_edits).chain().in_set(SyncSystems::Edit));
     }
 }
 

@@ -38,10 +38,8 @@ impl Plugin for ImportPlugin {
             .add_message::<EditMsg>()
             .add_systems(
                 PreUpdate,
-                (start_imports, take_uploads, place_clips)
-                    .chain()
-                    .after(SyncSystems::Receive)
-                    .before(SyncSystems::Edit),
+                // Their edits are proposed with the frame's others, at its end.
+                (start_imports, take_uploads, place_clips).chain().after(SyncSystems::Receive),
             );
     }
 }

@@ -31,7 +31,8 @@ impl Plugin for MediaPlugin {
         app.init_resource::<Media>()
             .add_message::<Fetched>()
             .add_message::<Outbound>()
-            .add_systems(PreUpdate, (take_fetched, request_media).chain().in_set(SyncSystems::Edit));
+            // At the frame's start, after the news, so a file that arrived shows in this frame.
+            .add_systems(PreUpdate, (take_fetched, request_media).chain().after(SyncSystems::Apply));
     }
 }
 

@@ -28,15 +28,20 @@ impl Plugin for ModelPlugin {
     fn build(&self, app: &mut App) {
         configure_sets(app);
         app.init_resource::<RecordIndex>()
-            .configure_sets(PreUpdate, ModelSystems::Mirror.after(SyncSystems::Edit).before(SyncSystems::Send))
-            .add_systems(PreUpdate, mirror.in_set(ModelSystems::Mirror));
+            // Twice a frame: the authority's news before the frame uses the model, and this
+            // frame's own edits before the next one draws.
+            .configure_sets(PreUpdate, ModelSystems::Mirror.after(SyncSystems::Apply))
+            .configure_sets(Last, ModelSystems::Mirror.after(SyncSystems::Edit).before(SyncSystems::Send))
+            .add_systems(PreUpdate, mirror.in_set(ModelSystems::Mirror))
+            .add_systems(Last, mirror.in_set(ModelSystems::Mirror));
     }
 }
 
 /// The model's system sets.
 #[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ModelSystems {
-    /// Entities take the replica's changes, after this frame's edits.
+    /// Entities take the replica's changes: after the authority's news at the frame's start,
+    /// and after the frame's edits at its end.
     Mirror,
 }
 

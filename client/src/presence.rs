@@ -53,10 +53,8 @@ impl Plugin for PresencePlugin {
             .init_resource::<PresenceRoute>()
             .add_message::<FromAuthority>()
             .add_message::<Outbound>()
-            .add_systems(
-                PreUpdate,
-                (take_peers.after(SyncSystems::Receive).before(SyncSystems::Edit), share.in_set(SyncSystems::Edit)),
-            );
+            .add_systems(PreUpdate, take_peers.after(SyncSystems::Receive))
+            .add_systems(Last, share.in_set(SyncSystems::Edit));
     }
 }
 

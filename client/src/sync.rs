@@ -4,16 +4,19 @@
 //! [`LocalStore`], on a thread with a tokio runtime of its own natively and on the page's event
 //! loop in the browser, with the same code in between. The ECS never waits on the network or
 //! the disk; it talks to the worker through two channels, and the traffic crosses into the app as Bevy messages in
-//! chained sets, every frame, in [`PreUpdate`]:
+//! chained sets, every frame: news at the frame's start, so the frame shows it, and edits at its
+//! end, so an edit made in this frame's window leaves in this frame.
 //!
-//! 1. [`SyncSystems::Receive`] drains the worker: [`FromAuthority`] and [`Restored`] messages,
-//!    and the [`SyncStatus`] resource (connection state, unsaved edits, store trouble).
-//! 2. [`SyncSystems::Apply`] feeds them to the [`Replica`].
-//! 3. [`SyncSystems::Edit`] turns the user's edits, undos and gestures into proposals.
-//! 4. [`SyncSystems::Send`] hands [`Outbound`] proposals and settled edits to the worker.
+//! 1. [`SyncSystems::Receive`] ([`PreUpdate`]) drains the worker: [`FromAuthority`] and
+//!    [`Restored`] messages, and the [`SyncStatus`] resource (connection state, unsaved edits,
+//!    store trouble).
+//! 2. [`SyncSystems::Apply`] ([`PreUpdate`]) feeds them to the [`Replica`].
+//! 3. [`SyncSystems::Edit`] ([`Last`]) turns the user's edits, undos and gestures into proposals.
+//! 4. [`SyncSystems::Send`] ([`Last`]) hands [`Outbound`] proposals and settled edits to the
+//!    worker.
 //!
-//! The worker stores each proposal before it sends it, so an edit made offline survives a
-//! restart. On every (re)connection it first resends the pending edits and waits for their
+//! The worker stores each proposal as it sends it (and handles no answer before the store has
+//! it), so an edit made offline survives a restart. On every (re)connection it first resends the pending edits and waits for their
 //! answers, and only then subscribes from the seq it has: an edit that was committed before a
 //! crash is answered from the authority's memory (its tx id is idempotent) and is known to be
 //! committed before the catch-up arrives, so it is never applied twice nor reported as lost.
@@ -47,7 +50,8 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 #[cfg(not(target_arch = "wasm32"))]
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
-/// The sync steps of a frame, chained in this order in [`PreUpdate`].
+/// The sync steps of a frame, chained in this order: the first two in [`PreUpdate`], the last
+/// two in [`Last`] (after the window has drawn and taken this frame's input).
 #[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SyncSystems {
     /// Messages from the worker become [`FromAuthority`] and [`Restored`] messages.
@@ -62,10 +66,8 @@ pub enum SyncSystems {
 
 /// Orders the sync sets. Every plugin that puts systems in them calls this.
 pub(crate) fn configure_sets(app: &mut App) {
-    app.configure_sets(
-        PreUpdate,
-        (SyncSystems::Receive, SyncSystems::Apply, SyncSystems::Edit, SyncSystems::Send).chain(),
-    );
+    app.configure_sets(PreUpdate, (SyncSystems::Receive, SyncSystems::Apply).chain())
+        .configure_sets(Last, (SyncSystems::Edit, SyncSystems::Send).chain());
 }
 
 /// Where the client is with its authority.
@@ -409,7 +411,7 @@ impl Plugin for SyncPlugin {
         .add_message::<UploadDone>()
         .add_message::<UploadProgress>()
         .add_systems(PreUpdate, receive.in_set(SyncSystems::Receive))
-        .add_systems(PreUpdate, send.in_set(SyncSystems::Send));
+        .add_systems(Last, send.in_set(SyncSystems::Send));
     }
 }
 
@@ -541,6 +543,13 @@ enum Ended {
     AppClosed,
     /// The connection dropped: retry.
     Lost(String),
+}
+
+/// Commands taken from the app in one go, to store (and send).
+#[derive(Default)]
+struct Taken {
+    proposed: Vec<Transaction>,
+    forgotten: Vec<TxId>,
 }
 
 struct Worker<T, S> {
@@ -676,11 +685,22 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
                         link.close().await;
                         return Ended::AppClosed;
                     };
-                    let proposed = self.handle_commands(command).await;
-                    for tx in proposed {
-                        if link.outgoing.send(ClientMsg::Write(tx)).await.is_err() {
-                            return Ended::Lost("the connection closed".into());
+                    // Sent while being stored: waiting for the store first cost each edit a
+                    // frame or two in the browser (IndexedDB answers between the page's
+                    // frames), and keeps nothing safer: until the store has it, a crash loses
+                    // the local copy in either order. Answers are read only once both are done.
+                    let taken = self.take_commands(command);
+                    let outgoing = link.outgoing.clone();
+                    let writes: Vec<ClientMsg> = taken.proposed.iter().cloned().map(ClientMsg::Write).collect();
+                    let send = async move {
+                        for write in writes {
+                            outgoing.send(write).await?;
                         }
+                        Ok::<(), mpsc::error::SendError<ClientMsg>>(())
+                    };
+                    let ((), sent) = tokio::join!(self.store_commands(taken), send);
+                    if sent.is_err() {
+                        return Ended::Lost("the connection closed".into());
                     }
                 }
                 message = link.incoming.recv() => match message {
@@ -692,28 +712,39 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
         }
     }
 
-    /// Takes `first` and every command already queued behind it, stores the proposals in one
-    /// transaction, and returns them to send.
-    async fn handle_commands(&mut self, first: ToWorker) -> Vec<Transaction> {
-        let mut proposed = Vec::new();
-        let mut forgotten = Vec::new();
+    /// Takes `first` and every command already queued behind it and stores the proposals in one
+    /// transaction (offline, where nothing is sent).
+    async fn handle_commands(&mut self, first: ToWorker) {
+        let taken = self.take_commands(first);
+        self.store_commands(taken).await;
+    }
+
+    /// Takes `first` and every command already queued behind it: fetches, uploads and presence
+    /// start here; proposals and forgotten edits are returned to store (and send).
+    fn take_commands(&mut self, first: ToWorker) -> Taken {
+        let mut taken = Taken::default();
         let mut next = Some(first);
         while let Some(command) = next {
             match command {
-                ToWorker::Propose(tx) => proposed.push(tx),
-                ToWorker::Forget(tx_ids) => forgotten.extend(tx_ids),
+                ToWorker::Propose(tx) => taken.proposed.push(tx),
+                ToWorker::Forget(tx_ids) => taken.forgotten.extend(tx_ids),
                 ToWorker::Fetch { asset, hash, what } => self.fetch(asset, hash, what),
                 ToWorker::Upload { id, source } => self.upload(id, source),
                 ToWorker::Presence(presence) => self.presence = Some((presence, true)),
             }
             next = self.commands.try_recv().ok();
         }
+        taken
+    }
+
+    /// Stores what [`Self::take_commands`] took: the proposals in one transaction.
+    async fn store_commands(&mut self, Taken { proposed, forgotten }: Taken) {
         if !proposed.is_empty() {
             if let Err(error) = self.store.push_pending(&proposed).await {
                 self.store_failed(&error);
             }
             let _ = self.to_app.send(FromWorker::Stored(proposed.len()));
-            self.pending.extend(proposed.iter().cloned());
+            self.pending.extend(proposed);
         }
         if !forgotten.is_empty() {
             self.pending.retain(|tx| !forgotten.contains(&tx.id));
@@ -721,10 +752,13 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
                 self.store_failed(&error);
             }
         }
-        proposed
     }
 
     async fn handle_server(&mut self, message: ServerMsg) {
+        // The app hears first, then the store keeps it: the store is this machine's copy of
+        // what the authority already keeps (a lost write is mended by the next catch-up), and
+        // waiting for it held each collaborator's edit back a frame or two in the browser.
+        let _ = self.to_app.send(FromWorker::Server(message.clone()));
         let stored = match &message {
             ServerMsg::Bump(bump) if bump.project == self.project => {
                 self.seq = Some(bump.seq);
@@ -744,7 +778,6 @@ impl<T: Transport, S: LocalStore> Worker<T, S> {
         if let Err(error) = stored {
             self.store_failed(&error);
         }
-        let _ = self.to_app.send(FromWorker::Server(message));
     }
 
     /// Brings an asset file into the cache on a task of its own, and tells the app.

@@ -275,7 +275,10 @@ impl Alerts {
 }
 
 fn spawn_camera(mut commands: Commands) {
-    commands.spawn(Camera2d);
+    // The camera only carries egui, which smooths its own edges: multisampling (Bevy's default,
+    // 4×) would only cost fill rate, which a software renderer (a browser without a GPU, Xvfb)
+    // pays on the CPU every frame.
+    commands.spawn((Camera2d, Msaa::Off));
 }
 
 fn collect_alerts(

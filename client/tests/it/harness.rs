@@ -17,7 +17,7 @@ use ensemble_client::ClientCorePlugin;
 use ensemble_client::history::EditMsg;
 use ensemble_client::model::{ClipData, RecordIndex, RecordKey, RecordVersion, record_of};
 use ensemble_client::replica::{Notice, Replica};
-use ensemble_client::sync::{Connection, SyncPlugin, SyncStatus};
+use ensemble_client::sync::{Connection, SyncPlugin, SyncStatus, SyncSystems};
 use ensemble_net::remote::Remote;
 use ensemble_net::tls::Trust;
 use ensemble_net::transport::{Credentials, PipeTransport, QuicTransport};
@@ -156,7 +156,8 @@ pub(crate) fn client_app(sync: SyncPlugin) -> App {
     let mut app = App::new();
     app.add_plugins((MinimalPlugins, ClientCorePlugin, sync));
     app.init_resource::<Notices>();
-    app.add_systems(Update, collect_notices);
+    // Last in the frame: edits are proposed (and undos refused) at its end.
+    app.add_systems(Last, collect_notices.after(SyncSystems::Send));
     app
 }
 

@@ -43,12 +43,15 @@ fn change_detection_sees_only_the_records_an_edit_changed() {
     app.update();
     assert!(app.world().resource::<Seen>().0.is_empty(), "a quiet frame changes nothing");
 
+    // An edit is proposed at the end of the frame it was made in; the next frame sees it.
     app.world_mut().write_message(EditMsg::Edit(vec![set(tracks[1], Field::Track(TrackField::Solo(true)))]));
+    app.update();
     app.update();
     assert_eq!(app.world().resource::<Seen>().0, ["Snare"]);
 
     // Setting a value it already has bumps the version, not the data.
     app.world_mut().write_message(EditMsg::Edit(vec![set(tracks[1], Field::Track(TrackField::Solo(true)))]));
+    app.update();
     app.update();
     assert!(app.world().resource::<Seen>().0.is_empty());
 }
