@@ -51,8 +51,7 @@ try {
     const seenNative = await until(`the native client showing ${text}`, LIMIT, () => nativeSeen[text], 5);
     toPage2.push(seen2 - sent);
     toNative.push(seenNative - sent);
-    const shown = (await layout(page1)).tempo.text;
-    if (shown !== text) throw new Error(`page 1 shows ${shown} after typing ${text}`);
+    await until(`page 1 showing its own ${text}`, LIMIT, async () => (await layout(page1)).tempo.text === text);
   }
   const stats = (values) => ({
     p50: percentile(values, 50).toFixed(1),

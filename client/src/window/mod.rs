@@ -52,7 +52,7 @@ use crate::model::{AssetData, ClipData, LaneData, ProjectData, RecordIndex, Reco
 use crate::playback::{ExportDone, ExportMsg, PlaybackNote, PlaybackPlugin, PlaybackSystems, TrackLevels, Transport};
 use crate::presence::{LocalPresence, Peers};
 use crate::replica::{Notice, Replica};
-use crate::sync::{AppWaker, Connection, SyncStatus, UploadSource};
+use crate::sync::{AppWaker, Connection, SyncStatus, SyncSystems, UploadSource};
 
 pub use dialogs::Dialog;
 
@@ -78,6 +78,7 @@ impl Plugin for DawWindowPlugin {
             })
             .add_systems(Startup, (spawn_camera, wake_on_news))
             .add_systems(Update, (collect_alerts, redraw_while_playing))
+            .add_systems(Last, redraw_after_edits.after(SyncSystems::Edit))
             .add_systems(EguiPrimaryContextPass, draw);
         #[cfg(feature = "lan")]
         app.add_plugins(JamPlugin).add_systems(EguiPrimaryContextPass, jam::draw.after(draw));
@@ -116,6 +117,14 @@ fn wake_on_news(waker: Option<Res<AppWaker>>, proxy: Option<Res<EventLoopProxyWr
 /// Keeps the window drawing every frame while the playhead moves.
 fn redraw_while_playing(transport: Res<Transport>, mut redraw: MessageWriter<RequestRedraw>) {
     if transport.playing {
+        redraw.write(RequestRedraw);
+    }
+}
+
+/// An edit is proposed and mirrored into the model at the end of the frame it was made in:
+/// the next frame, drawn at once, shows it (an idle window would wait for its next timed frame).
+fn redraw_after_edits(mut edits: MessageReader<EditMsg>, mut redraw: MessageWriter<RequestRedraw>) {
+    if edits.read().count() > 0 {
         redraw.write(RequestRedraw);
     }
 }
