@@ -19,7 +19,11 @@ impl Plugin for PagePlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<PageFiles>()
             .add_systems(Startup, listen_for_drops)
-            .add_systems(Update, (open_picker, take_files, publish_layout));
+            .add_systems(Update, (open_picker, take_files))
+            // After the window drew: in Update it published the frame before, so a change
+            // showed to the page's readers only at the next frame, which an idle page waits
+            // a second for.
+            .add_systems(Last, publish_layout);
     }
 }
 
