@@ -17,7 +17,7 @@ pub(crate) enum Profile {
     Debug,
     /// What people download: the `web-release` profile, shrunk by wasm-opt, with gzip and
     /// brotli copies beside it that the authority serves to browsers that accept them.
-    /// Cold on this machine: the build about 25 min a renderer, wasm-opt a few minutes.
+    /// Cold on this machine: the build about 10 min a renderer, wasm-opt and brotli about 4.
     Release,
 }
 

@@ -1,15 +1,15 @@
 // What the browser checks share: headless Chromium, pages of the DAW, and reading what they draw.
 // Each page publishes the layout of its last frame as JSON in `window.ensembleLayout`; a page
-// opened here also records when each tempo first showed (`window.tempoSeen`, wall-clock ms), so
-// a check can measure how soon an edit reached it without asking the app anything else.
+// opened here also records when each tempo first showed and when it first drew (see
+// `recordTimes`), so a check can time it without asking the app anything else.
 import puppeteer from "puppeteer-core";
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/// Headless Chromium on WebGL2 (SwiftShader): the renderer every machine here has. Its GPU
-/// process composites the canvas in software, which takes about 370 ms a frame at 1280×720 on
-/// this machine and about 125 ms at 640×400, and a page's events wait for its frames: the
-/// checks that time edits use a small window (`width`, `height`). `flags`: Chromium's own more.
+/// Headless Chromium on WebGL2 (SwiftShader): the renderer every machine here has. It
+/// rasterises the app's frames in software, at a cost that grows with the pixels (about 170 ms
+/// a frame at 1280×720 on this machine, 75 ms at 800×480, 50 ms at 640×400), and a page's
+/// events wait for its frames: the checks that time edits use a small window (`width`, `height`). `flags`: Chromium's own more.
 export async function launch(width = 1280, height = 720, flags = []) {
   return puppeteer.launch({
     executablePath: "/usr/bin/chromium",
@@ -30,24 +30,46 @@ export async function until(what, limit, ready, every = 20) {
   }
 }
 
-/// A page of the DAW at `url` in a browser context of its own (its own IndexedDB, as another
-/// person's browser has), signed in as `name`.
-export async function openPage(browser, url, name, context = null) {
-  context ??= await browser.createBrowserContext();
-  const page = await context.newPage();
+/// Has `page` record, on its own clock from each navigation, what the checks time:
+/// `window.tempoSeen` (each tempo text's first showing, wall-clock ms) and `window.ensembleTimes`
+/// (ms after navigation: the first frame drawn, the whole song drawn, "online" said). The page
+/// publishes its layout every frame it draws, so a reader polling it adds nothing.
+export async function recordTimes(page) {
   await page.evaluateOnNewDocument(() => {
     window.tempoSeen = {};
+    window.ensembleTimes = {};
+    const note = (name) => {
+      window.ensembleTimes[name] ??= performance.now();
+    };
     let layout;
     Object.defineProperty(window, "ensembleLayout", {
       configurable: true,
       get: () => layout,
       set: (value) => {
         layout = value;
-        const text = JSON.parse(value).tempo?.text;
+        note("frame");
+        const drawn = JSON.parse(value);
+        if (drawn.clips.length > 0 && drawn.waiting_for_peaks === 0) note("song");
+        const text = drawn.tempo?.text;
         if (text && !(text in window.tempoSeen)) window.tempoSeen[text] = performance.timeOrigin + performance.now();
       },
     });
+    for (const level of ["log", "info", "debug"]) {
+      const original = console[level];
+      console[level] = (...args) => {
+        if (String(args[0]).includes("ENSEMBLE online")) note("online");
+        return original.apply(console, args);
+      };
+    }
   });
+}
+
+/// A page of the DAW at `url` in a browser context of its own (its own IndexedDB, as another
+/// person's browser has), signed in as `name`.
+export async function openPage(browser, url, name, context = null) {
+  context ??= await browser.createBrowserContext();
+  const page = await context.newPage();
+  await recordTimes(page);
   page.state = { online: false, log: [] };
   page.on("console", (message) => {
     const text = message.text();

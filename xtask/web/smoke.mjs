@@ -5,7 +5,7 @@
 // layout the page published for it are kept for the checks that follow. Then the page loads
 // again, from the browser's warm HTTP cache, and reports how soon it drew and came online.
 import { writeFileSync } from "node:fs";
-import { launch, until } from "./pages.mjs";
+import { launch, recordTimes, until } from "./pages.mjs";
 
 const [url, out, want] = process.argv.slice(2);
 const webgpu = ["--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader", "--use-angle=swiftshader"];
@@ -13,32 +13,8 @@ const browser = await launch(1280, 720, want === "webgpu" ? webgpu : []);
 let online = null;
 let renderer = null;
 const page = await browser.newPage();
-// When, after navigation, the page first drew (it publishes its layout every frame), drew the
-// whole song, and said it was online: the page's own clock, so the driver's polling adds nothing.
-await page.evaluateOnNewDocument(() => {
-  window.ensembleTimes = {};
-  const note = (name) => {
-    window.ensembleTimes[name] ??= performance.now();
-  };
-  let layout;
-  Object.defineProperty(window, "ensembleLayout", {
-    configurable: true,
-    get: () => layout,
-    set: (value) => {
-      layout = value;
-      note("frame");
-      const drawn = JSON.parse(value);
-      if (drawn.clips.length > 0 && drawn.waiting_for_peaks === 0) note("song");
-    },
-  });
-  for (const level of ["log", "info", "debug"]) {
-    const original = console[level];
-    console[level] = (...args) => {
-      if (String(args[0]).includes("ENSEMBLE online")) note("online");
-      return original.apply(console, args);
-    };
-  }
-});
+// When, after navigation, the page first drew, drew the whole song, and said it was online.
+await recordTimes(page);
 page.on("console", (message) => {
   const text = message.text();
   const said = text.match(/ENSEMBLE (online as \S+|renderer \S+)/);

@@ -82,7 +82,7 @@ fn header(
         let mut gain = track.gain_db;
         ui.spacing_mut().slider_width = 120.0;
         let response = ui.add(egui::Slider::new(&mut gain, -60.0..=12.0).suffix(" dB").fixed_decimals(1));
-        gesture(&response, || set(id, TrackField::Gain(gain)), out.edits);
+        gesture(&response, gain != track.gain_db, || set(id, TrackField::Gain(gain)), out.edits);
         pan(ui, id, track, out);
     });
     let meter_rect = egui::Rect::from_min_max(
@@ -132,8 +132,8 @@ pub(super) fn pan(ui: &mut egui::Ui, id: TrackId, track: &Track, out: &mut Out) 
     );
     if response.double_clicked() {
         out.edit(set(id, TrackField::Pan(0.0)));
-    } else if pan != track.pan || response.drag_stopped() {
-        gesture(&response, || set(id, TrackField::Pan(pan)), out.edits);
+    } else {
+        gesture(&response, pan != track.pan, || set(id, TrackField::Pan(pan)), out.edits);
     }
 }
 

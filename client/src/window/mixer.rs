@@ -61,7 +61,7 @@ fn strip(ui: &mut egui::Ui, rect: egui::Rect, scene: &Scene, id: TrackId, track:
         if response.double_clicked() {
             out.edit(set(id, TrackField::Gain(0.0)));
         } else {
-            gesture(&response, || set(id, TrackField::Gain(gain)), out.edits);
+            gesture(&response, gain != track.gain_db, || set(id, TrackField::Gain(gain)), out.edits);
         }
         let meter_rect = egui::Rect::from_x_y_ranges(rect.left() + 60.0..=rect.left() + 74.0, middle.y_range());
         meter(&painter, meter_rect, scene.levels.tracks.get(&id).copied().unwrap_or_default(), true);

@@ -476,13 +476,16 @@ impl Out<'_, '_> {
 }
 
 /// Turns a widget's response into a preview while it is dragged, one edit when the drag ends,
-/// and a plain edit for a click or typed value.
-fn gesture(response: &egui::Response, ops: impl Fn() -> Vec<Op>, edits: &mut MessageWriter<EditMsg>) {
-    if response.dragged() && response.changed() {
+/// and a plain edit for a click or typed value. `differs`: the widget's value is not the
+/// model's. Only then is there anything to preview or edit: a field being typed into reports
+/// itself changed at every key, which made a no-op transaction per key.
+fn gesture(response: &egui::Response, differs: bool, ops: impl Fn() -> Vec<Op>, edits: &mut MessageWriter<EditMsg>) {
+    let changed = response.changed() && differs;
+    if response.dragged() && changed {
         edits.write(EditMsg::Preview(ops()));
     } else if response.drag_stopped() {
         edits.write(EditMsg::CommitGesture);
-    } else if response.changed() {
+    } else if changed {
         edits.write(EditMsg::Edit(ops()));
     }
 }

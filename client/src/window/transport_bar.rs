@@ -118,10 +118,8 @@ pub(super) fn show(
         let rect = response.rect;
         let text = format!("{:.1} BPM", project.tempo.0);
         tempo_drawn = Some(DrawnText { rect: [rect.left(), rect.top(), rect.right(), rect.bottom()], text });
-        // Typing marks the field changed at every key; only a new value is an edit.
-        if tempo != project.tempo.0 || response.drag_stopped() {
-            gesture(&response, || set_project(scene, ProjectField::Tempo(Bpm(tempo))), out.edits);
-        }
+        let edit = || set_project(scene, ProjectField::Tempo(Bpm(tempo)));
+        gesture(&response, tempo != project.tempo.0, edit, out.edits);
         metre(ui, scene, out);
         ui.separator();
         if ui.add_enabled(bar.history.can_undo(), egui::Button::new("Undo")).clicked() {
@@ -199,9 +197,7 @@ fn metre(ui: &mut egui::Ui, scene: &Scene, out: &mut Out) {
     let mut numerator = current.numerator;
     let response = ui.add(egui::DragValue::new(&mut numerator).range(1..=64).speed(0.1).update_while_editing(false));
     let beats = |numerator| ProjectField::TimeSignature(TimeSignature { numerator, ..current });
-    if numerator != current.numerator || response.drag_stopped() {
-        gesture(&response, || set_project(scene, beats(numerator)), out.edits);
-    }
+    gesture(&response, numerator != current.numerator, || set_project(scene, beats(numerator)), out.edits);
     ui.label("/");
     let mut denominator = current.denominator;
     egui::ComboBox::from_id_salt("denominator").width(44.0).selected_text(denominator.to_string()).show_ui(ui, |ui| {
