@@ -39,7 +39,7 @@ async fn the_store_keeps_records_seq_and_pending_edits_across_a_reload() {
     store.push_pending(&edits[..1]).await.unwrap(); // a resend queues nothing twice
     let confirmed = RecordChange { id: drums.into(), version: Version(2), record: Some(track("Drums 0")) };
     let bump = Bump { project, seq: Seq(8), tx_id: edits[0].id, author: UserId::new_v7(), changes: vec![confirmed] };
-    store.save_bump(&bump).await.unwrap();
+    store.save_bumps(&[bump]).await.unwrap();
     store.forget_pending(&[edits[2].id]).await.unwrap();
     let gone = RecordChange { id: bass.into(), version: Version(2), record: None };
     store.save_catch_up(Seq(9), &CatchUp::Delta(vec![gone.clone()])).await.unwrap();

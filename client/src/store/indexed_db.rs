@@ -148,11 +148,15 @@ impl LocalStore for IndexedDbStore {
         .await
     }
 
-    async fn save_bump(&self, bump: &Bump) -> Result<(), Error> {
+    async fn save_bumps(&self, bumps: &[Bump]) -> Result<(), Error> {
+        let Some(last) = bumps.last() else { return Ok(()) };
         self.write(&[RECORDS, META, PENDING], |tx| async move {
-            put_records(&tx, &bump.changes).await?;
-            put_seq(&tx, self.project, bump.seq).await?;
-            drop_pending(&tx, &[bump.tx_id]).await?;
+            for bump in bumps {
+                put_records(&tx, &bump.changes).await?;
+            }
+            put_seq(&tx, self.project, last.seq).await?;
+            let committed: Vec<TxId> = bumps.iter().map(|bump| bump.tx_id).collect();
+            drop_pending(&tx, &committed).await?;
             Ok(tx)
         })
         .await

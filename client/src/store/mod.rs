@@ -8,7 +8,8 @@
 //! behind the same trait (its futures
 //! need not be `Send`: see [`ensemble_net::MaybeSend`]). Every method is one database
 //! transaction, so a crash leaves either the old or the new state: a bump's records, its seq,
-//! and the removal of the pending edit it confirms land together.
+//! and the removal of the pending edit it confirms land together. The sync worker writes through
+//! one task that owns the store (see `sync::writer`), so writes never overlap.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -48,8 +49,9 @@ pub trait LocalStore: 'static {
     fn load(&self) -> impl Future<Output = Result<Option<Saved>, Error>> + MaybeSend;
     /// Takes a subscription's catch-up: a snapshot replaces the records, a delta updates them.
     fn save_catch_up(&self, seq: Seq, catch_up: &CatchUp) -> impl Future<Output = Result<(), Error>> + MaybeSend;
-    /// Takes a bump: its records and seq, and drops the pending edit it commits, if ours.
-    fn save_bump(&self, bump: &Bump) -> impl Future<Output = Result<(), Error>> + MaybeSend;
+    /// Takes bumps, in seq order: their records, the last one's seq, and drops the pending edits
+    /// they commit (ours, if any), all in one transaction.
+    fn save_bumps(&self, bumps: &[Bump]) -> impl Future<Output = Result<(), Error>> + MaybeSend;
     /// Appends edits to the pending queue, in order.
     fn push_pending(&self, txs: &[Transaction]) -> impl Future<Output = Result<(), Error>> + MaybeSend;
     /// Removes edits from the pending queue (confirmed, rejected or dropped).

@@ -147,14 +147,17 @@ impl LocalStore for SqliteReplicaStore {
         Ok(())
     }
 
-    async fn save_bump(&self, bump: &Bump) -> Result<(), Error> {
+    async fn save_bumps(&self, bumps: &[Bump]) -> Result<(), Error> {
+        let Some(last) = bumps.last() else { return Ok(()) };
         let mut db = self.pool.begin().await?;
-        upsert(&mut db, &bump.changes).await?;
-        self.set_seq(&mut db, bump.seq).await?;
-        sqlx::query("DELETE FROM pending WHERE tx_id = ?")
-            .bind(bump.tx_id.0.as_bytes().as_slice())
-            .execute(&mut *db)
-            .await?;
+        for bump in bumps {
+            upsert(&mut db, &bump.changes).await?;
+            sqlx::query("DELETE FROM pending WHERE tx_id = ?")
+                .bind(bump.tx_id.0.as_bytes().as_slice())
+                .execute(&mut *db)
+                .await?;
+        }
+        self.set_seq(&mut db, last.seq).await?;
         db.commit().await?;
         Ok(())
     }

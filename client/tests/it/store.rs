@@ -24,7 +24,7 @@ fn project_state() -> ProjectState {
 }
 
 #[test]
-fn what_is_stored_comes_back_and_a_bump_settles_its_pending_edit() {
+fn what_is_stored_comes_back_and_bumps_settle_their_pending_edits() {
     let runtime = runtime();
     let dir = tempfile::tempdir().unwrap();
     let mut state = project_state();
@@ -41,17 +41,21 @@ fn what_is_stored_comes_back_and_a_bump_settles_its_pending_edit() {
         store.push_pending(&[first.clone(), second.clone()]).await.unwrap();
         store.push_pending(std::slice::from_ref(&third)).await.unwrap();
 
-        // The authority commits the first: its bump carries the records and settles it.
-        let applied = state.apply(&first).unwrap();
-        let changes = applied.changed.iter().map(|id| state.change(*id)).collect();
-        let bump = Bump { project, seq: Seq(5), tx_id: first.id, author: UserId::new_v7(), changes };
-        store.save_bump(&bump).await.unwrap();
+        // The authority commits the first, then a collaborator's edit: one write keeps both
+        // bumps' records and settles the first.
+        let theirs = Transaction::new(project, vec![set(track, Field::Track(TrackField::Solo(true)))]);
+        let bumps = [(5, &first), (6, &theirs)].map(|(seq, tx)| {
+            let applied = state.apply(tx).unwrap();
+            let changes = applied.changed.iter().map(|id| state.change(*id)).collect();
+            Bump { project, seq: Seq(seq), tx_id: tx.id, author: UserId::new_v7(), changes }
+        });
+        store.save_bumps(&bumps).await.unwrap();
         store.forget_pending(&[third.id]).await.unwrap();
         drop(store);
 
         let store = SqliteReplicaStore::open(dir.path(), project).await.unwrap();
         let Saved { seq, records, pending, .. } = store.load().await.unwrap().unwrap();
-        assert_eq!(seq, Seq(5));
+        assert_eq!(seq, Seq(6));
         assert_eq!(pending, vec![second], "only the unsettled edit is pending");
         assert_eq!(ProjectState::from_changes(project, records).unwrap(), state);
     });
