@@ -66,6 +66,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         clips,
         gain_envelope: Envelope::default(),
         pan_envelope: Envelope::default(),
+        effects: Vec::new(),
     };
     let (kick, hat) = (kick(), hat());
     let kicks = (0..16).map(|beat| clip(&kick, beat * 4)).collect();

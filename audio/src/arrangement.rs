@@ -8,9 +8,13 @@
 use std::collections::HashMap;
 use std::f64::consts::FRAC_PI_4;
 
-use ensemble_protocol::{AssetId, Curve, Parameter, ProjectState, Record, Ticks, TimeSignature, Timebase, TrackId};
+use ensemble_protocol::{
+    AssetId, Bus, Curve, EffectId, EffectKind, EffectParam, Parameter, ProjectState, Record, Ticks, TimeSignature,
+    Timebase, TrackId,
+};
 
 use crate::Pcm;
+use crate::effects::EffectPlan;
 
 /// A breakpoint of an envelope.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -167,6 +171,8 @@ pub struct TrackPlan {
     pub gain_envelope: Envelope,
     /// Pan automation, replacing the pan knob where it has points.
     pub pan_envelope: Envelope,
+    /// The insert chain, in the order it plays (after the clips, before fader and pan).
+    pub effects: Vec<EffectPlan>,
 }
 
 /// The constant-power pan law, −3 dB at the centre: `(left, right)` gains for `pan` in −1…1.
@@ -253,6 +259,29 @@ impl Arrangement {
         self.tracks.iter().flat_map(|t| t.clips.iter().map(ClipPlan::end)).max().unwrap_or(0)
     }
 
+    /// How long the effects ring on after the last clip, in frames: an export renders
+    /// [`Arrangement::end`] plus this, so a reverb's tail or a delay's last echo is not cut.
+    pub fn tail(&self) -> u64 {
+        let rate = f64::from(self.sample_rate);
+        let ring = |plan: &EffectPlan| -> f64 {
+            let value = |param: EffectParam| plan.kind.index_of(param).map_or(0.0, |i| f64::from(plan.params[i]));
+            match plan.kind {
+                _ if plan.bypass => 0.0,
+                // Freeverb's longest comb at the largest room takes about 5 s to fall 60 dB.
+                EffectKind::Reverb => 1.0 + 4.0 * value(EffectParam::RoomSize),
+                // Echoes until they are 60 dB down, at most 10 s.
+                EffectKind::Delay => {
+                    let (time, feedback) = (value(EffectParam::DelayTime) / 1000.0, value(EffectParam::Feedback));
+                    let echoes = if feedback > 0.001 { (0.001f64.ln() / feedback.ln()).ceil() + 1.0 } else { 1.0 };
+                    (time * echoes).min(10.0)
+                }
+                _ => 0.0,
+            }
+        };
+        let seconds = self.tracks.iter().flat_map(|t| t.effects.iter().map(ring)).fold(0.0, f64::max);
+        (seconds * rate).ceil() as u64
+    }
+
     /// Resolves a project against decoded assets (at the project's sample rate). Clips whose
     /// asset is missing are left out: they are still downloading.
     pub fn from_project(state: &ProjectState, assets: &HashMap<AssetId, Pcm>) -> Arrangement {
@@ -278,11 +307,27 @@ impl Arrangement {
                     clips: Vec::new(),
                     gain_envelope: Envelope::default(),
                     pan_envelope: Envelope::default(),
+                    effects: Vec::new(),
                 }),
                 _ => None,
             })
             .collect();
         let index: HashMap<TrackId, usize> = tracks.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
+        // Chains first (in order), so effect automation finds its effect below.
+        let mut chains: Vec<Vec<(f64, EffectPlan)>> = vec![Vec::new(); tracks.len()];
+        for (id, entry) in state.records() {
+            if let Record::Effect(effect) = &entry.record {
+                let Bus::Track(track) = effect.bus;
+                if let Some(&track) = index.get(&track) {
+                    let plan = EffectPlan::new(EffectId(id.0), effect.kind, effect.bypass, &effect.params);
+                    chains[track].push((effect.position, plan));
+                }
+            }
+        }
+        for (track, mut chain) in tracks.iter_mut().zip(chains) {
+            chain.sort_by(|(a, x), (b, y)| a.total_cmp(b).then(x.id.cmp(&y.id)));
+            track.effects = chain.into_iter().map(|(_, plan)| plan).collect();
+        }
         for (_, entry) in state.records() {
             match &entry.record {
                 Record::Clip(clip) => {
@@ -315,9 +360,16 @@ impl Arrangement {
                     // Stable: points at the same tick keep their list order.
                     points.sort_by_key(|point| point.frame);
                     let envelope = Envelope { points };
+                    let track = &mut tracks[track];
                     match lane.parameter {
-                        Parameter::Gain => tracks[track].gain_envelope = envelope,
-                        Parameter::Pan => tracks[track].pan_envelope = envelope,
+                        Parameter::Gain => track.gain_envelope = envelope,
+                        Parameter::Pan => track.pan_envelope = envelope,
+                        Parameter::Effect(effect, param) => {
+                            let plan = track.effects.iter_mut().find(|plan| plan.id == effect);
+                            if let Some((plan, index)) = plan.and_then(|p| p.kind.index_of(param).map(|i| (p, i))) {
+                                plan.automation.push((index, envelope));
+                            }
+                        }
                     }
                 }
                 _ => {}

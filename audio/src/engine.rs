@@ -16,12 +16,15 @@
 //! Kira clamps its output to ±1 (0 dBFS); a float export of the same graph does not, so the two
 //! differ only where the mix itself is over full scale.
 //!
-//! The audio thread never allocates, frees, locks or logs here either: commands are `Copy`
+//! The audio thread never allocates, frees, locks or logs here either: commands are small
 //! values in fixed-size `rtrb` queues, and a new arrangement arrives as an `Arc` whose previous
 //! value the engine keeps alive, so the audio thread never drops the last reference. A track
 //! sound that is playing crossfades from the old arrangement to the new one over
-//! [`CROSSFADE_FRAMES`] (rendering both, from a second renderer made in advance), so an edit
-//! while playing is heard at once and without a click.
+//! [`CROSSFADE_FRAMES`] ([`Renderer::crossfade_to`]), so an edit while playing is heard at once
+//! and without a click. When a track's chain gains or loses an effect, the engine makes the new
+//! chain's [`Rack`] here and sends it; the sound adopts it (keeping the state of the effects
+//! both share) and sends the old one back to be dropped here. An effect removed while playing
+//! stays one more arrangement, bypassed, so it ramps out ([`carry_leaving`]).
 //!
 //! Levels come back the other way through [`Meters`]: each track sound raises its track's
 //! peak in an atomic as it renders, and the control side takes (and resets) the peaks once per
@@ -39,6 +42,8 @@ use kira::track::{TrackBuilder, TrackHandle};
 use kira::{AudioManager, AudioManagerSettings, Frame as KiraFrame};
 
 use crate::arrangement::Arrangement;
+use crate::effects::{Rack, carry_leaving, same_effects};
+pub use crate::render::CROSSFADE_FRAMES;
 use crate::render::{Frame, MAX_BLOCK, Renderer};
 
 /// Commands that may wait in a track sound's queue.
@@ -49,10 +54,6 @@ const QUEUE: usize = 64;
 const LEAD_FRAMES: u64 = 4096;
 /// Frames kira renders per chunk (its `internal_buffer_size`).
 const KIRA_BUFFER: usize = 128;
-/// How long a track sound crossfades from the old arrangement to a new one while it plays, so
-/// a fader, a pan, a mute or a moved clip changes at once but without a click: 256 frames is
-/// 5.3 ms at 48 kHz.
-pub const CROSSFADE_FRAMES: usize = 256;
 
 /// A transport change, applied at `at` on the engine's global frame clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +66,8 @@ struct Transport {
 enum Command {
     Transport(Transport),
     Arrangement(Arc<Arrangement>),
+    /// The track's chain for the arrangement that follows: adopt it, send the old one back.
+    Rack(Box<Rack>),
     /// Turns the sound on or off (the metronome's switch).
     Enabled(bool),
     /// Whether the arrangement's loop range repeats.
@@ -139,15 +142,12 @@ struct TrackSound {
     part: Part,
     enabled: bool,
     renderer: Renderer,
-    /// The arrangement before the latest change, at the same playhead, while a crossfade
-    /// from it runs (`fade` frames left).
-    previous: Renderer,
-    fade: usize,
-    fade_scratch: Vec<Frame>,
     playing: bool,
     scheduled: Option<Transport>,
     clock: ClockId,
     commands: rtrb::Consumer<Command>,
+    /// Racks replaced by adopted ones, back to the engine to drop.
+    retired_racks: rtrb::Producer<Box<Rack>>,
     scratch: Vec<Frame>,
     meters: Meters,
     /// The rate the device renders at, as kira reports it with each chunk (`1 / dt`).
@@ -163,17 +163,22 @@ impl Sound for TrackSound {
                 // counts: nothing is freed here.
                 Command::Arrangement(arrangement) => {
                     if self.playing {
-                        self.previous.set_arrangement(self.renderer.arrangement().clone());
-                        self.previous.seek(self.renderer.position());
-                        self.fade = CROSSFADE_FRAMES;
+                        self.renderer.crossfade_to(arrangement);
+                    } else {
+                        self.renderer.set_arrangement(arrangement);
                     }
-                    self.renderer.set_arrangement(arrangement);
+                }
+                Command::Rack(rack) => {
+                    if let Part::Track(index) = self.part {
+                        let old = self.renderer.adopt_rack(index, rack);
+                        // The queue back has room for every rack the engine can have sent (it
+                        // is as long as the command queue); were it full, the rack would be
+                        // freed here rather than lost.
+                        let _ = self.retired_racks.push(old);
+                    }
                 }
                 Command::Enabled(enabled) => self.enabled = enabled,
-                Command::Looping(looping) => {
-                    self.renderer.set_looping(looping);
-                    self.previous.set_looping(looping);
-                }
+                Command::Looping(looping) => self.renderer.set_looping(looping),
             }
         }
     }
@@ -194,7 +199,8 @@ impl Sound for TrackSound {
                     self.renderer.seek(transport.position);
                     self.playing = transport.playing;
                     self.scheduled = None;
-                    self.fade = 0;
+                    let arrangement = self.renderer.arrangement().clone();
+                    self.renderer.set_arrangement(arrangement);
                 } else {
                     frames = frames.min((transport.at - at) as usize);
                 }
@@ -203,17 +209,6 @@ impl Sound for TrackSound {
             if self.playing {
                 let scratch = &mut self.scratch[..frames];
                 self.part.render(&mut self.renderer, scratch);
-                if self.fade > 0 {
-                    let old = &mut self.fade_scratch[..frames];
-                    self.part.render(&mut self.previous, old);
-                    for (k, (new, old)) in scratch.iter_mut().zip(old.iter()).enumerate() {
-                        let weight = 1.0 - self.fade.saturating_sub(k) as f32 / CROSSFADE_FRAMES as f32;
-                        for (new, old) in new.iter_mut().zip(old) {
-                            *new = old + (*new - old) * weight;
-                        }
-                    }
-                    self.fade = self.fade.saturating_sub(frames);
-                }
                 if !self.enabled {
                     scratch.fill([0.0; 2]);
                 }
@@ -273,6 +268,8 @@ pub enum EngineError {
 struct LiveTrack {
     _sub_track: Option<TrackHandle>,
     commands: rtrb::Producer<Command>,
+    /// Racks the sound replaced, dropped here.
+    retired_racks: rtrb::Consumer<Box<Rack>>,
 }
 
 /// The live engine: one kira sub-track and track sound per DAW track, and a metronome.
@@ -318,7 +315,7 @@ impl<B: Backend> Engine<B> {
         let mut engine = Engine {
             manager,
             clock,
-            metronome: LiveTrack { _sub_track: None, commands: metronome },
+            metronome,
             tracks: Vec::new(),
             arrangement,
             retired: Vec::new(),
@@ -340,33 +337,37 @@ impl<B: Backend> Engine<B> {
         arrangement: &Arc<Arrangement>,
         meters: &Meters,
         device_rate: &Arc<AtomicU32>,
-    ) -> (rtrb::Producer<Command>, TrackSound) {
+    ) -> (LiveTrack, TrackSound) {
         let (commands, consumer) = rtrb::RingBuffer::new(QUEUE);
+        let (retired_racks, racks_back) = rtrb::RingBuffer::new(QUEUE);
+        let renderer = match part {
+            Part::Track(index) => Renderer::for_track(arrangement.clone(), index),
+            Part::Metronome => Renderer::without_chains(arrangement.clone()),
+        };
         let sound = TrackSound {
             part,
             enabled,
-            renderer: Renderer::new(arrangement.clone()),
-            previous: Renderer::new(arrangement.clone()),
-            fade: 0,
-            fade_scratch: vec![[0.0; 2]; MAX_BLOCK],
+            renderer,
             playing: false,
             scheduled: None,
             clock: clock.id(),
             commands: consumer,
+            retired_racks,
             scratch: vec![[0.0; 2]; MAX_BLOCK],
             meters: meters.clone(),
             device_rate: device_rate.clone(),
         };
-        (commands, sound)
+        (LiveTrack { _sub_track: None, commands, retired_racks: racks_back }, sound)
     }
 
     fn add_track(&mut self, index: usize) -> Result<(), EngineError> {
         let mut sub_track =
             self.manager.add_sub_track(TrackBuilder::new()).map_err(|e| EngineError::Full(e.to_string()))?;
-        let (commands, sound) =
+        let (mut track, sound) =
             Self::sound(Part::Track(index), true, &self.clock, &self.arrangement, &self.meters, &self.device_rate);
         sub_track.play(TrackSoundData(sound)).map_err(|e| EngineError::Full(e.to_string()))?;
-        self.tracks.push(LiveTrack { _sub_track: Some(sub_track), commands });
+        track._sub_track = Some(sub_track);
+        self.tracks.push(track);
         Ok(())
     }
 
@@ -424,7 +425,29 @@ impl<B: Backend> Engine<B> {
     }
 
     /// Replaces what plays (after an edit); tracks added at the end get their own sounds.
-    pub fn set_arrangement(&mut self, arrangement: Arc<Arrangement>) -> Result<(), EngineError> {
+    pub fn set_arrangement(&mut self, mut arrangement: Arc<Arrangement>) -> Result<(), EngineError> {
+        let rate = arrangement.sample_rate;
+        // Effects that left a chain ramp out over one more arrangement.
+        for (index, old) in self.arrangement.tracks.iter().enumerate() {
+            let new = &arrangement.tracks.get(index).map(|new| &new.effects);
+            if new.is_some_and(|new| {
+                old.effects.iter().any(|plan| !plan.leaving && !new.iter().any(|kept| kept.id == plan.id))
+            }) {
+                let tracks = &mut Arc::make_mut(&mut arrangement).tracks;
+                carry_leaving(&old.effects, &mut tracks[index].effects);
+            }
+        }
+        // A chain that gained or lost an effect gets a new rack, made here.
+        for (index, track) in self.tracks.iter_mut().enumerate() {
+            while track.retired_racks.pop().is_ok() {}
+            let (old, new) = (self.arrangement.tracks.get(index), arrangement.tracks.get(index));
+            if let (Some(old), Some(new)) = (old, new)
+                && !same_effects(&old.effects, &new.effects)
+            {
+                let rack = Box::new(Rack::new(&new.effects, rate));
+                track.commands.push(Command::Rack(rack)).map_err(|_| EngineError::Busy(index))?;
+            }
+        }
         let previous = std::mem::replace(&mut self.arrangement, arrangement.clone());
         self.retired.push(previous);
         // Keep only what a sound may still hold: ours plus theirs is two references or more.

@@ -10,7 +10,8 @@
 //!   its own versioned format and audiowaveform's `.dat`.
 //! - [`arrangement`] resolves a project (tracks, clips, automation in ticks) against decoded
 //!   audio into frames; [`render`] turns that into sound, block by block, sample-accurately, for
-//!   the live engine and the export alike.
+//!   the live engine and the export alike; [`effects`] is the DSP of the tracks' insert chains
+//!   (equaliser, compressor, reverb, delay, filters) and the rack that runs a chain.
 //! - [`engine`] plays the arrangement live on kira (a sub-track and a sound per DAW track,
 //!   started and stopped on the same sample) or through an offline kira backend.
 //! - [`wav`] writes PCM as 16- or 24-bit integer or 32-bit float WAV; [`wave`] reads WAV files
@@ -21,6 +22,7 @@
 
 pub mod arrangement;
 pub mod decode;
+pub mod effects;
 pub mod engine;
 pub mod peaks;
 pub mod render;

@@ -171,6 +171,7 @@ fn busy_arrangement(tracks: usize, seconds: u64) -> std::sync::Arc<Arrangement> 
                 clips,
                 gain_envelope: envelope(-12.0, 0.0),
                 pan_envelope: envelope(-0.5, 0.5),
+                effects: Vec::new(),
             }
         })
         .collect();

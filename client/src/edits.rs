@@ -183,6 +183,7 @@ pub fn parameter_range(parameter: Parameter) -> (f32, f32) {
     match parameter {
         Parameter::Gain => (-60.0, 12.0),
         Parameter::Pan => (-1.0, 1.0),
+        Parameter::Effect(_, param) => param.range(),
     }
 }
 

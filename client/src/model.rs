@@ -2,7 +2,8 @@
 //!
 //! Every record is one entity carrying its [`RecordKey`], its [`RecordVersion`] and one typed
 //! data component ([`ProjectData`], [`TrackData`], [`ClipData`], [`LaneData`], [`AssetData`],
-//! [`MemberData`]). Clips and automation lanes are children of their track ([`ChildOf`]), so a
+//! [`MemberData`], [`EffectData`]). Clips, automation lanes and effects are children of their
+//! track ([`ChildOf`]), so a
 //! track's [`Children`] are what it holds. [`RecordIndex`] finds an entity by record id.
 //!
 //! Other systems read the model with queries and react with change detection:
@@ -15,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use bevy::prelude::*;
 use ensemble_protocol::{
-    AudioAsset, AutomationLane, Clip, Member, Project, ProjectState, Record, RecordId, Track, Version,
+    AudioAsset, AutomationLane, Bus, Clip, Effect, Member, Project, ProjectState, Record, RecordId, Track, Version,
 };
 
 use crate::replica::{Changes, Replica};
@@ -107,6 +108,8 @@ data_components! {
     AssetData(AudioAsset);
     /// A member of the project and their role.
     MemberData(Member);
+    /// An effect on a track's chain.
+    EffectData(Effect);
 }
 
 /// Finds the entity of a record.
@@ -204,11 +207,12 @@ fn apply_changes(world: &mut World, index: &mut RecordIndex, view: &ProjectState
     }
 }
 
-/// The track a record belongs under, for clips and automation lanes.
+/// The track a record belongs under, for clips, automation lanes and effects.
 fn parent_track(record: &Record) -> Option<RecordId> {
     match record {
         Record::Clip(clip) => Some(clip.track.into()),
         Record::AutomationLane(lane) => Some(lane.track.into()),
+        Record::Effect(Effect { bus: Bus::Track(track), .. }) => Some((*track).into()),
         _ => None,
     }
 }

@@ -68,6 +68,8 @@ id_type! {
     MemberId;
     /// A point inside an automation lane's list.
     PointId;
+    /// An [`Effect`](crate::Effect) record.
+    EffectId;
     /// A user account. Users live at the authority, outside any project.
     UserId;
     /// A transaction; the authority commits each id at most once.
@@ -86,4 +88,4 @@ macro_rules! into_record_id {
     )*};
 }
 
-into_record_id!(ProjectId, TrackId, ClipId, LaneId, AssetId, MemberId);
+into_record_id!(ProjectId, TrackId, ClipId, LaneId, AssetId, MemberId, EffectId);

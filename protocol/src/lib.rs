@@ -24,6 +24,7 @@
 //! - [`jam`]: the shared clock of a LAN jam session, the arithmetic of the four-timestamp
 //!   exchange with time passed in.
 
+pub mod effect;
 pub mod frame;
 pub mod ids;
 pub mod jam;
@@ -40,8 +41,11 @@ pub mod wire;
 // sharing the target directory never build each other's code (see `.cargo/config.toml`).
 const _: Option<&str> = option_env!("ENSEMBLE_CHECKOUT");
 
+pub use effect::{Bus, Effect, EffectField, EffectKind, EffectParam};
 pub use frame::{FrameCodec, FrameError};
-pub use ids::{AssetId, ClipId, JobId, LaneId, MemberId, PointId, ProjectId, RecordId, TrackId, TxId, UserId};
+pub use ids::{
+    AssetId, ClipId, EffectId, JobId, LaneId, MemberId, PointId, ProjectId, RecordId, TrackId, TxId, UserId,
+};
 pub use op::{ListItem, ListPosition, Op, Transaction};
 pub use permission::{Denied, Role};
 pub use record::{

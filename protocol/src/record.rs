@@ -13,7 +13,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AssetId, PointId, TrackId, UserId};
+use crate::effect::{Effect, EffectField, EffectParam};
+use crate::ids::{AssetId, EffectId, PointId, TrackId, UserId};
 use crate::time::{Bpm, Frames, Ticks, TimeSignature};
 
 /// A colour as 8-bit sRGB.
@@ -102,6 +103,8 @@ pub enum Parameter {
     Gain,
     /// The track's pan, values in −1…1.
     Pan,
+    /// A parameter of an effect on the lane's track, values in the parameter's unit and range.
+    Effect(EffectId, EffectParam),
 }
 
 /// How an automation value travels from one point to the next.
@@ -220,6 +223,8 @@ pub enum Record {
     AudioAsset(AudioAsset),
     /// A membership.
     Member(Member),
+    /// An effect on a chain.
+    Effect(Effect),
 }
 
 /// The kinds of [`Record`].
@@ -237,6 +242,8 @@ pub enum RecordKind {
     AudioAsset,
     /// [`Member`].
     Member,
+    /// [`Effect`].
+    Effect,
 }
 
 impl Record {
@@ -249,6 +256,7 @@ impl Record {
             Record::AutomationLane(_) => RecordKind::AutomationLane,
             Record::AudioAsset(_) => RecordKind::AudioAsset,
             Record::Member(_) => RecordKind::Member,
+            Record::Effect(_) => RecordKind::Effect,
         }
     }
 }
@@ -391,6 +399,8 @@ pub enum Field {
     AudioAsset(AssetField),
     /// A member field.
     Member(MemberField),
+    /// An effect field.
+    Effect(EffectField),
 }
 
 impl Field {
@@ -403,6 +413,7 @@ impl Field {
             Field::AutomationLane(_) => RecordKind::AutomationLane,
             Field::AudioAsset(_) => RecordKind::AudioAsset,
             Field::Member(_) => RecordKind::Member,
+            Field::Effect(_) => RecordKind::Effect,
         }
     }
 
@@ -415,6 +426,7 @@ impl Field {
             Field::AutomationLane(field) => field.name(),
             Field::AudioAsset(field) => field.name(),
             Field::Member(field) => field.name(),
+            Field::Effect(field) => field.name(),
         }
     }
 
@@ -432,6 +444,7 @@ impl Field {
             (Field::AutomationLane(f), Record::AutomationLane(r)) => Field::AutomationLane(f.read(r)),
             (Field::AudioAsset(f), Record::AudioAsset(r)) => Field::AudioAsset(f.read(r)),
             (Field::Member(f), Record::Member(r)) => Field::Member(f.read(r)),
+            (Field::Effect(f), Record::Effect(r)) => Field::Effect(f.read(r)?),
             _ => return None,
         })
     }
@@ -446,6 +459,7 @@ impl Field {
             (Field::AutomationLane(f), Record::AutomationLane(r)) => Field::AutomationLane(f.replace(r)),
             (Field::AudioAsset(f), Record::AudioAsset(r)) => Field::AudioAsset(f.replace(r)),
             (Field::Member(f), Record::Member(r)) => Field::Member(f.replace(r)),
+            (Field::Effect(f), Record::Effect(r)) => Field::Effect(f.replace(r).map_err(Field::Effect)?),
             (field, _) => return Err(field),
         })
     }

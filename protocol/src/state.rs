@@ -18,10 +18,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::ids::{ProjectId, RecordId, TrackId, UserId};
+use crate::effect::{Bus, EffectField, EffectParam, MAX_EFFECTS};
+use crate::ids::{EffectId, ProjectId, RecordId, TrackId, UserId};
 use crate::op::{ListItem, ListPosition, Op, Transaction};
 use crate::permission::Role;
-use crate::record::{AutomationPoint, ClipField, Field, Project, Record, RecordKind};
+use crate::record::{AutomationPoint, ClipField, Field, Parameter, Project, Record, RecordKind};
 use crate::time::Version;
 use crate::validate::{self, Invalid};
 
@@ -148,6 +149,14 @@ pub enum OpFailure {
     /// The user already has a membership record.
     #[error("user {0} is already a member")]
     AlreadyMember(UserId),
+    /// An automation lane names an effect on another chain than its track's.
+    #[error("effect {effect:?} is not on track {track:?}'s chain")]
+    ElsewhereEffect {
+        /// The effect.
+        effect: EffectId,
+        /// The lane's track.
+        track: TrackId,
+    },
     /// The project record comes with the project and is never created or deleted by ops.
     #[error("the project record cannot be created or deleted")]
     ProjectRecord,
@@ -447,6 +456,21 @@ impl ProjectState {
         }
     }
 
+    /// Checks that `effect` is a live effect on `track`'s chain with a parameter `param`.
+    fn require_effect_param(&self, effect: EffectId, param: EffectParam, track: TrackId) -> Result<(), OpFailure> {
+        self.require(effect, RecordKind::Effect)?;
+        let Some(Record::Effect(found)) = self.entry(effect.into()).map(|entry| &entry.record) else {
+            return Err(self.gone(effect.into()));
+        };
+        if found.bus != Bus::Track(track) {
+            return Err(OpFailure::ElsewhereEffect { effect, track });
+        }
+        if found.kind.index_of(param).is_none() {
+            return Err(Invalid::EffectParam { param, value: f32::NAN }.into());
+        }
+        Ok(())
+    }
+
     fn apply_op<'tx>(&mut self, op: &'tx Op) -> Result<Undo<'tx>, OpFailure> {
         match op {
             Op::Create { id, record } => self.create(*id, record),
@@ -454,6 +478,12 @@ impl ProjectState {
                 validate::field(value)?;
                 if let Field::Clip(ClipField::Track(track)) = value {
                     self.require(*track, RecordKind::Track)?;
+                }
+                if let Field::Effect(EffectField::Param(param, value)) = value
+                    && let Some(Record::Effect(effect)) = self.entry(*target).map(|entry| &entry.record)
+                    && effect.kind.index_of(*param).is_none()
+                {
+                    return Err(Invalid::EffectParam { param: *param, value: *value }.into());
                 }
                 let entry = self.live_mut(*target)?;
                 let wrong_kind = |entry: &Entry| OpFailure::WrongKind {
@@ -528,7 +558,21 @@ impl ProjectState {
                 self.require(clip.track, RecordKind::Track)?;
                 self.require(clip.asset, RecordKind::AudioAsset)?;
             }
-            Record::AutomationLane(lane) => self.require(lane.track, RecordKind::Track)?,
+            Record::AutomationLane(lane) => {
+                self.require(lane.track, RecordKind::Track)?;
+                if let Parameter::Effect(effect, param) = lane.parameter {
+                    self.require_effect_param(effect, param, lane.track)?;
+                }
+            }
+            Record::Effect(effect) => {
+                let Bus::Track(track) = effect.bus;
+                self.require(track, RecordKind::Track)?;
+                let on_chain =
+                    self.records().filter(|(_, e)| matches!(&e.record, Record::Effect(o) if o.bus == effect.bus));
+                if on_chain.count() >= MAX_EFFECTS {
+                    return Err(Invalid::ChainFull.into());
+                }
+            }
             Record::Member(member) if self.role_of(member.user).is_some() => {
                 return Err(OpFailure::AlreadyMember(member.user));
             }
@@ -551,10 +595,14 @@ impl ProjectState {
             (Record::Track(_), Record::Project(project)) => {
                 project.track_order.iter().any(|t| RecordId::from(*t) == id)
             }
+            (Record::Track(_), Record::Effect(effect)) => effect.bus.track().is_some_and(|t| RecordId::from(t) == id),
             (Record::AudioAsset(_), Record::Clip(clip)) => RecordId::from(clip.asset) == id,
+            (Record::Effect(_), Record::AutomationLane(lane)) => {
+                matches!(lane.parameter, Parameter::Effect(effect, _) if RecordId::from(effect) == id)
+            }
             _ => false,
         };
-        if matches!(entry.record, Record::Track(_) | Record::AudioAsset(_))
+        if matches!(entry.record, Record::Track(_) | Record::AudioAsset(_) | Record::Effect(_))
             && let Some((by, _)) = self.records().find(|(_, other)| used_by(&other.record))
         {
             return Err(OpFailure::InUse { id, by });

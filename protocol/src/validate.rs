@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::effect::{Effect, EffectField, EffectKind, EffectParam};
 use crate::record::{
     AssetField, AudioAsset, AutomationLane, AutomationPoint, Clip, ClipField, Field, LaneField, LoopRange, MemberField,
     Parameter, Project, ProjectField, Record, Track, TrackField,
@@ -100,6 +101,30 @@ pub enum Invalid {
     /// A list grew past its limit.
     #[error("list is full ({0} items)")]
     ListFull(usize),
+    /// An effect parameter outside its range, or one its effect does not have.
+    #[error("{param:?} {value} is outside its range or not a parameter of this effect")]
+    EffectParam {
+        /// The parameter.
+        param: EffectParam,
+        /// The value.
+        value: f32,
+    },
+    /// An effect whose parameters do not match its kind's.
+    #[error("a {kind:?} has {expected} parameters, not {found}")]
+    EffectParams {
+        /// The effect's kind.
+        kind: EffectKind,
+        /// How many it has.
+        expected: usize,
+        /// How many the record holds.
+        found: usize,
+    },
+    /// An effect position that is not a finite number.
+    #[error("effect position {0} is not a finite number")]
+    EffectPosition(f64),
+    /// A chain with more than [`MAX_EFFECTS`] effects.
+    #[error("a chain holds at most 16 effects")]
+    ChainFull,
     /// A list holds the same id twice.
     #[error("list holds item {0} twice")]
     DuplicateItem(uuid::Uuid),
@@ -204,7 +229,16 @@ pub fn point(parameter: Parameter, point: &AutomationPoint) -> Result<(), Invali
     match parameter {
         Parameter::Gain => gain(point.value),
         Parameter::Pan => pan(point.value),
+        Parameter::Effect(_, param) => effect_param(param, point.value),
     }
+}
+
+fn effect_param(param: EffectParam, value: f32) -> Result<(), Invalid> {
+    if param.accepts(value) { Ok(()) } else { Err(Invalid::EffectParam { param, value }) }
+}
+
+fn effect_position(value: f64) -> Result<(), Invalid> {
+    if value.is_finite() { Ok(()) } else { Err(Invalid::EffectPosition(value)) }
 }
 
 /// Checks one field's value.
@@ -238,6 +272,11 @@ pub fn field(value: &Field) -> Result<(), Invalid> {
             AssetField::PeaksReady(_) => Ok(()),
         },
         Field::Member(MemberField::Role(_)) => Ok(()),
+        Field::Effect(field) => match field {
+            EffectField::Position(value) => effect_position(*value),
+            EffectField::Param(param, value) => effect_param(*param, *value),
+            EffectField::Bypass(_) => Ok(()),
+        },
     }
 }
 
@@ -289,6 +328,14 @@ pub fn values(record: &Record) -> Result<(), Invalid> {
             if frames.0 == 0 {
                 return Err(Invalid::EmptyAsset);
             }
+        }
+        Record::Effect(Effect { kind, position, params, .. }) => {
+            effect_position(*position)?;
+            let expected = kind.params();
+            if params.len() != expected.len() {
+                return Err(Invalid::EffectParams { kind: *kind, expected: expected.len(), found: params.len() });
+            }
+            expected.iter().zip(params).try_for_each(|(param, value)| effect_param(*param, *value))?;
         }
         Record::Member(_) => {}
     }

@@ -6,6 +6,7 @@
 mod alloc;
 mod automation;
 mod decode;
+mod effects;
 mod engine;
 mod jam;
 mod peaks;

@@ -46,6 +46,7 @@ fn describe(parameter: Parameter, value: f32) -> String {
         Parameter::Pan if value.abs() < 0.005 => "C".into(),
         Parameter::Pan if value < 0.0 => format!("L{:.0}", -value * 100.0),
         Parameter::Pan => format!("R{:.0}", value * 100.0),
+        Parameter::Effect(_, param) => super::mixer::describe_param(param, value),
     }
 }
 
@@ -88,7 +89,7 @@ pub(super) fn show(
     drawn.lanes.push(DrawnRegion::new(row.track, swatch));
     let scale = Scale::new(parameter, rect);
     let lane = scene.lanes.get(&(row.id, parameter)).copied();
-    let background = ui.interact(rect, egui::Id::new(("lane", row.id, parameter as u8)), egui::Sense::click());
+    let background = ui.interact(rect, egui::Id::new(("lane", row.id, parameter)), egui::Sense::click());
     if background.clicked()
         && let Some(pointer) = background.interact_pointer_pos()
     {
@@ -123,7 +124,7 @@ pub(super) fn show(
         // Gain ramps to and from silence are ramps of the linear gain, as the renderer plays them.
         let value = match lane.parameter {
             Parameter::Gain => shape.gain_at(tick).map(gain_to_db),
-            Parameter::Pan => shape.value_at(tick),
+            Parameter::Pan | Parameter::Effect(..) => shape.value_at(tick),
         };
         if let Some(value) = value {
             line.push(egui::pos2(x, scale.y_of(value)));

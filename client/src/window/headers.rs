@@ -253,5 +253,6 @@ pub(super) fn name(parameter: Parameter) -> &'static str {
     match parameter {
         Parameter::Gain => "Gain",
         Parameter::Pan => "Pan",
+        Parameter::Effect(_, param) => param.label(),
     }
 }

@@ -77,3 +77,17 @@ fn strip(ui: &mut egui::Ui, rect: egui::Rect, scene: &Scene, id: TrackId, track:
     );
     bar
 }
+
+/// How an effect parameter's value reads, in its unit.
+pub(super) fn describe_param(param: ensemble_protocol::EffectParam, value: f32) -> String {
+    use ensemble_protocol::effect::Unit;
+    match param.unit() {
+        Unit::Hertz if value >= 1000.0 => format!("{:.1} kHz", value / 1000.0),
+        Unit::Hertz => format!("{value:.0} Hz"),
+        Unit::Decibels => format!("{value:+.1} dB"),
+        Unit::Milliseconds => format!("{value:.0} ms"),
+        Unit::Ratio => format!("{value:.1}:1"),
+        Unit::Number => format!("{value:.2}"),
+        Unit::Fraction => format!("{:.0}%", value * 100.0),
+    }
+}

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod apply;
+mod effects;
 mod fixture;
 mod frame;
 mod jam;

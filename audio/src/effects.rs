@@ -1,0 +1,492 @@
+//! Effects: the DSP behind a track's insert chain, and the [`Rack`] that runs a chain.
+//!
+//! A guide:
+//!
+//! - [`EffectPlan`] is an effect resolved for rendering (the arrangement holds one per effect
+//!   on each track, in chain order): its kind, bypass, parameter values and automation.
+//! - [`Processor`] is one effect's DSP and state: the equaliser and the filters are the RBJ
+//!   cookbook biquads of the `biquad` crate (in `f64`, so low corners stay exact), the
+//!   compressor a feed-forward design with a soft knee, the delay a ring buffer with feedback,
+//!   and the reverb Jezar's Freeverb (eight combs and four all-passes a side). Its buffers (the
+//!   delay line, the reverb's combs) are sized when it is made, so processing never allocates.
+//! - [`Rack`] runs one track's chain over a block: parameters are read at anchors on the
+//!   timeline (every [`ANCHOR_FRAMES`]), so the block size never changes the output, and each
+//!   effect's share of the output ramps over [`RAMP_FRAMES`] when it is bypassed or added
+//!   while playing, so nothing clicks.
+//!
+//! Making a rack or a processor allocates; [`Rack::process`] never does (tested under the
+//! counting allocator).
+
+use biquad::{Biquad, Coefficients, DirectForm2Transposed, Hertz, Type};
+use ensemble_protocol::{EffectId, EffectKind, EffectParam};
+
+use crate::arrangement::{Envelope, db_to_gain};
+use crate::render::Frame;
+
+/// Most parameters of one effect (the equaliser's seven).
+pub const MAX_PARAMS: usize = 7;
+
+/// Parameters are read from their automation at every multiple of this many frames on the
+/// timeline (and held between), so a block's output never depends on where it started.
+pub const ANCHOR_FRAMES: u64 = 32;
+
+/// How long an effect takes to come in or go out (bypass, or added while playing): 256 frames
+/// is 5.3 ms at 48 kHz.
+pub const RAMP_FRAMES: u32 = 256;
+
+/// An effect as the renderer plays it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EffectPlan {
+    /// The effect record.
+    pub id: EffectId,
+    /// What it does.
+    pub kind: EffectKind,
+    /// Passed over.
+    pub bypass: bool,
+    /// Values in [`EffectKind::params`] order.
+    pub params: [f32; MAX_PARAMS],
+    /// Automated parameters: the index in `params`, and the values over time.
+    pub automation: Vec<(usize, Envelope)>,
+    /// Removed from the project while playing: kept one more arrangement, bypassed, so it
+    /// ramps out rather than cutting off ([`carry_leaving`]).
+    pub leaving: bool,
+}
+
+impl EffectPlan {
+    /// A plan from an effect's stored values (missing ones take the kind's defaults).
+    pub fn new(id: EffectId, kind: EffectKind, bypass: bool, values: &[f32]) -> Self {
+        let mut params = [0.0; MAX_PARAMS];
+        for (index, param) in kind.params().iter().enumerate().take(MAX_PARAMS) {
+            params[index] = values.get(index).copied().unwrap_or_else(|| param.default_for(kind));
+        }
+        EffectPlan { id, kind, bypass, params, automation: Vec::new(), leaving: false }
+    }
+
+    /// The parameter values at timeline frame `frame`, automation included.
+    pub fn values_at(&self, frame: u64) -> [f32; MAX_PARAMS] {
+        let mut values = self.params;
+        for (index, envelope) in &self.automation {
+            if let (Some(slot), Some(value)) = (values.get_mut(*index), envelope.value_at(frame)) {
+                *slot = value;
+            }
+        }
+        values
+    }
+}
+
+/// One effect's DSP and state.
+#[derive(Debug)]
+pub enum Processor {
+    /// Low shelf, bell, high shelf.
+    Eq(Box<[Band; 3]>),
+    /// Feed-forward compressor.
+    Compressor(Compressor),
+    /// Freeverb (boxed: its combs are large).
+    Reverb(Box<Reverb>),
+    /// Feedback delay.
+    Delay(Delay),
+    /// A low-pass or high-pass biquad.
+    Filter(Band),
+}
+
+impl Processor {
+    /// A processor for `kind` at `sample_rate`, set to `values`. Allocates (the delay line, the
+    /// reverb's combs): make it off the audio thread.
+    pub fn new(kind: EffectKind, values: &[f32; MAX_PARAMS], sample_rate: u32) -> Self {
+        let rate = f64::from(sample_rate);
+        let mut processor = match kind {
+            EffectKind::Eq => Processor::Eq(Box::new([Band::new(rate), Band::new(rate), Band::new(rate)])),
+            EffectKind::Compressor => Processor::Compressor(Compressor::new(rate)),
+            EffectKind::Reverb => Processor::Reverb(Box::new(Reverb::new(rate))),
+            EffectKind::Delay => Processor::Delay(Delay::new(rate)),
+            EffectKind::LowPass | EffectKind::HighPass => Processor::Filter(Band::new(rate)),
+        };
+        processor.set(kind, values);
+        processor
+    }
+
+    /// Takes new parameter values (coefficients are computed here, not per frame).
+    pub fn set(&mut self, kind: EffectKind, values: &[f32; MAX_PARAMS]) {
+        let value = |param: EffectParam| kind.index_of(param).map_or(param.default_for(kind), |i| values[i]);
+        use EffectParam::*;
+        match self {
+            Processor::Eq(bands) => {
+                let [low, mid, high] = &mut **bands;
+                low.set(Type::LowShelf(f64::from(value(LowGain))), value(LowFreq), std::f32::consts::FRAC_1_SQRT_2);
+                mid.set(Type::PeakingEQ(f64::from(value(MidGain))), value(MidFreq), value(MidQ));
+                high.set(Type::HighShelf(f64::from(value(HighGain))), value(HighFreq), std::f32::consts::FRAC_1_SQRT_2);
+            }
+            Processor::Compressor(compressor) => {
+                compressor.set(value(Threshold), value(Ratio), value(Attack), value(Release), value(Makeup));
+            }
+            Processor::Reverb(reverb) => reverb.set(value(RoomSize), value(Damping), value(Width), value(Mix)),
+            Processor::Delay(delay) => delay.set(value(DelayTime), value(Feedback), value(Mix)),
+            Processor::Filter(band) => {
+                let shape = if kind == EffectKind::HighPass { Type::HighPass } else { Type::LowPass };
+                band.set(shape, value(Cutoff), value(Resonance));
+            }
+        }
+    }
+
+    /// Processes `frames` in place. Never allocates.
+    pub fn process(&mut self, frames: &mut [Frame]) {
+        match self {
+            Processor::Eq(bands) => bands.iter_mut().for_each(|band| band.process(frames)),
+            Processor::Compressor(compressor) => compressor.process(frames),
+            Processor::Reverb(reverb) => reverb.process(frames),
+            Processor::Delay(delay) => delay.process(frames),
+            Processor::Filter(band) => band.process(frames),
+        }
+    }
+}
+
+/// One biquad per channel, sharing coefficients.
+#[derive(Debug)]
+pub struct Band {
+    rate: f64,
+    channels: [DirectForm2Transposed<f64, f64>; 2],
+}
+
+impl Band {
+    fn new(rate: f64) -> Self {
+        let pass = Coefficients { a1: 0.0, a2: 0.0, b0: 1.0, b1: 0.0, b2: 0.0 };
+        Band { rate, channels: [DirectForm2Transposed::new(pass), DirectForm2Transposed::new(pass)] }
+    }
+
+    fn set(&mut self, shape: Type<f64>, frequency: f32, q: f32) {
+        // The cookbook's corners must stay below Nyquist; a corner above it (20 kHz at 32 kHz)
+        // sits just under.
+        let frequency = f64::from(frequency).min(self.rate * 0.49);
+        let (Ok(fs), Ok(f0)) = (Hertz::from_hz(self.rate), Hertz::from_hz(frequency)) else { return };
+        let Ok(coefficients) = Coefficients::from_params(shape, fs, f0, f64::from(q)) else { return };
+        for channel in &mut self.channels {
+            channel.update_coefficients(coefficients);
+        }
+    }
+
+    fn process(&mut self, frames: &mut [Frame]) {
+        let [left, right] = &mut self.channels;
+        for frame in frames {
+            frame[0] = left.run(f64::from(frame[0])) as f32;
+            frame[1] = right.run(f64::from(frame[1])) as f32;
+        }
+    }
+}
+
+/// A feed-forward compressor: the louder channel's level is followed in dB (attack and
+/// release), and gain above the threshold is reduced by the ratio, with a 6 dB soft knee.
+#[derive(Debug)]
+pub struct Compressor {
+    rate: f64,
+    threshold: f32,
+    ratio: f32,
+    attack: f32,
+    release: f32,
+    makeup: f32,
+    /// The gain reduction being applied, in dB (≤ 0).
+    reduction: f32,
+}
+
+/// The width of the compressor's knee, dB.
+const KNEE_DB: f32 = 6.0;
+
+impl Compressor {
+    fn new(rate: f64) -> Self {
+        Compressor { rate, threshold: 0.0, ratio: 1.0, attack: 0.0, release: 0.0, makeup: 1.0, reduction: 0.0 }
+    }
+
+    fn set(&mut self, threshold: f32, ratio: f32, attack_ms: f32, release_ms: f32, makeup_db: f32) {
+        // One-pole coefficients: the follower covers 1 − 1/e of a step in the given time.
+        let coefficient = |ms: f32| (-1.0 / (f64::from(ms) * 0.001 * self.rate)).exp() as f32;
+        (self.threshold, self.ratio) = (threshold, ratio.max(1.0));
+        (self.attack, self.release) = (coefficient(attack_ms), coefficient(release_ms));
+        self.makeup = db_to_gain(makeup_db);
+    }
+
+    /// The gain reduction the static curve asks for at `level_db`, in dB (≤ 0).
+    pub fn curve(threshold: f32, ratio: f32, level_db: f32) -> f32 {
+        let over = level_db - threshold;
+        let slope = 1.0 / ratio - 1.0;
+        if 2.0 * over < -KNEE_DB {
+            0.0
+        } else if 2.0 * over > KNEE_DB {
+            slope * over
+        } else {
+            let into = over + KNEE_DB / 2.0;
+            slope * into * into / (2.0 * KNEE_DB)
+        }
+    }
+
+    fn process(&mut self, frames: &mut [Frame]) {
+        for frame in frames {
+            let peak = frame[0].abs().max(frame[1].abs());
+            let level_db = if peak > 1e-9 { 20.0 * peak.log10() } else { -180.0 };
+            let target = Self::curve(self.threshold, self.ratio, level_db);
+            // More reduction is the attack; less, the release.
+            let coefficient = if target < self.reduction { self.attack } else { self.release };
+            self.reduction = target + (self.reduction - target) * coefficient;
+            let gain = db_to_gain(self.reduction) * self.makeup;
+            frame[0] *= gain;
+            frame[1] *= gain;
+        }
+    }
+}
+
+/// The longest delay time, ms (the protocol's range).
+const MAX_DELAY_MS: f64 = 2_000.0;
+
+/// A stereo feedback delay.
+#[derive(Debug)]
+pub struct Delay {
+    rate: f64,
+    line: Vec<Frame>,
+    write: usize,
+    delay: usize,
+    feedback: f32,
+    mix: f32,
+}
+
+impl Delay {
+    fn new(rate: f64) -> Self {
+        let length = (MAX_DELAY_MS * 0.001 * rate).ceil() as usize + 1;
+        Delay { rate, line: vec![[0.0; 2]; length], write: 0, delay: 1, feedback: 0.0, mix: 0.0 }
+    }
+
+    fn set(&mut self, time_ms: f32, feedback: f32, mix: f32) {
+        let frames = (f64::from(time_ms) * 0.001 * self.rate).round() as usize;
+        self.delay = frames.clamp(1, self.line.len() - 1);
+        (self.feedback, self.mix) = (feedback, mix);
+    }
+
+    fn process(&mut self, frames: &mut [Frame]) {
+        let length = self.line.len();
+        for frame in frames {
+            let read = (self.write + length - self.delay) % length;
+            let echo = self.line[read];
+            self.line[self.write] = [frame[0] + echo[0] * self.feedback, frame[1] + echo[1] * self.feedback];
+            self.write = (self.write + 1) % length;
+            for (sample, echo) in frame.iter_mut().zip(echo) {
+                *sample += (echo - *sample) * self.mix;
+            }
+        }
+    }
+}
+
+/// Freeverb's comb lengths at 44.1 kHz; the right side's are [`SPREAD`] longer.
+const COMBS: [usize; 8] = [1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617];
+/// Freeverb's all-pass lengths at 44.1 kHz.
+const ALL_PASSES: [usize; 4] = [556, 441, 341, 225];
+/// How much longer the right side's delays are, in frames at 44.1 kHz.
+const SPREAD: usize = 23;
+/// Freeverb's input gain, so eight combs summed stay in range.
+const REVERB_INPUT: f32 = 0.015;
+
+#[derive(Debug)]
+struct Comb {
+    buffer: Vec<f32>,
+    at: usize,
+    store: f32,
+}
+
+impl Comb {
+    fn run(&mut self, input: f32, feedback: f32, damping: f32) -> f32 {
+        let output = self.buffer[self.at];
+        self.store = output * (1.0 - damping) + self.store * damping;
+        self.buffer[self.at] = input + self.store * feedback;
+        self.at = (self.at + 1) % self.buffer.len();
+        output
+    }
+}
+
+#[derive(Debug)]
+struct AllPass {
+    buffer: Vec<f32>,
+    at: usize,
+}
+
+impl AllPass {
+    fn run(&mut self, input: f32) -> f32 {
+        let delayed = self.buffer[self.at];
+        self.buffer[self.at] = input + delayed * 0.5;
+        self.at = (self.at + 1) % self.buffer.len();
+        delayed - input
+    }
+}
+
+/// Freeverb: per side, eight damped combs in parallel, then four all-passes in series.
+#[derive(Debug)]
+pub struct Reverb {
+    combs: [Vec<Comb>; 2],
+    all_passes: [Vec<AllPass>; 2],
+    feedback: f32,
+    damping: f32,
+    wet: [f32; 2],
+    dry: f32,
+}
+
+impl Reverb {
+    fn new(rate: f64) -> Self {
+        let scale = |length: usize| ((length as f64 * rate / 44_100.0).round() as usize).max(1);
+        let side = |spread: usize| {
+            let combs = COMBS.iter().map(|&n| Comb { buffer: vec![0.0; scale(n + spread)], at: 0, store: 0.0 });
+            let passes = ALL_PASSES.iter().map(|&n| AllPass { buffer: vec![0.0; scale(n + spread)], at: 0 });
+            (combs.collect(), passes.collect())
+        };
+        let ((left_combs, left_passes), (right_combs, right_passes)) = (side(0), side(SPREAD));
+        Reverb {
+            combs: [left_combs, right_combs],
+            all_passes: [left_passes, right_passes],
+            feedback: 0.0,
+            damping: 0.0,
+            wet: [0.0; 2],
+            dry: 1.0,
+        }
+    }
+
+    fn set(&mut self, room_size: f32, damping: f32, width: f32, mix: f32) {
+        // Freeverb's own scaling: room 0…1 is comb feedback 0.7…0.98, damping 0…0.4.
+        self.feedback = 0.7 + room_size * 0.28;
+        self.damping = damping * 0.4;
+        // Wet gain 3 as in Freeverb, shared between the sides by the width.
+        let wet = mix * 3.0;
+        self.wet = [wet * (width / 2.0 + 0.5), wet * ((1.0 - width) / 2.0)];
+        self.dry = 1.0 - mix;
+    }
+
+    fn process(&mut self, frames: &mut [Frame]) {
+        let (feedback, damping) = (self.feedback, self.damping);
+        for frame in frames {
+            let input = (frame[0] + frame[1]) * REVERB_INPUT;
+            let mut out = [0.0f32; 2];
+            for (side, out) in out.iter_mut().enumerate() {
+                let mut sum = 0.0;
+                for comb in &mut self.combs[side] {
+                    sum += comb.run(input, feedback, damping);
+                }
+                for pass in &mut self.all_passes[side] {
+                    sum = pass.run(sum);
+                }
+                *out = sum;
+            }
+            let [same, cross] = self.wet;
+            let dry = *frame;
+            frame[0] = out[0] * same + out[1] * cross + dry[0] * self.dry;
+            frame[1] = out[1] * same + out[0] * cross + dry[1] * self.dry;
+        }
+    }
+}
+
+/// Puts the effects of `old` that `new` no longer has back into `new`, bypassed and marked as
+/// leaving, at their old places: a live chain then ramps them out instead of cutting them off
+/// (a reverb's tail mid-note would click). Effects already leaving are not carried again.
+pub fn carry_leaving(old: &[EffectPlan], new: &mut Vec<EffectPlan>) {
+    for (place, plan) in old.iter().enumerate() {
+        if !plan.leaving && !new.iter().any(|kept| kept.id == plan.id) {
+            let leaving = EffectPlan { bypass: true, leaving: true, ..plan.clone() };
+            new.insert(place.min(new.len()), leaving);
+        }
+    }
+}
+
+/// Whether two chains hold the same effects in the same order (whatever their settings): a
+/// live track needs a new [`Rack`] only when they do not.
+pub fn same_effects(a: &[EffectPlan], b: &[EffectPlan]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.id == b.id && a.kind == b.kind)
+}
+
+/// One effect in a rack.
+#[derive(Debug)]
+struct Slot {
+    id: EffectId,
+    kind: EffectKind,
+    processor: Processor,
+    /// The values the processor was last set to.
+    values: [f32; MAX_PARAMS],
+    /// The effect's share of the output now, 0…1, ramping towards its target.
+    level: f32,
+}
+
+/// Runs one track's chain: a slot per effect, matched to the plan by id.
+#[derive(Debug)]
+pub struct Rack {
+    slots: Vec<Slot>,
+    dry: Vec<Frame>,
+}
+
+impl Rack {
+    /// A rack for `plans` at `sample_rate`, every effect already in (no ramp): how a render
+    /// from the start begins.
+    pub fn new(plans: &[EffectPlan], sample_rate: u32) -> Self {
+        let slots = plans
+            .iter()
+            .map(|plan| {
+                let values = plan.values_at(0);
+                let processor = Processor::new(plan.kind, &values, sample_rate);
+                Slot { id: plan.id, kind: plan.kind, processor, values, level: if plan.bypass { 0.0 } else { 1.0 } }
+            })
+            .collect();
+        Rack { slots, dry: vec![[0.0; 2]; ANCHOR_FRAMES as usize] }
+    }
+
+    /// Takes over the effects `incoming` shares with this rack (same id and kind) with their
+    /// state, so an edit of the chain keeps the others' tails; its other effects ramp in.
+    /// Leaves this rack's old slots in `incoming`, for its owner to drop off the audio thread.
+    /// Never allocates.
+    pub fn adopt(&mut self, incoming: &mut Rack) {
+        for slot in &mut incoming.slots {
+            match self.slots.iter_mut().find(|old| old.id == slot.id && old.kind == slot.kind) {
+                Some(old) => {
+                    std::mem::swap(&mut old.processor, &mut slot.processor);
+                    (slot.values, slot.level) = (old.values, old.level);
+                }
+                None => slot.level = 0.0,
+            }
+        }
+        std::mem::swap(self, incoming);
+    }
+
+    /// Runs `plans` over `frames`, the block that starts at timeline frame `position`.
+    /// Effects with no slot here are passed over. Never allocates.
+    pub fn process(&mut self, plans: &[EffectPlan], position: u64, frames: &mut [Frame]) {
+        if plans.is_empty() {
+            return;
+        }
+        let mut done = 0;
+        while done < frames.len() {
+            let at = position + done as u64;
+            let stretch = ((ANCHOR_FRAMES - at % ANCHOR_FRAMES) as usize).min(frames.len() - done);
+            let anchor = at - at % ANCHOR_FRAMES;
+            let block = &mut frames[done..done + stretch];
+            for plan in plans {
+                let Some(slot) = self.slots.iter_mut().find(|slot| slot.id == plan.id && slot.kind == plan.kind) else {
+                    continue;
+                };
+                let values = plan.values_at(anchor);
+                if values != slot.values {
+                    slot.processor.set(plan.kind, &values);
+                    slot.values = values;
+                }
+                let target = if plan.bypass { 0.0 } else { 1.0 };
+                if slot.level == 0.0 && target == 0.0 {
+                    continue;
+                }
+                if slot.level == 1.0 && target == 1.0 {
+                    slot.processor.process(block);
+                    continue;
+                }
+                let dry = &mut self.dry[..stretch];
+                dry.copy_from_slice(block);
+                slot.processor.process(block);
+                let step = 1.0 / RAMP_FRAMES as f32;
+                for (wet, dry) in block.iter_mut().zip(dry.iter()) {
+                    slot.level =
+                        if target > slot.level { (slot.level + step).min(1.0) } else { (slot.level - step).max(0.0) };
+                    for (wet, dry) in wet.iter_mut().zip(dry) {
+                        *wet = dry + (*wet - dry) * slot.level;
+                    }
+                }
+            }
+            done += stretch;
+        }
+    }
+}
