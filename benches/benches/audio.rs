@@ -8,6 +8,9 @@
 //! - Offline render of 32 stereo tracks × 3 minutes at 48 kHz with gain and pan automation:
 //!   target ≥ 100× realtime on one core; and one 256-frame block with 64 playing tracks: target
 //!   ≤ 10% of its 5.33 ms deadline. (No peer: the figure is against the clock.)
+//! - Effect chains (EQ + compressor + reverb on every track) against the same mix without them:
+//!   one 256-frame block of 64 tracks, target ≤ 25% of the deadline; the offline render of 32
+//!   tracks × 3 minutes, target ≥ 30× realtime.
 
 // A bench that cannot set up has nothing to measure: failing loudly is right.
 #![allow(clippy::expect_used)]
@@ -15,10 +18,11 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ensemble_audio::Pcm;
 use ensemble_audio::arrangement::{Arrangement, ClipPlan, Envelope, Metronome, Point, TrackPlan};
+use ensemble_audio::effects::EffectPlan;
 use ensemble_audio::peaks::Peaks;
 use ensemble_audio::render::{Renderer, render_mix};
 use ensemble_benches::{Tally, print_ratio};
-use ensemble_protocol::{Bpm, Curve, TimeSignature, Timebase, TrackId};
+use ensemble_protocol::{Bpm, Curve, EffectId, EffectKind, TimeSignature, Timebase, TrackId};
 use std::hint::black_box;
 
 /// Ten minutes of stereo noise at 48 kHz: 230 MB of samples, far beyond the caches.
@@ -217,5 +221,69 @@ fn render(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, peaks, decode, render);
+/// `song` with an EQ, a compressor and a reverb on every track, at their defaults.
+fn with_chains(song: &std::sync::Arc<Arrangement>) -> std::sync::Arc<Arrangement> {
+    let mut song = (**song).clone();
+    for track in &mut song.tracks {
+        track.effects = [EffectKind::Eq, EffectKind::Compressor, EffectKind::Reverb]
+            .map(|kind| EffectPlan::new(EffectId::new_v7(), kind, false, &kind.defaults()))
+            .to_vec();
+    }
+    std::sync::Arc::new(song)
+}
+
+fn chains(c: &mut Criterion) {
+    let mut group = c.benchmark_group("chains");
+    let plain = busy_arrangement(64, 20);
+    let deadline = 256.0 / 48_000.0;
+    let mut per_block = Vec::new();
+    for (name, song) in [("plain", plain.clone()), ("eq_compressor_reverb", with_chains(&plain))] {
+        let mut renderer = Renderer::new(song);
+        let mut block = vec![[0.0f32; 2]; 256];
+        let took = Tally::default();
+        group.sample_size(100);
+        group.bench_function(BenchmarkId::new("64_tracks_one_256_frame_block", name), |b| {
+            b.iter_custom(|iters| {
+                took.measure(iters, || {
+                    renderer.seek(48_000 * 5);
+                    renderer.render(&mut block);
+                })
+            })
+        });
+        per_block.push(took.per_iter().as_secs_f64());
+    }
+    if let [plain, chained] = per_block[..]
+        && plain > 0.0
+    {
+        println!(
+            "64 tracks, one 256-frame block: {:.1} µs with EQ + compressor + reverb ({:.1}% of the deadline, target ≤ 25%), {:.1} µs plain: {:.1}×",
+            chained * 1e6,
+            100.0 * chained / deadline,
+            plain * 1e6,
+            chained / plain
+        );
+    }
+    group.sample_size(10);
+    let plain = busy_arrangement(32, 180);
+    let mut per_render = Vec::new();
+    for (name, song) in [("plain", plain.clone()), ("eq_compressor_reverb", with_chains(&plain))] {
+        let took = Tally::default();
+        group.bench_function(BenchmarkId::new("32_tracks_3_minutes", name), |b| {
+            b.iter_custom(|iters| took.measure(iters, || render_mix(song.clone())))
+        });
+        per_render.push(took.per_iter().as_secs_f64());
+    }
+    if let [plain, chained] = per_render[..]
+        && chained > 0.0
+    {
+        println!(
+            "render 32 tracks × 3 min with chains: {chained:.2} s, {:.0}× realtime (target ≥ 30×); plain {plain:.2} s, {:.0}×",
+            180.0 / chained,
+            180.0 / plain
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, peaks, decode, render, chains);
 criterion_main!(benches);
