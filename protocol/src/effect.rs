@@ -11,7 +11,7 @@
 //! changed the stored format of every track). [`position_between`] picks a position.
 //!
 //! Each [`EffectKind`] has a fixed list of parameters ([`EffectKind::params`]), each with a unit,
-//! a range and a default ([`EffectParam::range`], [`EffectParam::default_value`]); an effect
+//! a range and a default ([`EffectParam::range`], [`EffectParam::default_for`]); an effect
 //! stores their values in that order.
 
 use serde::{Deserialize, Serialize};

@@ -122,7 +122,7 @@ pub enum Invalid {
     /// An effect position that is not a finite number.
     #[error("effect position {0} is not a finite number")]
     EffectPosition(f64),
-    /// A chain with more than [`MAX_EFFECTS`] effects.
+    /// A chain with more than [`MAX_EFFECTS`](crate::effect::MAX_EFFECTS) effects.
     #[error("a chain holds at most 16 effects")]
     ChainFull,
     /// A list holds the same id twice.

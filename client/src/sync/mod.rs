@@ -16,8 +16,9 @@
 //!    worker.
 //!
 //! The worker hands every store write to a task that owns the store and makes the writes in
-//! order ([`writer`]): the network never waits for the disk, and a proposal is always queued for
-//! the store before any answer to it is read, so an edit made offline survives a restart. On every (re)connection it first resends the pending edits and waits for their
+//! order (`writer.rs`): the network never waits for the disk, and a proposal is always queued
+//! for the store before any answer to it is read, so an edit made offline survives a restart.
+//! On every (re)connection it first resends the pending edits and waits for their
 //! answers, and only then subscribes from the seq it has: an edit that was committed before a
 //! crash is answered from the authority's memory (its tx id is idempotent) and is known to be
 //! committed before the catch-up arrives, so it is never applied twice nor reported as lost.
