@@ -2,7 +2,8 @@
 //! opens on something to play instead of an empty timeline, with no audio files in the repo.
 //!
 //! [`seed`] uploads the loops to an authority like any user would (so they are stored, peaked
-//! and transcoded like real recordings) and lays them out over eight bars in one transaction.
+//! and transcoded like real recordings) and lays them out over eight bars in one transaction,
+//! with a little EQ and compression on the drums and reverb on the keys.
 //! Solo mode seeds its first project with it; `ensemble-authority project create --demo` seeds
 //! a hosted one (the browser's first project, say) through [`seed_as_owner`].
 
@@ -12,8 +13,8 @@ use std::io::Cursor;
 use ensemble_net::conn::Connection;
 use ensemble_net::remote::{Remote, Uploaded};
 use ensemble_protocol::{
-    AssetId, Clip, ClipId, Colour, Frames, ListItem, ListPosition, Op, ProjectId, Record, ServerMsg, Ticks, Track,
-    TrackId, Transaction,
+    AssetId, Bus, Clip, ClipId, Colour, Effect, EffectId, EffectKind, EffectParam, Frames, ListItem, ListPosition, Op,
+    ProjectId, Record, ServerMsg, Ticks, Track, TrackId, Transaction,
 };
 
 use crate::Error;
@@ -126,6 +127,20 @@ pub enum DemoSize {
     },
 }
 
+/// The effects on a demo track's chain, in order, with the settings that differ from the
+/// defaults.
+fn chain(track: &str) -> Vec<(EffectKind, &'static [(EffectParam, f32)])> {
+    use EffectParam::*;
+    match track {
+        "Drums" => vec![
+            (EffectKind::Eq, &[(LowGain, 2.0), (HighGain, 1.5)]),
+            (EffectKind::Compressor, &[(Threshold, -16.0), (Ratio, 3.0), (Makeup, 2.0)]),
+        ],
+        "Keys" => vec![(EffectKind::Reverb, &[(RoomSize, 0.7), (Mix, 0.3)])],
+        _ => Vec::new(),
+    }
+}
+
 /// Uploads the demo loops into `project` and lays out the song (or the stress project).
 pub async fn seed<C: Connection>(remote: &mut Remote<C>, project: ProjectId, size: DemoSize) -> Result<(), Error> {
     let mut noise = Noise(0x2545_f491);
@@ -156,6 +171,15 @@ pub async fn seed<C: Connection>(remote: &mut Remote<C>, project: ProjectId, siz
         // Drums from the top, bass from bar 3, keys from bar 5: the song builds.
         for repeat in (index as i64)..4 {
             ops.push(loop_clip(track, asset, repeat, name));
+        }
+        for (place, (kind, settings)) in chain(name).into_iter().enumerate() {
+            let mut effect = Effect::new(Bus::Track(track), kind, place as f64 + 1.0);
+            for (param, value) in settings {
+                if let Some(slot) = kind.index_of(*param).and_then(|index| effect.params.get_mut(index)) {
+                    *slot = *value;
+                }
+            }
+            ops.push(Op::Create { id: EffectId::new_v7().into(), record: Record::Effect(effect) });
         }
     }
     if let DemoSize::Stress { tracks, clips } = size {

@@ -9,10 +9,16 @@
 //!
 //! Positions inside an asset ([`Clip::source_offset`]) count the asset's own frames, which may
 //! run at another rate than the project: [`asset_frames`] converts.
+//!
+//! Effect chains are ordered by their effects' positions ([`in_playing_order`]): adding one
+//! places it after the last, and moving one gives it a position between its new neighbours'
+//! ([`move_effect`]), so a chain's edits never conflict with a collaborator's.
 
+use ensemble_protocol::effect::position_between;
 use ensemble_protocol::{
-    AutomationLane, AutomationPoint, Clip, ClipField, ClipId, Colour, Curve, Field, Frames, LaneId, ListItem,
-    ListPosition, Op, Parameter, PointId, Record, RecordId, Ticks, Timebase, Track, TrackId,
+    AutomationLane, AutomationPoint, Bus, Clip, ClipField, ClipId, Colour, Curve, Effect, EffectField, EffectId,
+    EffectKind, EffectParam, Field, Frames, LaneId, ListItem, ListPosition, Op, Parameter, PointId, Record, RecordId,
+    Ticks, Timebase, Track, TrackId,
 };
 
 /// The colours new tracks take, in turn.
@@ -45,7 +51,8 @@ pub fn add_track(project: RecordId, name: String, count: usize) -> (TrackId, Vec
     (id, ops)
 }
 
-/// Deletes a track with everything on it (`held`: its clips and automation lanes).
+/// Deletes a track with everything on it (`held`: its clips, its automation lanes, then its
+/// effects, which lanes may drive).
 pub fn delete_track(project: RecordId, track: TrackId, held: impl IntoIterator<Item = RecordId>) -> Vec<Op> {
     let mut ops: Vec<Op> = held.into_iter().map(|target| Op::Delete { target }).collect();
     ops.push(Op::ListRemove { target: project, item: track.0 });
@@ -234,4 +241,62 @@ pub fn move_point(lane_id: RecordId, lane: &AutomationLane, point: PointId, tick
 /// Removes a breakpoint.
 pub fn remove_point(lane_id: RecordId, point: PointId) -> Vec<Op> {
     vec![Op::ListRemove { target: lane_id, item: point.0 }]
+}
+
+/// Sorts a chain into the order it plays: by position, ties (two effects added at once) by id.
+pub fn in_playing_order(chain: &mut [(RecordId, &Effect)]) {
+    chain.sort_by(|(a, x), (b, y)| x.position.total_cmp(&y.position).then(a.cmp(b)));
+}
+
+/// A new effect of `kind` at the end of `track`'s chain (`chain`, in playing order), with the
+/// kind's defaults: its id and the op that makes it.
+pub fn add_effect(track: TrackId, kind: EffectKind, chain: &[(RecordId, &Effect)]) -> (EffectId, Vec<Op>) {
+    let id = EffectId::new_v7();
+    let last = chain.last().map(|(_, effect)| effect.position);
+    // After the last one; a chain pushed out to the end of the floats starts again after 0.
+    let position = position_between(last, None).unwrap_or(chain.len() as f64 + 1.0);
+    let effect = Effect::new(Bus::Track(track), kind, position);
+    (id, vec![Op::Create { id: id.into(), record: Record::Effect(effect) }])
+}
+
+/// Moves the effect at place `from` of `chain` (in playing order) to place `to`: one set of its
+/// position between its new neighbours', or, when no number fits between them (or they tie),
+/// the whole chain numbered afresh in its new order.
+pub fn move_effect(chain: &[(RecordId, &Effect)], from: usize, to: usize) -> Vec<Op> {
+    if from == to || from >= chain.len() {
+        return Vec::new();
+    }
+    let mut order = chain.to_vec();
+    let moved = order.remove(from);
+    let to = to.min(order.len());
+    let before = to.checked_sub(1).map(|place| order[place].1.position);
+    let after = order.get(to).map(|(_, effect)| effect.position);
+    if let Some(position) = position_between(before, after) {
+        return vec![set_effect(moved.0, EffectField::Position(position))];
+    }
+    order.insert(to, moved);
+    let numbered = order.iter().enumerate().map(|(place, (id, effect))| (*id, effect.position, place as f64 + 1.0));
+    numbered.filter(|(_, old, new)| old != new).map(|(id, _, new)| set_effect(id, EffectField::Position(new))).collect()
+}
+
+/// Removes an effect, after the automation lanes that drive its knobs (`lanes`).
+pub fn remove_effect(id: RecordId, lanes: impl IntoIterator<Item = RecordId>) -> Vec<Op> {
+    let mut ops: Vec<Op> = lanes.into_iter().map(|target| Op::Delete { target }).collect();
+    ops.push(Op::Delete { target: id });
+    ops
+}
+
+/// Bypasses an effect, or turns it back on.
+pub fn set_bypass(id: RecordId, bypass: bool) -> Vec<Op> {
+    vec![set_effect(id, EffectField::Bypass(bypass))]
+}
+
+/// Turns one knob of an effect to `value`, clamped to the parameter's range.
+pub fn set_effect_param(id: RecordId, param: EffectParam, value: f32) -> Vec<Op> {
+    let (low, high) = param.range();
+    vec![set_effect(id, EffectField::Param(param, value.clamp(low, high)))]
+}
+
+fn set_effect(target: RecordId, field: EffectField) -> Op {
+    Op::Set { target, value: Field::Effect(field), expect: None }
 }

@@ -4,9 +4,10 @@
 //! render, save a screenshot, and check its structure against the layout the window reports
 //! for the same frame: the transport bar's and status line's controls lie inside the window
 //! and clear of each other; every track header's colour stripe, every clip's colour bar,
-//! every automation lane's tab and every mixer strip's colour bar must be painted in its
-//! track's colour, each clip must show its waveform, and the window must hold the demo song's
-//! three tracks and nine clips. Not a golden image: fonts and anti-aliasing may change without
+//! every automation lane's tab, every mixer strip's colour bar and every effect slot's chip must
+//! be painted in its track's colour, each clip must show its waveform, and the window must hold
+//! the demo song's three tracks, nine clips and three effects (EQ and compressor on the drums,
+//! reverb on the keys). Not a golden image: fonts and anti-aliasing may change without
 //! failing it.
 
 use std::path::{Path, PathBuf};
@@ -56,7 +57,8 @@ fn check_at(size: &Size) -> Result {
         command.arg("--mixer");
     }
     if size.automation {
-        command.arg("--automation");
+        // The big size also opens the first effect's editor (the drums' EQ).
+        command.args(["--automation", "--effect"]);
     }
     let lavapipe = Path::new("/usr/share/vulkan/icd.d/lvp_icd.x86_64.json");
     if lavapipe.exists() {
@@ -211,6 +213,13 @@ pub(crate) fn inspect(shot: &Path, layout: &Path, size: &Size) -> Result {
         ));
     }
     let mut problems = crowded(&layout);
+    // A floating editor covers what is under it: regions it overlaps are not looked for.
+    let editor: Vec<f64> =
+        layout["editor"]["rect"].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect();
+    let hidden = |swatch: &[f64; 4]| match editor[..] {
+        [left, top, right, bottom] => swatch[0] < right && swatch[2] > left && swatch[1] < bottom && swatch[3] > top,
+        _ => false,
+    };
     let kinds = [("header", &headers), ("clip", &clips), ("automation lane", &lanes), ("mixer strip", &strips)];
     for (kind, region) in kinds.iter().flat_map(|(kind, regions)| regions.iter().map(move |region| (*kind, region))) {
         let swatch: Vec<f64> = region["swatch"].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect();
@@ -218,12 +227,45 @@ pub(crate) fn inspect(shot: &Path, layout: &Path, size: &Size) -> Result {
         let (Ok(swatch), Ok(colour)) = (<[f64; 4]>::try_from(swatch), <[f64; 3]>::try_from(colour)) else {
             return Err(format!("a malformed region in the layout: {region}"));
         };
+        if hidden(&swatch) {
+            continue;
+        }
         let pixels = swatch.map(|v| v * scale);
         match image.mean(pixels) {
             Some(mean) if mean.iter().zip(colour).all(|(seen, want)| (seen - want).abs() <= 24.0) => {}
             seen => {
                 problems.push(format!("{kind} of {} at {pixels:?}: expected {colour:?}, saw {seen:?}", region["name"]))
             }
+        }
+    }
+    // The demo's chains, slot by slot, each chip painted in its track's colour.
+    let effects = regions("effects");
+    let chains: Vec<(String, String)> = effects
+        .iter()
+        .filter_map(|slot| Some((slot["name"].as_str()?.to_owned(), slot["effect"].as_str()?.to_owned())))
+        .collect();
+    let demo_chains = [("Drums", "EQ"), ("Drums", "Compressor"), ("Keys", "Reverb")].map(|(t, e)| (t.into(), e.into()));
+    let chains_ok = if size.mixer { chains == demo_chains } else { chains.is_empty() };
+    if !chains_ok {
+        problems.push(format!("the mixer should show the demo's effects {demo_chains:?}, it drew {chains:?}"));
+    }
+    // The big size opens the drums' EQ: seven knobs.
+    let editor = (layout["editor"]["effect"].as_str(), layout["editor"]["knobs"].as_u64());
+    let editor_ok = if size.automation { editor == (Some("EQ"), Some(7)) } else { layout["editor"].is_null() };
+    if !editor_ok {
+        problems.push(format!("the effect editor should show the drums' EQ with 7 knobs, it showed {editor:?}"));
+    }
+    for slot in &effects {
+        let numbers =
+            |key: &str| -> Vec<f64> { slot[key].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect() };
+        let (Ok(swatch), Ok(colour)) =
+            (<[f64; 4]>::try_from(numbers("swatch")), <[f64; 3]>::try_from(numbers("colour")))
+        else {
+            return Err(format!("a malformed effect slot: {slot}"));
+        };
+        match image.mean(swatch.map(|v| v * scale)) {
+            Some(mean) if mean.iter().zip(colour).all(|(seen, want)| (seen - want).abs() <= 24.0) => {}
+            seen => problems.push(format!("effect slot {slot}: expected {colour:?}, saw {seen:?}")),
         }
     }
     let waveforms = regions("waveforms");
@@ -240,6 +282,9 @@ pub(crate) fn inspect(shot: &Path, layout: &Path, size: &Size) -> Result {
         else {
             return Err(format!("a malformed waveform region: {region}"));
         };
+        if hidden(&swatch) {
+            continue;
+        }
         let share = image.share_near(swatch.map(|v| v * scale), colour, 30.0);
         // A loop's waveform covers a good part of its clip; an empty clip body covers none.
         if share < 0.05 {
@@ -248,11 +293,12 @@ pub(crate) fn inspect(shot: &Path, layout: &Path, size: &Size) -> Result {
     }
     if problems.is_empty() {
         eprintln!(
-            "screenshot at {}x{}: 3 track headers, {} mixer strips, {} lanes, {} clips and their waveforms drawn \
-             where the project says; {} controls inside the window, none on another",
+            "screenshot at {}x{}: 3 track headers, {} mixer strips with {} effect slots, {} lanes, {} clips and their \
+             waveforms drawn where the project says; {} controls inside the window, none on another",
             size.width,
             size.height,
             strips.len(),
+            effects.len(),
             lanes.len(),
             clips.len(),
             layout["controls"].as_array().map_or(0, Vec::len)

@@ -13,7 +13,7 @@ use clap::Parser;
 use ensemble_client::ClientCorePlugin;
 use ensemble_client::jam::beacon::BEACON_PORT;
 use ensemble_client::jam::{StartJam, find_jam, joining};
-use ensemble_client::model::{RecordKey, TrackData};
+use ensemble_client::model::{EffectData, ProjectData, RecordKey, TrackData};
 use ensemble_client::playback::Transport;
 use ensemble_client::solo::DemoSize;
 use ensemble_client::solo::LanAccess;
@@ -24,7 +24,7 @@ use ensemble_client::window::{DawWindowPlugin, DrawnLayout, View};
 use ensemble_net::tls::{Fingerprint, Trust};
 use ensemble_net::transport::{Credentials, QuicTransport};
 use ensemble_protocol::jam::JoinCode;
-use ensemble_protocol::{Parameter, ProjectId, TrackId};
+use ensemble_protocol::{Bus, Effect, Parameter, ProjectId, RecordId, TrackId};
 
 /// Ensemble, a collaborative DAW.
 #[derive(Parser)]
@@ -70,6 +70,9 @@ struct Args {
     /// Open with every track's gain automation lane showing.
     #[arg(long)]
     automation: bool,
+    /// Open the editor of the first effect that arrives.
+    #[arg(long)]
+    effect: bool,
     /// Host a LAN jam on the project as soon as it opens (solo mode); the code is shown in the
     /// window's Jam panel.
     #[arg(long, conflicts_with_all = ["connect", "join"])]
@@ -258,6 +261,28 @@ fn show_all_automation(mut view: ResMut<View>, tracks: Query<&RecordKey, Added<T
     }
 }
 
+/// Opens the editor of the first effect of the first track that has one, once.
+fn open_first_effect(
+    mut view: ResMut<View>,
+    project: Query<&ProjectData>,
+    effects: Query<(&RecordKey, &EffectData)>,
+    mut opened: Local<bool>,
+) {
+    let Ok(project) = project.single() else { return };
+    let first = project.track_order.iter().find_map(|track| {
+        let mut chain: Vec<(RecordId, &Effect)> =
+            effects.iter().filter(|(_, e)| e.bus == Bus::Track(*track)).map(|(key, e)| (key.0, &e.0)).collect();
+        ensemble_client::edits::in_playing_order(&mut chain);
+        chain.first().map(|(id, _)| *id)
+    });
+    if let Some(first) = first
+        && !*opened
+    {
+        view.effect_editor = Some(first);
+        *opened = true;
+    }
+}
+
 /// Starts the transport the first time the project has tracks.
 fn play_once_loaded(mut transport: ResMut<Transport>, tracks: Query<(), With<TrackData>>, mut started: Local<bool>) {
     if !*started && !tracks.is_empty() {
@@ -289,6 +314,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.play {
         app.add_systems(Update, play_once_loaded);
+    }
+    if args.effect {
+        app.add_systems(Update, open_first_effect);
     }
     if let Some(path) = args.screenshot {
         let after = args.after_frames.max(1);

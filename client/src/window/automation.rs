@@ -109,7 +109,7 @@ pub(super) fn show(
         painter.text(
             rect.left_center() + egui::vec2(12.0, 0.0),
             egui::Align2::LEFT_CENTER,
-            format!("Click to add {} automation", headers::name(parameter).to_lowercase()),
+            format!("Click to add {} automation", headers::name(scene, parameter).to_lowercase()),
             egui::FontId::proportional(12.0),
             theme::DIM,
         );

@@ -217,15 +217,28 @@ fn lane_header(
     out: &mut Out,
 ) {
     ui.painter_at(rect).rect_filled(rect.shrink(1.0), 4.0, theme::AUTOMATION);
+    // A knob of an effect that was removed (here or by someone else) has nothing left to show.
+    if let Parameter::Effect(effect, _) = parameter
+        && scene.effect(effect.into()).is_none()
+    {
+        view.automation.insert(id, Parameter::Gain);
+    }
     let mut inner = ui.new_child(
         egui::UiBuilder::new().id(egui::Id::new(("lane header", id))).max_rect(rect.shrink2(egui::vec2(14.0, 8.0))),
     );
     inner.horizontal(|ui| {
         ui.label(egui::RichText::new("Automation").color(theme::DIM));
         let mut shown = parameter;
-        egui::ComboBox::from_id_salt(("lane", id)).width(70.0).selected_text(name(parameter)).show_ui(ui, |ui| {
-            for choice in [Parameter::Gain, Parameter::Pan] {
-                ui.selectable_value(&mut shown, choice, name(choice));
+        // Gain, pan, and every knob of the track's effects.
+        let knobs = scene.chain(id).into_iter().flat_map(|(effect, record)| {
+            let effect = ensemble_protocol::EffectId(effect.0);
+            record.kind.params().iter().map(move |param| Parameter::Effect(effect, *param))
+        });
+        let choices: Vec<Parameter> = [Parameter::Gain, Parameter::Pan].into_iter().chain(knobs).collect();
+        let label = name(scene, parameter);
+        egui::ComboBox::from_id_salt(("lane", id)).width(110.0).selected_text(label).show_ui(ui, |ui| {
+            for choice in choices {
+                ui.selectable_value(&mut shown, choice, name(scene, choice));
             }
         });
         if shown != parameter {
@@ -249,10 +262,14 @@ fn enable(lane: RecordId, enabled: bool) -> Vec<Op> {
     vec![Op::Set { target: lane, value: Field::AutomationLane(LaneField::Enabled(enabled)), expect: None }]
 }
 
-pub(super) fn name(parameter: Parameter) -> &'static str {
+/// What a lane's parameter is called: an effect's knob by its effect too (`Reverb Mix`).
+pub(super) fn name(scene: &Scene, parameter: Parameter) -> String {
     match parameter {
-        Parameter::Gain => "Gain",
-        Parameter::Pan => "Pan",
-        Parameter::Effect(_, param) => param.label(),
+        Parameter::Gain => "Gain".into(),
+        Parameter::Pan => "Pan".into(),
+        Parameter::Effect(effect, param) => match scene.effect(effect.into()) {
+            Some((_, effect)) => format!("{} {}", effect.kind.label(), param.label()),
+            None => param.label().into(),
+        },
     }
 }

@@ -1,16 +1,17 @@
 //! The mixer: a channel strip per track, left to right in track order, with the same controls
-//! as the track headers (fader, pan, mute, solo, arm) and a tall meter beside the fader.
+//! as the track headers (fader, pan, mute, solo, arm), a tall meter beside the fader, and the
+//! track's effect rack beside them (see `rack`).
 
 use bevy_egui::egui;
 use ensemble_protocol::{Track, TrackField, TrackId};
 
 use super::headers::{meter, pan, set, toggles, track_menu};
-use super::{DrawnLayout, DrawnRegion, Out, Scene, colour32, gesture, theme};
+use super::{DrawnLayout, DrawnRegion, Out, Scene, View, colour32, gesture, rack, theme};
 
 /// Width of one strip.
-const STRIP: f32 = 104.0;
+const STRIP: f32 = 176.0;
 
-pub(super) fn show(ui: &mut egui::Ui, scene: &Scene, drawn: &mut DrawnLayout, out: &mut Out) {
+pub(super) fn show(ui: &mut egui::Ui, scene: &Scene, view: &mut View, drawn: &mut DrawnLayout, out: &mut Out) {
     egui::ScrollArea::horizontal().auto_shrink([false, false]).show(ui, |ui| {
         // A row's own height is one line: take the panel's before entering it.
         let height = ui.available_height();
@@ -18,7 +19,7 @@ pub(super) fn show(ui: &mut egui::Ui, scene: &Scene, drawn: &mut DrawnLayout, ou
             for (_, id, track) in &scene.tracks {
                 let (rect, _) = ui.allocate_exact_size(egui::vec2(STRIP, height), egui::Sense::hover());
                 if ui.is_rect_visible(rect) {
-                    let bar = strip(ui, rect, scene, *id, track, out);
+                    let bar = strip(ui, rect, scene, view, (*id, track), drawn, out);
                     drawn.strips.push(DrawnRegion::new(track, bar));
                 }
             }
@@ -30,7 +31,15 @@ pub(super) fn show(ui: &mut egui::Ui, scene: &Scene, drawn: &mut DrawnLayout, ou
 }
 
 /// One channel strip in `rect`; returns its colour bar.
-fn strip(ui: &mut egui::Ui, rect: egui::Rect, scene: &Scene, id: TrackId, track: &Track, out: &mut Out) -> egui::Rect {
+fn strip(
+    ui: &mut egui::Ui,
+    rect: egui::Rect,
+    scene: &Scene,
+    view: &mut View,
+    (id, track): (TrackId, &Track),
+    drawn: &mut DrawnLayout,
+    out: &mut Out,
+) -> egui::Rect {
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect.shrink2(egui::vec2(2.0, 2.0)), 4.0, theme::LANE_ALT);
     let bar = egui::Rect::from_min_size(rect.min + egui::vec2(2.0, 2.0), egui::vec2(rect.width() - 4.0, 5.0));
@@ -65,6 +74,8 @@ fn strip(ui: &mut egui::Ui, rect: egui::Rect, scene: &Scene, id: TrackId, track:
         }
         let meter_rect = egui::Rect::from_x_y_ranges(rect.left() + 60.0..=rect.left() + 74.0, middle.y_range());
         meter(&painter, meter_rect, scene.levels.tracks.get(&id).copied().unwrap_or_default(), true);
+        let inserts = egui::Rect::from_x_y_ranges(rect.left() + 82.0..=rect.right() - 8.0, middle.y_range());
+        rack::slots(ui, inserts, scene, view, (id, track), drawn, out);
     }
     let level = scene.levels.tracks.get(&id).map_or(0.0, |level| level.held);
     let held = if level > 0.0 { format!("{:.1}", 20.0 * level.log10()) } else { "−∞".into() };

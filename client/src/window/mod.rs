@@ -25,6 +25,7 @@ mod jam;
 mod mixer;
 #[cfg(target_arch = "wasm32")]
 mod page;
+mod rack;
 mod timeline;
 mod transport_bar;
 
@@ -39,8 +40,8 @@ use bevy::window::{FileDragAndDrop, RequestRedraw};
 use bevy::winit::{EventLoopProxyWrapper, UpdateMode, WinitSettings, WinitUserEvent};
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPostUpdateSet, EguiPrimaryContextPass, egui};
 use ensemble_protocol::{
-    AssetId, AudioAsset, AutomationLane, Clip, Colour, Op, Parameter, Presence, Project, RecordId, TICKS_PER_QUARTER,
-    Ticks, Timebase, Track, TrackId,
+    AssetId, AudioAsset, AutomationLane, Bus, Clip, Colour, Effect, EffectKind, Op, Parameter, Presence, Project,
+    RecordId, TICKS_PER_QUARTER, Ticks, Timebase, Track, TrackId,
 };
 
 use crate::history::{EditMsg, History};
@@ -48,7 +49,7 @@ use crate::import::{ImportDone, ImportMsg, Imports};
 #[cfg(feature = "lan")]
 use crate::jam::{Jam, JamPlugin};
 use crate::media::Media;
-use crate::model::{AssetData, ClipData, LaneData, ProjectData, RecordIndex, RecordKey, TrackData};
+use crate::model::{AssetData, ClipData, EffectData, LaneData, ProjectData, RecordIndex, RecordKey, TrackData};
 use crate::playback::{ExportDone, ExportMsg, PlaybackNote, PlaybackPlugin, PlaybackSystems, TrackLevels, Transport};
 use crate::presence::{LocalPresence, Peers};
 use crate::replica::{Notice, Replica};
@@ -148,6 +149,8 @@ pub struct View {
     pub mixer: bool,
     /// Whether the jam panel is open.
     pub jam: bool,
+    /// The effect whose editor is open.
+    pub effect_editor: Option<RecordId>,
     /// Where the timeline's rows began and the timeline's rectangle in the last frame, so the
     /// headers line up with it and a dropped file lands where the pointer is.
     rows_top: f32,
@@ -172,6 +175,7 @@ impl Default for View {
             selected: HashSet::new(),
             mixer: false,
             jam: false,
+            effect_editor: None,
             rows_top: 0.0,
             timeline: egui::Rect::NOTHING,
             drag: None,
@@ -209,6 +213,10 @@ pub struct DrawnLayout {
     pub lanes: Vec<DrawnRegion>,
     /// Mixer strips, left to right, by their colour bar.
     pub strips: Vec<DrawnRegion>,
+    /// Effect slots in the mixer's racks, strip by strip in playing order, by their colour chip.
+    pub effects: Vec<DrawnEffect>,
+    /// The open effect editor.
+    pub editor: Option<DrawnEditor>,
     /// Clips with room for a waveform whose peaks have not arrived yet.
     pub waiting_for_peaks: usize,
     /// The window's size, and the controls of the transport bar and the status line (left,
@@ -256,6 +264,37 @@ impl DrawnRegion {
             colour: [track.colour.r, track.colour.g, track.colour.b],
             swatch: [swatch.left(), swatch.top(), swatch.right(), swatch.bottom()],
         }
+    }
+}
+
+/// The effect editor as drawn.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DrawnEditor {
+    /// The effect's kind.
+    pub effect: String,
+    /// Knobs drawn.
+    pub knobs: usize,
+    /// The window: left, top, right, bottom. What it covers is not seen.
+    pub rect: [f32; 4],
+}
+
+/// An effect slot as drawn in a mixer strip.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DrawnEffect {
+    /// The track's name.
+    pub name: String,
+    /// The effect's kind, as the slot reads.
+    pub effect: String,
+    /// The track colour, sRGB.
+    pub colour: [u8; 3],
+    /// Where the track colour is painted solid at the slot's left: left, top, right, bottom.
+    pub swatch: [f32; 4],
+}
+
+impl DrawnEffect {
+    fn new(track: &Track, kind: EffectKind, swatch: egui::Rect) -> DrawnEffect {
+        let DrawnRegion { name, colour, swatch } = DrawnRegion::new(track, swatch);
+        DrawnEffect { name, effect: kind.label().into(), colour, swatch }
     }
 }
 
@@ -431,6 +470,8 @@ struct Scene<'a> {
     clips: HashMap<Entity, Vec<(RecordId, &'a Clip)>>,
     /// Each track's automation lanes, by parameter.
     lanes: HashMap<(TrackId, Parameter), (RecordId, &'a AutomationLane)>,
+    /// Each track's effects, in playing order.
+    effects: HashMap<TrackId, Vec<(RecordId, &'a Effect)>>,
     /// The audio assets, for their rates and lengths.
     assets: HashMap<AssetId, &'a AudioAsset>,
     media: &'a Media,
@@ -452,11 +493,33 @@ impl<'a> Scene<'a> {
         self.clips.values().flatten().copied().filter(|(id, _)| view.selected.contains(id))
     }
 
-    /// Everything a track holds (clips and lanes), for deleting it.
+    /// Everything a track holds (clips, lanes, then effects, which lanes may drive), for
+    /// deleting it.
     fn held_by(&self, entity: Entity, track: TrackId) -> Vec<RecordId> {
         let clips = self.clips.get(&entity).into_iter().flatten().map(|(id, _)| *id);
         let lanes = self.lanes.iter().filter(|((owner, _), _)| *owner == track).map(|(_, (id, _))| *id);
-        clips.chain(lanes).collect()
+        let effects = self.chain(track).into_iter().map(|(id, _)| id);
+        clips.chain(lanes).chain(effects).collect()
+    }
+
+    /// A track's effects, in playing order.
+    fn chain(&self, track: TrackId) -> Vec<(RecordId, &'a Effect)> {
+        self.effects.get(&track).cloned().unwrap_or_default()
+    }
+
+    /// An effect and the track it is on.
+    fn effect(&self, id: RecordId) -> Option<(&'a Track, &'a Effect)> {
+        let (_, effect) = self.effects.values().flatten().find(|(effect_id, _)| *effect_id == id)?;
+        let Bus::Track(track) = effect.bus;
+        let (_, _, track) = self.tracks.iter().find(|(_, track_id, _)| *track_id == track)?;
+        Some((*track, *effect))
+    }
+
+    /// The automation lanes that drive an effect's knobs.
+    fn lanes_of(&self, effect: RecordId) -> Vec<RecordId> {
+        let drives =
+            |parameter: &Parameter| matches!(parameter, Parameter::Effect(id, _) if RecordId::from(*id) == effect);
+        self.lanes.iter().filter(|((_, parameter), _)| drives(parameter)).map(|(_, (id, _))| *id).collect()
     }
 }
 
@@ -571,6 +634,7 @@ struct Daw<'w, 's> {
     tracks: Query<'w, 's, &'static TrackData>,
     clips: Query<'w, 's, (&'static RecordKey, &'static ClipData, &'static ChildOf)>,
     lanes: Query<'w, 's, (&'static RecordKey, &'static LaneData)>,
+    effects: Query<'w, 's, (&'static RecordKey, &'static EffectData)>,
     assets: Query<'w, 's, (&'static RecordKey, &'static AssetData)>,
     edits: MessageWriter<'w, EditMsg>,
     import: MessageWriter<'w, ImportMsg>,
@@ -602,6 +666,7 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
         tracks,
         clips,
         lanes,
+        effects,
         assets,
         mut edits,
         mut import,
@@ -635,6 +700,12 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
     for (key, clip, parent) in &clips {
         by_track.entry(parent.parent()).or_default().push((key.0, &clip.0));
     }
+    let mut chains: HashMap<TrackId, Vec<(RecordId, &Effect)>> = HashMap::new();
+    for (key, effect) in &effects {
+        let Bus::Track(track) = effect.bus;
+        chains.entry(track).or_default().push((key.0, &effect.0));
+    }
+    chains.values_mut().for_each(|chain| crate::edits::in_playing_order(chain));
     let scene = Scene {
         project_id: project_key.0,
         project,
@@ -642,6 +713,7 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
         tracks: ordered.collect(),
         clips: by_track,
         lanes: lanes.iter().map(|(key, lane)| ((lane.track, lane.parameter), (key.0, &lane.0))).collect(),
+        effects: chains,
         assets: assets.iter().map(|(key, asset)| (AssetId(key.0.0), &asset.0)).collect(),
         media: &media,
         levels: &levels,
@@ -713,9 +785,10 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
     });
     if view.mixer {
         egui::Panel::bottom("mixer").exact_size(250.0).resizable(false).show(&mut root, |ui| {
-            mixer::show(ui, &scene, &mut drawn, &mut out);
+            mixer::show(ui, &scene, &mut view, &mut drawn, &mut out);
         });
     }
+    rack::editor(&ctx, &scene, &mut view, &mut drawn, &mut out);
     egui::Panel::left("headers").exact_size(300.0).resizable(false).show(&mut root, |ui| {
         headers::show(ui, &scene, &mut view, &mut drawn, &mut out);
     });

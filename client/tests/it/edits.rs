@@ -255,3 +255,38 @@ fn deleting_a_track_takes_what_it_holds_and_undo_brings_it_all_back() {
     assert_eq!(after, before);
     let _ = song.asset;
 }
+
+#[test]
+fn moving_an_effect_sets_one_position_until_the_numbers_run_out() {
+    let track = TrackId::new_v7();
+    let effects: Vec<(RecordId, Effect)> = [1.0, 2.0, 3.0]
+        .map(|position| {
+            (RecordId::from(EffectId::new_v7()), Effect::new(Bus::Track(track), EffectKind::Delay, position))
+        })
+        .to_vec();
+    let chain: Vec<(RecordId, &Effect)> = effects.iter().map(|(id, effect)| (*id, effect)).collect();
+    let position = |ops: &[Op]| match ops {
+        [Op::Set { value: Field::Effect(EffectField::Position(position)), .. }] => *position,
+        other => panic!("expected one position, got {other:?}"),
+    };
+    assert_eq!(position(&edits::move_effect(&chain, 2, 0)), 0.0, "to the front: before the first");
+    assert_eq!(position(&edits::move_effect(&chain, 0, 1)), 2.5, "between its new neighbours");
+    assert_eq!(position(&edits::move_effect(&chain, 0, 2)), 4.0, "to the end: after the last");
+    assert!(edits::move_effect(&chain, 1, 1).is_empty());
+    // Two effects added at once tie: the move numbers the chain afresh in its new order.
+    let tied: Vec<(RecordId, Effect)> =
+        effects.iter().map(|(id, effect)| (*id, Effect { position: 1.0, ..effect.clone() })).collect();
+    let chain: Vec<(RecordId, &Effect)> = tied.iter().map(|(id, effect)| (*id, effect)).collect();
+    let ops = edits::move_effect(&chain, 2, 1);
+    let mut state: Vec<(RecordId, Effect)> = tied.clone();
+    for op in &ops {
+        let Op::Set { target, value: Field::Effect(EffectField::Position(position)), .. } = op else {
+            panic!("{op:?}")
+        };
+        state.iter_mut().find(|(id, _)| id == target).unwrap().1.position = *position;
+    }
+    let mut order: Vec<(RecordId, &Effect)> = state.iter().map(|(id, effect)| (*id, effect)).collect();
+    edits::in_playing_order(&mut order);
+    let ids: Vec<RecordId> = order.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![chain[0].0, chain[2].0, chain[1].0]);
+}

@@ -331,3 +331,66 @@ fn solo_mode_runs_the_authority_in_process_and_keeps_the_project() {
     let names: Vec<String> = tracks.iter(app.world()).map(|track| track.name.clone()).collect();
     assert_eq!(names, ["Vocals"]);
 }
+
+/// `track`'s chain in `app`'s view, in playing order.
+fn chain_of(app: &App, track: TrackId) -> Vec<(RecordId, Effect)> {
+    let view = replica(app).unwrap().view();
+    let mut chain: Vec<(RecordId, &Effect)> = view
+        .records()
+        .filter_map(|(id, entry)| match &entry.record {
+            Record::Effect(effect) if effect.bus == Bus::Track(track) => Some((id, effect)),
+            _ => None,
+        })
+        .collect();
+    ensemble_client::edits::in_playing_order(&mut chain);
+    chain.into_iter().map(|(id, effect)| (id, effect.clone())).collect()
+}
+
+#[test]
+fn two_people_build_one_chain_at_once_and_converge() {
+    use ensemble_client::edits::{add_effect, move_effect, remove_effect, set_effect_param};
+    let authority = Authority::start();
+    let (_a, alice_dir) = replicas();
+    let (_b, bob_dir) = replicas();
+    let mut alice = authority.client("alice", &alice_dir);
+    let mut bob = authority.client("bob", &bob_dir);
+    let track = shared_track(&authority, &mut alice, &mut bob);
+
+    // Alice adds an EQ and a reverb while bob, not yet hearing of them, adds a delay.
+    let (eq, ops) = add_effect(track, EffectKind::Eq, &[]);
+    send(&mut alice, EditMsg::Edit(ops));
+    let first = chain_of(&alice, track);
+    let refs: Vec<(RecordId, &Effect)> = first.iter().map(|(id, effect)| (*id, effect)).collect();
+    let (reverb, ops) = add_effect(track, EffectKind::Reverb, &refs);
+    send(&mut alice, EditMsg::Edit(ops));
+    send(&mut bob, EditMsg::Edit(add_effect(track, EffectKind::Delay, &[]).1));
+    settle(&authority, &mut alice, &mut bob);
+    let chain = chain_of(&alice, track);
+    assert_eq!(chain, chain_of(&bob, track), "both see one chain");
+    assert_eq!(chain.len(), 3);
+
+    // Both turn a knob of the reverb at once, different knobs: both land.
+    send(&mut alice, EditMsg::Edit(set_effect_param(reverb.into(), EffectParam::RoomSize, 0.9)));
+    send(&mut bob, EditMsg::Edit(set_effect_param(reverb.into(), EffectParam::Mix, 0.5)));
+    settle(&authority, &mut alice, &mut bob);
+    for app in [&alice, &bob] {
+        let (_, effect) = chain_of(app, track).into_iter().find(|(id, _)| *id == reverb.into()).unwrap();
+        assert_eq!((effect.param(EffectParam::RoomSize), effect.param(EffectParam::Mix)), (Some(0.9), Some(0.5)));
+    }
+
+    // Bob drags the last effect to the front while alice removes the EQ; then alice undoes.
+    let chain = chain_of(&bob, track);
+    let refs: Vec<(RecordId, &Effect)> = chain.iter().map(|(id, effect)| (*id, effect)).collect();
+    let last = chain.last().unwrap().0;
+    send(&mut bob, EditMsg::Edit(move_effect(&refs, 2, 0)));
+    send(&mut alice, EditMsg::Edit(remove_effect(eq.into(), [])));
+    settle(&authority, &mut alice, &mut bob);
+    let chain = chain_of(&alice, track);
+    assert_eq!(chain, chain_of(&bob, track));
+    assert_eq!((chain.len(), chain[0].0), (2, last), "the moved effect leads, the EQ is gone");
+    send(&mut alice, EditMsg::Undo);
+    settle(&authority, &mut alice, &mut bob);
+    let chain = chain_of(&bob, track);
+    assert!(chain.iter().any(|(id, effect)| *id == eq.into() && effect.kind == EffectKind::Eq), "undo brings it back");
+    assert_eq!(chain, chain_of(&alice, track));
+}
