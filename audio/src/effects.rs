@@ -5,8 +5,8 @@
 //! - [`EffectPlan`] is an effect resolved for rendering (the arrangement holds one per effect
 //!   on each track, in chain order): its kind, bypass, parameter values and automation.
 //! - [`Processor`] is one effect's DSP and state: the equaliser and the filters are the RBJ
-//!   cookbook biquads of the `biquad` crate (in `f64`, so low corners stay exact), the
-//!   compressor a feed-forward design with a soft knee, the delay a ring buffer with feedback,
+//!   cookbook biquads of the `biquad` crate (in `f64`, so low corners stay exact; a band at
+//!   0 dB is skipped), the compressor a feed-forward design with a soft knee, the delay a ring buffer with feedback,
 //!   and the reverb Jezar's Freeverb (eight combs and four all-passes a side). Its buffers (the
 //!   delay line, the reverb's combs) are sized when it is made, so processing never allocates.
 //! - [`Rack`] runs one track's chain over a block: parameters are read at anchors on the
@@ -145,15 +145,24 @@ impl Processor {
 pub struct Band {
     rate: f64,
     channels: [DirectForm2Transposed<f64, f64>; 2],
+    /// A shelf or bell at 0 dB: the cookbook's numerator then equals its denominator, so the
+    /// band is exactly the identity and is skipped.
+    flat: bool,
 }
 
 impl Band {
     fn new(rate: f64) -> Self {
         let pass = Coefficients { a1: 0.0, a2: 0.0, b0: 1.0, b1: 0.0, b2: 0.0 };
-        Band { rate, channels: [DirectForm2Transposed::new(pass), DirectForm2Transposed::new(pass)] }
+        Band { rate, channels: [DirectForm2Transposed::new(pass), DirectForm2Transposed::new(pass)], flat: false }
     }
 
     fn set(&mut self, shape: Type<f64>, frequency: f32, q: f32) {
+        let was_flat = self.flat;
+        self.flat = matches!(shape, Type::LowShelf(db) | Type::HighShelf(db) | Type::PeakingEQ(db) if db == 0.0);
+        if self.flat && !was_flat {
+            // Coming back later starts from rest, as a band switched in does.
+            self.channels.iter_mut().for_each(Biquad::reset_state);
+        }
         // The cookbook's corners must stay below Nyquist; a corner above it (20 kHz at 32 kHz)
         // sits just under.
         let frequency = f64::from(frequency).min(self.rate * 0.49);
@@ -165,6 +174,9 @@ impl Band {
     }
 
     fn process(&mut self, frames: &mut [Frame]) {
+        if self.flat {
+            return;
+        }
         let [left, right] = &mut self.channels;
         for frame in frames {
             frame[0] = left.run(f64::from(frame[0])) as f32;
@@ -173,8 +185,10 @@ impl Band {
     }
 }
 
-/// A feed-forward compressor: the louder channel's level is followed in dB (attack and
-/// release), and gain above the threshold is reduced by the ratio, with a 6 dB soft knee.
+/// A feed-forward compressor. The louder channel's peak over each [`DETECT_FRAMES`] frames goes
+/// through the static curve (the ratio above the threshold, with a 6 dB soft knee) to a target
+/// gain, and the applied gain follows the target at every frame: down at the attack's pace, up
+/// at the release's. The logarithm and the power run once per detection, not per frame.
 #[derive(Debug)]
 pub struct Compressor {
     rate: f64,
@@ -183,16 +197,36 @@ pub struct Compressor {
     attack: f32,
     release: f32,
     makeup: f32,
-    /// The gain reduction being applied, in dB (≤ 0).
-    reduction: f32,
+    /// The loudest sample since the last detection, and how many frames it covers.
+    peak: f32,
+    counted: usize,
+    /// The gain the curve asks for, and the gain applied (linear, ≤ 1).
+    target: f32,
+    gain: f32,
 }
 
 /// The width of the compressor's knee, dB.
 const KNEE_DB: f32 = 6.0;
+/// Decibels per doubling of amplitude: 20·log10(2).
+const DB_PER_OCTAVE: f32 = 6.020_6;
+/// Frames per level detection: a peak held over 4 frames (83 µs at 48 kHz), far shorter than
+/// any attack. The count carries across calls, so where a block starts changes nothing.
+pub const DETECT_FRAMES: usize = 4;
 
 impl Compressor {
     fn new(rate: f64) -> Self {
-        Compressor { rate, threshold: 0.0, ratio: 1.0, attack: 0.0, release: 0.0, makeup: 1.0, reduction: 0.0 }
+        Compressor {
+            rate,
+            threshold: 0.0,
+            ratio: 1.0,
+            attack: 0.0,
+            release: 0.0,
+            makeup: 1.0,
+            peak: 0.0,
+            counted: 0,
+            target: 1.0,
+            gain: 1.0,
+        }
     }
 
     fn set(&mut self, threshold: f32, ratio: f32, attack_ms: f32, release_ms: f32, makeup_db: f32) {
@@ -219,13 +253,19 @@ impl Compressor {
 
     fn process(&mut self, frames: &mut [Frame]) {
         for frame in frames {
-            let peak = frame[0].abs().max(frame[1].abs());
-            let level_db = if peak > 1e-9 { 20.0 * peak.log10() } else { -180.0 };
-            let target = Self::curve(self.threshold, self.ratio, level_db);
-            // More reduction is the attack; less, the release.
-            let coefficient = if target < self.reduction { self.attack } else { self.release };
-            self.reduction = target + (self.reduction - target) * coefficient;
-            let gain = db_to_gain(self.reduction) * self.makeup;
+            self.peak = self.peak.max(frame[0].abs()).max(frame[1].abs());
+            self.counted += 1;
+            if self.counted == DETECT_FRAMES {
+                // dB by the base-2 logarithm: 20·log10 x = DB_PER_OCTAVE·log2 x.
+                let level_db = if self.peak > 1e-9 { DB_PER_OCTAVE * self.peak.log2() } else { -180.0 };
+                let reduction = Self::curve(self.threshold, self.ratio, level_db);
+                self.target = if reduction == 0.0 { 1.0 } else { (reduction / DB_PER_OCTAVE).exp2() };
+                (self.peak, self.counted) = (0.0, 0);
+            }
+            // Less gain is the attack; more, the release.
+            let coefficient = if self.target < self.gain { self.attack } else { self.release };
+            self.gain = self.target + (self.gain - self.target) * coefficient;
+            let gain = self.gain * self.makeup;
             frame[0] *= gain;
             frame[1] *= gain;
         }
@@ -261,10 +301,14 @@ impl Delay {
     fn process(&mut self, frames: &mut [Frame]) {
         let length = self.line.len();
         for frame in frames {
-            let read = (self.write + length - self.delay) % length;
+            let read =
+                if self.write >= self.delay { self.write - self.delay } else { self.write + length - self.delay };
             let echo = self.line[read];
             self.line[self.write] = [frame[0] + echo[0] * self.feedback, frame[1] + echo[1] * self.feedback];
-            self.write = (self.write + 1) % length;
+            self.write += 1;
+            if self.write == length {
+                self.write = 0;
+            }
             for (sample, echo) in frame.iter_mut().zip(echo) {
                 *sample += (echo - *sample) * self.mix;
             }
@@ -293,7 +337,10 @@ impl Comb {
         let output = self.buffer[self.at];
         self.store = output * (1.0 - damping) + self.store * damping;
         self.buffer[self.at] = input + self.store * feedback;
-        self.at = (self.at + 1) % self.buffer.len();
+        self.at += 1;
+        if self.at == self.buffer.len() {
+            self.at = 0;
+        }
         output
     }
 }
@@ -308,7 +355,10 @@ impl AllPass {
     fn run(&mut self, input: f32) -> f32 {
         let delayed = self.buffer[self.at];
         self.buffer[self.at] = input + delayed * 0.5;
-        self.at = (self.at + 1) % self.buffer.len();
+        self.at += 1;
+        if self.at == self.buffer.len() {
+            self.at = 0;
+        }
         delayed - input
     }
 }

@@ -221,12 +221,22 @@ fn render(c: &mut Criterion) {
     group.finish();
 }
 
-/// `song` with an EQ, a compressor and a reverb on every track, at their defaults.
+/// `song` with an EQ (every band boosted or cut: a flat band costs nothing), a compressor and a
+/// reverb on every track.
 fn with_chains(song: &std::sync::Arc<Arrangement>) -> std::sync::Arc<Arrangement> {
+    use ensemble_protocol::EffectParam::{HighGain, LowGain, MidGain};
     let mut song = (**song).clone();
     for track in &mut song.tracks {
         track.effects = [EffectKind::Eq, EffectKind::Compressor, EffectKind::Reverb]
-            .map(|kind| EffectPlan::new(EffectId::new_v7(), kind, false, &kind.defaults()))
+            .map(|kind| {
+                let mut values = kind.defaults();
+                for (param, gain) in [(LowGain, 3.0), (MidGain, -2.0), (HighGain, 2.0)] {
+                    if let Some(index) = kind.index_of(param) {
+                        values[index] = gain;
+                    }
+                }
+                EffectPlan::new(EffectId::new_v7(), kind, false, &values)
+            })
             .to_vec();
     }
     std::sync::Arc::new(song)

@@ -645,7 +645,9 @@ fn export(
         let project_rate = replica.view().project().sample_rate;
         let rate = playback.rate.unwrap_or(project_rate);
         let arrangement = Arc::new(Arrangement::from_project_at(replica.view(), &playback.decoded, rate));
-        let seconds = arrangement.end() as f64 / f64::from(arrangement.sample_rate.max(1));
+        // The song, and its effects' tails after the last clip.
+        let frames = arrangement.end() + arrangement.tail();
+        let seconds = frames as f64 / f64::from(arrangement.sample_rate.max(1));
         let (path, format, sender) = (path.clone(), *format, playback.exported.clone());
         in_background(move || {
             // Rendered from the audio decoded for playback, at the project's rate whatever the

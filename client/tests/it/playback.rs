@@ -108,13 +108,20 @@ fn the_mix_exports_to_a_wav_file_and_the_meters_move_while_it_plays() {
     let path = dir.path().join("mix.wav");
     // Until every clip's audio has arrived and decoded, an export is refused with the reason.
     let seconds = export_when_ready(&mut app, &path);
-    assert!((seconds - 16.0).abs() < 0.01, "eight bars at 120 BPM: {seconds} s");
+    // Eight bars at 120 BPM, then the keys' reverb ringing out (3.8 s at the demo's room size).
+    assert!((seconds - 19.8).abs() < 0.01, "eight bars at 120 BPM and the tail: {seconds} s");
     let reader = hound::WavReader::open(&path).unwrap();
     let spec = reader.spec();
     assert_eq!((spec.channels, spec.bits_per_sample), (2, 16));
-    assert_eq!(reader.duration(), spec.sample_rate * 16);
-    let loudest = reader.into_samples::<i16>().map(|s| s.unwrap().unsigned_abs()).max().unwrap();
+    assert_eq!(f64::from(reader.duration()), (f64::from(spec.sample_rate) * seconds).round());
+    let samples: Vec<u16> = reader.into_samples::<i16>().map(|s| s.unwrap().unsigned_abs()).collect();
+    let loudest = samples.iter().max().copied().unwrap();
     assert!(loudest > 1_000, "the mix is not silent: {loudest}");
+    // The tail rings after the song (a quarter second in) and has died away at the end.
+    let song_end = spec.sample_rate as usize * 16 * 2;
+    let ringing = samples[song_end..song_end + 24_000].iter().max().copied().unwrap();
+    let last = samples[samples.len() - 4_800..].iter().max().copied().unwrap();
+    assert!(ringing > 20 && last < ringing / 20, "the tail: {ringing} after the song, {last} at the end");
 
     // While it plays, each track's meter shows its level (where the test can listen). From bar
     // 5 all three tracks play.
@@ -182,9 +189,9 @@ fn a_card_at_another_rate_plays_the_project_resampled_and_says_so() {
 
     // The export is at the project's rate, as long as the song, whatever the card's rate.
     let path = dir.path().join("mix.wav");
-    export_when_ready(&mut app, &path);
+    let seconds = export_when_ready(&mut app, &path);
     let reader = hound::WavReader::open(&path).unwrap();
-    assert_eq!((reader.spec().sample_rate, reader.duration()), (48_000, 48_000 * 16));
+    assert_eq!((reader.spec().sample_rate, f64::from(reader.duration())), (48_000, (48_000.0 * seconds).round()));
     let loudest = reader.into_samples::<i16>().map(|s| s.unwrap().unsigned_abs()).max().unwrap();
     assert!(loudest > 1_000, "the mix is not silent: {loudest}");
 }
