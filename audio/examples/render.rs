@@ -67,6 +67,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         gain_envelope: Envelope::default(),
         pan_envelope: Envelope::default(),
         effects: Vec::new(),
+        notes: Vec::new(),
+        notes_end: 0,
     };
     let (kick, hat) = (kick(), hat());
     let kicks = (0..16).map(|beat| clip(&kick, beat * 4)).collect();

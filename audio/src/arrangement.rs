@@ -15,6 +15,7 @@ use ensemble_protocol::{
 
 use crate::Pcm;
 use crate::effects::EffectPlan;
+use crate::synth::NoteEvent;
 
 /// A breakpoint of an envelope.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -173,6 +174,10 @@ pub struct TrackPlan {
     pub pan_envelope: Envelope,
     /// The insert chain, in the order it plays (after the clips, before fader and pan).
     pub effects: Vec<EffectPlan>,
+    /// The notes of its note clips, sorted by start, for the chain's instrument.
+    pub notes: Vec<NoteEvent>,
+    /// The frame after its last note clip ends.
+    pub notes_end: u64,
 }
 
 /// The constant-power pan law, −3 dB at the centre: `(left, right)` gains for `pan` in −1…1.
@@ -256,7 +261,8 @@ impl Arrangement {
 
     /// The frame after the last clip ends.
     pub fn end(&self) -> u64 {
-        self.tracks.iter().flat_map(|t| t.clips.iter().map(ClipPlan::end)).max().unwrap_or(0)
+        let clips = self.tracks.iter().flat_map(|t| t.clips.iter().map(ClipPlan::end));
+        clips.chain(self.tracks.iter().map(|t| t.notes_end)).max().unwrap_or(0)
     }
 
     /// How long the effects ring on after the last clip, in frames: an export renders
@@ -275,6 +281,7 @@ impl Arrangement {
                     let echoes = if feedback > 0.001 { (0.001f64.ln() / feedback.ln()).ceil() + 1.0 } else { 1.0 };
                     (time * echoes).min(10.0)
                 }
+                EffectKind::Synth => value(EffectParam::AmpRelease) / 1000.0,
                 _ => 0.0,
             }
         };
@@ -308,6 +315,8 @@ impl Arrangement {
                     gain_envelope: Envelope::default(),
                     pan_envelope: Envelope::default(),
                     effects: Vec::new(),
+                    notes: Vec::new(),
+                    notes_end: 0,
                 }),
                 _ => None,
             })
@@ -350,6 +359,19 @@ impl Arrangement {
                         fade_out: frames(clip.fade_out),
                     });
                 }
+                Record::NoteClip(clip) => {
+                    let Some(&track) = index.get(&clip.track) else { continue };
+                    let (start, end) = (clip.start, clip.start + clip.length);
+                    let track = &mut tracks[track];
+                    track.notes_end = track.notes_end.max(frames(end));
+                    for note in &clip.notes {
+                        let (from, to) = (start + note.start, (start + note.start + note.length).min(end));
+                        if from < end {
+                            let (pitch, velocity) = (note.pitch, note.velocity);
+                            track.notes.push(NoteEvent { start: frames(from), end: frames(to), pitch, velocity });
+                        }
+                    }
+                }
                 Record::AutomationLane(lane) if lane.enabled => {
                     let Some(&track) = index.get(&lane.track) else { continue };
                     let mut points: Vec<Point> = lane
@@ -377,6 +399,7 @@ impl Arrangement {
         }
         for track in &mut tracks {
             track.clips.sort_by_key(|clip| clip.start);
+            track.notes.sort_by_key(|note| (note.start, note.pitch));
         }
         let loop_range = project.loop_range.map(|range| (frames(range.start), frames(range.end)));
         let metronome = Metronome { timebase, time_signature: project.time_signature };

@@ -22,9 +22,10 @@ use ensemble_protocol::{EffectId, EffectKind, EffectParam};
 
 use crate::arrangement::{Envelope, db_to_gain};
 use crate::render::Frame;
+use crate::synth::{NoteEvent, Synth, SynthSettings};
 
-/// Most parameters of one effect (the equaliser's seven).
-pub const MAX_PARAMS: usize = 7;
+/// Most parameters of one effect (the synth's eight).
+pub const MAX_PARAMS: usize = 8;
 
 /// Parameters are read from their automation at every multiple of this many frames on the
 /// timeline (and held between), so a block's output never depends on where it started.
@@ -87,6 +88,8 @@ pub enum Processor {
     Delay(Delay),
     /// A low-pass or high-pass biquad.
     Filter(Band),
+    /// The instrument (boxed: its voices are large).
+    Synth(Box<Synth>),
 }
 
 impl Processor {
@@ -100,6 +103,7 @@ impl Processor {
             EffectKind::Reverb => Processor::Reverb(Box::new(Reverb::new(rate))),
             EffectKind::Delay => Processor::Delay(Delay::new(rate)),
             EffectKind::LowPass | EffectKind::HighPass => Processor::Filter(Band::new(rate)),
+            EffectKind::Synth => Processor::Synth(Box::new(Synth::new(sample_rate, synth_settings(kind, values)))),
         };
         processor.set(kind, values);
         processor
@@ -125,6 +129,16 @@ impl Processor {
                 let shape = if kind == EffectKind::HighPass { Type::HighPass } else { Type::LowPass };
                 band.set(shape, value(Cutoff), value(Resonance));
             }
+            Processor::Synth(synth) => synth.set(synth_settings(kind, values)),
+        }
+    }
+
+    /// Processes the block that starts at timeline frame `position` in place: an instrument
+    /// adds `notes`' voices, an effect shapes what reaches it. Never allocates.
+    pub fn run(&mut self, notes: &[NoteEvent], position: u64, frames: &mut [Frame]) {
+        match self {
+            Processor::Synth(synth) => synth.render(notes, position, frames),
+            other => other.process(frames),
         }
     }
 
@@ -136,7 +150,25 @@ impl Processor {
             Processor::Reverb(reverb) => reverb.process(frames),
             Processor::Delay(delay) => delay.process(frames),
             Processor::Filter(band) => band.process(frames),
+            // An instrument with no notes adds nothing.
+            Processor::Synth(_) => {}
         }
+    }
+}
+
+/// A synth's settings from its parameter values.
+fn synth_settings(kind: EffectKind, values: &[f32; MAX_PARAMS]) -> SynthSettings {
+    let value = |param: EffectParam| kind.index_of(param).map_or(param.default_for(kind), |i| values[i]);
+    use EffectParam::*;
+    SynthSettings {
+        shape: value(Shape),
+        cutoff: value(Cutoff),
+        resonance: value(Resonance),
+        filter_env: value(FilterEnv),
+        attack: value(AmpAttack),
+        decay: value(AmpDecay),
+        sustain: value(AmpSustain),
+        release: value(AmpRelease),
     }
 }
 
@@ -495,9 +527,10 @@ impl Rack {
         std::mem::swap(self, incoming);
     }
 
-    /// Runs `plans` over `frames`, the block that starts at timeline frame `position`.
-    /// Effects with no slot here are passed over. Never allocates.
-    pub fn process(&mut self, plans: &[EffectPlan], position: u64, frames: &mut [Frame]) {
+    /// Runs `plans` over `frames`, the block that starts at timeline frame `position`; an
+    /// instrument in the chain plays `notes` (sorted by start). Effects with no slot here are
+    /// passed over. Never allocates.
+    pub fn process(&mut self, plans: &[EffectPlan], notes: &[NoteEvent], position: u64, frames: &mut [Frame]) {
         if plans.is_empty() {
             return;
         }
@@ -521,12 +554,12 @@ impl Rack {
                     continue;
                 }
                 if slot.level == 1.0 && target == 1.0 {
-                    slot.processor.process(block);
+                    slot.processor.run(notes, at, block);
                     continue;
                 }
                 let dry = &mut self.dry[..stretch];
                 dry.copy_from_slice(block);
-                slot.processor.process(block);
+                slot.processor.run(notes, at, block);
                 let step = 1.0 / RAMP_FRAMES as f32;
                 for (wet, dry) in block.iter_mut().zip(dry.iter()) {
                     slot.level =

@@ -11,7 +11,8 @@
 //! - [`arrangement`] resolves a project (tracks, clips, automation in ticks) against decoded
 //!   audio into frames; [`render`] turns that into sound, block by block, sample-accurately, for
 //!   the live engine and the export alike; [`effects`] is the DSP of the tracks' insert chains
-//!   (equaliser, compressor, reverb, delay, filters) and the rack that runs a chain.
+//!   (equaliser, compressor, reverb, delay, filters) and the rack that runs a chain; [`synth`]
+//!   is the built-in instrument that plays note clips, from the chain it sits on.
 //! - [`engine`] plays the arrangement live on kira (a sub-track and a sound per DAW track,
 //!   started and stopped on the same sample) or through an offline kira backend.
 //! - [`wav`] writes PCM as 16- or 24-bit integer or 32-bit float WAV; [`wave`] reads WAV files
@@ -27,6 +28,7 @@ pub mod engine;
 pub mod peaks;
 pub mod render;
 pub mod resample;
+pub mod synth;
 pub mod wav;
 pub mod wave;
 

@@ -229,7 +229,7 @@ impl Renderer {
             render_clips(track, self.position, scratch);
             let Some(old) = old else {
                 if let Some(Some(rack)) = self.racks.get_mut(index) {
-                    rack.process(&track.effects, self.position, scratch);
+                    rack.process(&track.effects, &track.notes, self.position, scratch);
                 }
                 mix_track(track, self.position, scratch, out);
                 continue;
@@ -245,7 +245,7 @@ impl Renderer {
                 }
             }
             if let Some(Some(rack)) = self.racks.get_mut(index) {
-                rack.process(&track.effects, self.position, scratch);
+                rack.process(&track.effects, &track.notes, self.position, scratch);
             }
             let (old_out, new_out) = (&mut self.fade_out[..frames], &mut self.fade_dry[..frames]);
             old_out.fill([0.0; 2]);

@@ -2,8 +2,8 @@
 //!
 //! Every record is one entity carrying its [`RecordKey`], its [`RecordVersion`] and one typed
 //! data component ([`ProjectData`], [`TrackData`], [`ClipData`], [`LaneData`], [`AssetData`],
-//! [`MemberData`], [`EffectData`]). Clips, automation lanes and effects are children of their
-//! track ([`ChildOf`]), so a
+//! [`MemberData`], [`EffectData`], [`NoteClipData`]). Clips, note clips, automation lanes and
+//! effects are children of their track ([`ChildOf`]), so a
 //! track's [`Children`] are what it holds. [`RecordIndex`] finds an entity by record id.
 //!
 //! Other systems read the model with queries and react with change detection:
@@ -16,7 +16,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use bevy::prelude::*;
 use ensemble_protocol::{
-    AudioAsset, AutomationLane, Bus, Clip, Effect, Member, Project, ProjectState, Record, RecordId, Track, Version,
+    AudioAsset, AutomationLane, Bus, Clip, Effect, Member, NoteClip, Project, ProjectState, Record, RecordId, Track,
+    Version,
 };
 
 use crate::replica::{Changes, Replica};
@@ -110,6 +111,8 @@ data_components! {
     MemberData(Member);
     /// An effect on a track's chain.
     EffectData(Effect);
+    /// A clip of notes on a track.
+    NoteClipData(NoteClip);
 }
 
 /// Finds the entity of a record.
@@ -213,6 +216,7 @@ fn parent_track(record: &Record) -> Option<RecordId> {
         Record::Clip(clip) => Some(clip.track.into()),
         Record::AutomationLane(lane) => Some(lane.track.into()),
         Record::Effect(Effect { bus: Bus::Track(track), .. }) => Some((*track).into()),
+        Record::NoteClip(clip) => Some(clip.track.into()),
         _ => None,
     }
 }

@@ -52,11 +52,16 @@ pub enum EffectKind {
     LowPass,
     /// Resonant high-pass filter (cuts below the cutoff).
     HighPass,
+    /// The built-in instrument: a polyphonic subtractive synth that plays the track's note
+    /// clips (an oscillator from saw to square, a resonant low-pass swept by the envelope, an
+    /// ADSR), adding its voices to the chain where it sits.
+    Synth,
 }
 
 impl EffectKind {
     /// Every kind, in the order an "add effect" menu lists them.
-    pub const ALL: [EffectKind; 6] = [
+    pub const ALL: [EffectKind; 7] = [
+        EffectKind::Synth,
         EffectKind::Eq,
         EffectKind::Compressor,
         EffectKind::Reverb,
@@ -74,6 +79,7 @@ impl EffectKind {
             EffectKind::Reverb => &[RoomSize, Damping, Width, Mix],
             EffectKind::Delay => &[DelayTime, Feedback, Mix],
             EffectKind::LowPass | EffectKind::HighPass => &[Cutoff, Resonance],
+            EffectKind::Synth => &[Shape, Cutoff, Resonance, FilterEnv, AmpAttack, AmpDecay, AmpSustain, AmpRelease],
         }
     }
 
@@ -96,7 +102,14 @@ impl EffectKind {
             EffectKind::Delay => "Delay",
             EffectKind::LowPass => "Low-pass",
             EffectKind::HighPass => "High-pass",
+            EffectKind::Synth => "Synth",
         }
+    }
+
+    /// Whether it makes sound of its own (from the track's notes) rather than only shaping
+    /// what reaches it.
+    pub fn is_instrument(self) -> bool {
+        self == EffectKind::Synth
     }
 }
 
@@ -160,6 +173,18 @@ pub enum EffectParam {
     Cutoff,
     /// Filters: the resonance (Q) at the corner.
     Resonance,
+    /// Synth: the oscillator, from saw (0) to square (1).
+    Shape,
+    /// Synth: how far the envelope opens the filter, 0…1 (four octaves at 1).
+    FilterEnv,
+    /// Synth: the time a note takes to reach full level, ms.
+    AmpAttack,
+    /// Synth: the time it then takes to fall to the sustain level, ms.
+    AmpDecay,
+    /// Synth: the level held while the note is, 0…1.
+    AmpSustain,
+    /// Synth: the time a released note takes to die away, ms.
+    AmpRelease,
 }
 
 impl EffectParam {
@@ -181,6 +206,9 @@ impl EffectParam {
             RoomSize | Damping | Width | Mix => (0.0, 1.0),
             DelayTime => (1.0, 2_000.0),
             Feedback => (0.0, 0.95),
+            Shape | FilterEnv | AmpSustain => (0.0, 1.0),
+            AmpAttack => (1.0, 2_000.0),
+            AmpDecay | AmpRelease => (5.0, 5_000.0),
         }
     }
 
@@ -192,6 +220,7 @@ impl EffectParam {
             MidFreq => 1_000.0,
             HighFreq => 8_000.0,
             Cutoff if kind == EffectKind::HighPass => 100.0,
+            Cutoff if kind == EffectKind::Synth => 1_800.0,
             Cutoff => 5_000.0,
             LowGain | MidGain | HighGain | Makeup => 0.0,
             MidQ | Resonance => std::f32::consts::FRAC_1_SQRT_2,
@@ -206,6 +235,12 @@ impl EffectParam {
             Mix => 0.3,
             DelayTime => 375.0,
             Feedback => 0.35,
+            Shape => 0.0,
+            FilterEnv => 0.35,
+            AmpAttack => 5.0,
+            AmpDecay => 300.0,
+            AmpSustain => 0.6,
+            AmpRelease => 200.0,
         }
     }
 
@@ -215,10 +250,10 @@ impl EffectParam {
         match self {
             LowFreq | MidFreq | HighFreq | Cutoff => Unit::Hertz,
             LowGain | MidGain | HighGain | Threshold | Makeup => Unit::Decibels,
-            Attack | Release | DelayTime => Unit::Milliseconds,
+            Attack | Release | DelayTime | AmpAttack | AmpDecay | AmpRelease => Unit::Milliseconds,
             Ratio => Unit::Ratio,
             MidQ | Resonance => Unit::Number,
-            RoomSize | Damping | Width | Mix | Feedback => Unit::Fraction,
+            RoomSize | Damping | Width | Mix | Feedback | Shape | FilterEnv | AmpSustain => Unit::Fraction,
         }
     }
 
@@ -246,6 +281,12 @@ impl EffectParam {
             Feedback => "Feedback",
             Cutoff => "Cutoff",
             Resonance => "Reso",
+            Shape => "Shape",
+            FilterEnv => "Env",
+            AmpAttack => "Attack",
+            AmpDecay => "Decay",
+            AmpSustain => "Sustain",
+            AmpRelease => "Release",
         }
     }
 
@@ -255,6 +296,40 @@ impl EffectParam {
         (low..=high).contains(&value)
     }
 }
+
+/// The synth's presets: a name, and the settings that differ from its defaults.
+pub const SYNTH_PRESETS: [(&str, &[(EffectParam, f32)]); 4] = [
+    (
+        "Bass",
+        &[
+            (EffectParam::Cutoff, 600.0),
+            (EffectParam::FilterEnv, 0.5),
+            (EffectParam::AmpDecay, 250.0),
+            (EffectParam::AmpSustain, 0.7),
+        ],
+    ),
+    (
+        "Pad",
+        &[
+            (EffectParam::Shape, 0.4),
+            (EffectParam::Cutoff, 1_200.0),
+            (EffectParam::FilterEnv, 0.2),
+            (EffectParam::AmpAttack, 400.0),
+            (EffectParam::AmpSustain, 0.8),
+            (EffectParam::AmpRelease, 1_200.0),
+        ],
+    ),
+    ("Lead", &[(EffectParam::Shape, 1.0), (EffectParam::Cutoff, 3_000.0), (EffectParam::Resonance, 2.0)]),
+    (
+        "Pluck",
+        &[
+            (EffectParam::Cutoff, 900.0),
+            (EffectParam::FilterEnv, 0.8),
+            (EffectParam::AmpDecay, 180.0),
+            (EffectParam::AmpSustain, 0.0),
+        ],
+    ),
+];
 
 /// An effect on a chain.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

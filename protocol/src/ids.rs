@@ -70,6 +70,10 @@ id_type! {
     PointId;
     /// An [`Effect`](crate::Effect) record.
     EffectId;
+    /// A [`NoteClip`](crate::NoteClip) record.
+    NoteClipId;
+    /// A note inside a note clip's list.
+    NoteId;
     /// A user account. Users live at the authority, outside any project.
     UserId;
     /// A transaction; the authority commits each id at most once.
@@ -88,4 +92,4 @@ macro_rules! into_record_id {
     )*};
 }
 
-into_record_id!(ProjectId, TrackId, ClipId, LaneId, AssetId, MemberId, EffectId);
+into_record_id!(ProjectId, TrackId, ClipId, LaneId, AssetId, MemberId, EffectId, NoteClipId);

@@ -28,6 +28,7 @@ pub mod effect;
 pub mod frame;
 pub mod ids;
 pub mod jam;
+pub mod notes;
 pub mod op;
 pub mod permission;
 pub mod record;
@@ -44,8 +45,10 @@ const _: Option<&str> = option_env!("ENSEMBLE_CHECKOUT");
 pub use effect::{Bus, Effect, EffectField, EffectKind, EffectParam};
 pub use frame::{FrameCodec, FrameError};
 pub use ids::{
-    AssetId, ClipId, EffectId, JobId, LaneId, MemberId, PointId, ProjectId, RecordId, TrackId, TxId, UserId,
+    AssetId, ClipId, EffectId, JobId, LaneId, MemberId, NoteClipId, NoteId, PointId, ProjectId, RecordId, TrackId,
+    TxId, UserId,
 };
+pub use notes::{Note, NoteClip};
 pub use op::{ListItem, ListPosition, Op, Transaction};
 pub use permission::{Denied, Role};
 pub use record::{

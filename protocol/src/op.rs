@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::ids::{ProjectId, RecordId, TrackId, TxId};
+use crate::notes::Note;
 use crate::record::{AutomationPoint, Field, Record};
 
 /// One edit of one record.
@@ -75,6 +76,8 @@ pub enum ListItem {
     Track(TrackId),
     /// A breakpoint of [`crate::AutomationLane::points`].
     Point(AutomationPoint),
+    /// A note of [`crate::NoteClip::notes`].
+    Note(Note),
 }
 
 impl ListItem {
@@ -83,6 +86,7 @@ impl ListItem {
         match self {
             ListItem::Track(track) => track.0,
             ListItem::Point(point) => point.id.0,
+            ListItem::Note(note) => note.id.0,
         }
     }
 }

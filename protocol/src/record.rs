@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::effect::{Effect, EffectField, EffectParam};
 use crate::ids::{AssetId, EffectId, PointId, TrackId, UserId};
+use crate::notes::NoteClip;
 use crate::time::{Bpm, Frames, Ticks, TimeSignature};
 
 /// A colour as 8-bit sRGB.
@@ -225,6 +226,8 @@ pub enum Record {
     Member(Member),
     /// An effect on a chain.
     Effect(Effect),
+    /// A clip of notes.
+    NoteClip(NoteClip),
 }
 
 /// The kinds of [`Record`].
@@ -244,6 +247,8 @@ pub enum RecordKind {
     Member,
     /// [`Effect`].
     Effect,
+    /// [`NoteClip`].
+    NoteClip,
 }
 
 impl Record {
@@ -257,6 +262,7 @@ impl Record {
             Record::AudioAsset(_) => RecordKind::AudioAsset,
             Record::Member(_) => RecordKind::Member,
             Record::Effect(_) => RecordKind::Effect,
+            Record::NoteClip(_) => RecordKind::NoteClip,
         }
     }
 }
@@ -359,6 +365,20 @@ fields! {
 }
 
 fields! {
+    /// A settable field of [`NoteClip`] with its value. Notes change through list ops.
+    NoteClipField for NoteClip {
+        /// [`NoteClip::track`]: moves the clip to another track.
+        Track(TrackId) => track,
+        /// [`NoteClip::start`].
+        Start(Ticks) => start,
+        /// [`NoteClip::length`].
+        Length(Ticks) => length,
+        /// [`NoteClip::name`].
+        Name(String) => name,
+    }
+}
+
+fields! {
     /// A settable field of [`AutomationLane`] with its value. Points change through list ops.
     LaneField for AutomationLane {
         /// [`AutomationLane::enabled`].
@@ -401,6 +421,8 @@ pub enum Field {
     Member(MemberField),
     /// An effect field.
     Effect(EffectField),
+    /// A note clip field.
+    NoteClip(NoteClipField),
 }
 
 impl Field {
@@ -414,6 +436,7 @@ impl Field {
             Field::AudioAsset(_) => RecordKind::AudioAsset,
             Field::Member(_) => RecordKind::Member,
             Field::Effect(_) => RecordKind::Effect,
+            Field::NoteClip(_) => RecordKind::NoteClip,
         }
     }
 
@@ -427,6 +450,7 @@ impl Field {
             Field::AudioAsset(field) => field.name(),
             Field::Member(field) => field.name(),
             Field::Effect(field) => field.name(),
+            Field::NoteClip(field) => field.name(),
         }
     }
 
@@ -445,6 +469,7 @@ impl Field {
             (Field::AudioAsset(f), Record::AudioAsset(r)) => Field::AudioAsset(f.read(r)),
             (Field::Member(f), Record::Member(r)) => Field::Member(f.read(r)),
             (Field::Effect(f), Record::Effect(r)) => Field::Effect(f.read(r)?),
+            (Field::NoteClip(f), Record::NoteClip(r)) => Field::NoteClip(f.read(r)),
             _ => return None,
         })
     }
@@ -460,6 +485,7 @@ impl Field {
             (Field::AudioAsset(f), Record::AudioAsset(r)) => Field::AudioAsset(f.replace(r)),
             (Field::Member(f), Record::Member(r)) => Field::Member(f.replace(r)),
             (Field::Effect(f), Record::Effect(r)) => Field::Effect(f.replace(r).map_err(Field::Effect)?),
+            (Field::NoteClip(f), Record::NoteClip(r)) => Field::NoteClip(f.replace(r)),
             (field, _) => return Err(field),
         })
     }

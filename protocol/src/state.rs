@@ -22,7 +22,7 @@ use crate::effect::{Bus, EffectField, EffectParam, MAX_EFFECTS};
 use crate::ids::{EffectId, ProjectId, RecordId, TrackId, UserId};
 use crate::op::{ListItem, ListPosition, Op, Transaction};
 use crate::permission::Role;
-use crate::record::{AutomationPoint, ClipField, Field, Parameter, Project, Record, RecordKind};
+use crate::record::{AutomationPoint, ClipField, Field, NoteClipField, Parameter, Project, Record, RecordKind};
 use crate::time::Version;
 use crate::validate::{self, Invalid};
 
@@ -214,6 +214,12 @@ trait Listed {
 impl Listed for TrackId {
     fn list_id(&self) -> Uuid {
         self.0
+    }
+}
+
+impl Listed for crate::notes::Note {
+    fn list_id(&self) -> Uuid {
+        self.id.0
     }
 }
 
@@ -476,7 +482,7 @@ impl ProjectState {
             Op::Create { id, record } => self.create(*id, record),
             Op::Set { target, value, expect } => {
                 validate::field(value)?;
-                if let Field::Clip(ClipField::Track(track)) = value {
+                if let Field::Clip(ClipField::Track(track)) | Field::NoteClip(NoteClipField::Track(track)) = value {
                     self.require(*track, RecordKind::Track)?;
                 }
                 if let Field::Effect(EffectField::Param(param, value)) = value
@@ -517,6 +523,10 @@ impl ProjectState {
                         validate::point(lane.parameter, point)?;
                         list_insert(&mut lane.points, *point, *at, validate::MAX_POINTS)?;
                     }
+                    (Record::NoteClip(clip), ListItem::Note(note)) => {
+                        validate::note(note)?;
+                        list_insert(&mut clip.notes, *note, *at, crate::notes::MAX_NOTES)?;
+                    }
                     (record, _) => return Err(OpFailure::NoSuchList(record.kind())),
                 }
                 Ok(Undo::Inserted { target: *target, item: item.id() })
@@ -531,6 +541,10 @@ impl ProjectState {
                     Record::AutomationLane(lane) => {
                         let (point, after) = list_remove(&mut lane.points, *item)?;
                         (ListItem::Point(point), after)
+                    }
+                    Record::NoteClip(clip) => {
+                        let (note, after) = list_remove(&mut clip.notes, *item)?;
+                        (ListItem::Note(note), after)
                     }
                     record => return Err(OpFailure::NoSuchList(record.kind())),
                 };
@@ -564,6 +578,7 @@ impl ProjectState {
                     self.require_effect_param(effect, param, lane.track)?;
                 }
             }
+            Record::NoteClip(clip) => self.require(clip.track, RecordKind::Track)?,
             Record::Effect(effect) => {
                 let Bus::Track(track) = effect.bus;
                 self.require(track, RecordKind::Track)?;
@@ -596,6 +611,7 @@ impl ProjectState {
                 project.track_order.iter().any(|t| RecordId::from(*t) == id)
             }
             (Record::Track(_), Record::Effect(effect)) => effect.bus.track().is_some_and(|t| RecordId::from(t) == id),
+            (Record::Track(_), Record::NoteClip(clip)) => RecordId::from(clip.track) == id,
             (Record::AudioAsset(_), Record::Clip(clip)) => RecordId::from(clip.asset) == id,
             (Record::Effect(_), Record::AutomationLane(lane)) => {
                 matches!(lane.parameter, Parameter::Effect(effect, _) if RecordId::from(effect) == id)

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::effect::{Effect, EffectField, EffectKind, EffectParam};
 use crate::record::{
     AssetField, AudioAsset, AutomationLane, AutomationPoint, Clip, ClipField, Field, LaneField, LoopRange, MemberField,
-    Parameter, Project, ProjectField, Record, Track, TrackField,
+    NoteClipField, Parameter, Project, ProjectField, Record, Track, TrackField,
 };
 use crate::time::{Bpm, Frames, Ticks, TimeSignature};
 
@@ -118,6 +118,14 @@ pub enum Invalid {
         expected: usize,
         /// How many the record holds.
         found: usize,
+    },
+    /// A note outside MIDI's pitches or velocities.
+    #[error("note pitch {pitch} or velocity {velocity} is outside MIDI's 0–127 (velocity 1–127)")]
+    Note {
+        /// The pitch.
+        pitch: u8,
+        /// The velocity.
+        velocity: u8,
     },
     /// An effect position that is not a finite number.
     #[error("effect position {0} is not a finite number")]
@@ -233,6 +241,16 @@ pub fn point(parameter: Parameter, point: &AutomationPoint) -> Result<(), Invali
     }
 }
 
+/// Checks a note: its pitch and velocity, where it starts and how long it is.
+pub fn note(note: &crate::notes::Note) -> Result<(), Invalid> {
+    position(note.start)?;
+    length(note.length)?;
+    if note.pitch > 127 || !(1..=127).contains(&note.velocity) {
+        return Err(Invalid::Note { pitch: note.pitch, velocity: note.velocity });
+    }
+    Ok(())
+}
+
 fn effect_param(param: EffectParam, value: f32) -> Result<(), Invalid> {
     if param.accepts(value) { Ok(()) } else { Err(Invalid::EffectParam { param, value }) }
 }
@@ -272,6 +290,12 @@ pub fn field(value: &Field) -> Result<(), Invalid> {
             AssetField::PeaksReady(_) => Ok(()),
         },
         Field::Member(MemberField::Role(_)) => Ok(()),
+        Field::NoteClip(field) => match field {
+            NoteClipField::Start(value) => position(*value),
+            NoteClipField::Length(value) => length(*value),
+            NoteClipField::Name(value) => name(value),
+            NoteClipField::Track(_) => Ok(()),
+        },
         Field::Effect(field) => match field {
             EffectField::Position(value) => effect_position(*value),
             EffectField::Param(param, value) => effect_param(*param, *value),
@@ -336,6 +360,13 @@ pub fn values(record: &Record) -> Result<(), Invalid> {
                 return Err(Invalid::EffectParams { kind: *kind, expected: expected.len(), found: params.len() });
             }
             expected.iter().zip(params).try_for_each(|(param, value)| effect_param(*param, *value))?;
+        }
+        Record::NoteClip(clip) => {
+            position(clip.start)?;
+            length(clip.length)?;
+            name(&clip.name)?;
+            unique(clip.notes.iter().map(|n| n.id.0), crate::notes::MAX_NOTES)?;
+            clip.notes.iter().try_for_each(note)?;
         }
         Record::Member(_) => {}
     }

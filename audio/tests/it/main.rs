@@ -13,4 +13,5 @@ mod peaks;
 mod render;
 mod signal;
 mod song;
+mod synth;
 mod wave;

@@ -8,6 +8,7 @@ mod effects;
 mod fixture;
 mod frame;
 mod jam;
+mod notes;
 mod permission;
 mod props;
 mod time;
