@@ -22,7 +22,7 @@ pub const VOICES: usize = 16;
 const FILTER_FRAMES: u32 = 16;
 
 /// How loud one voice is at full velocity, so a few together stay under full scale.
-const VOICE_LEVEL: f32 = 0.25;
+const VOICE_LEVEL: f32 = 0.4;
 
 /// A note as the synth plays it, in frames of the timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

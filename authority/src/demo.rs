@@ -3,7 +3,9 @@
 //!
 //! [`seed`] uploads the loops to an authority like any user would (so they are stored, peaked
 //! and transcoded like real recordings) and lays them out over eight bars in one transaction,
-//! with a little EQ and compression on the drums and reverb on the keys.
+//! with a little EQ and compression on the drums and reverb on the keys. The bass is a note
+//! clip played by the built-in synth (the bass loop's line, with octaves and fifths); the
+//! stress project uses the bass loop's audio.
 //! Solo mode seeds its first project with it; `ensemble-authority project create --demo` seeds
 //! a hosted one (the browser's first project, say) through [`seed_as_owner`].
 
@@ -12,9 +14,10 @@ use std::io::Cursor;
 
 use ensemble_net::conn::Connection;
 use ensemble_net::remote::{Remote, Uploaded};
+use ensemble_protocol::effect::SYNTH_PRESETS;
 use ensemble_protocol::{
-    AssetId, Bus, Clip, ClipId, Colour, Effect, EffectId, EffectKind, EffectParam, Frames, ListItem, ListPosition, Op,
-    ProjectId, Record, ServerMsg, Ticks, Track, TrackId, Transaction,
+    AssetId, Bus, Clip, ClipId, Colour, Effect, EffectId, EffectKind, EffectParam, Frames, ListItem, ListPosition,
+    Note, NoteClip, NoteClipId, NoteId, Op, ProjectId, Record, ServerMsg, Ticks, Track, TrackId, Transaction,
 };
 
 use crate::Error;
@@ -132,6 +135,10 @@ pub enum DemoSize {
 fn chain(track: &str) -> Vec<(EffectKind, &'static [(EffectParam, f32)])> {
     use EffectParam::*;
     match track {
+        "Bass" => {
+            let (_, bass) = SYNTH_PRESETS[0];
+            vec![(EffectKind::Synth, bass)]
+        }
         "Drums" => vec![
             (EffectKind::Eq, &[(LowGain, 2.0), (HighGain, 1.5)]),
             (EffectKind::Compressor, &[(Threshold, -16.0), (Ratio, 3.0), (Makeup, 2.0)]),
@@ -141,12 +148,30 @@ fn chain(track: &str) -> Vec<(EffectKind, &'static [(EffectParam, f32)])> {
     }
 }
 
+/// The bass line as a note clip on `track` from `start` for `length` ticks: the loop's roots
+/// (A, A, C, G, half a bar each) in eighths, with the octave and the fifth.
+fn bass_line(track: TrackId, start: i64, length: i64) -> Op {
+    const ROOTS: [u8; 4] = [33, 33, 36, 31];
+    const PATTERN: [(u8, u8); 4] = [(0, 110), (12, 80), (0, 100), (7, 80)];
+    let eighth = ensemble_protocol::TICKS_PER_QUARTER / 2;
+    let notes = (0..length / eighth)
+        .map(|step| {
+            let root = ROOTS[(step / 4) as usize % ROOTS.len()];
+            let (interval, velocity) = PATTERN[step as usize % PATTERN.len()];
+            let (start, length) = (Ticks(step * eighth), Ticks(eighth * 7 / 8));
+            Note { id: NoteId::new_v7(), pitch: root + interval, velocity, start, length }
+        })
+        .collect();
+    let clip = NoteClip { track, start: Ticks(start), length: Ticks(length), name: "Bass line".into(), notes };
+    Op::Create { id: NoteClipId::new_v7().into(), record: Record::NoteClip(clip) }
+}
+
 /// Uploads the demo loops into `project` and lays out the song (or the stress project).
 pub async fn seed<C: Connection>(remote: &mut Remote<C>, project: ProjectId, size: DemoSize) -> Result<(), Error> {
     let mut noise = Noise(0x2545_f491);
     let parts: [Part; 3] = [
         ("Drums", Colour { r: 240, g: 140, b: 96 }, -2.0, 0.0, Box::new(move |t| drums(t, &mut noise))),
-        ("Bass", Colour { r: 96, g: 164, b: 255 }, -4.0, -0.1, Box::new(bass)),
+        ("Bass", Colour { r: 96, g: 164, b: 255 }, -3.0, -0.1, Box::new(bass)),
         ("Keys", Colour { r: 92, g: 214, b: 140 }, -8.0, 0.25, Box::new(keys)),
     ];
     let mut ops = Vec::new();
@@ -169,8 +194,12 @@ pub async fn seed<C: Connection>(remote: &mut Remote<C>, project: ProjectId, siz
         ops.push(Op::Create { id: track.into(), record: Record::Track(record) });
         ops.push(Op::ListInsert { target: project.into(), item: ListItem::Track(track), at: ListPosition::End });
         // Drums from the top, bass from bar 3, keys from bar 5: the song builds.
-        for repeat in (index as i64)..4 {
-            ops.push(loop_clip(track, asset, repeat, name));
+        if name == "Bass" {
+            ops.push(bass_line(track, index as i64 * LOOP_TICKS, (4 - index as i64) * LOOP_TICKS));
+        } else {
+            for repeat in (index as i64)..4 {
+                ops.push(loop_clip(track, asset, repeat, name));
+            }
         }
         for (place, (kind, settings)) in chain(name).into_iter().enumerate() {
             let mut effect = Effect::new(Bus::Track(track), kind, place as f64 + 1.0);

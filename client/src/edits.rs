@@ -17,8 +17,8 @@
 use ensemble_protocol::effect::position_between;
 use ensemble_protocol::{
     AutomationLane, AutomationPoint, Bus, Clip, ClipField, ClipId, Colour, Curve, Effect, EffectField, EffectId,
-    EffectKind, EffectParam, Field, Frames, LaneId, ListItem, ListPosition, Op, Parameter, PointId, Record, RecordId,
-    Ticks, Timebase, Track, TrackId,
+    EffectKind, EffectParam, Field, Frames, LaneId, ListItem, ListPosition, Note, NoteClip, NoteClipId, NoteId, Op,
+    Parameter, PointId, Record, RecordId, Ticks, Timebase, Track, TrackId,
 };
 
 /// The colours new tracks take, in turn.
@@ -299,4 +299,76 @@ pub fn set_effect_param(id: RecordId, param: EffectParam, value: f32) -> Vec<Op>
 
 fn set_effect(target: RecordId, field: EffectField) -> Op {
     Op::Set { target, value: Field::Effect(field), expect: None }
+}
+
+/// How long a new note clip is: four bars of 4/4.
+pub const NOTE_CLIP_TICKS: i64 = 16 * ensemble_protocol::TICKS_PER_QUARTER;
+
+/// A new, empty note clip of [`NOTE_CLIP_TICKS`] on `track` at `start`; when the track's chain
+/// (`chain`, in playing order) has no instrument, a synth goes at its head in the same edit, so
+/// the notes drawn are heard.
+pub fn add_note_clip(track: TrackId, start: Ticks, chain: &[(RecordId, &Effect)]) -> (NoteClipId, Vec<Op>) {
+    let id = NoteClipId::new_v7();
+    let clip = NoteClip {
+        track,
+        start: Ticks(start.0.max(0)),
+        length: Ticks(NOTE_CLIP_TICKS),
+        name: "Notes".into(),
+        notes: Vec::new(),
+    };
+    let mut ops = vec![Op::Create { id: id.into(), record: Record::NoteClip(clip) }];
+    if !chain.iter().any(|(_, effect)| effect.kind.is_instrument()) {
+        let first = chain.first().map(|(_, effect)| effect.position);
+        let position = position_between(None, first).unwrap_or(0.0);
+        let synth = Effect::new(Bus::Track(track), EffectKind::Synth, position);
+        ops.insert(0, Op::Create { id: EffectId::new_v7().into(), record: Record::Effect(synth) });
+    }
+    (id, ops)
+}
+
+/// A new note in `clip`, its pitch and velocity kept to MIDI's range and its start and length
+/// to the clip's positions (a note at least a tick long, starting at or after the clip).
+pub fn add_note(clip: RecordId, pitch: i32, start: Ticks, length: Ticks, velocity: u8) -> (NoteId, Vec<Op>) {
+    let note = note(NoteId::new_v7(), pitch, start, length, velocity);
+    (note.id, vec![Op::ListInsert { target: clip, item: ListItem::Note(note), at: ListPosition::End }])
+}
+
+/// Changes a note (moved, resized, played harder): out of the list and back in, one edit, so
+/// a collaborator's edits of other notes of the clip stand.
+pub fn change_note(clip: RecordId, old: &Note, pitch: i32, start: Ticks, length: Ticks, velocity: u8) -> Vec<Op> {
+    let new = note(old.id, pitch, start, length, velocity);
+    if new == *old {
+        return Vec::new();
+    }
+    vec![
+        Op::ListRemove { target: clip, item: old.id.0 },
+        Op::ListInsert { target: clip, item: ListItem::Note(new), at: ListPosition::End },
+    ]
+}
+
+/// Removes notes from a clip.
+pub fn remove_notes(clip: RecordId, notes: impl IntoIterator<Item = NoteId>) -> Vec<Op> {
+    notes.into_iter().map(|note| Op::ListRemove { target: clip, item: note.0 }).collect()
+}
+
+/// Moves the starts of `notes` to the nearest multiple of `grid` ticks (lengths kept).
+pub fn quantize(clip: RecordId, notes: &[Note], grid: i64) -> Vec<Op> {
+    let grid = grid.max(1);
+    notes
+        .iter()
+        .flat_map(|old| {
+            let start = ((old.start.0 + grid / 2).div_euclid(grid)) * grid;
+            change_note(clip, old, i32::from(old.pitch), Ticks(start), old.length, old.velocity)
+        })
+        .collect()
+}
+
+fn note(id: NoteId, pitch: i32, start: Ticks, length: Ticks, velocity: u8) -> Note {
+    Note {
+        id,
+        pitch: pitch.clamp(0, 127) as u8,
+        velocity: velocity.clamp(1, 127),
+        start: Ticks(start.0.max(0)),
+        length: Ticks(length.0.max(1)),
+    }
 }

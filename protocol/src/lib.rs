@@ -53,7 +53,8 @@ pub use op::{ListItem, ListPosition, Op, Transaction};
 pub use permission::{Denied, Role};
 pub use record::{
     AssetField, AudioAsset, AutomationLane, AutomationPoint, Clip, ClipField, Codec, Colour, ContentHash, Curve, Field,
-    LaneField, LoopRange, Member, MemberField, Parameter, Project, ProjectField, Record, RecordKind, Track, TrackField,
+    LaneField, LoopRange, Member, MemberField, NoteClipField, Parameter, Project, ProjectField, Record, RecordKind,
+    Track, TrackField,
 };
 pub use state::{Applied, ApplyError, Entry, OpFailure, ProjectState, RecordChange, invert};
 pub use time::{Bpm, Frames, Seq, TICKS_PER_QUARTER, Ticks, TimeSignature, Timebase, Version};

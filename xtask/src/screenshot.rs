@@ -6,8 +6,9 @@
 //! and clear of each other; every track header's colour stripe, every clip's colour bar,
 //! every automation lane's tab, every mixer strip's colour bar and every effect slot's chip must
 //! be painted in its track's colour, each clip must show its waveform, and the window must hold
-//! the demo song's three tracks, nine clips and three effects (EQ and compressor on the drums,
-//! reverb on the keys). Not a golden image: fonts and anti-aliasing may change without
+//! the demo song's three tracks, six audio clips, the bass line's note clip and four effects
+//! (EQ and compressor on the drums, the synth on the bass, reverb on the keys); at the small size the piano roll is
+//! open on the bass line, and its notes must be painted in the bass track's colour. Not a golden image: fonts and anti-aliasing may change without
 //! failing it.
 
 use std::path::{Path, PathBuf};
@@ -20,18 +21,20 @@ use crate::{Result, root, target_dir};
 const LIMIT: Duration = Duration::from_secs(180);
 
 /// A window size to check, whether every automation lane is shown (at the small size the rows
-/// scroll, so only the headers, strips and controls are counted), and whether the mixer is.
+/// scroll, so only the headers, strips and controls are counted), whether the mixer is, and
+/// whether the piano roll is (open on the bass line).
 pub(crate) struct Size {
     pub(crate) width: u32,
     pub(crate) height: u32,
     pub(crate) automation: bool,
     pub(crate) mixer: bool,
+    pub(crate) piano_roll: bool,
 }
 
 /// The usual size, and the smallest the layout must hold at.
 const SIZES: [Size; 2] = [
-    Size { width: 1600, height: 900, automation: true, mixer: true },
-    Size { width: 1024, height: 640, automation: false, mixer: true },
+    Size { width: 1600, height: 900, automation: true, mixer: true, piano_roll: false },
+    Size { width: 1024, height: 640, automation: false, mixer: false, piano_roll: true },
 ];
 
 pub(crate) fn check() -> Result {
@@ -55,6 +58,9 @@ fn check_at(size: &Size) -> Result {
         .args(["--after-frames", "90"]);
     if size.mixer {
         command.arg("--mixer");
+    }
+    if size.piano_roll {
+        command.arg("--piano-roll");
     }
     if size.automation {
         // The big size also opens the first effect's editor (the drums' EQ).
@@ -195,16 +201,18 @@ pub(crate) fn inspect(shot: &Path, layout: &Path, size: &Size) -> Result {
     let scale = image.width as f64 / f64::from(size.width);
     let regions = |key: &str| layout[key].as_array().cloned().unwrap_or_default();
     let (headers, clips, lanes, strips) = (regions("headers"), regions("clips"), regions("lanes"), regions("strips"));
+    let (note_clips, notes) = (regions("note_clips"), regions("notes"));
     let names = |regions: &[serde_json::Value]| -> Vec<String> {
         regions.iter().filter_map(|h| h["name"].as_str().map(str::to_owned)).collect()
     };
     let song = ["Drums", "Bass", "Keys"];
     let lanes_ok = if size.automation { names(&lanes) == song } else { lanes.is_empty() };
-    let clips_ok = if size.automation { clips.len() == 9 } else { !clips.is_empty() };
+    // Four drum loops and two of keys; the bass is a note clip.
+    let clips_ok = if size.automation { clips.len() == 6 } else { !clips.is_empty() };
     let strips_ok = if size.mixer { names(&strips) == song } else { strips.is_empty() };
     if names(&headers) != song || !lanes_ok || !strips_ok || !clips_ok {
         return Err(format!(
-            "the demo song should show 3 tracks with their lanes and strips and 9 clips, the window drew \
+            "the demo song should show 3 tracks with their lanes and strips and 6 clips, the window drew \
              headers {:?}, lanes {:?}, strips {:?} and {} clips",
             names(&headers),
             names(&lanes),
@@ -220,7 +228,14 @@ pub(crate) fn inspect(shot: &Path, layout: &Path, size: &Size) -> Result {
         [left, top, right, bottom] => swatch[0] < right && swatch[2] > left && swatch[1] < bottom && swatch[3] > top,
         _ => false,
     };
-    let kinds = [("header", &headers), ("clip", &clips), ("automation lane", &lanes), ("mixer strip", &strips)];
+    let kinds = [
+        ("header", &headers),
+        ("clip", &clips),
+        ("automation lane", &lanes),
+        ("mixer strip", &strips),
+        ("note clip", &note_clips),
+        ("note", &notes),
+    ];
     for (kind, region) in kinds.iter().flat_map(|(kind, regions)| regions.iter().map(move |region| (*kind, region))) {
         let swatch: Vec<f64> = region["swatch"].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect();
         let colour: Vec<f64> = region["colour"].as_array().into_iter().flatten().filter_map(|v| v.as_f64()).collect();
@@ -244,10 +259,19 @@ pub(crate) fn inspect(shot: &Path, layout: &Path, size: &Size) -> Result {
         .iter()
         .filter_map(|slot| Some((slot["name"].as_str()?.to_owned(), slot["effect"].as_str()?.to_owned())))
         .collect();
-    let demo_chains = [("Drums", "EQ"), ("Drums", "Compressor"), ("Keys", "Reverb")].map(|(t, e)| (t.into(), e.into()));
+    let demo_chains = [("Drums", "EQ"), ("Drums", "Compressor"), ("Bass", "Synth"), ("Keys", "Reverb")]
+        .map(|(t, e)| (t.into(), e.into()));
     let chains_ok = if size.mixer { chains == demo_chains } else { chains.is_empty() };
     if !chains_ok {
         problems.push(format!("the mixer should show the demo's effects {demo_chains:?}, it drew {chains:?}"));
+    }
+    // The bass line on the timeline, and its notes in the piano roll where it is open.
+    if names(&note_clips) != ["Bass"] {
+        problems.push(format!("the timeline should show the bass line's note clip, it drew {:?}", names(&note_clips)));
+    }
+    let notes_ok = if size.piano_roll { notes.len() >= 8 } else { notes.is_empty() };
+    if !notes_ok {
+        problems.push(format!("the piano roll should show the bass line's notes, it drew {}", notes.len()));
     }
     // The big size opens the drums' EQ: seven knobs.
     let editor = (layout["editor"]["effect"].as_str(), layout["editor"]["knobs"].as_u64());

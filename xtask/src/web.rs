@@ -224,7 +224,7 @@ pub(crate) fn smoke(profile: Profile) -> Result {
         command_in(&driver, "node", &["smoke.mjs", &url, &shot.to_string_lossy(), renderer])?;
         check(&shot)?;
         // The demo song as the native check sees it, at the page's size, without the mixer.
-        let size = Size { width: 1280, height: 720, automation: false, mixer: false };
+        let size = Size { width: 1280, height: 720, automation: false, mixer: false, piano_roll: false };
         crate::screenshot::inspect(&shot, &shot.with_extension("layout.json"), &size)
             .map_err(|problem| format!("{renderer}: {problem}"))?;
     }

@@ -13,7 +13,7 @@ use clap::Parser;
 use ensemble_client::ClientCorePlugin;
 use ensemble_client::jam::beacon::BEACON_PORT;
 use ensemble_client::jam::{StartJam, find_jam, joining};
-use ensemble_client::model::{EffectData, ProjectData, RecordKey, TrackData};
+use ensemble_client::model::{EffectData, NoteClipData, ProjectData, RecordKey, TrackData};
 use ensemble_client::playback::Transport;
 use ensemble_client::solo::DemoSize;
 use ensemble_client::solo::LanAccess;
@@ -73,6 +73,9 @@ struct Args {
     /// Open the editor of the first effect that arrives.
     #[arg(long)]
     effect: bool,
+    /// Open the first note clip that arrives in the piano roll.
+    #[arg(long)]
+    piano_roll: bool,
     /// Host a LAN jam on the project as soon as it opens (solo mode); the code is shown in the
     /// window's Jam panel.
     #[arg(long, conflicts_with_all = ["connect", "join"])]
@@ -283,6 +286,16 @@ fn open_first_effect(
     }
 }
 
+/// Opens the first note clip in the piano roll, once.
+fn open_first_note_clip(mut view: ResMut<View>, clips: Query<&RecordKey, With<NoteClipData>>, mut opened: Local<bool>) {
+    if let Some(first) = clips.iter().map(|key| key.0).min()
+        && !*opened
+    {
+        view.open_piano_roll(first);
+        *opened = true;
+    }
+}
+
 /// Starts the transport the first time the project has tracks.
 fn play_once_loaded(mut transport: ResMut<Transport>, tracks: Query<(), With<TrackData>>, mut started: Local<bool>) {
     if !*started && !tracks.is_empty() {
@@ -317,6 +330,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.effect {
         app.add_systems(Update, open_first_effect);
+    }
+    if args.piano_roll {
+        app.add_systems(Update, open_first_note_clip);
     }
     if let Some(path) = args.screenshot {
         let after = args.after_frames.max(1);

@@ -198,6 +198,14 @@ pub(super) fn track_menu(ui: &mut egui::Ui, scene: &Scene, id: TrackId, track: &
             }
         }
     });
+    let hint = "Four bars after the track's last clip, with a synth if it has no instrument";
+    if ui.button("New note clip").on_hover_text(hint).clicked()
+        && let Some((entity, ..)) = scene.tracks.iter().find(|(_, track, _)| *track == id)
+    {
+        let start = scene.after_last_clip(*entity);
+        out.edit(edits::add_note_clip(id, start, &scene.chain(id)).1);
+        ui.close();
+    }
     if ui.button("Delete track").clicked() {
         if let Some((entity, ..)) = scene.tracks.iter().find(|(_, track, _)| *track == id) {
             out.edit(edits::delete_track(scene.project_id, id, scene.held_by(*entity, id)));

@@ -23,6 +23,7 @@ mod headers;
 #[cfg(feature = "lan")]
 mod jam;
 mod mixer;
+mod notes;
 #[cfg(target_arch = "wasm32")]
 mod page;
 mod rack;
@@ -40,8 +41,8 @@ use bevy::window::{FileDragAndDrop, RequestRedraw};
 use bevy::winit::{EventLoopProxyWrapper, UpdateMode, WinitSettings, WinitUserEvent};
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPostUpdateSet, EguiPrimaryContextPass, egui};
 use ensemble_protocol::{
-    AssetId, AudioAsset, AutomationLane, Bus, Clip, Colour, Effect, EffectKind, Op, Parameter, Presence, Project,
-    RecordId, TICKS_PER_QUARTER, Ticks, Timebase, Track, TrackId,
+    AssetId, AudioAsset, AutomationLane, Bus, Clip, Colour, Effect, EffectKind, NoteClip, Op, Parameter, Presence,
+    Project, RecordId, TICKS_PER_QUARTER, Ticks, Timebase, Track, TrackId,
 };
 
 use crate::history::{EditMsg, History};
@@ -49,7 +50,9 @@ use crate::import::{ImportDone, ImportMsg, Imports};
 #[cfg(feature = "lan")]
 use crate::jam::{Jam, JamPlugin};
 use crate::media::Media;
-use crate::model::{AssetData, ClipData, EffectData, LaneData, ProjectData, RecordIndex, RecordKey, TrackData};
+use crate::model::{
+    AssetData, ClipData, EffectData, LaneData, NoteClipData, ProjectData, RecordIndex, RecordKey, TrackData,
+};
 use crate::playback::{ExportDone, ExportMsg, PlaybackNote, PlaybackPlugin, PlaybackSystems, TrackLevels, Transport};
 use crate::presence::{LocalPresence, Peers};
 use crate::replica::{Notice, Replica};
@@ -151,6 +154,8 @@ pub struct View {
     pub jam: bool,
     /// The effect whose editor is open.
     pub effect_editor: Option<RecordId>,
+    /// The note clip open in the piano roll, its selection and drag.
+    piano_roll: notes::PianoRoll,
     /// Where the timeline's rows began and the timeline's rectangle in the last frame, so the
     /// headers line up with it and a dropped file lands where the pointer is.
     rows_top: f32,
@@ -162,6 +167,13 @@ pub struct View {
     /// position says nothing about where the files were let go.
     file_hover: Option<Option<egui::Pos2>>,
     themed: bool,
+}
+
+impl View {
+    /// Opens `clip` (a note clip) in the piano roll.
+    pub fn open_piano_roll(&mut self, clip: RecordId) {
+        self.piano_roll = notes::PianoRoll::open(clip);
+    }
 }
 
 impl Default for View {
@@ -176,6 +188,7 @@ impl Default for View {
             mixer: false,
             jam: false,
             effect_editor: None,
+            piano_roll: notes::PianoRoll::default(),
             rows_top: 0.0,
             timeline: egui::Rect::NOTHING,
             drag: None,
@@ -217,6 +230,10 @@ pub struct DrawnLayout {
     pub effects: Vec<DrawnEffect>,
     /// The open effect editor.
     pub editor: Option<DrawnEditor>,
+    /// Note clips on the timeline, by their name bar.
+    pub note_clips: Vec<DrawnRegion>,
+    /// Notes in the open piano roll (not selected), by their solid part.
+    pub notes: Vec<DrawnRegion>,
     /// Clips with room for a waveform whose peaks have not arrived yet.
     pub waiting_for_peaks: usize,
     /// The window's size, and the controls of the transport bar and the status line (left,
@@ -472,6 +489,8 @@ struct Scene<'a> {
     lanes: HashMap<(TrackId, Parameter), (RecordId, &'a AutomationLane)>,
     /// Each track's effects, in playing order.
     effects: HashMap<TrackId, Vec<(RecordId, &'a Effect)>>,
+    /// Each track's note clips.
+    note_clips: HashMap<Entity, Vec<(RecordId, &'a NoteClip)>>,
     /// The audio assets, for their rates and lengths.
     assets: HashMap<AssetId, &'a AudioAsset>,
     media: &'a Media,
@@ -498,8 +517,25 @@ impl<'a> Scene<'a> {
     fn held_by(&self, entity: Entity, track: TrackId) -> Vec<RecordId> {
         let clips = self.clips.get(&entity).into_iter().flatten().map(|(id, _)| *id);
         let lanes = self.lanes.iter().filter(|((owner, _), _)| *owner == track).map(|(_, (id, _))| *id);
+        let notes = self.note_clips.get(&entity).into_iter().flatten().map(|(id, _)| *id);
         let effects = self.chain(track).into_iter().map(|(id, _)| id);
-        clips.chain(lanes).chain(effects).collect()
+        clips.chain(notes).chain(lanes).chain(effects).collect()
+    }
+
+    /// A note clip and the track it is on.
+    fn note_clip(&self, id: RecordId) -> Option<(&'a Track, &'a NoteClip)> {
+        let (_, clip) = self.note_clips.values().flatten().find(|(clip_id, _)| *clip_id == id)?;
+        let (_, _, track) = self.tracks.iter().find(|(_, track, _)| *track == clip.track)?;
+        Some((*track, *clip))
+    }
+
+    /// Where a new clip on a track goes: at the bar after its last clip ends.
+    fn after_last_clip(&self, entity: Entity) -> Ticks {
+        let audio = self.clips.get(&entity).into_iter().flatten().map(|(_, clip)| (clip.start + clip.length).0);
+        let notes = self.note_clips.get(&entity).into_iter().flatten().map(|(_, clip)| (clip.start + clip.length).0);
+        let end = audio.chain(notes).max().unwrap_or(0);
+        let bar = self.project.time_signature.ticks_per_bar().0.max(1);
+        Ticks(end.div_euclid(bar) * bar + if end % bar == 0 { 0 } else { bar })
     }
 
     /// A track's effects, in playing order.
@@ -635,6 +671,7 @@ struct Daw<'w, 's> {
     clips: Query<'w, 's, (&'static RecordKey, &'static ClipData, &'static ChildOf)>,
     lanes: Query<'w, 's, (&'static RecordKey, &'static LaneData)>,
     effects: Query<'w, 's, (&'static RecordKey, &'static EffectData)>,
+    note_clips: Query<'w, 's, (&'static RecordKey, &'static NoteClipData, &'static ChildOf)>,
     assets: Query<'w, 's, (&'static RecordKey, &'static AssetData)>,
     edits: MessageWriter<'w, EditMsg>,
     import: MessageWriter<'w, ImportMsg>,
@@ -667,6 +704,7 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
         clips,
         lanes,
         effects,
+        note_clips,
         assets,
         mut edits,
         mut import,
@@ -714,6 +752,13 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
         clips: by_track,
         lanes: lanes.iter().map(|(key, lane)| ((lane.track, lane.parameter), (key.0, &lane.0))).collect(),
         effects: chains,
+        note_clips: {
+            let mut by_track: HashMap<Entity, Vec<(RecordId, &NoteClip)>> = HashMap::new();
+            for (key, clip, parent) in &note_clips {
+                by_track.entry(parent.parent()).or_default().push((key.0, &clip.0));
+            }
+            by_track
+        },
         assets: assets.iter().map(|(key, asset)| (AssetId(key.0.0), &asset.0)).collect(),
         media: &media,
         levels: &levels,
@@ -786,6 +831,11 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
     if view.mixer {
         egui::Panel::bottom("mixer").exact_size(250.0).resizable(false).show(&mut root, |ui| {
             mixer::show(ui, &scene, &mut view, &mut drawn, &mut out);
+        });
+    }
+    if view.piano_roll.clip.is_some() {
+        egui::Panel::bottom("piano roll").exact_size(260.0).resizable(false).show(&mut root, |ui| {
+            notes::piano_roll(ui, &scene, &mut view, &mut drawn, &mut out);
         });
     }
     rack::editor(&ctx, &scene, &mut view, &mut drawn, &mut out);

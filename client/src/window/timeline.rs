@@ -105,6 +105,9 @@ pub(super) fn show(
             clips::show(ui, &painter, rect, scene, view, &grid, &rows, row, *id, clip, drawn, out);
         }
         clips::overlaps(&painter, rect, &grid, view, row, scene.clips.get(&row.entity).map_or(&[][..], Vec::as_slice));
+        for (id, clip) in scene.note_clips.get(&row.entity).into_iter().flatten() {
+            super::notes::show_clip(ui, &painter, rect, view, &grid, row, (*id, clip), drawn, out);
+        }
         if let Some(parameter) = row.lane {
             let lane_rect = egui::Rect::from_x_y_ranges(
                 rect.x_range(),

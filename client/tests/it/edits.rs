@@ -290,3 +290,22 @@ fn moving_an_effect_sets_one_position_until_the_numbers_run_out() {
     let ids: Vec<RecordId> = order.iter().map(|(id, _)| *id).collect();
     assert_eq!(ids, vec![chain[0].0, chain[2].0, chain[1].0]);
 }
+
+#[test]
+fn quantizing_moves_starts_to_the_nearest_step_and_keeps_lengths() {
+    let clip = RecordId::from(NoteClipId::new_v7());
+    let note =
+        |start: i64| Note { id: NoteId::new_v7(), pitch: 60, velocity: 100, start: Ticks(start), length: Ticks(100) };
+    let notes = [note(0), note(130), note(100), note(365)];
+    let ops = edits::quantize(clip, &notes, 240);
+    // The first is on the grid already; the others move to 240, 0 and 480.
+    let moved: Vec<(i64, i64)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::ListInsert { item: ListItem::Note(note), .. } => Some((note.start.0, note.length.0)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moved, vec![(240, 100), (0, 100), (480, 100)]);
+    assert_eq!(ops.len(), 6, "each moved note is taken out and put back");
+}

@@ -394,3 +394,55 @@ fn two_people_build_one_chain_at_once_and_converge() {
     assert!(chain.iter().any(|(id, effect)| *id == eq.into() && effect.kind == EffectKind::Eq), "undo brings it back");
     assert_eq!(chain, chain_of(&alice, track));
 }
+
+#[test]
+fn two_people_edit_different_notes_of_one_clip_and_converge() {
+    use ensemble_client::edits::{add_note, add_note_clip, change_note, remove_notes};
+    let authority = Authority::start();
+    let (_a, alice_dir) = replicas();
+    let (_b, bob_dir) = replicas();
+    let mut alice = authority.client("alice", &alice_dir);
+    let mut bob = authority.client("bob", &bob_dir);
+    let track = shared_track(&authority, &mut alice, &mut bob);
+    // A new note clip brings a synth along, since the track has no instrument.
+    let (clip, ops) = add_note_clip(track, Ticks(0), &[]);
+    assert_eq!(ops.len(), 2);
+    send(&mut alice, EditMsg::Edit(ops));
+    let (first, ops) = add_note(clip.into(), 48, Ticks(0), Ticks(480), 100);
+    send(&mut alice, EditMsg::Edit(ops));
+    let (second, ops) = add_note(clip.into(), 55, Ticks(480), Ticks(480), 90);
+    send(&mut alice, EditMsg::Edit(ops));
+    settle(&authority, &mut alice, &mut bob);
+    let notes_of = |app: &App| -> Vec<Note> {
+        match replica(app).unwrap().view().entry(clip.into()).map(|entry| &entry.record) {
+            Some(Record::NoteClip(clip)) => {
+                let mut notes = clip.notes.clone();
+                notes.sort_by_key(|note| (note.start, note.pitch));
+                notes
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    let notes = notes_of(&bob);
+    assert_eq!(notes.iter().map(|n| n.id).collect::<Vec<_>>(), vec![first, second]);
+
+    // At once: alice moves the first note up a fifth, bob makes the second longer and adds one.
+    let (one, two) = (notes[0], notes[1]);
+    send(&mut alice, EditMsg::Edit(change_note(clip.into(), &one, 55, one.start, one.length, one.velocity)));
+    send(&mut bob, EditMsg::Edit(change_note(clip.into(), &two, 55, two.start, Ticks(960), two.velocity)));
+    let (third, ops) = add_note(clip.into(), 60, Ticks(1440), Ticks(480), 100);
+    send(&mut bob, EditMsg::Edit(ops));
+    settle(&authority, &mut alice, &mut bob);
+    let notes = notes_of(&alice);
+    assert_eq!(notes, notes_of(&bob), "both see the same notes");
+    let summary: Vec<(NoteId, u8, i64)> = notes.iter().map(|n| (n.id, n.pitch, n.length.0)).collect();
+    assert_eq!(summary, vec![(first, 55, 480), (second, 55, 960), (third, 60, 480)]);
+
+    // Alice deletes bob's new note, then undoes it.
+    send(&mut alice, EditMsg::Edit(remove_notes(clip.into(), [third])));
+    settle(&authority, &mut alice, &mut bob);
+    assert_eq!(notes_of(&bob).len(), 2);
+    send(&mut alice, EditMsg::Undo);
+    settle(&authority, &mut alice, &mut bob);
+    assert_eq!(notes_of(&bob).len(), 3);
+}
