@@ -13,7 +13,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::import::AUDIO_EXTENSIONS;
+use crate::import::{AUDIO_EXTENSIONS, MIDI_EXTENSIONS};
 
 /// A file the page handed over.
 #[derive(Clone, Debug)]
@@ -63,8 +63,9 @@ pub fn pick_files(inbox: &PageFiles) -> Result<(), String> {
         document.create_element("input").map_err(js)?.dyn_into().map_err(|_| "not an input".to_owned())?;
     input.set_type("file");
     input.set_multiple(true);
-    let accept: Vec<String> = AUDIO_EXTENSIONS.iter().map(|extension| format!(".{extension}")).collect();
-    input.set_accept(&format!("audio/*,{}", accept.join(",")));
+    let extensions = AUDIO_EXTENSIONS.iter().chain(&MIDI_EXTENSIONS);
+    let accept: Vec<String> = extensions.map(|extension| format!(".{extension}")).collect();
+    input.set_accept(&format!("audio/*,audio/midi,{}", accept.join(",")));
     let (inbox, picked) = (inbox.clone(), input.clone());
     let changed = Closure::once_into_js(move || {
         if let Some(files) = picked.files() {

@@ -308,7 +308,6 @@ pub const NOTE_CLIP_TICKS: i64 = 16 * ensemble_protocol::TICKS_PER_QUARTER;
 /// (`chain`, in playing order) has no instrument, a synth goes at its head in the same edit, so
 /// the notes drawn are heard.
 pub fn add_note_clip(track: TrackId, start: Ticks, chain: &[(RecordId, &Effect)]) -> (NoteClipId, Vec<Op>) {
-    let id = NoteClipId::new_v7();
     let clip = NoteClip {
         track,
         start: Ticks(start.0.max(0)),
@@ -316,6 +315,52 @@ pub fn add_note_clip(track: TrackId, start: Ticks, chain: &[(RecordId, &Effect)]
         name: "Notes".into(),
         notes: Vec::new(),
     };
+    place_note_clip(clip, chain)
+}
+
+/// The parts of a MIDI file (see [`crate::midi::read`]) as note clips at `at`: the first on
+/// `track` when one is given, each other on a new track named after its part (`project` and
+/// `tracks`, how many the project has, make those), each track with a synth unless it has an
+/// instrument (`chain`: the given track's effects). Returns the first clip.
+pub fn import_midi(
+    project: RecordId,
+    tracks: usize,
+    track: Option<TrackId>,
+    at: Ticks,
+    parts: &[crate::midi::MidiPart],
+    chain: &[(RecordId, &Effect)],
+) -> (Option<NoteClipId>, Vec<Op>) {
+    let (mut first, mut ops, mut added) = (None, Vec::new(), 0);
+    for (index, part) in parts.iter().enumerate() {
+        let (target, chain) = match track.filter(|_| index == 0) {
+            Some(track) => (track, chain),
+            None => {
+                let (track, made) = add_track(project, part.name.clone(), tracks + added);
+                added += 1;
+                ops.extend(made);
+                (track, &[][..])
+            }
+        };
+        // Whole bars of 4/4, at least one, to hold every note.
+        let bar = 4 * ensemble_protocol::TICKS_PER_QUARTER;
+        let length = Ticks(((part.length.0 + bar - 1) / bar).max(1) * bar);
+        let clip = NoteClip {
+            track: target,
+            start: Ticks(at.0.max(0)),
+            length,
+            name: part.name.clone(),
+            notes: part.notes.clone(),
+        };
+        let (id, made) = place_note_clip(clip, chain);
+        first.get_or_insert(id);
+        ops.extend(made);
+    }
+    (first, ops)
+}
+
+/// Creates `clip`, with a synth at the head of its track's chain when `chain` has no instrument.
+fn place_note_clip(clip: NoteClip, chain: &[(RecordId, &Effect)]) -> (NoteClipId, Vec<Op>) {
+    let (id, track) = (NoteClipId::new_v7(), clip.track);
     let mut ops = vec![Op::Create { id: id.into(), record: Record::NoteClip(clip) }];
     if !chain.iter().any(|(_, effect)| effect.kind.is_instrument()) {
         let first = chain.first().map(|(_, effect)| effect.position);

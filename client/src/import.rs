@@ -1,4 +1,8 @@
-//! Import: audio files from this machine into the project, as clips.
+//! Import: audio files from this machine into the project, as clips, and MIDI files as note
+//! clips.
+//!
+//! A MIDI file needs no upload: it is read here ([`crate::midi::read`]) and its parts become
+//! note clips in one edit, each on a track with an instrument (see [`edits::import_midi`]).
 //!
 //! An [`ImportMsg`] names a file (a path natively, a picked or dropped file's bytes in the
 //! browser) and where its clip goes (a track and a position, or a new track
@@ -13,15 +17,17 @@
 use std::collections::HashMap;
 
 use bevy::prelude::*;
-use ensemble_protocol::{AssetId, Clip, ClipId, Frames, Op, Record, Ticks, Timebase, TrackId};
+use ensemble_protocol::{AssetId, Bus, Clip, ClipId, Effect, Frames, Op, Record, RecordId, Ticks, Timebase, TrackId};
 
 use crate::edits;
 use crate::history::EditMsg;
-use crate::model::{AssetData, ProjectData, RecordIndex, RecordKey};
+use crate::model::{AssetData, EffectData, ProjectData, RecordIndex, RecordKey};
 use crate::sync::{Outbound, SyncSystems, UploadDone, UploadProgress, UploadSource, configure_sets};
 
 /// The file extensions offered for import; the authority decides what really decodes.
 pub const AUDIO_EXTENSIONS: [&str; 7] = ["wav", "wave", "aif", "aiff", "flac", "mp3", "ogg"];
+/// The extensions of standard MIDI files.
+pub const MIDI_EXTENSIONS: [&str; 2] = ["mid", "midi"];
 
 /// Imports audio files as clips.
 pub struct ImportPlugin;
@@ -60,8 +66,8 @@ pub struct ImportMsg {
 pub struct ImportDone {
     /// The name of the file asked for.
     pub name: String,
-    /// The new clip, or why there is none.
-    pub result: Result<ClipId, String>,
+    /// The new clip (the first, for a MIDI file of several parts), or why there is none.
+    pub result: Result<RecordId, String>,
     /// The file ends before the audio its header promised: what came before the damage was
     /// imported.
     pub cut_short: bool,
@@ -109,25 +115,71 @@ impl Imports {
 
 /// Whether `path` names a file with an audio extension.
 pub fn is_audio_file(path: &std::path::Path) -> bool {
-    path.extension()
-        .and_then(|extension| extension.to_str())
-        .is_some_and(|extension| AUDIO_EXTENSIONS.contains(&extension.to_ascii_lowercase().as_str()))
+    has_extension(path, &AUDIO_EXTENSIONS)
 }
 
+/// Whether `path` names a standard MIDI file.
+pub fn is_midi_file(path: &std::path::Path) -> bool {
+    has_extension(path, &MIDI_EXTENSIONS)
+}
+
+fn has_extension(path: &std::path::Path, extensions: &[&str]) -> bool {
+    path.extension()
+        .and_then(|extension| extension.to_str())
+        .is_some_and(|extension| extensions.contains(&extension.to_ascii_lowercase().as_str()))
+}
+
+/// A MIDI file's parts as note clips, in one edit: the first clip's id, or why not.
+fn import_midi(
+    import: &ImportMsg,
+    project: Option<(&RecordKey, &ProjectData)>,
+    effects: &Query<(&RecordKey, &EffectData)>,
+    edits_out: &mut MessageWriter<EditMsg>,
+) -> Result<RecordId, String> {
+    let name = import.source.name();
+    let bytes = match &import.source {
+        UploadSource::File(path) => std::fs::read(path).map_err(|error| format!("cannot read {name}: {error}"))?,
+        UploadSource::Bytes { bytes, .. } => bytes.to_vec(),
+    };
+    let parts = crate::midi::read(&bytes).map_err(|error| format!("{name}: {error}"))?;
+    let Some((key, project)) = project else { return Err("the project has not opened yet".into()) };
+    let chain: Vec<(RecordId, &Effect)> = import
+        .track
+        .map(|track| {
+            effects.iter().filter(|(_, effect)| effect.bus == Bus::Track(track)).map(|(key, e)| (key.0, &e.0)).collect()
+        })
+        .unwrap_or_default();
+    let count = project.track_order.len();
+    let (first, ops) = edits::import_midi(key.0, count, import.track, import.at, &parts, &chain);
+    edits_out.write(EditMsg::Edit(ops));
+    first.map(RecordId::from).ok_or_else(|| format!("{name} has no notes"))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn start_imports(
     mut imports: ResMut<Imports>,
     mut asked: MessageReader<ImportMsg>,
     mut outbound: MessageWriter<Outbound>,
     mut done: MessageWriter<ImportDone>,
+    mut edits_out: MessageWriter<EditMsg>,
+    project: Query<(&RecordKey, &ProjectData)>,
+    effects: Query<(&RecordKey, &EffectData)>,
 ) {
     for import in asked.read() {
         let name = import.source.name();
         let refused = match &import.source {
             UploadSource::File(path) if !path.is_file() => Some(format!("{} is not a file", path.display())),
             UploadSource::Bytes { bytes, .. } if bytes.is_empty() => Some(format!("{name} is empty")),
-            _ if !is_audio_file(name.as_ref()) => {
-                Some(format!("{name} is not an audio file ({})", AUDIO_EXTENSIONS.join(", ")))
+            _ if is_midi_file(name.as_ref()) => {
+                let result = import_midi(import, project.single().ok(), &effects, &mut edits_out);
+                done.write(ImportDone { name, result, cut_short: false });
+                continue;
             }
+            _ if !is_audio_file(name.as_ref()) => Some(format!(
+                "{name} is not an audio or MIDI file ({}, {})",
+                AUDIO_EXTENSIONS.join(", "),
+                MIDI_EXTENSIONS.join(", ")
+            )),
             _ => None,
         };
         if let Some(reason) = refused {
@@ -214,7 +266,7 @@ fn place_clips(
         let id = ClipId::new_v7();
         ops.push(Op::Create { id: id.into(), record: Record::Clip(clip) });
         edits.write(EditMsg::Edit(ops));
-        done.write(ImportDone { name: file, result: Ok(id), cut_short: *cut_short });
+        done.write(ImportDone { name: file, result: Ok(id.into()), cut_short: *cut_short });
         false
     });
 }

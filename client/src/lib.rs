@@ -40,6 +40,7 @@ pub mod import;
 #[cfg(feature = "lan")]
 pub mod jam;
 pub mod media;
+pub mod midi;
 pub mod model;
 pub mod playback;
 pub mod presence;

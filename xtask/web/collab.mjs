@@ -63,11 +63,11 @@ try {
   report.tempo_to_page2_ms = stats(toPage2);
   report.tempo_to_native_ms = stats(toNative);
 
-  // Page 2 drags the bass's first clip half a bar to the left, into the bar before it that
+  // Page 2 drags the keys' first clip half a bar to the left, into the bar before it that
   // nothing fills, slowly enough for its frames to see each step (and the pointer stays in
   // the page, so the release reaches it).
   const before = await layout(page2);
-  const clip = before.waveforms.filter((region) => region.name === "Bass").sort((a, b) => a.swatch[0] - b.swatch[0])[0];
+  const clip = before.waveforms.filter((region) => region.name === "Keys").sort((a, b) => a.swatch[0] - b.swatch[0])[0];
   const [left, top, right, bottom] = clip.swatch;
   const [x, y] = [(left + right) / 2, (top + bottom) / 2];
   await page2.mouse.move(x, y);

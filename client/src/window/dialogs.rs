@@ -14,7 +14,7 @@ use ensemble_audio::wav::WavFormat;
 use ensemble_protocol::Ticks;
 
 use super::{Out, Scene, theme};
-use crate::import::{ImportMsg, is_audio_file};
+use crate::import::{ImportMsg, is_audio_file, is_midi_file};
 use crate::playback::ExportMsg;
 use crate::sync::UploadSource;
 
@@ -66,7 +66,7 @@ impl Browser {
                     let name = entry.file_name().to_string_lossy().into_owned();
                     let path = entry.path();
                     let is_dir = path.is_dir();
-                    if name.starts_with('.') || !(is_dir || is_audio_file(&path)) {
+                    if name.starts_with('.') || !(is_dir || is_audio_file(&path) || is_midi_file(&path)) {
                         continue;
                     }
                     self.entries.push((name, is_dir));
@@ -189,9 +189,12 @@ fn import(ui: &mut egui::Ui, browser: &mut Browser, playhead: Ticks, out: &mut O
         browser.go(dir);
     }
     ui.label(
-        egui::RichText::new("The file goes on a new track at the playhead. WAV, AIFF, FLAC, MP3 and Ogg Vorbis.")
-            .small()
-            .color(theme::DIM),
+        egui::RichText::new(
+            "The file goes on a new track at the playhead. WAV, AIFF, FLAC, MP3, Ogg Vorbis, and MIDI (each part \
+             with a synth).",
+        )
+        .small()
+        .color(theme::DIM),
     );
     match chosen {
         Some(path) => {

@@ -60,11 +60,9 @@ fn clips(app: &App) -> Vec<Clip> {
 }
 
 /// An imported clip as the replica shows it, with its asset.
-fn placed(app: &App, id: ClipId) -> (Clip, AudioAsset) {
+fn placed(app: &App, id: RecordId) -> (Clip, AudioAsset) {
     let view = replica(app).unwrap().view();
-    let Some(Record::Clip(clip)) = view.entry(id.into()).map(|entry| entry.record.clone()) else {
-        panic!("no clip {id}")
-    };
+    let Some(Record::Clip(clip)) = view.entry(id).map(|entry| entry.record.clone()) else { panic!("no clip {id}") };
     let Some(Record::AudioAsset(asset)) = view.entry(clip.asset.into()).map(|entry| entry.record.clone()) else {
         panic!("the clip's asset is missing")
     };
@@ -152,7 +150,7 @@ fn what_is_not_audio_is_refused_with_the_reason_and_changes_nothing() {
         .map(|done| (done.name.clone(), done.result.clone().unwrap_err()))
         .collect();
     let reason = |name: &str| reasons.iter().find(|(file, _)| file == name).map(|(_, reason)| reason.clone()).unwrap();
-    assert!(reason("notes.txt").contains("not an audio file"), "{reasons:?}");
+    assert!(reason("notes.txt").contains("not an audio or MIDI file"), "{reasons:?}");
     assert!(reason("gone.wav").contains("is not a file"), "{reasons:?}");
     assert!(reason("broken.wav").contains("upload failed"), "{reasons:?}");
     for _ in 0..20 {
@@ -181,4 +179,36 @@ fn a_file_cut_short_imports_what_came_before_the_damage_and_says_so() {
     step_until(&mut [&mut app], Duration::from_secs(10), |apps| !clips(apps[0]).is_empty());
     let (_, asset) = placed(&app, clip_id);
     assert_eq!(asset.frames, Frames(24_000), "the half second the file holds");
+}
+
+#[test]
+fn a_midi_file_becomes_note_clips_on_tracks_with_a_synth_in_one_edit() {
+    let authority = Authority::start();
+    let (_dir, stores) = replicas();
+    let mut app = importer(&authority, "alice", &stores);
+    let riff = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/test/riff.mid");
+    app.world_mut().write_message(ImportMsg { source: UploadSource::File(riff), track: None, at: Ticks(960) });
+    step_until(&mut [&mut app], Duration::from_secs(30), |apps| !apps[0].world().resource::<Ended>().0.is_empty());
+    let first = app.world().resource::<Ended>().0[0].result.clone().expect("imported");
+    app.update();
+    let view = replica(&app).unwrap().view();
+    let Some(Record::NoteClip(bass)) = view.entry(first).map(|entry| &entry.record) else { panic!("no note clip") };
+    assert_eq!((bass.name.as_str(), bass.start, bass.notes.len()), ("Bass", Ticks(960), 8));
+    // Two parts, two new tracks, each with a synth.
+    let tracks: Vec<&Track> = view
+        .project()
+        .track_order
+        .iter()
+        .filter_map(|id| match view.entry((*id).into()).map(|entry| &entry.record) {
+            Some(Record::Track(track)) => Some(track),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tracks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["Bass", "Keys"]);
+    let synths = view.records().filter(|(_, e)| matches!(&e.record, Record::Effect(e) if e.kind == EffectKind::Synth));
+    assert_eq!(synths.count(), 2);
+    // One edit: one undo takes it all away.
+    send(&mut app, EditMsg::Undo);
+    app.update();
+    assert!(replica(&app).unwrap().view().project().track_order.is_empty());
 }

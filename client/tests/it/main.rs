@@ -9,6 +9,7 @@ mod edits;
 mod harness;
 mod import;
 mod jam;
+mod midi;
 mod model;
 mod playback;
 mod presence;
