@@ -4,7 +4,7 @@
 //! name and its notes in Ensemble's ticks (the file's own resolution converted to
 //! [`TICKS_PER_QUARTER`]). A note-on at velocity 0 is a note-off, as many tools write it, and
 //! overlapping notes of one pitch are ended first in, first out. The file's tempo is not taken:
-//! notes are placed in beats, and play at the project's tempo. [`write`] makes a one-track file
+//! notes are placed in beats, and play at the project's tempo. [`write()`] makes a one-track file
 //! of a clip's notes, at the project's tempo and time signature, at Ensemble's resolution.
 
 use std::collections::{HashMap, VecDeque};

@@ -102,7 +102,7 @@ impl Dialog {
 }
 
 /// The user's music folder where it exists, else their home, else the current folder.
-fn music_folder() -> PathBuf {
+pub(super) fn music_folder() -> PathBuf {
     [dirs::audio_dir(), dirs::home_dir(), std::env::current_dir().ok()]
         .into_iter()
         .flatten()

@@ -4,8 +4,8 @@
 //! The piano roll is a bottom panel: a keyboard down the left, the clip's time across, a row per
 //! pitch. Click an empty spot to draw a note a grid step long; drag a note to move it (in time
 //! and pitch), its right edge to resize it; right-click or Delete removes the selected notes;
-//! Shift+click adds to the selection. The bar above sets the selected notes' velocity and
-//! quantizes them (or every note) to the grid. Time snaps to the timeline's grid (Alt for free
+//! Shift+click adds to the selection. The bar above sets the selected notes' velocity,
+//! quantizes them (or every note) to the grid, and exports the clip as a `.mid` file. Time snaps to the timeline's grid (Alt for free
 //! placement). Each change is one edit of the notes it touches, so a collaborator editing other
 //! notes of the same clip at the same time keeps their work.
 
@@ -33,6 +33,8 @@ pub(super) struct PianoRoll {
     pub(super) clip: Option<RecordId>,
     selected: std::collections::HashSet<NoteId>,
     drag: Option<NoteDrag>,
+    /// What the last `.mid` export did.
+    exported: Option<Result<String, String>>,
 }
 
 impl PianoRoll {
@@ -148,6 +150,24 @@ fn pitch_range(notes: &[Note], margin: i32) -> Option<(i32, i32)> {
     Some(((low - margin).max(0), (high + margin).min(127)))
 }
 
+/// Saves a `.mid` file named after the clip: into the music folder natively, as a download in
+/// the browser. Says where, or why not.
+fn save_midi(name: &str, bytes: &[u8]) -> Result<String, String> {
+    let file: String = name.chars().map(|c| if c.is_alphanumeric() || " -_".contains(c) { c } else { '_' }).collect();
+    let file = format!("{}.mid", file.trim());
+    #[cfg(target_arch = "wasm32")]
+    {
+        crate::browser::download(&file, bytes, "audio/midi").map(|()| format!("downloaded {file}"))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let path = super::dialogs::music_folder().join(&file);
+        std::fs::write(&path, bytes)
+            .map(|()| format!("saved {}", path.display()))
+            .map_err(|error| format!("cannot save {file}: {error}"))
+    }
+}
+
 /// The name of a pitch: C4 is middle C (60).
 fn pitch_name(pitch: i32) -> String {
     const NAMES: [&str; 12] = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"];
@@ -185,6 +205,16 @@ pub(super) fn piano_roll(ui: &mut egui::Ui, scene: &Scene, view: &mut View, draw
         if ui.button(format!("Quantize {which}")).on_hover_text("Starts to the nearest sixteenth").clicked() {
             let notes = if selected.is_empty() { &clip.notes[..] } else { &selected[..] };
             out.edit(edits::quantize(open, notes, FREE_STEP));
+        }
+        let export = ui.button("Export .mid").on_hover_text("The clip as a standard MIDI file, at the project's tempo");
+        if export.clicked() {
+            let bytes = crate::midi::write(&clip.name, &clip.notes, scene.project.tempo, scene.project.time_signature);
+            view.piano_roll.exported = Some(save_midi(&clip.name, &bytes));
+        }
+        match &view.piano_roll.exported {
+            Some(Ok(place)) => drop(ui.label(egui::RichText::new(place).small().color(theme::DIM))),
+            Some(Err(reason)) => drop(ui.label(egui::RichText::new(reason).small().color(theme::WARN))),
+            None => {}
         }
         if ui.button("Close").clicked() {
             view.piano_roll = PianoRoll::default();
