@@ -7,7 +7,7 @@
 //! effect's bypass and its removal.
 
 use bevy_egui::egui;
-use ensemble_protocol::effect::{MAX_EFFECTS, Unit};
+use ensemble_protocol::effect::{MAX_EFFECTS, SYNTH_PRESETS, Unit};
 use ensemble_protocol::{Effect, EffectKind, EffectParam, RecordId, Track, TrackId};
 
 use super::{DrawnEditor, DrawnEffect, DrawnLayout, Out, Scene, View, colour32, gesture, theme};
@@ -97,7 +97,9 @@ pub(super) fn slots(
     let mut inner = ui.new_child(egui::UiBuilder::new().id(egui::Id::new(("add effect", id))).max_rect(add));
     inner.add_enabled_ui(chain.len() < MAX_EFFECTS, |ui| {
         ui.menu_button(egui::RichText::new("+ Effect").small(), |ui| {
-            for kind in EffectKind::ALL {
+            // One instrument a track: a second would play the same notes again.
+            let has_instrument = chain.iter().any(|(_, effect)| effect.kind.is_instrument());
+            for kind in EffectKind::ALL.into_iter().filter(|kind| !(kind.is_instrument() && has_instrument)) {
                 if ui.button(kind.label()).clicked() {
                     let (effect, ops) = edits::add_effect(id, kind, &chain);
                     out.edit(ops);
@@ -147,6 +149,16 @@ pub(super) fn editor(ctx: &egui::Context, scene: &Scene, view: &mut View, drawn:
             });
             ui.separator();
             ui.horizontal(|ui| {
+                if effect.kind == EffectKind::Synth {
+                    ui.menu_button("Preset", |ui| {
+                        for (name, settings) in SYNTH_PRESETS {
+                            if ui.button(name).clicked() {
+                                out.edit(edits::apply_preset(open, effect, settings));
+                                ui.close();
+                            }
+                        }
+                    });
+                }
                 let mut on = !effect.bypass;
                 if ui.checkbox(&mut on, "On").on_hover_text("Off passes the sound through").changed() {
                     out.edit(edits::set_bypass(open, !on));

@@ -309,3 +309,30 @@ fn quantizing_moves_starts_to_the_nearest_step_and_keeps_lengths() {
     assert_eq!(moved, vec![(240, 100), (0, 100), (480, 100)]);
     assert_eq!(ops.len(), 6, "each moved note is taken out and put back");
 }
+
+#[test]
+fn a_preset_sets_the_knobs_that_differ_in_one_edit() {
+    use ensemble_protocol::effect::SYNTH_PRESETS;
+    let id = RecordId::from(EffectId::new_v7());
+    let synth = Effect::new(Bus::Track(TrackId::new_v7()), EffectKind::Synth, 1.0);
+    let (_, pad) = SYNTH_PRESETS[1];
+    let ops = edits::apply_preset(id, &synth, pad);
+    assert_eq!(ops.len(), pad.len(), "each of the preset's knobs, and no other");
+    let mut after = synth.clone();
+    for op in &ops {
+        let Op::Set { value: Field::Effect(field), .. } = op else { panic!("{op:?}") };
+        after = {
+            let mut next = after.clone();
+            field.clone().replace(&mut next).unwrap();
+            next
+        };
+    }
+    for (param, value) in pad {
+        assert_eq!(after.param(*param), Some(*value));
+    }
+    assert!(edits::apply_preset(id, &after, pad).is_empty(), "a preset already set changes nothing");
+    // Back to another preset: knobs the first one set and the second does not go to defaults.
+    let (_, lead) = SYNTH_PRESETS[2];
+    let back = edits::apply_preset(id, &after, lead);
+    assert!(back.iter().any(|op| matches!(op, Op::Set { value: Field::Effect(EffectField::Param(EffectParam::AmpAttack, v)), .. } if *v == 5.0)));
+}
