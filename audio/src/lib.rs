@@ -15,6 +15,8 @@
 //!   is the built-in instrument that plays note clips, from the chain it sits on.
 //! - [`engine`] plays the arrangement live on kira (a sub-track and a sound per DAW track,
 //!   started and stopped on the same sample) or through an offline kira backend.
+//! - [`record`] writes an input's samples (a sound card's, or a file played at the wall
+//!   clock's pace) to a take on disk, on a thread of its own, through a lock-free ring.
 //! - [`wav`] writes PCM as 16- or 24-bit integer or 32-bit float WAV; [`wave`] reads WAV files
 //!   of every variant other tools write (symphonia's reader refuses most of them).
 //!
@@ -26,6 +28,7 @@ pub mod decode;
 pub mod effects;
 pub mod engine;
 pub mod peaks;
+pub mod record;
 pub mod render;
 pub mod resample;
 pub mod synth;

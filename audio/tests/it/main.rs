@@ -10,6 +10,7 @@ mod effects;
 mod engine;
 mod jam;
 mod peaks;
+mod record;
 mod render;
 mod signal;
 mod song;
