@@ -63,17 +63,18 @@ try {
   report.tempo_to_page2_ms = stats(toPage2);
   report.tempo_to_native_ms = stats(toNative);
 
-  // Page 2 drags the keys' first clip half a bar to the left, into the bar before it that
-  // nothing fills, slowly enough for its frames to see each step (and the pointer stays in
-  // the page, so the release reaches it).
+  // Page 2 drags the drums' first clip half a bar to the right (over the next one: clips may
+  // overlap), in the middle of the page, slowly enough for its frames to see each step (and
+  // the pointer stays in the page, so the release reaches it). The keys' clip, at the page's
+  // right edge at 800 px, made a fragile handle.
   const before = await layout(page2);
-  const clip = before.waveforms.filter((region) => region.name === "Keys").sort((a, b) => a.swatch[0] - b.swatch[0])[0];
+  const clip = before.waveforms.filter((region) => region.name === "Drums").sort((a, b) => a.swatch[0] - b.swatch[0])[0];
   const [left, top, right, bottom] = clip.swatch;
   const [x, y] = [(left + right) / 2, (top + bottom) / 2];
   await page2.mouse.move(x, y);
   await page2.mouse.down();
   for (let step = 1; step <= 4; step++) {
-    await page2.mouse.move(x - step * 14, y);
+    await page2.mouse.move(x + step * 14, y);
     await sleep(250);
   }
   await page2.mouse.up();
