@@ -111,7 +111,7 @@ impl Processor {
 
     /// Takes new parameter values (coefficients are computed here, not per frame).
     pub fn set(&mut self, kind: EffectKind, values: &[f32; MAX_PARAMS]) {
-        let value = |param: EffectParam| kind.index_of(param).map_or(param.default_for(kind), |i| values[i]);
+        let value = |param| value_of(kind, values, param);
         use EffectParam::*;
         match self {
             Processor::Eq(bands) => {
@@ -156,9 +156,15 @@ impl Processor {
     }
 }
 
+/// `param`'s value among `values` (in `kind`'s order), or its default when `kind` has no such
+/// parameter.
+fn value_of(kind: EffectKind, values: &[f32; MAX_PARAMS], param: EffectParam) -> f32 {
+    kind.index_of(param).map_or(param.default_for(kind), |index| values[index])
+}
+
 /// A synth's settings from its parameter values.
 fn synth_settings(kind: EffectKind, values: &[f32; MAX_PARAMS]) -> SynthSettings {
-    let value = |param: EffectParam| kind.index_of(param).map_or(param.default_for(kind), |i| values[i]);
+    let value = |param| value_of(kind, values, param);
     use EffectParam::*;
     SynthSettings {
         shape: value(Shape),

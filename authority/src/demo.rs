@@ -202,12 +202,7 @@ pub async fn seed<C: Connection>(remote: &mut Remote<C>, project: ProjectId, siz
             }
         }
         for (place, (kind, settings)) in chain(name).into_iter().enumerate() {
-            let mut effect = Effect::new(Bus::Track(track), kind, place as f64 + 1.0);
-            for (param, value) in settings {
-                if let Some(slot) = kind.index_of(*param).and_then(|index| effect.params.get_mut(index)) {
-                    *slot = *value;
-                }
-            }
+            let effect = Effect::new(Bus::Track(track), kind, place as f64 + 1.0).with(settings);
             ops.push(Op::Create { id: EffectId::new_v7().into(), record: Record::Effect(effect) });
         }
     }

@@ -289,16 +289,10 @@ pub fn remove_effect(id: RecordId, lanes: impl IntoIterator<Item = RecordId>) ->
 /// Sets every knob of an effect to a preset: the kind's defaults with `settings` over them, in
 /// one edit (only the knobs that change).
 pub fn apply_preset(id: RecordId, effect: &Effect, settings: &[(EffectParam, f32)]) -> Vec<Op> {
-    let kind = effect.kind;
-    kind.params()
-        .iter()
-        .map(|param| {
-            let value = settings.iter().find(|(p, _)| p == param).map_or(param.default_for(kind), |(_, v)| *v);
-            (*param, value)
-        })
-        .filter(|(param, value)| effect.param(*param) != Some(*value))
-        .flat_map(|(param, value)| set_effect_param(id, param, value))
-        .collect()
+    let preset = Effect { params: effect.kind.defaults(), ..effect.clone() }.with(settings);
+    let changed =
+        effect.kind.params().iter().zip(&preset.params).filter(|(param, value)| effect.param(**param) != Some(**value));
+    changed.flat_map(|(param, value)| set_effect_param(id, *param, *value)).collect()
 }
 
 /// Bypasses an effect, or turns it back on.

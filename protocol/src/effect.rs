@@ -352,6 +352,17 @@ impl Effect {
         Effect { bus, kind, position, bypass: false, params: kind.defaults() }
     }
 
+    /// This effect with `settings` made (a preset, say); parameters its kind does not have are
+    /// passed over.
+    pub fn with(mut self, settings: &[(EffectParam, f32)]) -> Self {
+        for (param, value) in settings {
+            if let Some(slot) = self.kind.index_of(*param).and_then(|index| self.params.get_mut(index)) {
+                *slot = *value;
+            }
+        }
+        self
+    }
+
     /// `param`'s value, or `None` when this kind has no such parameter.
     pub fn param(&self, param: EffectParam) -> Option<f32> {
         self.kind.index_of(param).and_then(|index| self.params.get(index).copied())

@@ -2,24 +2,18 @@
 
 use std::f64::consts::PI;
 
-use ensemble_audio::effects::{MAX_PARAMS, Processor};
+use ensemble_audio::effects::{EffectPlan, MAX_PARAMS, Processor};
 use ensemble_audio::engine::{Engine, OfflineBackend};
 use ensemble_audio::render::{Frame, Renderer, render_mix};
 use ensemble_protocol::*;
 
 use crate::alloc::allocations_in;
-use crate::song::{RATE, Song, dc};
+use crate::song::{RATE, Song, assert_plays_as_exported, dc};
 
-/// `kind`'s defaults with `changes` made.
+/// `kind`'s defaults with `changes` made, as a processor takes them.
 fn values(kind: EffectKind, changes: &[(EffectParam, f32)]) -> [f32; MAX_PARAMS] {
-    let mut values = [0.0; MAX_PARAMS];
-    for (index, param) in kind.params().iter().enumerate() {
-        values[index] = param.default_for(kind);
-    }
-    for (param, value) in changes {
-        values[kind.index_of(*param).unwrap()] = *value;
-    }
-    values
+    let effect = Effect::new(Bus::Track(TrackId::from_u128(1)), kind, 1.0).with(changes);
+    EffectPlan::new(EffectId::from_u128(1), kind, false, &effect.params).params
 }
 
 /// The gain, in dB, `processor` gives a sine at `hz` once it has settled (the RMS of the last
@@ -214,18 +208,7 @@ fn chains_play_live_as_they_export_whatever_the_block_size() {
             assert_eq!(out[0], export.channels[0][frame], "block {block}, frame {frame}");
         }
     }
-    let mut engine = Engine::<OfflineBackend>::new(RATE, arrangement).unwrap();
-    let start = engine.play_from(0).unwrap() as usize;
-    let mut live = vec![[0.0; 2]; start + export.frames()];
-    for chunk in live.chunks_mut(300) {
-        engine.backend_mut().render(chunk);
-    }
-    for (frame, live) in live[start..].iter().enumerate() {
-        for (channel, live) in live.iter().enumerate() {
-            let exported = export.channels[channel][frame];
-            assert!((live - exported).abs() < 1e-6, "frame {frame}, channel {channel}: {live} vs {exported}");
-        }
-    }
+    assert_plays_as_exported(arrangement, &export, 300);
 }
 
 #[test]

@@ -3,7 +3,7 @@ use ensemble_audio::render::{Frame, render_mix};
 use ensemble_protocol::*;
 
 use crate::alloc::allocations_in;
-use crate::song::{CENTRE, RATE, Song, dc, impulse};
+use crate::song::{CENTRE, RATE, Song, assert_plays_as_exported, dc, impulse};
 
 /// Pulls `frames` frames from the engine in blocks of `block`.
 fn pull(engine: &mut Engine<OfflineBackend>, frames: usize, block: usize) -> Vec<Frame> {
@@ -30,16 +30,7 @@ fn the_live_graph_plays_what_the_export_renders() {
     let song = song_with_three_tracks();
     let arrangement = song.arrangement();
     let export = render_mix(arrangement.clone());
-    let mut engine = Engine::<OfflineBackend>::new(RATE, arrangement).unwrap();
-    let start = engine.play_from(0).unwrap() as usize;
-    let out = pull(&mut engine, start + export.frames() + 500, 300);
-    assert!(out[..start].iter().all(|f| *f == [0.0, 0.0]), "silence until the scheduled frame");
-    for (frame, live) in out[start..start + export.frames()].iter().enumerate() {
-        for (channel, live) in live.iter().enumerate() {
-            let exported = export.channels[channel][frame];
-            assert!((live - exported).abs() < 1e-6, "frame {frame}, channel {channel}: {live} vs {exported}");
-        }
-    }
+    assert_plays_as_exported(arrangement, &export, 300);
 }
 
 #[test]

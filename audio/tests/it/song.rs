@@ -84,6 +84,26 @@ impl Song {
     }
 }
 
+/// Plays `arrangement` from its start on the offline engine, pulling blocks of `block` frames,
+/// and checks it is silent until the scheduled frame and then plays what `export` (its mix
+/// export) holds, within 1e-6 on both channels.
+pub(crate) fn assert_plays_as_exported(arrangement: Arc<Arrangement>, export: &Pcm, block: usize) {
+    use ensemble_audio::engine::{Engine, OfflineBackend};
+    let mut engine = Engine::<OfflineBackend>::new(RATE, arrangement).unwrap();
+    let start = engine.play_from(0).unwrap() as usize;
+    let mut live = vec![[0.0; 2]; start + export.frames()];
+    for chunk in live.chunks_mut(block) {
+        engine.backend_mut().render(chunk);
+    }
+    assert!(live[..start].iter().all(|f| *f == [0.0, 0.0]), "silence until the scheduled frame");
+    for (frame, live) in live[start..].iter().enumerate() {
+        for (channel, live) in live.iter().enumerate() {
+            let exported = export.channels[channel][frame];
+            assert!((live - exported).abs() < 1e-6, "frame {frame}, channel {channel}: {live} vs {exported}");
+        }
+    }
+}
+
 pub(crate) fn dc(level: f32, frames: usize) -> Pcm {
     Pcm::new(RATE, vec![vec![level; frames]])
 }

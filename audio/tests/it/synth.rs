@@ -1,21 +1,17 @@
 //! The built-in synth playing note clips: onsets to the frame, pitches, releases.
 
-use ensemble_audio::engine::{Engine, OfflineBackend};
 use ensemble_audio::render::{Frame, render_mix};
 use ensemble_protocol::*;
 use ensemble_testkit::records::create;
 
-use crate::song::{RATE, Song};
+use crate::song::{RATE, Song, assert_plays_as_exported};
 
 /// A track with a synth set to `settings` (on top of its defaults) and a clip of `notes`
 /// (pitch, start, length in ticks) starting at `clip_start`.
 fn synth_song(settings: &[(EffectParam, f32)], clip_start: i64, notes: &[(u8, i64, i64)]) -> Song {
     let mut song = Song::new(120.0);
     let track = song.track();
-    let mut synth = Effect::new(Bus::Track(track), EffectKind::Synth, 1.0);
-    for (param, value) in settings {
-        synth.params[EffectKind::Synth.index_of(*param).unwrap()] = *value;
-    }
+    let synth = Effect::new(Bus::Track(track), EffectKind::Synth, 1.0).with(settings);
     let notes = notes
         .iter()
         .map(|&(pitch, start, length)| Note {
@@ -110,16 +106,7 @@ fn the_synth_plays_live_as_it_exports() {
     let arrangement = song.arrangement();
     let export = render_mix(arrangement.clone());
     assert!(export.frames() > 4 * 24_000, "the song and the release");
-    let mut engine = Engine::<OfflineBackend>::new(RATE, arrangement).unwrap();
-    let start = engine.play_from(0).unwrap() as usize;
-    let mut live = vec![[0.0; 2]; start + export.frames()];
-    for chunk in live.chunks_mut(333) {
-        engine.backend_mut().render(chunk);
-    }
-    for (frame, live) in live[start..].iter().enumerate() {
-        let exported = export.channels[0][frame];
-        assert!((live[0] - exported).abs() < 1e-6, "frame {frame}: {} vs {exported}", live[0]);
-    }
+    assert_plays_as_exported(arrangement, &export, 333);
     assert!(export.channels[0].iter().any(|s| s.abs() > 0.05), "it is heard");
 }
 
