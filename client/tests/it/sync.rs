@@ -178,6 +178,27 @@ fn edits_made_offline_survive_a_restart_and_land_once() {
     }
 }
 
+/// An authority, and alice and bob online on a track alice added, each with a local store of
+/// their own (kept until the apps have gone: bound first, dropped last).
+struct Duo {
+    _stores: [tempfile::TempDir; 2],
+    authority: Authority,
+    alice: App,
+    bob: App,
+    track: TrackId,
+}
+
+impl Duo {
+    fn start() -> Duo {
+        let authority = Authority::start();
+        let ((a, alice_dir), (b, bob_dir)) = (replicas(), replicas());
+        let mut alice = authority.client("alice", &alice_dir);
+        let mut bob = authority.client("bob", &bob_dir);
+        let track = shared_track(&authority, &mut alice, &mut bob);
+        Duo { _stores: [a, b], authority, alice, bob, track }
+    }
+}
+
 /// Alice adds a track and both apps settle; returns the track.
 fn shared_track(authority: &Authority, alice: &mut App, bob: &mut App) -> TrackId {
     step_until(&mut [&mut *alice, &mut *bob], PATIENCE, |apps| apps.iter().all(|app| online(app)));
@@ -203,12 +224,7 @@ fn track_of(app: &App, id: TrackId) -> Track {
 
 #[test]
 fn undo_is_refused_after_a_collaborator_changed_the_same_field_and_works_after_another_field() {
-    let authority = Authority::start();
-    let (_a, alice_dir) = replicas();
-    let (_b, bob_dir) = replicas();
-    let mut alice = authority.client("alice", &alice_dir);
-    let mut bob = authority.client("bob", &bob_dir);
-    let track = shared_track(&authority, &mut alice, &mut bob);
+    let Duo { _stores, authority, mut alice, mut bob, track } = Duo::start();
 
     // Same field: alice's fader move, then bob's; alice's undo would erase bob's work.
     send(&mut alice, EditMsg::Edit(vec![set(track, Field::Track(TrackField::Gain(-6.0)))]));
@@ -246,12 +262,7 @@ fn undo_is_refused_after_a_collaborator_changed_the_same_field_and_works_after_a
 
 #[test]
 fn a_gesture_previews_locally_and_commits_one_edit_and_one_undo_entry() {
-    let authority = Authority::start();
-    let (_a, alice_dir) = replicas();
-    let (_b, bob_dir) = replicas();
-    let mut alice = authority.client("alice", &alice_dir);
-    let mut bob = authority.client("bob", &bob_dir);
-    let track = shared_track(&authority, &mut alice, &mut bob);
+    let Duo { _stores, authority, mut alice, mut bob, track } = Duo::start();
     let (_, before) = authority.state();
 
     for step in 1..=30 {
@@ -349,12 +360,7 @@ fn chain_of(app: &App, track: TrackId) -> Vec<(RecordId, Effect)> {
 #[test]
 fn two_people_build_one_chain_at_once_and_converge() {
     use ensemble_client::edits::{add_effect, move_effect, remove_effect, set_effect_param};
-    let authority = Authority::start();
-    let (_a, alice_dir) = replicas();
-    let (_b, bob_dir) = replicas();
-    let mut alice = authority.client("alice", &alice_dir);
-    let mut bob = authority.client("bob", &bob_dir);
-    let track = shared_track(&authority, &mut alice, &mut bob);
+    let Duo { _stores, authority, mut alice, mut bob, track } = Duo::start();
 
     // Alice adds an EQ and a reverb while bob, not yet hearing of them, adds a delay.
     let (eq, ops) = add_effect(track, EffectKind::Eq, &[]);
@@ -398,12 +404,7 @@ fn two_people_build_one_chain_at_once_and_converge() {
 #[test]
 fn two_people_edit_different_notes_of_one_clip_and_converge() {
     use ensemble_client::edits::{add_note, add_note_clip, change_note, remove_notes};
-    let authority = Authority::start();
-    let (_a, alice_dir) = replicas();
-    let (_b, bob_dir) = replicas();
-    let mut alice = authority.client("alice", &alice_dir);
-    let mut bob = authority.client("bob", &bob_dir);
-    let track = shared_track(&authority, &mut alice, &mut bob);
+    let Duo { _stores, authority, mut alice, mut bob, track } = Duo::start();
     // A new note clip brings a synth along, since the track has no instrument.
     let (clip, ops) = add_note_clip(track, Ticks(0), &[]);
     assert_eq!(ops.len(), 2);
