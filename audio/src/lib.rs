@@ -123,4 +123,10 @@ pub enum AudioError {
         /// Why.
         reason: String,
     },
+    /// The sound card's input could not be opened.
+    #[error("audio input: {reason}")]
+    Input {
+        /// Why.
+        reason: String,
+    },
 }

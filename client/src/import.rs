@@ -59,6 +59,25 @@ pub struct ImportMsg {
     pub track: Option<TrackId>,
     /// Where the clip starts.
     pub at: Ticks,
+    /// The part of the file the clip plays.
+    pub part: Part,
+}
+
+impl ImportMsg {
+    /// Import all of `source` as a clip at `at` on `track` (a new track when `None`).
+    pub fn new(source: UploadSource, track: Option<TrackId>, at: Ticks) -> ImportMsg {
+        ImportMsg { source, track, at, part: Part::default() }
+    }
+}
+
+/// Which part of an imported file its clip plays: all of it by default; a recorded take's
+/// clip starts past its count-in and may end at the punch-out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Part {
+    /// Frames of the file (at its own rate) before the clip's first.
+    pub source_offset: Frames,
+    /// How long the clip is; `None`: to the end of the file.
+    pub length: Option<Ticks>,
 }
 
 /// How an import ended.
@@ -251,13 +270,16 @@ fn place_clips(
                 track
             }
         };
-        let length = edits::asset_length(timebase, asset.sample_rate, asset.frames);
+        let length = import.part.length.unwrap_or_else(|| {
+            let rest = Frames(asset.frames.0.saturating_sub(import.part.source_offset.0));
+            edits::asset_length(timebase, asset.sample_rate, rest)
+        });
         let clip = Clip {
             track,
             asset: *asset_id,
             start: Ticks(import.at.0.max(0)),
             length: Ticks(length.0.max(1)),
-            source_offset: Frames(0),
+            source_offset: import.part.source_offset,
             gain_db: 0.0,
             fade_in: Ticks(0),
             fade_out: Ticks(0),

@@ -18,6 +18,9 @@
 //!
 //! [`import::ImportPlugin`] turns audio files on this machine into clips, uploading them
 //! through the sync worker; [`edits`] holds what each of the DAW's actions means as ops.
+//! `record::RecordPlugin` (native, added by the window beside playback) records takes from
+//! the sound card, or from a file where there is none, onto the armed track, and keeps each
+//! take until the authority has it.
 //! [`presence::PresencePlugin`] shares where this user is and what they have selected, and
 //! collects the same of everyone else in the project. [`jam::JamPlugin`] (added by the window,
 //! or by `ensemble-jam`, beside playback) hosts and joins LAN jams, whose shared starts
@@ -44,6 +47,8 @@ pub mod midi;
 pub mod model;
 pub mod playback;
 pub mod presence;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod record;
 pub mod replica;
 #[cfg(feature = "solo")]
 pub mod solo;

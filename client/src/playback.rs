@@ -74,6 +74,7 @@ impl Plugin for PlaybackPlugin {
                 quiet_from: None,
                 sample_clock: None,
                 rendered: 0,
+                playing_frame: None,
                 scratch: Vec::new(),
             })
             .configure_sets(PostUpdate, (PlaybackSystems::Transport, PlaybackSystems::Engine).chain())
@@ -312,6 +313,8 @@ pub struct Playback {
     sample_clock: Option<SampleClock>,
     /// Frames the offline engine has rendered (its frame numbering).
     rendered: u64,
+    /// The timeline frame sounding now, once a start has begun (see [`Playback::playing_frame`]).
+    playing_frame: Option<u64>,
     scratch: Vec<Frame>,
 }
 
@@ -319,6 +322,15 @@ impl Playback {
     /// The engine, once the project has loaded.
     pub fn output(&mut self) -> Option<&mut Output> {
         self.engine.as_mut()
+    }
+
+    /// The timeline frame the engine plays now, and the rate it counts in (the output's, which
+    /// may not be the project's), from the first frame of a start until the stop; `None`
+    /// while stopped or before a scheduled start sounds. Exact where [`Transport::position`]
+    /// is rounded to ticks: recording places its takes by it.
+    pub fn playing_frame(&self) -> Option<(u64, u32)> {
+        let rate = self.engine.as_ref()?.sample_rate();
+        self.playing_frame.map(|frame| (frame, rate))
     }
 
     /// Drops the engine and the decoded audio so both are made again at `rate`; the transport
@@ -334,6 +346,7 @@ impl Playback {
         self.quiet_from = None;
         self.sample_clock = None;
         self.rendered = 0;
+        self.playing_frame = None;
     }
 }
 
@@ -520,9 +533,12 @@ fn follow_transport(
         warn!("the audio engine is busy: {error}");
     }
     playback.heard = Some(wanted);
+    playback.playing_frame = None;
     if let Some((at, from)) = playback.started {
         let played = engine.now().saturating_sub(at);
-        transport.position = timebase.ticks(Frames(playhead(from, played, looped(wanted.looping))));
+        let frame = playhead(from, played, looped(wanted.looping));
+        playback.playing_frame = (engine.now() >= at).then_some(frame);
+        transport.position = timebase.ticks(Frames(frame));
         if let Some(heard) = playback.heard.as_mut() {
             heard.position = transport.position;
         }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use ensemble_audio::Pcm;
 use ensemble_audio::decode::decode_file;
-use ensemble_audio::record::{self, FileInput, Recorder};
+use ensemble_audio::record::{self, Capture, FileInput, PEAK_FRAMES, Recorder};
 
 use crate::song::RATE;
 
@@ -48,4 +48,29 @@ fn an_input_faster_than_the_recorder_drops_and_counts_rather_than_waits() {
     }
     assert!(started.elapsed() < Duration::from_millis(50), "the callback never waits");
     assert_eq!(dropped.load(std::sync::atomic::Ordering::Relaxed), 4 * 300 - 480);
+}
+
+#[test]
+fn a_capture_shows_its_peaks_as_they_grow_and_stops_where_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("take.wav");
+    let source = source();
+    let capture = Capture::from_file(source.clone(), 120, &path).unwrap();
+    assert_eq!((capture.sample_rate(), capture.latency()), (RATE, 120));
+    std::thread::sleep(Duration::from_millis(400));
+    let mut peaks = Vec::new();
+    capture.peaks(&mut peaks);
+    let so_far = peaks.len();
+    assert!(so_far > 0, "peaks while the take comes in");
+    std::thread::sleep(Duration::from_millis(200));
+    capture.peaks(&mut peaks);
+    assert!(peaks.len() > so_far, "more of them later, appended");
+    let take = capture.stop().unwrap();
+    assert!(take.frames < source.frames() as u64, "stopped before the file's end: {}", take.frames);
+    // Each peak is the lowest and highest sample of its stretch of the take.
+    let recorded = decode_file(&take.path, Some(RATE)).unwrap();
+    let stretch = &recorded.channels[0][..PEAK_FRAMES];
+    let lowest = stretch.iter().chain(&recorded.channels[1][..PEAK_FRAMES]).fold(0f32, |low, s| low.min(*s));
+    assert_eq!(peaks[0][0], lowest);
+    assert_eq!(recorded.channels[0][..], source.channels[0][..take.frames as usize], "the take is the file's start");
 }

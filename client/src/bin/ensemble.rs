@@ -11,10 +11,12 @@ use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured, save_to_disk};
 use clap::Parser;
 use ensemble_client::ClientCorePlugin;
+use ensemble_client::history::EditMsg;
 use ensemble_client::jam::beacon::BEACON_PORT;
 use ensemble_client::jam::{StartJam, find_jam, joining};
-use ensemble_client::model::{EffectData, NoteClipData, ProjectData, RecordKey, TrackData};
+use ensemble_client::model::{EffectData, NoteClipData, ProjectData, RecordIndex, RecordKey, TrackData};
 use ensemble_client::playback::Transport;
+use ensemble_client::record::{RecordInput, RecordMsg};
 use ensemble_client::solo::DemoSize;
 use ensemble_client::solo::LanAccess;
 use ensemble_client::solo::SoloSettings;
@@ -24,7 +26,7 @@ use ensemble_client::window::{DawWindowPlugin, DrawnLayout, View};
 use ensemble_net::tls::{Fingerprint, Trust};
 use ensemble_net::transport::{Credentials, QuicTransport};
 use ensemble_protocol::jam::JoinCode;
-use ensemble_protocol::{Bus, Effect, Parameter, ProjectId, RecordId, TrackId};
+use ensemble_protocol::{Bus, Effect, Field, Frames, Op, Parameter, ProjectId, RecordId, TrackField, TrackId};
 
 /// Ensemble, a collaborative DAW.
 #[derive(Parser)]
@@ -76,6 +78,13 @@ struct Args {
     /// Open the first note clip that arrives in the piano roll.
     #[arg(long)]
     piano_roll: bool,
+    /// Arm the first track and record onto it as soon as the project has loaded.
+    #[arg(long)]
+    record: bool,
+    /// Record from this audio file, played in at the wall clock's pace, instead of the sound
+    /// card's input (a machine without one).
+    #[arg(long)]
+    record_from: Option<std::path::PathBuf>,
     /// Host a LAN jam on the project as soon as it opens (solo mode); the code is shown in the
     /// window's Jam panel.
     #[arg(long, conflicts_with_all = ["connect", "join"])]
@@ -296,6 +305,31 @@ fn open_first_note_clip(mut view: ResMut<View>, clips: Query<&RecordKey, With<No
     }
 }
 
+/// Arms the first track (once) and starts a take as soon as it is armed.
+fn record_once_loaded(
+    project: Query<&ProjectData>,
+    tracks: Query<&TrackData>,
+    index: Res<RecordIndex>,
+    mut edits: MessageWriter<EditMsg>,
+    mut record: MessageWriter<RecordMsg>,
+    mut step: Local<u8>,
+) {
+    let Some(first) = project.single().ok().and_then(|project| project.track_order.first().copied()) else { return };
+    let Some(track) = index.entity(first.into()).and_then(|entity| tracks.get(entity).ok()) else { return };
+    match (*step, track.record_arm) {
+        (0, false) => {
+            let arm = Field::Track(TrackField::RecordArm(true));
+            edits.write(EditMsg::Edit(vec![Op::Set { target: first.into(), value: arm, expect: None }]));
+            *step = 1;
+        }
+        (0 | 1, true) => {
+            record.write(RecordMsg::Start);
+            *step = 2;
+        }
+        _ => {}
+    }
+}
+
 /// Starts the transport the first time the project has tracks.
 fn play_once_loaded(mut transport: ResMut<Transport>, tracks: Query<(), With<TrackData>>, mut started: Local<bool>) {
     if !*started && !tracks.is_empty() {
@@ -333,6 +367,12 @@ fn main() -> anyhow::Result<()> {
     }
     if args.piano_roll {
         app.add_systems(Update, open_first_note_clip);
+    }
+    if args.record {
+        app.add_systems(Update, record_once_loaded);
+    }
+    if let Some(path) = args.record_from {
+        app.insert_resource(RecordInput::File { path, latency: Frames(0) });
     }
     if let Some(path) = args.screenshot {
         let after = args.after_frames.max(1);

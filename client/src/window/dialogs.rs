@@ -198,7 +198,7 @@ fn import(ui: &mut egui::Ui, browser: &mut Browser, playhead: Ticks, out: &mut O
     );
     match chosen {
         Some(path) => {
-            out.import.write(ImportMsg { source: UploadSource::File(path), track: None, at: playhead });
+            out.import.write(ImportMsg::new(UploadSource::File(path), None, playhead));
             true
         }
         None => false,

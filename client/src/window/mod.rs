@@ -27,6 +27,8 @@ mod notes;
 #[cfg(target_arch = "wasm32")]
 mod page;
 mod rack;
+#[cfg(not(target_arch = "wasm32"))]
+mod takes;
 mod timeline;
 mod transport_bar;
 
@@ -88,6 +90,8 @@ impl Plugin for DawWindowPlugin {
         app.add_plugins(JamPlugin).add_systems(EguiPrimaryContextPass, jam::draw.after(draw));
         #[cfg(target_arch = "wasm32")]
         app.add_plugins(page::PagePlugin);
+        #[cfg(not(target_arch = "wasm32"))]
+        app.add_plugins(crate::record::RecordPlugin::in_data_dir());
     }
 }
 
@@ -351,8 +355,13 @@ fn collect_alerts(
     mut imports: MessageReader<ImportDone>,
     mut exports: MessageReader<ExportDone>,
     mut playback: MessageReader<PlaybackNote>,
+    #[cfg(not(target_arch = "wasm32"))] mut takes: MessageReader<crate::record::RecordDone>,
     mut alerts: ResMut<Alerts>,
 ) {
+    #[cfg(not(target_arch = "wasm32"))]
+    for done in takes.read() {
+        alerts.push(takes::alert(done));
+    }
     for PlaybackNote(note) in playback.read() {
         alerts.push((note.clone(), true));
     }
@@ -406,6 +415,7 @@ mod theme {
     pub(super) const WAVE: Color32 = Color32::from_rgb(232, 236, 242);
     pub(super) const METER_HOT: Color32 = Color32::from_rgb(240, 200, 80);
     pub(super) const METER_CLIP: Color32 = Color32::from_rgb(240, 80, 72);
+    pub(super) const RECORD: Color32 = Color32::from_rgb(236, 72, 72);
 }
 
 fn apply_theme(ctx: &egui::Context) {
@@ -499,6 +509,9 @@ struct Scene<'a> {
     peers: &'a Peers,
     /// The records collaborators have selected, in their colour.
     peer_selection: HashMap<RecordId, Colour>,
+    /// The take coming in, if one is.
+    #[cfg(not(target_arch = "wasm32"))]
+    take: Option<crate::record::GrowingTake<'a>>,
 }
 
 impl<'a> Scene<'a> {
@@ -678,6 +691,10 @@ struct Daw<'w, 's> {
     export: MessageWriter<'w, ExportMsg>,
     dropped: MessageReader<'w, 's, FileDragAndDrop>,
     arrived: MessageReader<'w, 's, FileArrived>,
+    #[cfg(not(target_arch = "wasm32"))]
+    recording: takes::RecordControls<'w>,
+    #[cfg(not(target_arch = "wasm32"))]
+    takes: Res<'w, crate::record::Takes>,
 }
 
 fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
@@ -711,6 +728,10 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
         mut export,
         mut dropped,
         mut arrived,
+        #[cfg(not(target_arch = "wasm32"))]
+        mut recording,
+        #[cfg(not(target_arch = "wasm32"))]
+        takes,
     } = daw;
     if !view.themed {
         apply_theme(&ctx);
@@ -768,10 +789,21 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
             .values()
             .flat_map(|peer| peer.presence.selection.iter().map(|id| (*id, peer.colour)))
             .collect(),
+        #[cfg(not(target_arch = "wasm32"))]
+        take: takes.rolling(project.sample_rate),
     };
     let mut out = Out { edits: &mut edits, import: &mut import, export: &mut export };
     let mut drawn = DrawnLayout::default();
-    shortcuts(&ctx, &scene, &mut view, &mut transport, &mut dialog, &mut out);
+    shortcuts(
+        &ctx,
+        &scene,
+        &mut view,
+        &mut transport,
+        &mut dialog,
+        &mut out,
+        #[cfg(not(target_arch = "wasm32"))]
+        (&mut recording, &takes),
+    );
     let mut dropped_files = false;
     for drop in dropped.read() {
         match drop {
@@ -800,6 +832,10 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
         history: &history,
         pending,
         importing: imports.describe(),
+        #[cfg(not(target_arch = "wasm32"))]
+        recording: takes.describe(),
+        #[cfg(target_arch = "wasm32")]
+        recording: None,
         #[cfg(feature = "lan")]
         jam: jam.status(),
     };
@@ -807,7 +843,19 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
     drawn.window = [window.width(), window.height()];
     let (mut controls, tempo) = egui::Panel::top("transport")
         .exact_size(52.0)
-        .show(&mut root, |ui| transport_bar::show(ui, &bar, &scene, &mut view, &mut transport, &mut dialog, &mut out))
+        .show(&mut root, |ui| {
+            transport_bar::show(
+                ui,
+                &bar,
+                &scene,
+                &mut view,
+                &mut transport,
+                &mut dialog,
+                &mut out,
+                #[cfg(not(target_arch = "wasm32"))]
+                (&mut recording, &takes),
+            )
+        })
         .inner;
     drawn.tempo = tempo;
     egui::Panel::bottom("status").exact_size(26.0).show(&mut root, |ui| {
@@ -818,7 +866,7 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
                 let (text, colour) = match alerts.current() {
                     Some((alert, warn)) => (alert, if warn { theme::WARN } else { theme::ACCENT }),
                     None => (
-                        "Space play/stop · L loop · K metronome · Ctrl+Z undo · Ctrl+Shift+Z redo · S split · \
+                        "Space play/stop · R record · L loop · K metronome · Ctrl+Z undo · Ctrl+Shift+Z redo · S split · \
                          Ctrl+D duplicate · Ctrl+I import · X mixer · drop audio files on the timeline",
                         theme::DIM,
                     ),
@@ -878,6 +926,7 @@ fn shortcuts(
     transport: &mut Transport,
     dialog: &mut Dialog,
     out: &mut Out,
+    #[cfg(not(target_arch = "wasm32"))] (recording, takes): (&mut takes::RecordControls, &crate::record::Takes),
 ) {
     if ctx.text_edit_focused() {
         return;
@@ -900,6 +949,10 @@ fn shortcuts(
         }
         if pressed(Modifiers::NONE, Key::L) {
             transport_bar::toggle_loop(scene, view, transport, out);
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        if pressed(Modifiers::NONE, Key::R) {
+            recording.toggle(takes);
         }
         if pressed(Modifiers::NONE, Key::K) {
             transport.metronome = !transport.metronome;

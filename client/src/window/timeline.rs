@@ -108,6 +108,10 @@ pub(super) fn show(
         for (id, clip) in scene.note_clips.get(&row.entity).into_iter().flatten() {
             super::notes::show_clip(ui, &painter, rect, view, &grid, row, (*id, clip), drawn, out);
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(take) = &scene.take {
+            super::takes::growing(&painter, rect, scene, view, &grid, row, take);
+        }
         if let Some(parameter) = row.lane {
             let lane_rect = egui::Rect::from_x_y_ranges(
                 rect.x_range(),
@@ -359,5 +363,5 @@ pub(super) fn drop_file(
         .filter(|pointer| rect.contains(*pointer))
         .and_then(|pointer| track_at(&rows, view, pointer.y).map(|track| (Some(track), grid.snapped_at(pointer.x))));
     let (track, at) = placed.unwrap_or_else(|| (None, snapped_playhead(view, scene, transport)));
-    out.import.write(ImportMsg { source, track, at });
+    out.import.write(ImportMsg::new(source, track, at));
 }

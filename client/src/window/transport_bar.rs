@@ -20,6 +20,8 @@ pub(super) struct Bar<'a> {
     pub(super) pending: usize,
     /// What the imports under way are doing, if there are any.
     pub(super) importing: Option<String>,
+    /// What recording is doing, if anything.
+    pub(super) recording: Option<String>,
     /// Where this window stands in a LAN jam.
     #[cfg(feature = "lan")]
     pub(super) jam: &'a JamStatus,
@@ -48,6 +50,7 @@ pub(super) fn toggle_loop(scene: &Scene, view: &View, transport: &mut Transport,
     out.edit(set_project(scene, ProjectField::LoopRange(Some(LoopRange { start, end }))));
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn show(
     ui: &mut egui::Ui,
     bar: &Bar,
@@ -56,6 +59,7 @@ pub(super) fn show(
     transport: &mut Transport,
     dialog: &mut Dialog,
     out: &mut Out,
+    #[cfg(not(target_arch = "wasm32"))] recording: (&mut super::takes::RecordControls, &crate::record::Takes),
 ) -> (Vec<egui::Rect>, Option<DrawnText>) {
     let project = scene.project;
     let mut controls = Vec::new();
@@ -106,6 +110,8 @@ pub(super) fn show(
         if ui.add(egui::Button::new("Click").selected(transport.metronome)).on_hover_text("Metronome (K)").clicked() {
             transport.metronome = !transport.metronome;
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        super::takes::buttons(ui, scene, recording, &mut controls);
         let seconds = scene.timebase.frames(transport.position).0 as f64 / f64::from(project.sample_rate);
         controls.push(ui.monospace(bars_beats(transport.position, project.time_signature.numerator.into())).rect);
         controls.push(ui.monospace(format!("{:02}:{:06.3}", (seconds / 60.0) as u64, seconds % 60.0)).rect);
@@ -177,6 +183,9 @@ pub(super) fn status(ui: &mut egui::Ui, bar: &Bar, scene: &Scene, view: &View) -
     }
     if let Some(importing) = &bar.importing {
         controls.push(ui.label(importing).rect);
+    }
+    if let Some(recording) = &bar.recording {
+        controls.push(ui.colored_label(theme::RECORD, recording).rect);
     }
     for peer in scene.peers.sessions.values() {
         let colour = super::colour32(peer.colour);

@@ -191,6 +191,15 @@ pub(crate) fn step_until(apps: &mut [&mut App], timeout: Duration, mut done: imp
     }
 }
 
+/// Updates `app` for `duration`.
+pub(crate) fn step_for(app: &mut App, duration: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        app.update();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Sends one edit message.
 pub(crate) fn send(app: &mut App, message: EditMsg) {
     app.world_mut().write_message(message);

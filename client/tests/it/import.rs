@@ -78,7 +78,7 @@ fn an_imported_file_becomes_a_clip_as_long_as_its_audio_and_undoes_in_one_step()
     let file = files.path().join("Hook Take 2.wav");
     wav(&file, 44_100, 66_150); // 1.5 s
 
-    app.world_mut().write_message(ImportMsg { source: UploadSource::File(file.clone()), track: None, at: Ticks(1920) });
+    app.world_mut().write_message(ImportMsg::new(UploadSource::File(file.clone()), None, Ticks(1920)));
     app.update();
     let status = app.world().resource::<Imports>().describe().unwrap_or_default();
     assert!(status.starts_with("importing Hook Take 2.wav: "), "{status}");
@@ -110,7 +110,7 @@ fn an_imported_file_becomes_a_clip_as_long_as_its_audio_and_undoes_in_one_step()
     // A second import onto the same track lands where it was dropped; this one comes as bytes,
     // as a file picked or dropped in the browser does.
     let bytes = UploadSource::Bytes { name: "Hook Take 2.wav".into(), bytes: std::fs::read(&file).unwrap().into() };
-    app.world_mut().write_message(ImportMsg { source: bytes, track: Some(clip.track), at: Ticks(0) });
+    app.world_mut().write_message(ImportMsg::new(bytes, Some(clip.track), Ticks(0)));
     step_until(&mut [&mut app], Duration::from_secs(30), |apps| clips(apps[0]).len() == 2);
     let tracks_now = replica(&app).unwrap().view().project().track_order.len();
     assert_eq!(tracks_now, project.track_order.len(), "no new track");
@@ -135,11 +135,7 @@ fn what_is_not_audio_is_refused_with_the_reason_and_changes_nothing() {
     let missing = files.path().join("gone.wav");
     let before = replica(&app).unwrap().view().len();
     for path in [&text, &corrupt, &missing] {
-        app.world_mut().write_message(ImportMsg {
-            source: UploadSource::File(path.clone()),
-            track: None,
-            at: Ticks(0),
-        });
+        app.world_mut().write_message(ImportMsg::new(UploadSource::File(path.clone()), None, Ticks(0)));
     }
     step_until(&mut [&mut app], Duration::from_secs(30), |apps| apps[0].world().resource::<Ended>().0.len() == 3);
     let reasons: Vec<(String, String)> = app
@@ -171,7 +167,7 @@ fn a_file_cut_short_imports_what_came_before_the_damage_and_says_so() {
     let bytes = std::fs::read(&file).unwrap();
     std::fs::write(&file, &bytes[..44 + 48_000 * 2]).unwrap();
 
-    app.world_mut().write_message(ImportMsg { source: UploadSource::File(file.clone()), track: None, at: Ticks(0) });
+    app.world_mut().write_message(ImportMsg::new(UploadSource::File(file.clone()), None, Ticks(0)));
     step_until(&mut [&mut app], Duration::from_secs(30), |apps| !apps[0].world().resource::<Ended>().0.is_empty());
     let done = app.world().resource::<Ended>().0[0].clone();
     assert!(done.cut_short, "the user is told the file was cut short");
@@ -187,7 +183,7 @@ fn a_midi_file_becomes_note_clips_on_tracks_with_a_synth_in_one_edit() {
     let (_dir, stores) = replicas();
     let mut app = importer(&authority, "alice", &stores);
     let riff = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/test/riff.mid");
-    app.world_mut().write_message(ImportMsg { source: UploadSource::File(riff), track: None, at: Ticks(960) });
+    app.world_mut().write_message(ImportMsg::new(UploadSource::File(riff), None, Ticks(960)));
     step_until(&mut [&mut app], Duration::from_secs(30), |apps| !apps[0].world().resource::<Ended>().0.is_empty());
     let first = app.world().resource::<Ended>().0[0].result.clone().expect("imported");
     app.update();

@@ -13,6 +13,7 @@ mod midi;
 mod model;
 mod playback;
 mod presence;
+mod record;
 mod replica;
 mod store;
 mod sync;

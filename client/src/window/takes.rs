@@ -1,0 +1,108 @@
+//! Recording in the window (native): the record button with its count-in and punch switches,
+//! the R key, and the take growing on its track while it comes in.
+
+use bevy::ecs::system::SystemParam;
+use bevy::prelude::*;
+use bevy_egui::egui;
+
+use super::timeline::Grid;
+use super::{Row, Scene, View, theme};
+use crate::record::{GrowingTake, RecordDone, RecordMsg, RecordOptions, Takes};
+
+/// What the window writes of recording (what it reads is [`Takes`]).
+#[derive(SystemParam)]
+pub(super) struct RecordControls<'w> {
+    options: ResMut<'w, RecordOptions>,
+    asked: MessageWriter<'w, RecordMsg>,
+}
+
+impl RecordControls<'_> {
+    /// Starts a take, or ends the one under way.
+    pub(super) fn toggle(&mut self, takes: &Takes) {
+        self.asked.write(if takes.is_recording() { RecordMsg::Stop } else { RecordMsg::Start });
+    }
+}
+
+/// The record button and its switches, in the transport bar.
+pub(super) fn buttons(
+    ui: &mut egui::Ui,
+    scene: &Scene,
+    (record, takes): (&mut RecordControls, &Takes),
+    controls: &mut Vec<egui::Rect>,
+) {
+    let recording = takes.is_recording();
+    // The dot is painted: the interface's fonts have no record symbol.
+    let button = ui
+        .add(egui::Button::new("    Rec").selected(recording))
+        .on_hover_text("Record onto the armed track (R); Space or R again ends the take");
+    let dot = egui::pos2(button.rect.left() + 12.0, button.rect.center().y);
+    ui.painter().circle_filled(dot, 5.0, if recording { theme::RECORD } else { theme::RECORD.gamma_multiply(0.6) });
+    controls.push(button.rect);
+    if button.clicked() {
+        record.toggle(takes);
+    }
+    let options = &mut record.options;
+    if ui.add(egui::Button::new("Count-in").selected(options.count_in)).on_hover_text("A bar of click first").clicked()
+    {
+        options.count_in = !options.count_in;
+    }
+    let has_loop = scene.project.loop_range.is_some();
+    let punch = egui::Button::new("Punch").selected(options.punch && has_loop);
+    let hint = if has_loop { "Record only inside the loop range" } else { "Set a loop range (L) to punch in and out" };
+    if ui.add_enabled(has_loop, punch).on_hover_text(hint).clicked() {
+        options.punch = !options.punch;
+    }
+}
+
+/// The take coming in, on its track's row: from its first sample to the playhead, its peaks
+/// in the recording colour.
+pub(super) fn growing(
+    painter: &egui::Painter,
+    visible: egui::Rect,
+    scene: &Scene,
+    view: &View,
+    grid: &Grid,
+    row: &Row,
+    take: &GrowingTake,
+) {
+    if row.id != take.track || take.peaks.is_empty() {
+        return;
+    }
+    let frames_per_tick = scene.timebase.frames_per_tick();
+    let x_of_frame = |frame: f64| grid.x_of((frame / frames_per_tick).round() as i64);
+    let first = take.first_frame as f64;
+    let end = first + take.peaks.len() as f64 * take.frames_per_peak;
+    let body =
+        egui::Rect::from_x_y_ranges(x_of_frame(first)..=x_of_frame(end), row.top + 2.0..=row.track_bottom(view) - 2.0);
+    painter.rect_filled(body.intersect(visible), 3.0, theme::RECORD.gamma_multiply(0.25));
+    painter.rect_stroke(body.intersect(visible), 3.0, (1.0, theme::RECORD), egui::StrokeKind::Inside);
+    let (centre, half) = (body.center().y, body.height() / 2.0 - 4.0);
+    // One column per point: the loudest stretch under it.
+    let width = body.width().max(1.0);
+    let peaks_per_point = take.peaks.len() as f32 / width;
+    let mut x = body.left().max(visible.left()).floor();
+    while x < body.right().min(visible.right()) {
+        let from = ((x - body.left()) * peaks_per_point) as usize;
+        let to = (((x + 1.0 - body.left()) * peaks_per_point) as usize).max(from + 1).min(take.peaks.len());
+        let (low, high) = take.peaks[from.min(take.peaks.len() - 1)..to]
+            .iter()
+            .fold((0f32, 0f32), |(low, high), [min, max]| (low.min(*min), high.max(*max)));
+        let (top, bottom) = (centre - high.clamp(-1.0, 1.0) * half, centre - low.clamp(-1.0, 1.0) * half);
+        painter.line_segment([egui::pos2(x, top), egui::pos2(x, bottom.max(top + 1.0))], (1.0, theme::RECORD));
+        x += 1.0;
+    }
+}
+
+/// How each take ended, for the status line.
+pub(super) fn alert(done: &RecordDone) -> (String, bool) {
+    match &done.result {
+        Ok(take) if take.dropped > 0 => {
+            (format!("Recorded {}, but the input outran the disk: {} frames were lost", take.name, take.dropped), true)
+        }
+        Ok(take) => {
+            let seconds = take.frames as f64 / f64::from(take.sample_rate.max(1));
+            (format!("Recorded {} ({seconds:.1} s); its clip lands once the authority has it", take.name), false)
+        }
+        Err(reason) => (format!("Not recording: {reason}"), true),
+    }
+}
