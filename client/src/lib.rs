@@ -20,7 +20,8 @@
 //! through the sync worker; [`edits`] holds what each of the DAW's actions means as ops.
 //! `record::RecordPlugin` (native, added by the window beside playback) records takes from
 //! the sound card, or from a file where there is none, onto the armed track, and keeps each
-//! take until the authority has it.
+//! take until the authority has it; onto a track with an instrument it records the notes that
+//! `midi_in::MidiInPlugin` hears from a MIDI controller.
 //! [`presence::PresencePlugin`] shares where this user is and what they have selected, and
 //! collects the same of everyone else in the project. [`jam::JamPlugin`] (added by the window,
 //! or by `ensemble-jam`, beside playback) hosts and joins LAN jams, whose shared starts
@@ -44,6 +45,8 @@ pub mod import;
 pub mod jam;
 pub mod media;
 pub mod midi;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod midi_in;
 pub mod model;
 pub mod playback;
 pub mod presence;

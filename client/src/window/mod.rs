@@ -91,7 +91,7 @@ impl Plugin for DawWindowPlugin {
         #[cfg(target_arch = "wasm32")]
         app.add_plugins(page::PagePlugin);
         #[cfg(not(target_arch = "wasm32"))]
-        app.add_plugins(crate::record::RecordPlugin::in_data_dir());
+        app.add_plugins((crate::record::RecordPlugin::in_data_dir(), crate::midi_in::MidiInPlugin));
     }
 }
 

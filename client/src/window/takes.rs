@@ -7,7 +7,7 @@ use bevy_egui::egui;
 
 use super::timeline::Grid;
 use super::{Row, Scene, View, theme};
-use crate::record::{GrowingTake, RecordDone, RecordMsg, RecordOptions, Takes};
+use crate::record::{GrowingTake, RecordDone, RecordMsg, RecordOptions, TakeMade, Takes};
 
 /// What the window writes of recording (what it reads is [`Takes`]).
 #[derive(SystemParam)]
@@ -65,17 +65,31 @@ pub(super) fn growing(
     row: &Row,
     take: &GrowingTake,
 ) {
-    if row.id != take.track || take.peaks.is_empty() {
+    if row.id != take.track || take.frames <= 0.0 {
         return;
     }
     let frames_per_tick = scene.timebase.frames_per_tick();
     let x_of_frame = |frame: f64| grid.x_of((frame / frames_per_tick).round() as i64);
     let first = take.first_frame as f64;
-    let end = first + take.peaks.len() as f64 * take.frames_per_peak;
-    let body =
-        egui::Rect::from_x_y_ranges(x_of_frame(first)..=x_of_frame(end), row.top + 2.0..=row.track_bottom(view) - 2.0);
+    let end = first + take.frames;
+    let rows = row.top + 2.0..=row.track_bottom(view) - 2.0;
+    let body = egui::Rect::from_x_y_ranges(x_of_frame(first)..=x_of_frame(end), rows.clone());
     painter.rect_filled(body.intersect(visible), 3.0, theme::RECORD.gamma_multiply(0.25));
     painter.rect_stroke(body.intersect(visible), 3.0, (1.0, theme::RECORD), egui::StrokeKind::Inside);
+    // A take of notes: each note a bar at its pitch's height (C2 at the bottom, C7 at the top).
+    for note in take.notes {
+        let (from, to) = (x_of_frame(note.start as f64), x_of_frame(note.end.map_or(end, |end| end as f64)));
+        let height = f32::from(note.pitch.clamp(36, 96) - 36) / 60.0;
+        let y = body.bottom() - 4.0 - height * (body.height() - 8.0);
+        let bar = egui::Rect::from_x_y_ranges(from..=to.max(from + 2.0), y - 1.5..=y + 1.5);
+        painter.rect_filled(bar.intersect(visible), 1.0, theme::RECORD);
+    }
+    if take.peaks.is_empty() {
+        return;
+    }
+    // An audio take: its waveform over the stretch its peaks cover.
+    let covered = first + take.peaks.len() as f64 * take.frames_per_peak;
+    let body = egui::Rect::from_x_y_ranges(x_of_frame(first)..=x_of_frame(covered), rows);
     let (centre, half) = (body.center().y, body.height() / 2.0 - 4.0);
     // One column per point: the loudest stretch under it.
     let width = body.width().max(1.0);
@@ -96,10 +110,11 @@ pub(super) fn growing(
 /// How each take ended, for the status line.
 pub(super) fn alert(done: &RecordDone) -> (String, bool) {
     match &done.result {
-        Ok(take) if take.dropped > 0 => {
+        Ok(TakeMade::Notes { name, notes, .. }) => (format!("Recorded {name}: {notes} notes"), false),
+        Ok(TakeMade::Audio(take)) if take.dropped > 0 => {
             (format!("Recorded {}, but the input outran the disk: {} frames were lost", take.name, take.dropped), true)
         }
-        Ok(take) => {
+        Ok(TakeMade::Audio(take)) => {
             let seconds = take.frames as f64 / f64::from(take.sample_rate.max(1));
             (format!("Recorded {} ({seconds:.1} s); its clip lands once the authority has it", take.name), false)
         }

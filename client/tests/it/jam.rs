@@ -335,7 +335,9 @@ fn apps_jam_a_host_and_peers_found_by_its_beacon_start_in_phase_see_each_other_a
     let mut host = member(SyncPlugin::solo(settings), host_clock, beacon);
     host.insert_resource(lan).insert_resource(StartJam::Host(Some(code())));
     let hosting = |app: &App| matches!(app.world().resource::<Jam>().status(), JamStatus::Hosting { .. });
-    step_until(&mut [&mut host], Duration::from_secs(60), |apps| online(apps[0]) && hosting(apps[0]));
+    // Generous: seeding the demo song (synthesised, uploaded, peaks made) alongside the rest of
+    // the suite on two cores once took a minute.
+    step_until(&mut [&mut host], Duration::from_secs(180), |apps| online(apps[0]) && hosting(apps[0]));
 
     // The peer hears the beacon and reaches the jam's authority and its renet server.
     let found = find_jam(beacon, None, Duration::from_secs(5)).unwrap().expect("the host's beacon");
@@ -345,7 +347,7 @@ fn apps_jam_a_host_and_peers_found_by_its_beacon_start_in_phase_see_each_other_a
     peer.insert_resource(StartJam::Join(target));
     peer.world_mut().resource_mut::<LocalPresence>().0.pointer = Some(Ticks(1_920));
     let synced = |app: &App| matches!(app.world().resource::<Jam>().status(), JamStatus::Joined { connected: true, samples, .. } if *samples >= 16);
-    step_until(&mut [&mut host, &mut peer], Duration::from_secs(60), |apps| online(apps[1]) && synced(apps[1]));
+    step_until(&mut [&mut host, &mut peer], Duration::from_secs(120), |apps| online(apps[1]) && synced(apps[1]));
 
     // The host presses play: both start on the same sample, whatever their clocks say.
     host.world_mut().resource_mut::<Transport>().playing = true;

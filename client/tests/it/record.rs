@@ -12,8 +12,11 @@ use ensemble_audio::Pcm;
 use ensemble_audio::arrangement::{Arrangement, pan_gains};
 use ensemble_client::history::EditMsg;
 use ensemble_client::media::Media;
+use ensemble_client::midi_in::{MidiEvent, MidiIn};
 use ensemble_client::playback::{PlaybackPlugin, SoundCard, Transport};
-use ensemble_client::record::{RecordDone, RecordInput, RecordMsg, RecordOptions, RecordPlugin, TakeMade, Takes};
+use ensemble_client::record::{
+    AudioTake, RecordDone, RecordInput, RecordMsg, RecordOptions, RecordPlugin, TakeMade, Takes,
+};
 use ensemble_protocol::*;
 
 use crate::harness::{Authority, add_track, online, replica, replicas, send, set, step_for, step_until};
@@ -56,11 +59,20 @@ fn recorder(authority: &Authority, stores: &Path, takes: &Path, input: &Path, la
 
 /// Adds an armed track and waits for the authority to have it.
 fn armed_track(app: &mut App) -> TrackId {
+    armed_track_with(app, None)
+}
+
+/// Adds an armed track, with `instrument` on its chain, and waits for the authority to have it.
+fn armed_track_with(app: &mut App, instrument: Option<EffectKind>) -> TrackId {
     step_until(&mut [app], Duration::from_secs(20), |apps| online(apps[0]));
     let project = replica(app).unwrap().project();
     let track = TrackId::new_v7();
     let mut ops = add_track(project, track, "Vocals");
     ops.push(set(track, Field::Track(TrackField::RecordArm(true))));
+    if let Some(kind) = instrument {
+        let effect = Effect::new(Bus::Track(track), kind, 1.0);
+        ops.push(ensemble_testkit::records::create(EffectId::new_v7(), Record::Effect(effect)));
+    }
     send(app, EditMsg::Edit(ops));
     step_until(&mut [app], Duration::from_secs(10), |apps| confirmed(apps[0], track.into()));
     track
@@ -84,7 +96,7 @@ fn clips(app: &App) -> Vec<(RecordId, Clip)> {
 }
 
 /// Records until the take ends (at a punch-out), or for `seconds` and then stops it.
-fn take(app: &mut App, seconds: Option<f64>) -> TakeMade {
+fn take(app: &mut App, seconds: Option<f64>) -> AudioTake {
     app.world_mut().write_message(RecordMsg::Start);
     let started = std::time::Instant::now();
     let mut stopped = false;
@@ -98,7 +110,10 @@ fn take(app: &mut App, seconds: Option<f64>) -> TakeMade {
         }
         !apps[0].world().resource::<Made>().0.is_empty()
     });
-    app.world().resource::<Made>().0[0].result.clone().expect("a take")
+    match app.world().resource::<Made>().0[0].result.clone() {
+        Ok(TakeMade::Audio(take)) => take,
+        other => panic!("not an audio take: {other:?}"),
+    }
 }
 
 /// The take's audio, once the client has its asset's file.
@@ -246,4 +261,61 @@ fn a_take_recorded_offline_waits_through_a_restart_and_lands_once() {
     let (state, _) = authority.state();
     let on_authority = state.records().filter(|(_, entry)| matches!(entry.record, Record::Clip(_))).count();
     assert_eq!(on_authority, 1);
+}
+
+#[test]
+fn on_a_track_with_an_instrument_the_controllers_notes_become_a_note_clip_where_they_were_played() {
+    let authority = Authority::start();
+    let (_dir, stores) = replicas();
+    let files = tempfile::tempdir().unwrap();
+    // No audio input at all: a take of notes opens none.
+    let mut app = recorder(&authority, &stores, &files.path().join("takes"), &files.path().join("none.wav"), 0);
+    app.insert_resource(RecordOptions { count_in: false, punch: false }).insert_resource(MidiIn::new());
+    let track = armed_track_with(&mut app, Some(EffectKind::Synth));
+    app.world_mut().resource_mut::<Transport>().position = Ticks(1920);
+    let controller = app.world().resource::<MidiIn>().sender();
+
+    app.world_mut().write_message(RecordMsg::Start);
+    step_until(&mut [&mut app], Duration::from_secs(10), |apps| {
+        apps[0].world().resource::<Takes>().rolling(48_000).is_some()
+    });
+    let began = std::time::Instant::now();
+    step_for(&mut app, Duration::from_millis(300));
+    // A chord, then the C let go; the E is held past the end.
+    let chord = std::time::Instant::now();
+    controller.send(MidiEvent { at: chord, pitch: 60, velocity: 100 }).unwrap();
+    controller.send(MidiEvent { at: chord, pitch: 64, velocity: 80 }).unwrap();
+    step_for(&mut app, Duration::from_millis(400));
+    let released = std::time::Instant::now();
+    controller.send(MidiEvent { at: released, pitch: 60, velocity: 0 }).unwrap();
+    step_for(&mut app, Duration::from_millis(200));
+    let stopped = std::time::Instant::now();
+    app.world_mut().write_message(RecordMsg::Stop);
+    step_until(&mut [&mut app], Duration::from_secs(5), |apps| !apps[0].world().resource::<Made>().0.is_empty());
+    let Ok(TakeMade::Notes { track: on, notes: 2, .. }) = app.world().resource::<Made>().0[0].result.clone() else {
+        panic!("{:?}", app.world().resource::<Made>().0)
+    };
+    assert_eq!(on, track);
+
+    // The clip reaches the authority like any edit.
+    let note_clip = |app: &App| {
+        replica(app)?.confirmed().records().find_map(|(_, entry)| match &entry.record {
+            Record::NoteClip(clip) => Some(clip.clone()),
+            _ => None,
+        })
+    };
+    step_until(&mut [&mut app], Duration::from_secs(10), |apps| note_clip(apps[0]).is_some());
+    let clip = note_clip(&app).unwrap();
+    assert_eq!((clip.track, clip.start, clip.length), (track, Ticks(1920), Ticks(3840)), "from where it began, a bar");
+    // 1,920 ticks a second at 120 BPM; the app's frames and the engine's pace blur each time by
+    // a few milliseconds.
+    let ticks = |from: std::time::Instant, to: std::time::Instant| (to - from).as_secs_f64() * 1920.0;
+    let near = |found: i64, wanted: f64| (found as f64 - wanted).abs() < 100.0;
+    let mut notes: Vec<&Note> = clip.notes.iter().collect();
+    notes.sort_by_key(|note| note.pitch);
+    assert_eq!((notes[0].pitch, notes[0].velocity, notes[1].pitch, notes[1].velocity), (60, 100, 64, 80));
+    assert_eq!(notes[0].start, notes[1].start, "a chord starts together");
+    assert!(near(notes[0].start.0, ticks(began, chord)), "{notes:?}, {}", ticks(began, chord));
+    assert!(near(notes[0].length.0, ticks(chord, released)), "{notes:?}");
+    assert!(near(notes[1].length.0, ticks(chord, stopped)), "held to the end: {notes:?}");
 }

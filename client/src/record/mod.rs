@@ -17,22 +17,34 @@
 //! one edit), so a take recorded offline, or before the app was closed, lands when the
 //! authority is back, once. The files go when the clip is placed.
 //!
+//! A track with an instrument (a synth on its chain) records notes instead: what the
+//! controller plays during the take ([`crate::midi_in`]), placed by the engine's frame when
+//! each note arrived, becomes a note clip at once (a note clip needs no upload, so it is an
+//! edit like any other, offline too). `notes` keeps a take of notes; `waiting` keeps ended
+//! audio takes until the authority has them.
+//!
 //! The playhead wrapping at the loop's end ends a take: looped takes (one per pass) are a later
 //! step.
 
+mod notes;
+mod waiting;
+
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bevy::prelude::*;
 use ensemble_audio::record::{Capture, PEAK_FRAMES};
-use ensemble_protocol::{Frames, ProjectId, RecordId, Ticks, Timebase, TrackId};
-use serde::{Deserialize, Serialize};
+use ensemble_protocol::{Bus, Frames, NoteClipId, Op, ProjectId, Record, Ticks, Timebase, TrackId};
 
+pub use notes::PlayedNote;
+
+use crate::history::EditMsg;
 use crate::import::{ImportDone, ImportMsg, Part};
-use crate::model::{ClipData, ProjectData, RecordIndex, RecordKey, TrackData};
+use crate::midi_in::MidiIn;
+use crate::model::{ClipData, EffectData, NoteClipData, ProjectData, RecordIndex, RecordKey, TrackData};
 use crate::playback::{Playback, PlaybackSystems, Transport};
-use crate::replica::Replica;
-use crate::sync::{Connection, SyncStatus, UploadSource};
+use notes::NoteTake;
+use waiting::{TakeNote, Waiting, note_path};
 
 /// Records takes onto armed tracks.
 pub struct RecordPlugin {
@@ -56,9 +68,10 @@ impl Plugin for RecordPlugin {
             .add_message::<RecordDone>()
             .add_message::<ImportMsg>()
             .add_message::<ImportDone>()
+            .add_message::<EditMsg>()
             // After the engine has followed the transport: its frame is this frame's.
             .add_systems(PostUpdate, record.after(PlaybackSystems::Engine))
-            .add_systems(Update, (find_waiting, upload_waiting, landed).chain());
+            .add_systems(Update, (waiting::find_waiting, waiting::upload_waiting, waiting::landed).chain());
     }
 }
 
@@ -102,17 +115,45 @@ pub enum RecordMsg {
     Stop,
 }
 
-/// How a take ended: where its clip goes (it lands when the authority has the file), or why
-/// there is none.
+/// How a take ended: where its clip goes (an audio take's lands when the authority has the
+/// file), or why there is none.
 #[derive(Message, Clone, Debug, PartialEq)]
 pub struct RecordDone {
     /// The take, or why not.
     pub result: Result<TakeMade, String>,
 }
 
-/// A take that ended and waits for its clip.
+/// A take that ended.
 #[derive(Clone, Debug, PartialEq)]
-pub struct TakeMade {
+pub enum TakeMade {
+    /// Audio from the input, waiting for its clip.
+    Audio(AudioTake),
+    /// Notes from the controller, made a note clip.
+    Notes {
+        /// The clip's name.
+        name: String,
+        /// The track it is on.
+        track: TrackId,
+        /// The note clip.
+        clip: NoteClipId,
+        /// How many notes it holds.
+        notes: usize,
+    },
+}
+
+impl TakeMade {
+    /// The clip's name.
+    pub fn name(&self) -> &str {
+        match self {
+            TakeMade::Audio(take) => &take.name,
+            TakeMade::Notes { name, .. } => name,
+        }
+    }
+}
+
+/// An audio take that ended and waits for its clip.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AudioTake {
     /// The clip's name (and the file's stem).
     pub name: String,
     /// The track it goes on.
@@ -141,6 +182,8 @@ pub struct Takes {
     waiting: Vec<Waiting>,
     /// The project whose waiting takes were read from the folder.
     found_for: Option<ProjectId>,
+    /// The project's rate, as last seen.
+    rate: u32,
 }
 
 enum State {
@@ -161,32 +204,52 @@ struct Planned {
     rewind: Option<Ticks>,
     /// The metronome's setting to restore once the count-in is over.
     click_was: Option<bool>,
+    /// The track has an instrument: the take is of notes.
+    notes: bool,
 }
 
 /// A take coming in.
 struct Rolling {
     planned: Planned,
-    capture: Capture,
+    input: TakeInput,
     name: String,
-    path: PathBuf,
     /// The timeline frame (project rate) the engine played when the input began.
     began: i64,
+    /// The timeline frame (project rate) the engine plays now.
+    now: i64,
     /// The engine's frame last seen (a smaller one is a wrap at the loop's end).
     last_frame: u64,
-    peaks: Vec<[f32; 2]>,
+}
+
+/// What a take is made of.
+enum TakeInput {
+    /// The input's audio, written to `path`, with its peaks so far.
+    Audio { capture: Capture, path: PathBuf, peaks: Vec<[f32; 2]> },
+    /// The controller's notes.
+    Notes(NoteTake),
 }
 
 impl Rolling {
     /// The timeline frame (project rate) of the take's first sample.
     fn first_frame(&self, project_rate: u32) -> i64 {
-        let latency = u128::from(self.capture.latency()) * u128::from(project_rate);
-        self.began - (latency / u128::from(self.capture.sample_rate().max(1))) as i64
+        match &self.input {
+            TakeInput::Audio { capture, .. } => {
+                let latency = u128::from(capture.latency()) * u128::from(project_rate);
+                self.began - (latency / u128::from(capture.sample_rate().max(1))) as i64
+            }
+            TakeInput::Notes(_) => self.began,
+        }
     }
 
     /// The timeline frame (project rate) just after the take's last sample so far.
     fn end_frame(&self, project_rate: u32) -> i64 {
-        let frames = u128::from(self.capture.frames()) * u128::from(project_rate);
-        self.first_frame(project_rate) + (frames / u128::from(self.capture.sample_rate().max(1))) as i64
+        match &self.input {
+            TakeInput::Audio { capture, .. } => {
+                let frames = u128::from(capture.frames()) * u128::from(project_rate);
+                self.first_frame(project_rate) + (frames / u128::from(capture.sample_rate().max(1))) as i64
+            }
+            TakeInput::Notes(_) => self.now,
+        }
     }
 }
 
@@ -197,41 +260,19 @@ pub struct GrowingTake<'a> {
     pub track: TrackId,
     /// The timeline frame (project rate) of its first sample.
     pub first_frame: i64,
+    /// How long it is so far, in frames at the project's rate.
+    pub frames: f64,
     /// Frames of the take per entry of `peaks`, at the project's rate.
     pub frames_per_peak: f64,
-    /// The lowest and highest sample of each stretch of the take so far.
+    /// An audio take's lowest and highest sample of each stretch so far.
     pub peaks: &'a [[f32; 2]],
+    /// A take of notes' notes so far.
+    pub notes: &'a [PlayedNote],
 }
-
-/// An ended take and where its clip goes: the note written beside the take's file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct TakeNote {
-    project: ProjectId,
-    track: TrackId,
-    start: Ticks,
-    source_offset: Frames,
-    length: Ticks,
-}
-
-struct Waiting {
-    wav: PathBuf,
-    note: TakeNote,
-    /// Being imported now.
-    importing: bool,
-    /// Not tried again before then, after a failure.
-    retry_at: Option<Instant>,
-    /// Why the last try failed.
-    failed: Option<String>,
-    /// The clip it was placed as, until the authority has confirmed it.
-    placed: Option<RecordId>,
-}
-
-/// How long a take waits after a failed import before it is tried again.
-const RETRY: Duration = Duration::from_secs(10);
 
 impl Takes {
     fn new(folder: PathBuf) -> Takes {
-        Takes { folder, state: State::Idle, waiting: Vec::new(), found_for: None }
+        Takes { folder, state: State::Idle, waiting: Vec::new(), found_for: None, rate: 48_000 }
     }
 
     /// Whether a take is asked for or coming in.
@@ -242,12 +283,21 @@ impl Takes {
     /// The take coming in, if one is.
     pub fn rolling(&self, project_rate: u32) -> Option<GrowingTake<'_>> {
         let State::Rolling(rolling) = &self.state else { return None };
-        let rate = f64::from(rolling.capture.sample_rate().max(1));
+        let first_frame = rolling.first_frame(project_rate);
+        let (frames_per_peak, peaks, notes) = match &rolling.input {
+            TakeInput::Audio { capture, peaks, .. } => {
+                let rate = f64::from(capture.sample_rate().max(1));
+                (PEAK_FRAMES as f64 * f64::from(project_rate) / rate, peaks.as_slice(), &[][..])
+            }
+            TakeInput::Notes(take) => (1.0, &[][..], take.notes.as_slice()),
+        };
         Some(GrowingTake {
             track: rolling.planned.track,
-            first_frame: rolling.first_frame(project_rate),
-            frames_per_peak: PEAK_FRAMES as f64 * f64::from(project_rate) / rate,
-            peaks: &rolling.peaks,
+            first_frame,
+            frames: (rolling.end_frame(project_rate) - first_frame) as f64,
+            frames_per_peak,
+            peaks,
+            notes,
         })
     }
 
@@ -264,7 +314,7 @@ impl Takes {
             }
             State::Starting(planned) => return Some(format!("recording on {}", planned.track_name)),
             State::Rolling(rolling) => {
-                let seconds = rolling.capture.frames() as f64 / f64::from(rolling.capture.sample_rate().max(1));
+                let seconds = (rolling.now - rolling.began).max(0) as f64 / f64::from(self.rate.max(1));
                 let on = &rolling.planned.track_name;
                 if rolling.planned.click_was.is_some() {
                     return Some(format!("count-in, then recording on {on}"));
@@ -276,9 +326,7 @@ impl Takes {
         }
         match self.waiting.as_slice() {
             [] => None,
-            [one] if one.failed.is_some() => {
-                Some(format!("take waiting: {}", one.failed.as_deref().unwrap_or_default()))
-            }
+            [one] if one.failed().is_some() => Some(format!("take waiting: {}", one.failed().unwrap_or_default())),
             [_] => Some("1 take waiting for the authority".into()),
             many => Some(format!("{} takes waiting for the authority", many.len())),
         }
@@ -333,6 +381,42 @@ fn next_take_name<'a>(clip_names: impl Iterator<Item = &'a str>, folder: &Path) 
         .unwrap_or_else(|| "Take".into())
 }
 
+/// What the record system reads of the project.
+#[derive(bevy::ecs::system::SystemParam)]
+struct Song<'w, 's> {
+    project: Query<'w, 's, (&'static RecordKey, &'static ProjectData)>,
+    index: Res<'w, RecordIndex>,
+    tracks: Query<'w, 's, &'static TrackData>,
+    effects: Query<'w, 's, &'static EffectData>,
+    clips: Query<'w, 's, &'static ClipData>,
+    note_clips: Query<'w, 's, &'static NoteClipData>,
+}
+
+impl Song<'_, '_> {
+    /// The topmost armed track: its id, its name, and whether it has an instrument.
+    fn armed(&self, project: &ProjectData) -> Option<(TrackId, String, bool)> {
+        project.track_order.iter().find_map(|id| {
+            let track = self.tracks.get(self.index.entity((*id).into())?).ok()?;
+            let instrument =
+                self.effects.iter().any(|effect| effect.bus == Bus::Track(*id) && effect.kind.is_instrument());
+            track.0.record_arm.then(|| (*id, track.0.name.clone(), instrument))
+        })
+    }
+
+    /// The next take's name, after every clip's and note clip's.
+    fn take_name(&self, folder: &Path) -> String {
+        let names = self.clips.iter().map(|clip| clip.0.name.as_str());
+        next_take_name(names.chain(self.note_clips.iter().map(|clip| clip.0.name.as_str())), folder)
+    }
+}
+
+/// Where a take's outcomes go: how it ended, and a take of notes' clip.
+#[derive(bevy::ecs::system::SystemParam)]
+struct Said<'w> {
+    done: MessageWriter<'w, RecordDone>,
+    edits: MessageWriter<'w, EditMsg>,
+}
+
 /// Starts, advances and ends takes.
 #[allow(clippy::too_many_arguments)]
 fn record(
@@ -340,25 +424,24 @@ fn record(
     mut asked: MessageReader<RecordMsg>,
     playback: NonSend<Playback>,
     mut transport: ResMut<Transport>,
-    (input, options): (Res<RecordInput>, Res<RecordOptions>),
-    project: Query<(&RecordKey, &ProjectData)>,
-    (tracks, index, clips): (Query<&TrackData>, Res<RecordIndex>, Query<&ClipData>),
-    mut done: MessageWriter<RecordDone>,
+    (input, options, midi): (Res<RecordInput>, Res<RecordOptions>, Option<Res<MidiIn>>),
+    song: Song,
+    mut said: Said,
 ) {
-    let Ok((project_key, project)) = project.single() else { return };
+    let heard = midi.map(|midi| midi.drain()).unwrap_or_default();
+    let Ok((project_key, project)) = song.project.single() else { return };
     let project_id = ProjectId(project_key.0.0);
     let timebase = Timebase::new(project.tempo, project.sample_rate);
+    let bar = project.time_signature.ticks_per_bar();
     let takes = &mut *takes;
+    takes.rate = project.sample_rate;
+    let folder = takes.project_folder(project_id);
     for message in asked.read() {
         match (message, &takes.state) {
             (RecordMsg::Start, State::Idle) => {
-                let armed = project.track_order.iter().find_map(|id| {
-                    let track = tracks.get(index.entity((*id).into())?).ok()?;
-                    track.0.record_arm.then(|| (*id, track.0.name.clone()))
-                });
-                let Some((track, track_name)) = armed else {
+                let Some((track, track_name, notes)) = song.armed(project) else {
                     let reason = "no track is armed: arm one with its R button to record on it".into();
-                    done.write(RecordDone { result: Err(reason) });
+                    said.done.write(RecordDone { result: Err(reason) });
                     continue;
                 };
                 let looped = project.loop_range.filter(|range| range.start < range.end);
@@ -367,9 +450,9 @@ fn record(
                 // A take ends where the loop would wrap it back.
                 let until = punch.or(looped.filter(|range| transport.looping && from < range.end)).map(|r| r.end);
                 let count_in = options.count_in && (!transport.playing || punch.is_some());
-                let bar = if count_in { project.time_signature.ticks_per_bar().0 } else { 0 };
-                let rewind = (!transport.playing || punch.is_some()).then(|| Ticks((from.0 - bar).max(0)));
-                let click_was = (bar > 0).then_some(transport.metronome);
+                let preroll = if count_in { bar.0 } else { 0 };
+                let rewind = (!transport.playing || punch.is_some()).then(|| Ticks((from.0 - preroll).max(0)));
+                let click_was = (preroll > 0).then_some(transport.metronome);
                 if click_was.is_some() {
                     transport.metronome = true;
                 }
@@ -377,7 +460,7 @@ fn record(
                     // Stopped first, then started from the rewind: see `Starting` below.
                     transport.playing = false;
                 }
-                takes.state = State::Starting(Planned { track, track_name, from, until, rewind, click_was });
+                takes.state = State::Starting(Planned { track, track_name, from, until, rewind, click_was, notes });
             }
             (RecordMsg::Stop, State::Starting(_)) => {
                 let State::Starting(planned) = std::mem::replace(&mut takes.state, State::Idle) else { continue };
@@ -385,7 +468,9 @@ fn record(
                     transport.metronome = click;
                 }
             }
-            (RecordMsg::Stop, State::Rolling(_)) => finish(takes, project_id, timebase, &mut transport, &mut done),
+            (RecordMsg::Stop, State::Rolling(_)) => {
+                finish(takes, project_id, (timebase, bar), &mut transport, &mut said)
+            }
             _ => {}
         }
     }
@@ -403,25 +488,28 @@ fn record(
                 planned.rewind = None;
             }
             (None, Some(now)) => {
-                let folder = takes.project_folder(project_id);
-                let name = next_take_name(clips.iter().map(|clip| clip.0.name.as_str()), &folder);
+                let name = song.take_name(&folder);
                 let path = folder.join(format!("{name}.wav"));
-                let capture = std::fs::create_dir_all(&folder)
-                    .map_err(|error| format!("cannot make {}: {error}", folder.display()))
-                    .and_then(|()| open_input(&input, &path));
+                let opened = if planned.notes {
+                    Ok(TakeInput::Notes(NoteTake::default()))
+                } else {
+                    std::fs::create_dir_all(&folder)
+                        .map_err(|error| format!("cannot make {}: {error}", folder.display()))
+                        .and_then(|()| open_input(&input, &path))
+                        .map(|capture| TakeInput::Audio { capture, path, peaks: Vec::new() })
+                };
                 let State::Starting(planned) = std::mem::replace(&mut takes.state, State::Idle) else { return };
-                match capture {
-                    Ok(capture) => {
+                match opened {
+                    Ok(input) => {
                         let began = project_frame(now);
-                        let rolling =
-                            Rolling { planned, capture, name, path, began, last_frame: now.0, peaks: Vec::new() };
+                        let rolling = Rolling { planned, input, name, began, now: began, last_frame: now.0 };
                         takes.state = State::Rolling(Box::new(rolling));
                     }
                     Err(reason) => {
                         if let Some(click) = planned.click_was {
                             transport.metronome = click;
                         }
-                        done.write(RecordDone { result: Err(reason) });
+                        said.done.write(RecordDone { result: Err(reason) });
                     }
                 }
             }
@@ -435,7 +523,18 @@ fn record(
             _ => {}
         },
         State::Rolling(rolling) => {
-            rolling.capture.peaks(&mut rolling.peaks);
+            if let Some(now) = playing {
+                rolling.now = project_frame(now);
+            }
+            match &mut rolling.input {
+                TakeInput::Audio { capture, peaks, .. } => capture.peaks(peaks),
+                TakeInput::Notes(take) => {
+                    let at_now = Instant::now();
+                    for event in heard {
+                        take.hear(event, (rolling.now, at_now), project.sample_rate);
+                    }
+                }
+            }
             let ended = match (playing, rolling.planned.until) {
                 (None, _) => true,
                 // Once the take reaches the punch-out (or the loop's end): the input hands each
@@ -448,14 +547,13 @@ fn record(
                     wrapped
                 }
             };
-            if let Some(now) = playing
-                && project_frame(now) >= timebase.frames(rolling.planned.from).0 as i64
+            if rolling.now >= timebase.frames(rolling.planned.from).0 as i64
                 && let Some(click) = rolling.planned.click_was.take()
             {
                 transport.metronome = click;
             }
             if ended {
-                finish(takes, project_id, timebase, &mut transport, &mut done);
+                finish(takes, project_id, (timebase, bar), &mut transport, &mut said);
             }
         }
     }
@@ -471,32 +569,47 @@ fn open_input(input: &RecordInput, path: &Path) -> Result<Capture, String> {
     .map_err(|error| error.to_string())
 }
 
-/// Ends the take coming in: its file is finished and its clip's place noted beside it; it
-/// waits for the authority from now on.
+/// Ends the take coming in: a take of notes becomes a note clip at once; an audio take's file
+/// is finished and its clip's place noted beside it, and it waits for the authority.
 fn finish(
     takes: &mut Takes,
     project: ProjectId,
-    timebase: Timebase,
+    (timebase, bar): (Timebase, Ticks),
     transport: &mut Transport,
-    done: &mut MessageWriter<RecordDone>,
+    said: &mut Said,
 ) {
     let State::Rolling(rolling) = std::mem::replace(&mut takes.state, State::Idle) else { return };
     let first_frame = rolling.first_frame(timebase.sample_rate);
-    let Rolling { planned, capture, name, path, .. } = *rolling;
+    let Rolling { planned, input, name, now, .. } = *rolling;
     if let Some(click) = planned.click_was {
         transport.metronome = click;
     }
+    let (capture, path) = match input {
+        TakeInput::Audio { capture, path, .. } => (capture, path),
+        TakeInput::Notes(take) => {
+            let end = planned.until.map_or(now, |until| now.min(timebase.frames(until).0 as i64));
+            let Some(clip) = take.into_clip((planned.track, name.clone()), timebase, bar, planned.from, end) else {
+                said.done.write(RecordDone { result: Err("no notes were played".into()) });
+                return;
+            };
+            let (id, notes) = (NoteClipId::new_v7(), clip.notes.len());
+            said.edits.write(EditMsg::Edit(vec![Op::Create { id: id.into(), record: Record::NoteClip(clip) }]));
+            let made = TakeMade::Notes { name, track: planned.track, clip: id, notes };
+            said.done.write(RecordDone { result: Ok(made) });
+            return;
+        }
+    };
     let take = match capture.stop() {
         Ok(take) => take,
         Err(error) => {
-            done.write(RecordDone { result: Err(format!("the take could not be written: {error}")) });
+            said.done.write(RecordDone { result: Err(format!("the take could not be written: {error}")) });
             return;
         }
     };
     let rate = take.sample_rate.max(1);
     let Some((start, part)) = placement(timebase, rate, first_frame, take.frames, planned.from, planned.until) else {
         let _ = std::fs::remove_file(&take.path);
-        done.write(RecordDone { result: Err("nothing was recorded inside the punch range".into()) });
+        said.done.write(RecordDone { result: Err("nothing was recorded inside the punch range".into()) });
         return;
     };
     let note = TakeNote {
@@ -512,11 +625,11 @@ fn finish(
     if let Err(error) = written {
         // The take is on disk; only its place is lost. Say so rather than drop it silently.
         let reason = format!("{} is kept at {}, but its place could not be noted: {error}", name, path.display());
-        done.write(RecordDone { result: Err(reason) });
+        said.done.write(RecordDone { result: Err(reason) });
         return;
     }
-    takes.waiting.push(Waiting { wav: path, note, importing: false, retry_at: None, failed: None, placed: None });
-    let made = TakeMade {
+    takes.waiting.push(Waiting::new(path, note));
+    let made = AudioTake {
         name,
         track: planned.track,
         first_frame,
@@ -526,108 +639,7 @@ fn finish(
         sample_rate: take.sample_rate,
         dropped: take.dropped,
     };
-    done.write(RecordDone { result: Ok(made) });
-}
-
-fn note_path(wav: &Path) -> PathBuf {
-    wav.with_extension("json")
-}
-
-/// Reads the project's waiting takes from the folder once it is open (takes from an earlier
-/// run, or one that was closed offline).
-fn find_waiting(mut takes: ResMut<Takes>, project: Query<&RecordKey, With<ProjectData>>) {
-    let Ok(key) = project.single() else { return };
-    let project = ProjectId(key.0.0);
-    if takes.found_for == Some(project) {
-        return;
-    }
-    takes.found_for = Some(project);
-    let folder = takes.project_folder(project);
-    let Ok(entries) = std::fs::read_dir(&folder) else { return };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().is_none_or(|extension| extension != "json") {
-            continue;
-        }
-        let wav = path.with_extension("wav");
-        if takes.waiting.iter().any(|waiting| waiting.wav == wav) || !wav.is_file() {
-            continue;
-        }
-        match std::fs::read(&path)
-            .map_err(|error| error.to_string())
-            .and_then(|bytes| serde_json::from_slice::<TakeNote>(&bytes).map_err(|error| error.to_string()))
-        {
-            Ok(note) if note.project == project => {
-                takes.waiting.push(Waiting { wav, note, importing: false, retry_at: None, failed: None, placed: None });
-            }
-            Ok(_) => {}
-            Err(error) => warn!("{} is not a take's note: {error}", path.display()),
-        }
-    }
-}
-
-/// Imports each waiting take while the authority is online: onto its track, or onto a new one
-/// when its track has gone meanwhile (a clip on a deleted track would be refused, and the take
-/// lost).
-fn upload_waiting(
-    mut takes: ResMut<Takes>,
-    status: Option<Res<SyncStatus>>,
-    index: Res<RecordIndex>,
-    tracks: Query<(), With<TrackData>>,
-    mut imports: MessageWriter<ImportMsg>,
-) {
-    let online = status.is_some_and(|status| matches!(status.connection, Connection::Online { .. }));
-    if !online {
-        return;
-    }
-    let now = Instant::now();
-    for waiting in takes.waiting.iter_mut() {
-        if waiting.importing || waiting.placed.is_some() || waiting.retry_at.is_some_and(|at| now < at) {
-            continue;
-        }
-        waiting.importing = true;
-        let note = &waiting.note;
-        let track = index.entity(note.track.into()).filter(|entity| tracks.contains(*entity)).map(|_| note.track);
-        let part = Part { source_offset: note.source_offset, length: Some(note.length) };
-        imports.write(ImportMsg { source: UploadSource::File(waiting.wav.clone()), track, at: note.start, part });
-    }
-}
-
-/// A take whose clip the authority has confirmed is done with (its files go); one whose import
-/// failed, or whose clip was refused, waits to be tried again.
-fn landed(mut takes: ResMut<Takes>, mut imports: MessageReader<ImportDone>, replica: Option<Res<Replica>>) {
-    if let Some(replica) = replica {
-        let settled = replica.pending().len() == 0;
-        takes.waiting.retain_mut(|waiting| {
-            let Some(clip) = waiting.placed else { return true };
-            if replica.confirmed().entry(clip).is_some() {
-                let _ = std::fs::remove_file(note_path(&waiting.wav));
-                let _ = std::fs::remove_file(&waiting.wav);
-                return false;
-            }
-            if settled {
-                // Nothing is pending, and the clip is not there: its edit was refused.
-                waiting.placed = None;
-                waiting.failed = Some("the take's clip was refused; placing it again".into());
-            }
-            true
-        });
-    }
-    for ImportDone { name, result, .. } in imports.read() {
-        let Some(waiting) = takes.waiting.iter_mut().find(|waiting| {
-            waiting.importing && waiting.wav.file_name().is_some_and(|file| file.to_string_lossy() == name.as_str())
-        }) else {
-            continue;
-        };
-        waiting.importing = false;
-        match result {
-            Ok(clip) => waiting.placed = Some(*clip),
-            Err(reason) => {
-                waiting.retry_at = Some(Instant::now() + RETRY);
-                waiting.failed = Some(reason.clone());
-            }
-        }
-    }
+    said.done.write(RecordDone { result: Ok(TakeMade::Audio(made)) });
 }
 
 #[cfg(test)]
