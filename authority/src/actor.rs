@@ -177,6 +177,12 @@ pub enum Command {
         /// Join as an editor if not a member yet (open authorities).
         join_as_editor: bool,
     },
+    /// The store may hold commits this actor did not make (`seq`, when a poke says which):
+    /// catch up and bump the subscribers.
+    Poke {
+        /// The seq of the outside commit, if known.
+        seq: Option<Seq>,
+    },
     /// Stop pushing to a connection.
     Unsubscribe {
         /// The connection.
@@ -263,6 +269,23 @@ impl<S: Store> Projects<S> {
         let handle = ProjectHandle { inbox };
         open.insert(project, handle.clone());
         Ok(Some(handle))
+    }
+
+    /// Tells `project`'s actor, if it is open, that the store has a commit at `seq` it may not
+    /// have made (see [`crate::pokes`]).
+    pub async fn poke(&self, project: ProjectId, seq: Option<Seq>) {
+        let inbox = self.open.lock().await.get(&project).map(|handle| handle.inbox.clone());
+        if let Some(inbox) = inbox {
+            let _ = inbox.send(Command::Poke { seq }).await;
+        }
+    }
+
+    /// Has every open project check the store for commits it did not make.
+    pub async fn poke_all(&self) {
+        let inboxes: Vec<_> = self.open.lock().await.values().map(|handle| handle.inbox.clone()).collect();
+        for inbox in inboxes {
+            let _ = inbox.send(Command::Poke { seq: None }).await;
+        }
     }
 }
 
@@ -367,6 +390,7 @@ impl<S: Store> ProjectActor<S> {
                         self.subscribe(user, since, outbox, join_as_editor).await;
                     }
                     Command::Unsubscribe { conn } => self.subscribers.retain(|s| s.outbox.conn() != conn),
+                    Command::Poke { seq } => self.catch_up(seq).await,
                     Command::GetRecords { user, ids, outbox } => self.get_records(user, ids, &outbox),
                     Command::Presence { conn, user, name, presence } => self.relay_presence(conn, user, name, presence),
                 }
@@ -502,6 +526,32 @@ impl<S: Store> ProjectActor<S> {
                 }
                 false
             }
+        }
+    }
+
+    /// Reloads the project if the store may be ahead of memory (`seq` is newer, or unknown), and
+    /// bumps the subscribers with every record that changed: one bump to the store's seq, as a
+    /// reconnecting client's catch-up would carry.
+    async fn catch_up(&mut self, seq: Option<Seq>) {
+        if self.stale || seq.is_some_and(|seq| seq <= self.seq) {
+            return;
+        }
+        let from = self.seq;
+        if !self.reload_or_go_stale().await || self.seq <= from {
+            return;
+        }
+        let changes: Vec<RecordChange> =
+            self.record_seqs.iter().filter(|(_, seq)| **seq > from).map(|(id, _)| self.state.change(*id)).collect();
+        tracing::info!(from = from.0, to = self.seq.0, records = changes.len(), "caught up with an outside commit");
+        let bump = ServerMsg::Bump(Bump {
+            project: self.id,
+            seq: self.seq,
+            tx_id: TxId::from_u128(0),
+            author: AUTHORITY,
+            changes,
+        });
+        if let Some(frame) = encode(&bump) {
+            self.subscribers.retain(|subscriber| subscriber.outbox.send_frame(frame.clone()));
         }
     }
 
@@ -677,5 +727,10 @@ pub async fn apply_as_authority<S: Store>(store: &S, project: ProjectId, ops: Ve
     let mut batch = Batch::default();
     batch.push_commit(&tx, seq, AUTHORITY, &changes, now())?;
     store.commit(project, loaded.seq, &batch).await?;
+    // The commit stands whether or not the serving processes hear of it now; they also catch up
+    // at their next write or reconnect.
+    if let Err(error) = store.poke(project, seq).await {
+        tracing::warn!(%error, "committed, but the serving processes were not told");
+    }
     Ok(seq)
 }

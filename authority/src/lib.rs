@@ -25,6 +25,7 @@ pub mod auth;
 pub mod demo;
 pub mod files;
 pub mod jobs;
+pub mod pokes;
 pub mod server;
 pub mod store;
 pub mod tls;

