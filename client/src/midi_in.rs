@@ -133,8 +133,17 @@ impl Drop for MidiIn {
     }
 }
 
+/// Whether the system can have MIDI ports at all. On Linux that is ALSA's sequencer device:
+/// without it every try would only have ALSA print its failure, every two seconds.
+fn midi_possible() -> bool {
+    !cfg!(target_os = "linux") || std::path::Path::new("/dev/snd/seq").exists()
+}
+
 /// Connects to the first MIDI input port, sending its notes to `sender`.
 fn connect(sender: Sender<MidiEvent>) -> Result<(midir::MidiInputConnection<()>, String), String> {
+    if !midi_possible() {
+        return Err("no MIDI sequencer on this system".into());
+    }
     let input = midir::MidiInput::new("Ensemble").map_err(|error| error.to_string())?;
     let ports = input.ports();
     let port = ports.first().ok_or("no MIDI input port")?;
@@ -157,6 +166,9 @@ fn connect(sender: Sender<MidiEvent>) -> Result<(midir::MidiInputConnection<()>,
 /// Whether the port `port` names is still offered (a controller unplugged is not).
 fn still_there(port: &Mutex<Option<String>>) -> bool {
     let Some(name) = port.lock().ok().and_then(|port| port.clone()) else { return false };
+    if !midi_possible() {
+        return false;
+    }
     let Ok(input) = midir::MidiInput::new("Ensemble probe") else { return false };
     input.ports().iter().any(|offered| input.port_name(offered).is_ok_and(|offered| offered == name))
 }

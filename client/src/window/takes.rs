@@ -23,7 +23,8 @@ impl RecordControls<'_> {
     }
 }
 
-/// The record button and its switches, in the transport bar.
+/// The record button, in the transport bar; its switches (count-in, punch) are in its
+/// right-click menu, so the bar still fits a 1,024-point window.
 pub(super) fn buttons(
     ui: &mut egui::Ui,
     scene: &Scene,
@@ -31,27 +32,31 @@ pub(super) fn buttons(
     controls: &mut Vec<egui::Rect>,
 ) {
     let recording = takes.is_recording();
+    let options = *record.options;
+    let switches = match (options.count_in, options.punch && scene.project.loop_range.is_some()) {
+        (true, true) => "count-in, punch",
+        (true, false) => "count-in",
+        (false, true) => "punch",
+        (false, false) => "no count-in",
+    };
     // The dot is painted: the interface's fonts have no record symbol.
     let button = ui
-        .add(egui::Button::new("    Rec").selected(recording))
-        .on_hover_text("Record onto the armed track (R); Space or R again ends the take");
-    let dot = egui::pos2(button.rect.left() + 12.0, button.rect.center().y);
-    ui.painter().circle_filled(dot, 5.0, if recording { theme::RECORD } else { theme::RECORD.gamma_multiply(0.6) });
+        .add(egui::Button::new("").min_size(egui::vec2(26.0, 0.0)).selected(recording))
+        .on_hover_text(format!("Record onto the armed track (R), {switches}; right-click to change"));
+    let colour = if recording { theme::RECORD } else { theme::RECORD.gamma_multiply(0.7) };
+    ui.painter().circle_filled(button.rect.center(), 6.0, colour);
     controls.push(button.rect);
     if button.clicked() {
         record.toggle(takes);
     }
-    let options = &mut record.options;
-    if ui.add(egui::Button::new("Count-in").selected(options.count_in)).on_hover_text("A bar of click first").clicked()
-    {
-        options.count_in = !options.count_in;
-    }
     let has_loop = scene.project.loop_range.is_some();
-    let punch = egui::Button::new("Punch").selected(options.punch && has_loop);
-    let hint = if has_loop { "Record only inside the loop range" } else { "Set a loop range (L) to punch in and out" };
-    if ui.add_enabled(has_loop, punch).on_hover_text(hint).clicked() {
-        options.punch = !options.punch;
-    }
+    button.context_menu(|ui| {
+        let options = &mut record.options;
+        ui.checkbox(&mut options.count_in, "Count-in: a bar of click first");
+        let punch = egui::Checkbox::new(&mut options.punch, "Punch: record only inside the loop range");
+        let hint = if has_loop { "" } else { "Set a loop range (L) first" };
+        ui.add_enabled(has_loop, punch).on_disabled_hover_text(hint);
+    });
 }
 
 /// The take coming in, on its track's row: from its first sample to the playhead, its peaks

@@ -99,7 +99,7 @@ pub(super) fn show(
             view.scroll = Ticks(0);
         }
         let label = if transport.playing { "■ Stop" } else { "▶ Play" };
-        let play = ui.add(egui::Button::new(label).min_size(egui::vec2(72.0, 0.0))).on_hover_text("Space");
+        let play = ui.add(egui::Button::new(label).min_size(egui::vec2(64.0, 0.0))).on_hover_text("Space");
         controls.push(play.rect);
         if play.clicked() {
             transport.playing = !transport.playing;
