@@ -29,8 +29,19 @@ struct Cli {
     /// Where the default database and the self-signed certificate live.
     #[arg(long, env = "ENSEMBLE_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// How the log (on standard error) is written: lines for people, or one JSON object per
+    /// event with its spans (a connection's `conn`, a project's `project`) for a log collector.
+    #[arg(long, value_enum, default_value = "text", env = "ENSEMBLE_LOG_FORMAT", global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// See [`Cli::log_format`].
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -182,11 +193,14 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => log.init(),
+        LogFormat::Json => log.json().with_current_span(true).with_span_list(true).init(),
+    }
     let store = open_store(&cli).await?;
     match &cli.command {
         Command::Serve { listen, open, join_code, cert, key, max_upload_mib, quota_mib, web, web_listen } => {

@@ -323,7 +323,7 @@ async fn serve_quic<S: Store>(incoming: quinn::Incoming, shared: Arc<Shared<S>>)
 }
 
 async fn serve_connection<S: Store, C: Connection>(connection: C, shared: Arc<Shared<S>>) {
-    let span = tracing::info_span!("conn", remote = %connection.peer_ip());
+    let span = tracing::info_span!("conn", remote = %connection.peer_ip(), user = tracing::field::Empty);
     async move {
         tracing::debug!("connected");
         match run_session(&connection, &shared).await {
@@ -699,7 +699,9 @@ impl Session {
     ) -> Result<(), Close> {
         match result {
             Ok(Some((user, token))) => {
-                tracing::debug!(user = %user.name, "logged in");
+                // Everything this connection logs from now on says whose it is.
+                tracing::Span::current().record("user", user.name.as_str());
+                tracing::debug!("logged in");
                 self.send(&ServerMsg::LoggedIn { user: user.id, name: user.name.clone(), token });
                 self.user.send_replace(Some(user.id));
                 self.phase = Phase::Ready(user);
