@@ -91,6 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tracks: vec![track(kicks, 0.0, 0.0), hats, track(bass_line, -2.0, -0.1), track(pads, -3.0, 0.2)],
         loop_range: None,
         metronome: Metronome { timebase, time_signature: TimeSignature::FOUR_FOUR },
+        master: Vec::new(),
     };
     let seconds = arrangement.end() as f64 / f64::from(RATE);
     export_mix(Arc::new(arrangement), &out, WavFormat::Int24)?;

@@ -251,6 +251,8 @@ pub struct Arrangement {
     pub loop_range: Option<(u64, u64)>,
     /// The click track, heard only when the transport's metronome is on (never exported).
     pub metronome: Metronome,
+    /// The master chain, in order: on the mix of every track (not the click).
+    pub master: Vec<EffectPlan>,
 }
 
 impl Arrangement {
@@ -285,7 +287,9 @@ impl Arrangement {
                 _ => 0.0,
             }
         };
-        let seconds = self.tracks.iter().flat_map(|t| t.effects.iter().map(ring)).fold(0.0, f64::max);
+        let tracks = self.tracks.iter().map(|t| t.effects.iter().map(ring).fold(0.0, f64::max)).fold(0.0, f64::max);
+        // The master rings on after the tracks' tails.
+        let seconds = tracks + self.master.iter().map(ring).fold(0.0, f64::max);
         (seconds * rate).ceil() as u64
     }
 
@@ -324,19 +328,28 @@ impl Arrangement {
         let index: HashMap<TrackId, usize> = tracks.iter().enumerate().map(|(i, t)| (t.id, i)).collect();
         // Chains first (in order), so effect automation finds its effect below.
         let mut chains: Vec<Vec<(f64, EffectPlan)>> = vec![Vec::new(); tracks.len()];
+        let mut master: Vec<(f64, EffectPlan)> = Vec::new();
         for (id, entry) in state.records() {
             if let Record::Effect(effect) = &entry.record {
-                let Bus::Track(track) = effect.bus;
-                if let Some(&track) = index.get(&track) {
-                    let plan = EffectPlan::new(EffectId(id.0), effect.kind, effect.bypass, &effect.params);
-                    chains[track].push((effect.position, plan));
+                let plan = EffectPlan::new(EffectId(id.0), effect.kind, effect.bypass, &effect.params);
+                match effect.bus {
+                    Bus::Track(track) => {
+                        if let Some(&track) = index.get(&track) {
+                            chains[track].push((effect.position, plan));
+                        }
+                    }
+                    Bus::Master => master.push((effect.position, plan)),
                 }
             }
         }
-        for (track, mut chain) in tracks.iter_mut().zip(chains) {
+        let in_order = |mut chain: Vec<(f64, EffectPlan)>| -> Vec<EffectPlan> {
             chain.sort_by(|(a, x), (b, y)| a.total_cmp(b).then(x.id.cmp(&y.id)));
-            track.effects = chain.into_iter().map(|(_, plan)| plan).collect();
+            chain.into_iter().map(|(_, plan)| plan).collect()
+        };
+        for (track, chain) in tracks.iter_mut().zip(chains) {
+            track.effects = in_order(chain);
         }
+        let master = in_order(master);
         for (_, entry) in state.records() {
             match &entry.record {
                 Record::Clip(clip) => {
@@ -403,6 +416,6 @@ impl Arrangement {
         }
         let loop_range = project.loop_range.map(|range| (frames(range.start), frames(range.end)));
         let metronome = Metronome { timebase, time_signature: project.time_signature };
-        Arrangement { sample_rate: rate, tracks, loop_range, metronome }
+        Arrangement { sample_rate: rate, tracks, loop_range, metronome, master }
     }
 }

@@ -26,6 +26,12 @@
 //! both share) and sends the old one back to be dropped here. An effect removed while playing
 //! stays one more arrangement, bypassed, so it ramps out ([`carry_leaving`]).
 //!
+//! The DAW tracks' sub-tracks are children of one mix sub-track, whose kira effect runs the
+//! master chain on their sum (the metronome plays beside it, on the main track). The master's
+//! knobs are not automated, so its output does not depend on where the transport is: it runs
+//! on whatever the tracks send, and a reverb on it rings on after a stop. A master chain that
+//! gains or loses an effect gets a new rack as a track's does.
+//!
 //! Levels come back the other way through [`Meters`]: each track sound raises its track's
 //! peak in an atomic as it renders, and the control side takes (and resets) the peaks once per
 //! UI frame, so a meter shows the loudest sample since it last looked.
@@ -36,6 +42,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use kira::backend::{Backend, Renderer as KiraRenderer};
 use kira::clock::{ClockHandle, ClockId, ClockSpeed, ClockTime};
+use kira::effect::Effect as KiraEffect;
 use kira::info::Info;
 use kira::sound::{Sound, SoundData};
 use kira::track::{TrackBuilder, TrackHandle};
@@ -231,6 +238,65 @@ impl Sound for TrackSound {
     }
 }
 
+/// What the master effect is told.
+enum MasterCommand {
+    Arrangement(Arc<Arrangement>),
+    /// The master chain for the arrangement that follows: adopt it, send the old one back.
+    Rack(Box<Rack>),
+}
+
+/// The master chain, as a kira effect on the mix sub-track.
+struct MasterEffect {
+    arrangement: Arc<Arrangement>,
+    rack: Box<Rack>,
+    commands: rtrb::Consumer<MasterCommand>,
+    retired_racks: rtrb::Producer<Box<Rack>>,
+    /// Frames the effect has processed: the chain's timeline (its knobs are not automated, so
+    /// any steady count serves).
+    processed: u64,
+    scratch: Vec<Frame>,
+}
+
+impl KiraEffect for MasterEffect {
+    fn on_start_processing(&mut self) {
+        while let Ok(command) = self.commands.pop() {
+            match command {
+                // The engine holds every arrangement it sent: nothing is freed here.
+                MasterCommand::Arrangement(arrangement) => self.arrangement = arrangement,
+                MasterCommand::Rack(mut rack) => {
+                    self.rack.adopt(&mut rack);
+                    let _ = self.retired_racks.push(rack);
+                }
+            }
+        }
+    }
+
+    fn process(&mut self, input: &mut [KiraFrame], _dt: f64, _info: &Info) {
+        if self.arrangement.master.is_empty() {
+            self.processed += input.len() as u64;
+            return;
+        }
+        for chunk in input.chunks_mut(MAX_BLOCK) {
+            let scratch = &mut self.scratch[..chunk.len()];
+            for (frame, kira) in scratch.iter_mut().zip(chunk.iter()) {
+                *frame = [kira.left, kira.right];
+            }
+            self.rack.process(&self.arrangement.master, &[], self.processed, scratch);
+            for (kira, frame) in chunk.iter_mut().zip(scratch.iter()) {
+                *kira = KiraFrame { left: frame[0], right: frame[1] };
+            }
+            self.processed += chunk.len() as u64;
+        }
+    }
+}
+
+/// The engine's end of the master effect.
+struct MasterLink {
+    mix: TrackHandle,
+    commands: rtrb::Producer<MasterCommand>,
+    retired_racks: rtrb::Consumer<Box<Rack>>,
+}
+
 struct TrackSoundData(TrackSound);
 
 impl SoundData for TrackSoundData {
@@ -277,6 +343,7 @@ pub struct Engine<B: Backend> {
     manager: AudioManager<B>,
     clock: ClockHandle,
     metronome: LiveTrack,
+    master: MasterLink,
     tracks: Vec<LiveTrack>,
     arrangement: Arc<Arrangement>,
     /// Arrangements a track sound may still hold; freed here, never on the audio thread.
@@ -312,10 +379,25 @@ impl<B: Backend> Engine<B> {
         let device_rate = Arc::new(AtomicU32::new(0));
         let (metronome, sound) = Self::sound(Part::Metronome, false, &clock, &arrangement, &meters, &device_rate);
         manager.main_track().play(TrackSoundData(sound)).map_err(|e| EngineError::Full(e.to_string()))?;
+        let (commands, consumer) = rtrb::RingBuffer::new(QUEUE);
+        let (retired_racks, racks_back) = rtrb::RingBuffer::new(QUEUE);
+        let effect = MasterEffect {
+            arrangement: arrangement.clone(),
+            rack: Box::new(Rack::new(&arrangement.master, sample_rate)),
+            commands: consumer,
+            retired_racks,
+            processed: 0,
+            scratch: vec![[0.0; 2]; MAX_BLOCK],
+        };
+        let mut mix = TrackBuilder::new().sub_track_capacity(ensemble_protocol::validate::MAX_TRACKS);
+        mix.add_built_effect(Box::new(effect));
+        let mix = manager.add_sub_track(mix).map_err(|e| EngineError::Full(e.to_string()))?;
+        let master = MasterLink { mix, commands, retired_racks: racks_back };
         let mut engine = Engine {
             manager,
             clock,
             metronome,
+            master,
             tracks: Vec::new(),
             arrangement,
             retired: Vec::new(),
@@ -362,7 +444,7 @@ impl<B: Backend> Engine<B> {
 
     fn add_track(&mut self, index: usize) -> Result<(), EngineError> {
         let mut sub_track =
-            self.manager.add_sub_track(TrackBuilder::new()).map_err(|e| EngineError::Full(e.to_string()))?;
+            self.master.mix.add_sub_track(TrackBuilder::new()).map_err(|e| EngineError::Full(e.to_string()))?;
         let (mut track, sound) =
             Self::sound(Part::Track(index), true, &self.clock, &self.arrangement, &self.meters, &self.device_rate);
         sub_track.play(TrackSoundData(sound)).map_err(|e| EngineError::Full(e.to_string()))?;
@@ -437,6 +519,16 @@ impl<B: Backend> Engine<B> {
                 carry_leaving(&old.effects, &mut tracks[index].effects);
             }
         }
+        // Effects that left the master chain ramp out too.
+        let old = &self.arrangement.master;
+        if old.iter().any(|plan| !plan.leaving && !arrangement.master.iter().any(|kept| kept.id == plan.id)) {
+            carry_leaving(old, &mut Arc::make_mut(&mut arrangement).master);
+        }
+        while self.master.retired_racks.pop().is_ok() {}
+        if !same_effects(&self.arrangement.master, &arrangement.master) {
+            let rack = Box::new(Rack::new(&arrangement.master, rate));
+            self.master.commands.push(MasterCommand::Rack(rack)).map_err(|_| EngineError::Busy(usize::MAX))?;
+        }
         // A chain that gained or lost an effect gets a new rack, made here.
         for (index, track) in self.tracks.iter_mut().enumerate() {
             while track.retired_racks.pop().is_ok() {}
@@ -453,6 +545,8 @@ impl<B: Backend> Engine<B> {
         // Keep only what a sound may still hold: ours plus theirs is two references or more.
         self.retired.retain(|old| Arc::strong_count(old) > 1);
         self.broadcast(|| Command::Arrangement(arrangement.clone()))?;
+        let to_master = MasterCommand::Arrangement(arrangement.clone());
+        self.master.commands.push(to_master).map_err(|_| EngineError::Busy(usize::MAX))?;
         for index in self.tracks.len()..arrangement.tracks.len() {
             self.add_track(index)?;
         }

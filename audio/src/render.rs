@@ -5,7 +5,8 @@
 //! export. It places each clip at its exact frame (not at a block boundary), applies clip gain
 //! and fades, the track's fader and pan (or their automation, per sample), and mute and solo,
 //! and wraps seamlessly at the loop end. Between a track's clips and its fader, the track's
-//! insert chain runs in a [`Rack`] (see [`crate::effects`]).
+//! insert chain runs in a [`Rack`] (see [`crate::effects`]); the master chain runs on the sum
+//! of the tracks (the live engine runs it on the sub-track its track sounds play into).
 //!
 //! An edit while playing crossfades ([`Renderer::crossfade_to`]): the clips of the old and the
 //! new arrangement are blended, the chain runs once on the blend (so a reverb's tail carries
@@ -59,6 +60,9 @@ pub struct Renderer {
     looping: bool,
     /// Each track's chain, by index; `None` for tracks this renderer never plays.
     racks: Vec<Option<Rack>>,
+    /// The master chain, for a renderer of the whole mix (the live engine runs it on the mix
+    /// of its track sounds instead).
+    master: Option<Rack>,
     /// The arrangement before the latest edit, while a crossfade from it runs (`fade` frames
     /// left).
     previous: Option<Arc<Arrangement>>,
@@ -73,7 +77,8 @@ impl Renderer {
     /// A renderer of every track at frame 0, looping when the arrangement has a loop range.
     pub fn new(arrangement: Arc<Arrangement>) -> Self {
         let tracks = 0..arrangement.tracks.len();
-        Self::with_racks(arrangement, tracks)
+        let master = Rack::new(&arrangement.master, arrangement.sample_rate);
+        Renderer { master: Some(master), ..Self::with_racks(arrangement, tracks) }
     }
 
     /// A renderer that plays only track `index` (the live engine's per-track sound): it holds
@@ -98,6 +103,7 @@ impl Renderer {
             position: 0,
             looping: true,
             racks,
+            master: None,
             previous: None,
             fade: 0,
             scratch: buffer(),
@@ -182,7 +188,11 @@ impl Renderer {
             if let Some(end) = wrap {
                 frames = frames.min((end - self.position) as usize);
             }
-            self.render_segment(&mut out[done..done + frames], only);
+            let segment = &mut out[done..done + frames];
+            self.render_segment(segment, only);
+            if let (Selection::Mix, Some(master)) = (only, self.master.as_mut()) {
+                master.process(&self.arrangement.master, &[], self.position, segment);
+            }
             self.position += frames as u64;
             if let (Some(end), Some((start, _))) = (wrap, self.arrangement.loop_range)
                 && self.position == end
@@ -531,8 +541,9 @@ pub fn render_mix(arrangement: Arc<Arrangement>) -> Pcm {
         })
         .collect();
     let mut parts = vec![vec![[0.0f32; 2]; MIX_CHUNK.min(frames)]; renderers.len()];
+    let mut master = Rack::new(&arrangement.master, rate);
     let mut out = vec![[0.0f32; 2]; frames];
-    for chunk in out.chunks_mut(MIX_CHUNK) {
+    for (index, chunk) in out.chunks_mut(MIX_CHUNK).enumerate() {
         renderers.par_iter_mut().zip(parts.par_iter_mut()).enumerate().for_each(|(track, (renderer, part))| {
             renderer.render_tracks(&mut part[..chunk.len()], Selection::Track(track));
         });
@@ -542,6 +553,7 @@ pub fn render_mix(arrangement: Arc<Arrangement>) -> Pcm {
                 out[1] += frame[1];
             }
         }
+        master.process(&arrangement.master, &[], (index * MIX_CHUNK) as u64, chunk);
     }
     to_pcm(rate, &out)
 }

@@ -182,7 +182,8 @@ fn busy_arrangement(tracks: usize, seconds: u64) -> std::sync::Arc<Arrangement> 
         })
         .collect();
     let metronome = Metronome { timebase: Timebase::new(Bpm(120.0), 48_000), time_signature: TimeSignature::FOUR_FOUR };
-    std::sync::Arc::new(Arrangement { sample_rate: 48_000, tracks: plans, loop_range: None, metronome })
+    let master = Vec::new();
+    std::sync::Arc::new(Arrangement { sample_rate: 48_000, tracks: plans, loop_range: None, metronome, master })
 }
 
 fn render(c: &mut Criterion) {

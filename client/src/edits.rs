@@ -248,14 +248,14 @@ pub fn in_playing_order(chain: &mut [(RecordId, &Effect)]) {
     chain.sort_by(|(a, x), (b, y)| x.position.total_cmp(&y.position).then(a.cmp(b)));
 }
 
-/// A new effect of `kind` at the end of `track`'s chain (`chain`, in playing order), with the
+/// A new effect of `kind` at the end of `bus`'s chain (`chain`, in playing order), with the
 /// kind's defaults: its id and the op that makes it.
-pub fn add_effect(track: TrackId, kind: EffectKind, chain: &[(RecordId, &Effect)]) -> (EffectId, Vec<Op>) {
+pub fn add_effect(bus: Bus, kind: EffectKind, chain: &[(RecordId, &Effect)]) -> (EffectId, Vec<Op>) {
     let id = EffectId::new_v7();
     let last = chain.last().map(|(_, effect)| effect.position);
     // After the last one; a chain pushed out to the end of the floats starts again after 0.
     let position = position_between(last, None).unwrap_or(chain.len() as f64 + 1.0);
-    let effect = Effect::new(Bus::Track(track), kind, position);
+    let effect = Effect::new(bus, kind, position);
     (id, vec![Op::Create { id: id.into(), record: Record::Effect(effect) }])
 }
 

@@ -36,7 +36,7 @@ use ensemble_protocol::{AssetId, Frames, Ticks, Timebase, TrackId};
 
 use crate::clock::{Clock, SampleClock};
 use crate::media::Media;
-use crate::model::{AssetData, ClipData, LaneData, ProjectData, TrackData};
+use crate::model::{AssetData, ClipData, EffectData, LaneData, NoteClipData, ProjectData, TrackData};
 use crate::replica::Replica;
 
 /// Hears the model.
@@ -324,6 +324,11 @@ impl Playback {
         self.engine.as_mut()
     }
 
+    /// What the engine plays now, once the project has loaded.
+    pub fn arrangement(&self) -> Option<&Arc<Arrangement>> {
+        self.arrangement.as_ref()
+    }
+
     /// The timeline frame the engine plays now, and the rate it counts in (the output's, which
     /// may not be the project's), from the first frame of a start until the stop; `None`
     /// while stopped or before a scheduled start sounds. Exact where [`Transport::position`]
@@ -400,14 +405,48 @@ fn decode_audio(
     }
 }
 
-/// Hands the engine a new arrangement after any change to what is heard.
+/// Records gone from the model since the last frame, of every kind that is heard.
+#[derive(bevy::ecs::system::SystemParam)]
+struct Removed<'w, 's> {
+    clips: RemovedComponents<'w, 's, ClipData>,
+    tracks: RemovedComponents<'w, 's, TrackData>,
+    lanes: RemovedComponents<'w, 's, LaneData>,
+    effects: RemovedComponents<'w, 's, EffectData>,
+    note_clips: RemovedComponents<'w, 's, NoteClipData>,
+}
+
+impl Removed<'_, '_> {
+    /// Whether any went (reading them all).
+    fn any(&mut self) -> bool {
+        let counts = [
+            self.clips.read().count(),
+            self.tracks.read().count(),
+            self.lanes.read().count(),
+            self.effects.read().count(),
+            self.note_clips.read().count(),
+        ];
+        counts.iter().any(|count| *count > 0)
+    }
+}
+
+/// Hands the engine a new arrangement after any change to what is heard: a track, clip, lane,
+/// effect or note clip changed, came or went, or the project did.
 #[allow(clippy::type_complexity)]
 fn rearrange(
     mut playback: NonSendMut<Playback>,
     replica: Option<Res<Replica>>,
-    changed: Query<(), Or<(Changed<TrackData>, Changed<ClipData>, Changed<LaneData>, Changed<ProjectData>)>>,
-    mut removed_clips: RemovedComponents<ClipData>,
-    mut removed_tracks: RemovedComponents<TrackData>,
+    changed: Query<
+        (),
+        Or<(
+            Changed<TrackData>,
+            Changed<ClipData>,
+            Changed<LaneData>,
+            Changed<ProjectData>,
+            Changed<EffectData>,
+            Changed<NoteClipData>,
+        )>,
+    >,
+    mut removed: Removed,
     (sound_card, offline_rate): (Res<SoundCard>, Res<OfflineRate>),
     mut notes: MessageWriter<PlaybackNote>,
 ) {
@@ -426,7 +465,7 @@ fn rearrange(
             "The sound card plays at {card} Hz: this {project} Hz project is resampled to it as it plays"
         )));
     }
-    let removed = removed_clips.read().count() + removed_tracks.read().count() > 0;
+    let removed = removed.any();
     if !(playback.dirty || removed || !changed.is_empty()) {
         return;
     }

@@ -26,6 +26,9 @@ pub const MAX_EFFECTS: usize = 16;
 pub enum Bus {
     /// A track's insert chain: after its clips, before its fader and pan.
     Track(TrackId),
+    /// The master chain: on the mix of every track, before the output (and the export). It
+    /// holds no instrument, and its knobs are not automated (lanes belong to tracks).
+    Master,
 }
 
 impl Bus {
@@ -33,6 +36,7 @@ impl Bus {
     pub fn track(self) -> Option<TrackId> {
         match self {
             Bus::Track(track) => Some(track),
+            Bus::Master => None,
         }
     }
 }

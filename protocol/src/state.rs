@@ -580,8 +580,11 @@ impl ProjectState {
             }
             Record::NoteClip(clip) => self.require(clip.track, RecordKind::Track)?,
             Record::Effect(effect) => {
-                let Bus::Track(track) = effect.bus;
-                self.require(track, RecordKind::Track)?;
+                match effect.bus {
+                    Bus::Track(track) => self.require(track, RecordKind::Track)?,
+                    Bus::Master if effect.kind.is_instrument() => return Err(Invalid::InstrumentOnMaster.into()),
+                    Bus::Master => {}
+                }
                 let on_chain =
                     self.records().filter(|(_, e)| matches!(&e.record, Record::Effect(o) if o.bus == effect.bus));
                 if on_chain.count() >= MAX_EFFECTS {

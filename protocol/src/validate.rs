@@ -133,6 +133,9 @@ pub enum Invalid {
     /// A chain with more than [`MAX_EFFECTS`](crate::effect::MAX_EFFECTS) effects.
     #[error("a chain holds at most 16 effects")]
     ChainFull,
+    /// An instrument on the master chain, which has no notes to play.
+    #[error("an instrument belongs on a track, not on the master")]
+    InstrumentOnMaster,
     /// A list holds the same id twice.
     #[error("list holds item {0} twice")]
     DuplicateItem(uuid::Uuid),

@@ -27,7 +27,7 @@ use crate::state::{ApplyError, RecordChange};
 use crate::time::{Seq, Ticks, Version};
 
 /// The version of this protocol. Both sides send it in the handshake and refuse a mismatch.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// The most selected records one presence carries; the authority drops the rest.
 pub const MAX_PRESENCE_SELECTION: usize = 256;

@@ -202,13 +202,19 @@ fn chains_play_live_as_they_export_whatever_the_block_size() {
     let arrangement = song.arrangement();
     let export = render_mix(arrangement.clone());
     assert!(export.frames() > arrangement.end() as usize + RATE as usize, "the export keeps the tails");
-    for block in [1, 7, 256, 997] {
+    assert_renders_as_exported(&song, &export, &[1, 7, 256, 997]);
+}
+
+/// Checks that one renderer of `song`'s whole mix, in blocks of each of `blocks`, is `export`
+/// (the parallel render) to the bit, and that the live engine plays it.
+fn assert_renders_as_exported(song: &Song, export: &ensemble_audio::Pcm, blocks: &[usize]) {
+    for &block in blocks {
         let rendered = song.render(0, 20_000, block);
         for (frame, out) in rendered.iter().enumerate() {
             assert_eq!(out[0], export.channels[0][frame], "block {block}, frame {frame}");
         }
     }
-    assert_plays_as_exported(arrangement, &export, 300);
+    assert_plays_as_exported(song.arrangement(), export, 300);
 }
 
 #[test]
@@ -225,6 +231,28 @@ fn chains_render_without_allocating() {
     assert_eq!(allocations, 0);
 }
 
+/// Pulls `frames` from the offline engine in blocks of 128, counting allocations meanwhile.
+fn pull(engine: &mut Engine<OfflineBackend>, frames: usize) -> (Vec<Frame>, usize) {
+    let mut out = vec![[0.0; 2]; frames];
+    let allocations = allocations_in(|| {
+        for chunk in out.chunks_mut(128) {
+            engine.backend_mut().render(chunk);
+        }
+    });
+    (out, allocations)
+}
+
+/// A track holding a steady level, playing on the offline engine for its first 0.1 s.
+fn steady_level_playing() -> (Song, TrackId, Engine<OfflineBackend>) {
+    let mut song = Song::new(120.0);
+    let (track, asset) = (song.track(), song.asset(dc(0.4, 400_000)));
+    song.clip(track, asset, 0, 7_000);
+    let mut engine = Engine::<OfflineBackend>::new(RATE, song.arrangement()).unwrap();
+    let start = engine.play_from(0).unwrap() as usize;
+    pull(&mut engine, start + 4_800);
+    (song, track, engine)
+}
+
 /// The largest jump between neighbouring samples of the left channel.
 fn largest_step(frames: &[Frame]) -> f32 {
     frames.windows(2).map(|pair| (pair[1][0] - pair[0][0]).abs()).fold(0.0, f32::max)
@@ -232,21 +260,7 @@ fn largest_step(frames: &[Frame]) -> f32 {
 
 #[test]
 fn an_effect_added_or_removed_while_playing_comes_and_goes_without_a_click() {
-    let mut song = Song::new(120.0);
-    let (track, asset) = (song.track(), song.asset(dc(0.4, 400_000)));
-    song.clip(track, asset, 0, 7_000);
-    let mut engine = Engine::<OfflineBackend>::new(RATE, song.arrangement()).unwrap();
-    let start = engine.play_from(0).unwrap() as usize;
-    let pull = |engine: &mut Engine<OfflineBackend>, frames: usize| {
-        let mut out = vec![[0.0; 2]; frames];
-        let allocations = allocations_in(|| {
-            for chunk in out.chunks_mut(128) {
-                engine.backend_mut().render(chunk);
-            }
-        });
-        (out, allocations)
-    };
-    pull(&mut engine, start + 4_800);
+    let (mut song, track, mut engine) = steady_level_playing();
     // A high-pass on a steady level: cut in at once, the level would drop to 0 in a step.
     let filter = EffectId::new_v7();
     let high_pass = Effect::new(Bus::Track(track), EffectKind::HighPass, 1.0);
@@ -269,4 +283,47 @@ fn an_effect_added_or_removed_while_playing_comes_and_goes_without_a_click() {
     engine.set_arrangement(song.arrangement()).unwrap();
     let (low, _) = pull(&mut engine, 4_800);
     assert!(largest_step(&low) < 0.01, "ramped in: largest step {}", largest_step(&low));
+}
+
+/// The chains' song with a compressor and a reverb on the master.
+fn song_with_master() -> Song {
+    let mut song = song_with_chains();
+    for (place, kind) in [EffectKind::Compressor, EffectKind::Reverb].into_iter().enumerate() {
+        let effect = Effect::new(Bus::Master, kind, place as f64).with(&[
+            (EffectParam::Threshold, -30.0),
+            (EffectParam::Ratio, 6.0),
+            (EffectParam::Mix, 0.5),
+        ]);
+        song.apply(vec![ensemble_testkit::records::create(EffectId::new_v7(), Record::Effect(effect))]);
+    }
+    song
+}
+
+#[test]
+fn the_master_chain_runs_on_the_mix_live_as_in_the_export() {
+    let song = song_with_master();
+    let arrangement = song.arrangement();
+    assert_eq!(
+        arrangement.master.iter().map(|plan| plan.kind).collect::<Vec<_>>(),
+        [EffectKind::Compressor, EffectKind::Reverb]
+    );
+    let export = render_mix(arrangement.clone());
+    let without = render_mix(song_with_chains().arrangement());
+    assert!(export.frames() > without.frames(), "the master's reverb rings on after the tracks'");
+    let changed = (0..without.frames()).filter(|&n| (export.channels[0][n] - without.channels[0][n]).abs() > 1e-3);
+    assert!(changed.count() > without.frames() / 2, "the master chain acts on the mix");
+    assert_renders_as_exported(&song, &export, &[7, 997]);
+}
+
+#[test]
+fn a_master_effect_added_while_playing_comes_in_without_a_click_or_an_allocation() {
+    let (mut song, _, mut engine) = steady_level_playing();
+    // A high-pass on a steady level takes it away; cut in at once, the level would step to 0.
+    let high_pass = Effect::new(Bus::Master, EffectKind::HighPass, 1.0);
+    song.apply(vec![ensemble_testkit::records::create(EffectId::new_v7(), Record::Effect(high_pass))]);
+    engine.set_arrangement(song.arrangement()).unwrap();
+    let (added, allocations) = pull(&mut engine, 24_000);
+    assert_eq!(allocations, 0, "the master adopted its new chain without allocating");
+    assert!(largest_step(&added) < 0.01, "ramped in: largest step {}", largest_step(&added));
+    assert!(added.last().unwrap()[0].abs() < 1e-3, "and then the high-pass takes the level away");
 }

@@ -3,7 +3,7 @@
 //! delete. The channel controls here are the mixer's too.
 
 use bevy_egui::egui;
-use ensemble_protocol::{Field, LaneField, Op, Parameter, RecordId, Track, TrackField, TrackId};
+use ensemble_protocol::{Bus, Field, LaneField, Op, Parameter, RecordId, Track, TrackField, TrackId};
 
 use super::{DrawnLayout, DrawnRegion, LANE_HEIGHT, Out, Scene, View, colour32, gesture, rows, theme};
 use crate::edits;
@@ -203,7 +203,7 @@ pub(super) fn track_menu(ui: &mut egui::Ui, scene: &Scene, id: TrackId, track: &
         && let Some((entity, ..)) = scene.tracks.iter().find(|(_, track, _)| *track == id)
     {
         let start = scene.after_last_clip(*entity);
-        out.edit(edits::add_note_clip(id, start, &scene.chain(id)).1);
+        out.edit(edits::add_note_clip(id, start, &scene.chain(Bus::Track(id))).1);
         ui.close();
     }
     if ui.button("Delete track").clicked() {
@@ -238,7 +238,7 @@ fn lane_header(
         ui.label(egui::RichText::new("Automation").color(theme::DIM));
         let mut shown = parameter;
         // Gain, pan, and every knob of the track's effects.
-        let knobs = scene.chain(id).into_iter().flat_map(|(effect, record)| {
+        let knobs = scene.chain(Bus::Track(id)).into_iter().flat_map(|(effect, record)| {
             let effect = ensemble_protocol::EffectId(effect.0);
             record.kind.params().iter().map(move |param| Parameter::Effect(effect, *param))
         });

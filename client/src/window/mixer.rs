@@ -3,7 +3,7 @@
 //! track's effect rack beside them (see `rack`).
 
 use bevy_egui::egui;
-use ensemble_protocol::{Track, TrackField, TrackId};
+use ensemble_protocol::{Bus, Colour, Track, TrackField, TrackId};
 
 use super::headers::{meter, pan, set, toggles, track_menu};
 use super::{DrawnLayout, DrawnRegion, Out, Scene, View, colour32, gesture, rack, theme};
@@ -25,6 +25,10 @@ pub(super) fn show(ui: &mut egui::Ui, scene: &Scene, view: &mut View, drawn: &mu
             }
             if scene.tracks.is_empty() {
                 ui.label(egui::RichText::new("No tracks yet: add one, or import audio (Ctrl+I)").color(theme::DIM));
+            }
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(STRIP, height), egui::Sense::hover());
+            if ui.is_rect_visible(rect) {
+                master(ui, rect, scene, view, drawn, out);
             }
         });
     });
@@ -75,7 +79,8 @@ fn strip(
         let meter_rect = egui::Rect::from_x_y_ranges(rect.left() + 60.0..=rect.left() + 74.0, middle.y_range());
         meter(&painter, meter_rect, scene.levels.tracks.get(&id).copied().unwrap_or_default(), true);
         let inserts = egui::Rect::from_x_y_ranges(rect.left() + 82.0..=rect.right() - 8.0, middle.y_range());
-        rack::slots(ui, inserts, scene, view, (id, track), drawn, out);
+        let owner = rack::Owner { bus: Bus::Track(id), name: &track.name, colour: track.colour };
+        rack::slots(ui, inserts, scene, view, owner, drawn, out);
     }
     let level = scene.levels.tracks.get(&id).map_or(0.0, |level| level.held);
     let held = if level > 0.0 { format!("{:.1}", 20.0 * level.log10()) } else { "−∞".into() };
@@ -101,4 +106,26 @@ pub(super) fn describe_param(param: ensemble_protocol::EffectParam, value: f32) 
         Unit::Number => format!("{value:.2}"),
         Unit::Fraction => format!("{:.0}%", value * 100.0),
     }
+}
+
+/// The colour the master's strip and effect slots are marked with.
+const MASTER: Colour = Colour { r: 196, g: 200, b: 210 };
+
+/// The master strip in `rect`: the master chain, on the mix of every track.
+fn master(ui: &mut egui::Ui, rect: egui::Rect, scene: &Scene, view: &mut View, drawn: &mut DrawnLayout, out: &mut Out) {
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect.shrink2(egui::vec2(2.0, 2.0)), 4.0, theme::LANE_ALT);
+    let bar = egui::Rect::from_min_size(rect.min + egui::vec2(2.0, 2.0), egui::vec2(rect.width() - 4.0, 5.0));
+    painter.rect_filled(bar, 2.0, colour32(MASTER));
+    painter.text(
+        egui::pos2(rect.center().x, rect.top() + 24.0),
+        egui::Align2::CENTER_CENTER,
+        "Master",
+        egui::FontId::proportional(14.0),
+        theme::TEXT,
+    );
+    let inserts =
+        egui::Rect::from_x_y_ranges(rect.left() + 12.0..=rect.right() - 12.0, rect.top() + 44.0..=rect.bottom() - 12.0);
+    let owner = rack::Owner { bus: Bus::Master, name: "Master", colour: MASTER };
+    rack::slots(ui, inserts, scene, view, owner, drawn, out);
 }

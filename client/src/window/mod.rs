@@ -313,9 +313,13 @@ pub struct DrawnEffect {
 }
 
 impl DrawnEffect {
-    fn new(track: &Track, kind: EffectKind, swatch: egui::Rect) -> DrawnEffect {
-        let DrawnRegion { name, colour, swatch } = DrawnRegion::new(track, swatch);
-        DrawnEffect { name, effect: kind.label().into(), colour, swatch }
+    fn new(name: &str, colour: Colour, kind: EffectKind, swatch: egui::Rect) -> DrawnEffect {
+        DrawnEffect {
+            name: name.into(),
+            effect: kind.label().into(),
+            colour: [colour.r, colour.g, colour.b],
+            swatch: [swatch.left(), swatch.top(), swatch.right(), swatch.bottom()],
+        }
     }
 }
 
@@ -498,7 +502,7 @@ struct Scene<'a> {
     /// Each track's automation lanes, by parameter.
     lanes: HashMap<(TrackId, Parameter), (RecordId, &'a AutomationLane)>,
     /// Each track's effects, in playing order.
-    effects: HashMap<TrackId, Vec<(RecordId, &'a Effect)>>,
+    effects: HashMap<Bus, Vec<(RecordId, &'a Effect)>>,
     /// Each track's note clips.
     note_clips: HashMap<Entity, Vec<(RecordId, &'a NoteClip)>>,
     /// The audio assets, for their rates and lengths.
@@ -531,7 +535,7 @@ impl<'a> Scene<'a> {
         let clips = self.clips.get(&entity).into_iter().flatten().map(|(id, _)| *id);
         let lanes = self.lanes.iter().filter(|((owner, _), _)| *owner == track).map(|(_, (id, _))| *id);
         let notes = self.note_clips.get(&entity).into_iter().flatten().map(|(id, _)| *id);
-        let effects = self.chain(track).into_iter().map(|(id, _)| id);
+        let effects = self.chain(Bus::Track(track)).into_iter().map(|(id, _)| id);
         clips.chain(notes).chain(lanes).chain(effects).collect()
     }
 
@@ -551,17 +555,21 @@ impl<'a> Scene<'a> {
         Ticks(end.div_euclid(bar) * bar + if end % bar == 0 { 0 } else { bar })
     }
 
-    /// A track's effects, in playing order.
-    fn chain(&self, track: TrackId) -> Vec<(RecordId, &'a Effect)> {
-        self.effects.get(&track).cloned().unwrap_or_default()
+    /// A chain's effects (a track's, or the master's), in playing order.
+    fn chain(&self, bus: Bus) -> Vec<(RecordId, &'a Effect)> {
+        self.effects.get(&bus).cloned().unwrap_or_default()
     }
 
-    /// An effect and the track it is on.
-    fn effect(&self, id: RecordId) -> Option<(&'a Track, &'a Effect)> {
+    /// An effect and the track it is on (`None` on the master).
+    fn effect(&self, id: RecordId) -> Option<(Option<&'a Track>, &'a Effect)> {
         let (_, effect) = self.effects.values().flatten().find(|(effect_id, _)| *effect_id == id)?;
-        let Bus::Track(track) = effect.bus;
-        let (_, _, track) = self.tracks.iter().find(|(_, track_id, _)| *track_id == track)?;
-        Some((*track, *effect))
+        match effect.bus {
+            Bus::Track(track) => {
+                let (_, _, track) = self.tracks.iter().find(|(_, track_id, _)| *track_id == track)?;
+                Some((Some(*track), *effect))
+            }
+            Bus::Master => Some((None, *effect)),
+        }
     }
 
     /// The automation lanes that drive an effect's knobs.
@@ -759,10 +767,9 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
     for (key, clip, parent) in &clips {
         by_track.entry(parent.parent()).or_default().push((key.0, &clip.0));
     }
-    let mut chains: HashMap<TrackId, Vec<(RecordId, &Effect)>> = HashMap::new();
+    let mut chains: HashMap<Bus, Vec<(RecordId, &Effect)>> = HashMap::new();
     for (key, effect) in &effects {
-        let Bus::Track(track) = effect.bus;
-        chains.entry(track).or_default().push((key.0, &effect.0));
+        chains.entry(effect.bus).or_default().push((key.0, &effect.0));
     }
     chains.values_mut().for_each(|chain| crate::edits::in_playing_order(chain));
     let scene = Scene {

@@ -1,4 +1,5 @@
-//! The effect rack: a track's insert chain in its mixer strip, and the editor of one effect.
+//! The effect rack: a track's insert chain in its mixer strip (and the master chain in the
+//! master strip), and the editor of one effect.
 //!
 //! Each strip lists its effects in the order they play, one slot each: the power switch
 //! bypasses it, a click opens its editor, a drag moves it up or down the chain, and the menu
@@ -8,7 +9,7 @@
 
 use bevy_egui::egui;
 use ensemble_protocol::effect::{MAX_EFFECTS, SYNTH_PRESETS, Unit};
-use ensemble_protocol::{Effect, EffectKind, EffectParam, RecordId, Track, TrackId};
+use ensemble_protocol::{Bus, Colour, Effect, EffectKind, EffectParam, RecordId};
 
 use super::{DrawnEditor, DrawnEffect, DrawnLayout, Out, Scene, View, colour32, gesture, theme};
 use crate::edits;
@@ -18,17 +19,25 @@ const SLOT: f32 = 20.0;
 /// A knob's diameter.
 const KNOB: f32 = 34.0;
 
-/// Draws `track`'s chain in `rect` (one slot per effect, then the add menu).
+/// Whose chain a rack shows: a track's, or the master's.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Owner<'a> {
+    pub(super) bus: Bus,
+    pub(super) name: &'a str,
+    pub(super) colour: Colour,
+}
+
+/// Draws `owner`'s chain in `rect` (one slot per effect, then the add menu).
 pub(super) fn slots(
     ui: &mut egui::Ui,
     rect: egui::Rect,
     scene: &Scene,
     view: &mut View,
-    (id, track): (TrackId, &Track),
+    owner: Owner,
     drawn: &mut DrawnLayout,
     out: &mut Out,
 ) {
-    let chain = scene.chain(id);
+    let chain = scene.chain(owner.bus);
     let painter = ui.painter_at(rect);
     let mut dragged: Option<(usize, f32)> = None;
     for (place, (effect_id, effect)) in chain.iter().enumerate() {
@@ -45,8 +54,8 @@ pub(super) fn slots(
         let fill = if open { theme::BAR } else { theme::GRID };
         painter.rect_filled(slot, 3.0, fill);
         let chip = egui::Rect::from_min_size(slot.min, egui::vec2(6.0, slot.height()));
-        painter.rect_filled(chip, 0.0, colour32(track.colour));
-        drawn.effects.push(DrawnEffect::new(track, effect.kind, chip));
+        painter.rect_filled(chip, 0.0, colour32(owner.colour));
+        drawn.effects.push(DrawnEffect::new(owner.name, owner.colour, effect.kind, chip));
         let power = egui::Rect::from_center_size(slot.right_center() - egui::vec2(10.0, 0.0), egui::vec2(14.0, 14.0));
         let label = if effect.bypass { theme::DIM } else { theme::TEXT };
         // The name stops short of the power switch.
@@ -94,14 +103,15 @@ pub(super) fn slots(
         rect.min + egui::vec2(0.0, shown as f32 * (SLOT + 2.0)),
         egui::vec2(rect.width(), SLOT),
     );
-    let mut inner = ui.new_child(egui::UiBuilder::new().id(egui::Id::new(("add effect", id))).max_rect(add));
+    let mut inner = ui.new_child(egui::UiBuilder::new().id(egui::Id::new(("add effect", owner.bus))).max_rect(add));
     inner.add_enabled_ui(chain.len() < MAX_EFFECTS, |ui| {
         ui.menu_button(egui::RichText::new("+ Effect").small(), |ui| {
-            // One instrument a track: a second would play the same notes again.
-            let has_instrument = chain.iter().any(|(_, effect)| effect.kind.is_instrument());
-            for kind in EffectKind::ALL.into_iter().filter(|kind| !(kind.is_instrument() && has_instrument)) {
+            // One instrument a track (a second would play the same notes again), none on the
+            // master (it has no notes).
+            let no_instrument = owner.bus == Bus::Master || chain.iter().any(|(_, effect)| effect.kind.is_instrument());
+            for kind in EffectKind::ALL.into_iter().filter(|kind| !(kind.is_instrument() && no_instrument)) {
                 if ui.button(kind.label()).clicked() {
-                    let (effect, ops) = edits::add_effect(id, kind, &chain);
+                    let (effect, ops) = edits::add_effect(owner.bus, kind, &chain);
                     out.edit(ops);
                     view.effect_editor = Some(effect.into());
                     ui.close();
@@ -131,7 +141,8 @@ pub(super) fn editor(ctx: &egui::Context, scene: &Scene, view: &mut View, drawn:
     };
     let mut shown = true;
     let mut knobs = 0;
-    let window = egui::Window::new(format!("{} · {}", track.name, effect.kind.label()))
+    let owner = track.map_or("Master", |track| track.name.as_str());
+    let window = egui::Window::new(format!("{owner} · {}", effect.kind.label()))
         .id(egui::Id::new(("effect editor", open)))
         .open(&mut shown)
         .collapsible(false)

@@ -195,3 +195,34 @@ fn a_card_at_another_rate_plays_the_project_resampled_and_says_so() {
     let loudest = reader.into_samples::<i16>().map(|s| s.unwrap().unsigned_abs()).max().unwrap();
     assert!(loudest > 1_000, "the mix is not silent: {loudest}");
 }
+
+#[test]
+fn an_effect_added_or_turned_while_playing_reaches_the_engine() {
+    use ensemble_client::edits::{add_effect, remove_effect, set_effect_param};
+    use ensemble_client::history::EditMsg;
+    use ensemble_protocol::{Bus, EffectKind, EffectParam};
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = demo_song(dir.path());
+    step_until(&mut [&mut app], Duration::from_secs(60), |apps| online(apps[0]));
+    app.world_mut().resource_mut::<Transport>().playing = true;
+    let engine_plays = |app: &mut bevy::prelude::App| app.world_mut().non_send_mut::<Playback>().arrangement().cloned();
+    step_until(&mut [&mut app], Duration::from_secs(30), |apps| engine_plays(apps[0]).is_some());
+
+    // A compressor on the master: the engine hears of it at once, not at the next clip edit.
+    let (compressor, ops) = add_effect(Bus::Master, EffectKind::Compressor, &[]);
+    app.world_mut().write_message(EditMsg::Edit(ops));
+    step_until(&mut [&mut app], Duration::from_secs(10), |apps| {
+        engine_plays(apps[0]).is_some_and(|arrangement| arrangement.master.iter().any(|plan| plan.id == compressor))
+    });
+    // A knob turned: the same.
+    app.world_mut().write_message(EditMsg::Edit(set_effect_param(compressor.into(), EffectParam::Ratio, 9.0)));
+    let ratio = EffectKind::Compressor.index_of(EffectParam::Ratio).unwrap();
+    step_until(&mut [&mut app], Duration::from_secs(10), |apps| {
+        engine_plays(apps[0]).is_some_and(|arrangement| arrangement.master.iter().any(|plan| plan.params[ratio] == 9.0))
+    });
+    // And removed: gone from the engine too.
+    app.world_mut().write_message(EditMsg::Edit(remove_effect(compressor.into(), [])));
+    step_until(&mut [&mut app], Duration::from_secs(10), |apps| {
+        engine_plays(apps[0]).is_some_and(|arrangement| arrangement.master.is_empty())
+    });
+}

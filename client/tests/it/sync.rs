@@ -345,11 +345,16 @@ fn solo_mode_runs_the_authority_in_process_and_keeps_the_project() {
 
 /// `track`'s chain in `app`'s view, in playing order.
 fn chain_of(app: &App, track: TrackId) -> Vec<(RecordId, Effect)> {
+    bus_chain(app, Bus::Track(track))
+}
+
+/// `bus`'s chain in `app`'s view, in playing order.
+fn bus_chain(app: &App, bus: Bus) -> Vec<(RecordId, Effect)> {
     let view = replica(app).unwrap().view();
     let mut chain: Vec<(RecordId, &Effect)> = view
         .records()
         .filter_map(|(id, entry)| match &entry.record {
-            Record::Effect(effect) if effect.bus == Bus::Track(track) => Some((id, effect)),
+            Record::Effect(effect) if effect.bus == bus => Some((id, effect)),
             _ => None,
         })
         .collect();
@@ -363,17 +368,22 @@ fn two_people_build_one_chain_at_once_and_converge() {
     let Duo { _stores, authority, mut alice, mut bob, track } = Duo::start();
 
     // Alice adds an EQ and a reverb while bob, not yet hearing of them, adds a delay.
-    let (eq, ops) = add_effect(track, EffectKind::Eq, &[]);
+    let (eq, ops) = add_effect(Bus::Track(track), EffectKind::Eq, &[]);
     send(&mut alice, EditMsg::Edit(ops));
     let first = chain_of(&alice, track);
     let refs: Vec<(RecordId, &Effect)> = first.iter().map(|(id, effect)| (*id, effect)).collect();
-    let (reverb, ops) = add_effect(track, EffectKind::Reverb, &refs);
+    let (reverb, ops) = add_effect(Bus::Track(track), EffectKind::Reverb, &refs);
     send(&mut alice, EditMsg::Edit(ops));
-    send(&mut bob, EditMsg::Edit(add_effect(track, EffectKind::Delay, &[]).1));
+    send(&mut bob, EditMsg::Edit(add_effect(Bus::Track(track), EffectKind::Delay, &[]).1));
+    // And a compressor on the master, a chain of its own.
+    send(&mut bob, EditMsg::Edit(add_effect(Bus::Master, EffectKind::Compressor, &[]).1));
     settle(&authority, &mut alice, &mut bob);
     let chain = chain_of(&alice, track);
     assert_eq!(chain, chain_of(&bob, track), "both see one chain");
     assert_eq!(chain.len(), 3);
+    let master = bus_chain(&alice, Bus::Master);
+    assert_eq!(master, bus_chain(&bob, Bus::Master));
+    assert_eq!(master.iter().map(|(_, effect)| effect.kind).collect::<Vec<_>>(), [EffectKind::Compressor]);
 
     // Both turn a knob of the reverb at once, different knobs: both land.
     send(&mut alice, EditMsg::Edit(set_effect_param(reverb.into(), EffectParam::RoomSize, 0.9)));

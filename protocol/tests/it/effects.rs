@@ -158,3 +158,30 @@ fn effects_and_their_lanes_keep_references_live() {
         assert_eq!(state.change(id).record, before.change(id).record);
     }
 }
+
+#[test]
+fn the_master_chain_holds_effects_of_its_own_but_no_instrument_and_no_lane() {
+    let mut state = with_chain();
+    let master = |kind: EffectKind| Record::Effect(Effect::new(Bus::Master, kind, 1.0));
+    let limiter = EffectId::from_u128(0x880);
+    state.apply(&tx(vec![create(limiter, master(EffectKind::Compressor))])).unwrap();
+    state.apply(&tx(vec![set(limiter, param(EffectParam::Ratio, 8.0))])).unwrap();
+    // Sixteen more on the master would be too many there, whatever the tracks hold.
+    let full: Vec<Op> =
+        (1..MAX_EFFECTS as u128).map(|n| create(EffectId::from_u128(0x880 + n), master(EffectKind::Delay))).collect();
+    state.apply(&tx(full)).unwrap();
+    let one_more = create(EffectId::from_u128(0x8fe), master(EffectKind::Eq));
+    assert_eq!(failure(&mut state, vec![one_more]), OpFailure::Invalid(Invalid::ChainFull));
+    let mut fresh = demo();
+    let synth = create(EffectId::from_u128(0x8fd), master(EffectKind::Synth));
+    assert_eq!(failure(&mut fresh, vec![synth]), OpFailure::Invalid(Invalid::InstrumentOnMaster));
+    // A lane belongs to a track, and drives only that track's effects.
+    let lane = AutomationLane {
+        track: DRUMS,
+        parameter: Parameter::Effect(limiter, EffectParam::Ratio),
+        enabled: true,
+        points: vec![],
+    };
+    let lane = create(LaneId::from_u128(0x8fc), Record::AutomationLane(lane));
+    assert!(matches!(failure(&mut state, vec![lane]), OpFailure::ElsewhereEffect { .. }));
+}
