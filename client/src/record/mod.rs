@@ -182,8 +182,6 @@ pub struct Takes {
     waiting: Vec<Waiting>,
     /// The project whose waiting takes were read from the folder.
     found_for: Option<ProjectId>,
-    /// The project's rate, as last seen.
-    rate: u32,
 }
 
 enum State {
@@ -208,14 +206,25 @@ struct Planned {
     notes: bool,
 }
 
+impl Planned {
+    /// Puts the metronome back as it was before the count-in (once).
+    fn end_count_in(&mut self, transport: &mut Transport) {
+        if let Some(click) = self.click_was.take() {
+            transport.metronome = click;
+        }
+    }
+}
+
 /// A take coming in.
 struct Rolling {
     planned: Planned,
     input: TakeInput,
     name: String,
-    /// The timeline frame (project rate) the engine played when the input began.
+    /// The project's rate, which the timeline frames here count in.
+    rate: u32,
+    /// The timeline frame the engine played when the input began.
     began: i64,
-    /// The timeline frame (project rate) the engine plays now.
+    /// The timeline frame the engine plays now.
     now: i64,
     /// The engine's frame last seen (a smaller one is a wrap at the loop's end).
     last_frame: u64,
@@ -230,24 +239,23 @@ enum TakeInput {
 }
 
 impl Rolling {
-    /// The timeline frame (project rate) of the take's first sample.
-    fn first_frame(&self, project_rate: u32) -> i64 {
+    /// `frames` of the take's rate as timeline frames.
+    fn on_timeline(&self, frames: u64, capture: &Capture) -> i64 {
+        (u128::from(frames) * u128::from(self.rate) / u128::from(capture.sample_rate().max(1))) as i64
+    }
+
+    /// The timeline frame of the take's first sample.
+    fn first_frame(&self) -> i64 {
         match &self.input {
-            TakeInput::Audio { capture, .. } => {
-                let latency = u128::from(capture.latency()) * u128::from(project_rate);
-                self.began - (latency / u128::from(capture.sample_rate().max(1))) as i64
-            }
+            TakeInput::Audio { capture, .. } => self.began - self.on_timeline(capture.latency(), capture),
             TakeInput::Notes(_) => self.began,
         }
     }
 
-    /// The timeline frame (project rate) just after the take's last sample so far.
-    fn end_frame(&self, project_rate: u32) -> i64 {
+    /// The timeline frame just after the take's last sample so far.
+    fn end_frame(&self) -> i64 {
         match &self.input {
-            TakeInput::Audio { capture, .. } => {
-                let frames = u128::from(capture.frames()) * u128::from(project_rate);
-                self.first_frame(project_rate) + (frames / u128::from(capture.sample_rate().max(1))) as i64
-            }
+            TakeInput::Audio { capture, .. } => self.first_frame() + self.on_timeline(capture.frames(), capture),
             TakeInput::Notes(_) => self.now,
         }
     }
@@ -272,7 +280,7 @@ pub struct GrowingTake<'a> {
 
 impl Takes {
     fn new(folder: PathBuf) -> Takes {
-        Takes { folder, state: State::Idle, waiting: Vec::new(), found_for: None, rate: 48_000 }
+        Takes { folder, state: State::Idle, waiting: Vec::new(), found_for: None }
     }
 
     /// Whether a take is asked for or coming in.
@@ -281,20 +289,20 @@ impl Takes {
     }
 
     /// The take coming in, if one is.
-    pub fn rolling(&self, project_rate: u32) -> Option<GrowingTake<'_>> {
+    pub fn rolling(&self) -> Option<GrowingTake<'_>> {
         let State::Rolling(rolling) = &self.state else { return None };
-        let first_frame = rolling.first_frame(project_rate);
+        let first_frame = rolling.first_frame();
         let (frames_per_peak, peaks, notes) = match &rolling.input {
             TakeInput::Audio { capture, peaks, .. } => {
                 let rate = f64::from(capture.sample_rate().max(1));
-                (PEAK_FRAMES as f64 * f64::from(project_rate) / rate, peaks.as_slice(), &[][..])
+                (PEAK_FRAMES as f64 * f64::from(rolling.rate) / rate, peaks.as_slice(), &[][..])
             }
             TakeInput::Notes(take) => (1.0, &[][..], take.notes.as_slice()),
         };
         Some(GrowingTake {
             track: rolling.planned.track,
             first_frame,
-            frames: (rolling.end_frame(project_rate) - first_frame) as f64,
+            frames: (rolling.end_frame() - first_frame) as f64,
             frames_per_peak,
             peaks,
             notes,
@@ -308,21 +316,22 @@ impl Takes {
 
     /// What recording is doing, for a status line, or `None` when there is nothing to say.
     pub fn describe(&self) -> Option<String> {
-        match &self.state {
-            State::Starting(planned) if planned.click_was.is_some() => {
-                return Some(format!("count-in, then recording on {}", planned.track_name));
-            }
-            State::Starting(planned) => return Some(format!("recording on {}", planned.track_name)),
-            State::Rolling(rolling) => {
-                let seconds = (rolling.now - rolling.began).max(0) as f64 / f64::from(self.rate.max(1));
-                let on = &rolling.planned.track_name;
-                if rolling.planned.click_was.is_some() {
-                    return Some(format!("count-in, then recording on {on}"));
+        let planned = match &self.state {
+            State::Starting(planned) => Some(planned),
+            State::Rolling(rolling) => Some(&rolling.planned),
+            State::Idle => None,
+        };
+        if let Some(planned) = planned {
+            let on = &planned.track_name;
+            return Some(match &self.state {
+                _ if planned.click_was.is_some() => format!("count-in, then recording on {on}"),
+                State::Rolling(rolling) => {
+                    let seconds = (rolling.now - rolling.began).max(0) as f64 / f64::from(rolling.rate.max(1));
+                    let (minutes, seconds) = ((seconds / 60.0) as u64, seconds % 60.0);
+                    format!("recording {} on {on}: {minutes}:{seconds:04.1}", rolling.name)
                 }
-                let (minutes, seconds) = ((seconds / 60.0) as u64, seconds % 60.0);
-                return Some(format!("recording {} on {on}: {minutes}:{seconds:04.1}", rolling.name));
-            }
-            State::Idle => {}
+                _ => format!("recording on {on}"),
+            });
         }
         match self.waiting.as_slice() {
             [] => None,
@@ -331,10 +340,11 @@ impl Takes {
             many => Some(format!("{} takes waiting for the authority", many.len())),
         }
     }
+}
 
-    fn project_folder(&self, project: ProjectId) -> PathBuf {
-        self.folder.join(project.0.to_string())
-    }
+/// Where `project`'s takes are kept, in the takes folder `folder`.
+fn project_folder(folder: &Path, project: ProjectId) -> PathBuf {
+    folder.join(project.0.to_string())
 }
 
 /// Where a take's clip goes: at the first tick at or after both `from` and the take's first
@@ -434,8 +444,6 @@ fn record(
     let timebase = Timebase::new(project.tempo, project.sample_rate);
     let bar = project.time_signature.ticks_per_bar();
     let takes = &mut *takes;
-    takes.rate = project.sample_rate;
-    let folder = takes.project_folder(project_id);
     for message in asked.read() {
         match (message, &takes.state) {
             (RecordMsg::Start, State::Idle) => {
@@ -463,10 +471,8 @@ fn record(
                 takes.state = State::Starting(Planned { track, track_name, from, until, rewind, click_was, notes });
             }
             (RecordMsg::Stop, State::Starting(_)) => {
-                let State::Starting(planned) = std::mem::replace(&mut takes.state, State::Idle) else { continue };
-                if let Some(click) = planned.click_was {
-                    transport.metronome = click;
-                }
+                let State::Starting(mut planned) = std::mem::replace(&mut takes.state, State::Idle) else { continue };
+                planned.end_count_in(&mut transport);
             }
             (RecordMsg::Stop, State::Rolling(_)) => {
                 finish(takes, project_id, (timebase, bar), &mut transport, &mut said)
@@ -488,6 +494,7 @@ fn record(
                 planned.rewind = None;
             }
             (None, Some(now)) => {
+                let folder = project_folder(&takes.folder, project_id);
                 let name = song.take_name(&folder);
                 let path = folder.join(format!("{name}.wav"));
                 let opened = if planned.notes {
@@ -498,27 +505,23 @@ fn record(
                         .and_then(|()| open_input(&input, &path))
                         .map(|capture| TakeInput::Audio { capture, path, peaks: Vec::new() })
                 };
-                let State::Starting(planned) = std::mem::replace(&mut takes.state, State::Idle) else { return };
+                let State::Starting(mut planned) = std::mem::replace(&mut takes.state, State::Idle) else { return };
                 match opened {
                     Ok(input) => {
-                        let began = project_frame(now);
-                        let rolling = Rolling { planned, input, name, began, now: began, last_frame: now.0 };
+                        let (rate, began) = (project.sample_rate, project_frame(now));
+                        let rolling = Rolling { planned, input, name, rate, began, now: began, last_frame: now.0 };
                         takes.state = State::Rolling(Box::new(rolling));
                     }
                     Err(reason) => {
-                        if let Some(click) = planned.click_was {
-                            transport.metronome = click;
-                        }
+                        planned.end_count_in(&mut transport);
                         said.done.write(RecordDone { result: Err(reason) });
                     }
                 }
             }
             // Stopped while waiting for the start: no take.
             (None, None) if !transport.playing => {
-                let State::Starting(planned) = std::mem::replace(&mut takes.state, State::Idle) else { return };
-                if let Some(click) = planned.click_was {
-                    transport.metronome = click;
-                }
+                let State::Starting(mut planned) = std::mem::replace(&mut takes.state, State::Idle) else { return };
+                planned.end_count_in(&mut transport);
             }
             _ => {}
         },
@@ -539,7 +542,7 @@ fn record(
                 (None, _) => true,
                 // Once the take reaches the punch-out (or the loop's end): the input hands each
                 // sound over its latency late, so that is after the playhead has passed it.
-                (Some(_), Some(until)) => rolling.end_frame(project.sample_rate) >= timebase.frames(until).0 as i64,
+                (Some(_), Some(until)) => rolling.end_frame() >= timebase.frames(until).0 as i64,
                 // A wrap at the loop's end.
                 (Some(now), None) => {
                     let wrapped = now.0 < rolling.last_frame;
@@ -547,10 +550,8 @@ fn record(
                     wrapped
                 }
             };
-            if rolling.now >= timebase.frames(rolling.planned.from).0 as i64
-                && let Some(click) = rolling.planned.click_was.take()
-            {
-                transport.metronome = click;
+            if rolling.now >= timebase.frames(rolling.planned.from).0 as i64 {
+                rolling.planned.end_count_in(&mut transport);
             }
             if ended {
                 finish(takes, project_id, (timebase, bar), &mut transport, &mut said);
@@ -579,11 +580,9 @@ fn finish(
     said: &mut Said,
 ) {
     let State::Rolling(rolling) = std::mem::replace(&mut takes.state, State::Idle) else { return };
-    let first_frame = rolling.first_frame(timebase.sample_rate);
-    let Rolling { planned, input, name, now, .. } = *rolling;
-    if let Some(click) = planned.click_was {
-        transport.metronome = click;
-    }
+    let first_frame = rolling.first_frame();
+    let Rolling { mut planned, input, name, now, .. } = *rolling;
+    planned.end_count_in(transport);
     let (capture, path) = match input {
         TakeInput::Audio { capture, path, .. } => (capture, path),
         TakeInput::Notes(take) => {

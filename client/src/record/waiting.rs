@@ -66,7 +66,7 @@ pub(super) fn find_waiting(mut takes: ResMut<Takes>, project: Query<&RecordKey, 
         return;
     }
     takes.found_for = Some(project);
-    let folder = takes.project_folder(project);
+    let folder = super::project_folder(&takes.folder, project);
     let Ok(entries) = std::fs::read_dir(&folder) else { return };
     for entry in entries.flatten() {
         let path = entry.path();

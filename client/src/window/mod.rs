@@ -797,7 +797,7 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
             .flat_map(|peer| peer.presence.selection.iter().map(|id| (*id, peer.colour)))
             .collect(),
         #[cfg(not(target_arch = "wasm32"))]
-        take: takes.rolling(project.sample_rate),
+        take: takes.rolling(),
     };
     let mut out = Out { edits: &mut edits, import: &mut import, export: &mut export };
     let mut drawn = DrawnLayout::default();

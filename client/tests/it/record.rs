@@ -208,7 +208,7 @@ fn a_count_in_clicks_first_and_a_punch_records_only_the_loop_range_less_the_late
         let world = apps[0].world();
         let counting = world.resource::<Takes>().describe().is_some_and(|status| status.starts_with("count-in"));
         clicked_in_count_in |= counting && world.resource::<Transport>().metronome;
-        !counting && world.resource::<Takes>().rolling(48_000).is_some()
+        !counting && world.resource::<Takes>().rolling().is_some()
     });
     assert!(clicked_in_count_in, "the metronome clicks through the count-in");
     let made = take(&mut app, None);
@@ -278,7 +278,7 @@ fn on_a_track_with_an_instrument_the_controllers_notes_become_a_note_clip_where_
 
     app.world_mut().write_message(RecordMsg::Start);
     step_until(&mut [&mut app], Duration::from_secs(10), |apps| {
-        apps[0].world().resource::<Takes>().rolling(48_000).is_some()
+        apps[0].world().resource::<Takes>().rolling().is_some()
     });
     let began = std::time::Instant::now();
     step_for(&mut app, Duration::from_millis(300));
