@@ -585,6 +585,8 @@ struct Out<'a, 'w> {
     edits: &'a mut MessageWriter<'w, EditMsg>,
     import: &'a mut MessageWriter<'w, ImportMsg>,
     export: &'a mut MessageWriter<'w, ExportMsg>,
+    #[cfg(not(target_arch = "wasm32"))]
+    record: takes::Recorder<'a, 'w>,
 }
 
 impl Out<'_, '_> {
@@ -799,18 +801,15 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
         #[cfg(not(target_arch = "wasm32"))]
         take: takes.rolling(),
     };
-    let mut out = Out { edits: &mut edits, import: &mut import, export: &mut export };
-    let mut drawn = DrawnLayout::default();
-    shortcuts(
-        &ctx,
-        &scene,
-        &mut view,
-        &mut transport,
-        &mut dialog,
-        &mut out,
+    let mut out = Out {
+        edits: &mut edits,
+        import: &mut import,
+        export: &mut export,
         #[cfg(not(target_arch = "wasm32"))]
-        (&mut recording, &takes),
-    );
+        record: takes::Recorder { controls: &mut recording, takes: &takes },
+    };
+    let mut drawn = DrawnLayout::default();
+    shortcuts(&ctx, &scene, &mut view, &mut transport, &mut dialog, &mut out);
     let mut dropped_files = false;
     for drop in dropped.read() {
         match drop {
@@ -850,19 +849,7 @@ fn draw(mut contexts: EguiContexts, daw: Daw) -> Result {
     drawn.window = [window.width(), window.height()];
     let (mut controls, tempo) = egui::Panel::top("transport")
         .exact_size(52.0)
-        .show(&mut root, |ui| {
-            transport_bar::show(
-                ui,
-                &bar,
-                &scene,
-                &mut view,
-                &mut transport,
-                &mut dialog,
-                &mut out,
-                #[cfg(not(target_arch = "wasm32"))]
-                (&mut recording, &takes),
-            )
-        })
+        .show(&mut root, |ui| transport_bar::show(ui, &bar, &scene, &mut view, &mut transport, &mut dialog, &mut out))
         .inner;
     drawn.tempo = tempo;
     egui::Panel::bottom("status").exact_size(26.0).show(&mut root, |ui| {
@@ -933,7 +920,6 @@ fn shortcuts(
     transport: &mut Transport,
     dialog: &mut Dialog,
     out: &mut Out,
-    #[cfg(not(target_arch = "wasm32"))] (recording, takes): (&mut takes::RecordControls, &crate::record::Takes),
 ) {
     if ctx.text_edit_focused() {
         return;
@@ -959,7 +945,7 @@ fn shortcuts(
         }
         #[cfg(not(target_arch = "wasm32"))]
         if pressed(Modifiers::NONE, Key::R) {
-            recording.toggle(takes);
+            out.record.toggle();
         }
         if pressed(Modifiers::NONE, Key::K) {
             transport.metronome = !transport.metronome;

@@ -16,23 +16,26 @@ pub(super) struct RecordControls<'w> {
     asked: MessageWriter<'w, RecordMsg>,
 }
 
-impl RecordControls<'_> {
+/// Where a frame's recording gestures go: the controls, with what recording is doing now
+/// (whether R starts a take or ends one).
+pub(super) struct Recorder<'a, 'w> {
+    pub(super) controls: &'a mut RecordControls<'w>,
+    pub(super) takes: &'a Takes,
+}
+
+impl Recorder<'_, '_> {
     /// Starts a take, or ends the one under way.
-    pub(super) fn toggle(&mut self, takes: &Takes) {
-        self.asked.write(if takes.is_recording() { RecordMsg::Stop } else { RecordMsg::Start });
+    pub(super) fn toggle(&mut self) {
+        let asked = if self.takes.is_recording() { RecordMsg::Stop } else { RecordMsg::Start };
+        self.controls.asked.write(asked);
     }
 }
 
 /// The record button, in the transport bar; its switches (count-in, punch) are in its
 /// right-click menu, so the bar still fits a 1,024-point window.
-pub(super) fn buttons(
-    ui: &mut egui::Ui,
-    scene: &Scene,
-    (record, takes): (&mut RecordControls, &Takes),
-    controls: &mut Vec<egui::Rect>,
-) {
-    let recording = takes.is_recording();
-    let options = *record.options;
+pub(super) fn buttons(ui: &mut egui::Ui, scene: &Scene, record: &mut Recorder, controls: &mut Vec<egui::Rect>) {
+    let recording = record.takes.is_recording();
+    let options = *record.controls.options;
     let switches = match (options.count_in, options.punch && scene.project.loop_range.is_some()) {
         (true, true) => "count-in, punch",
         (true, false) => "count-in",
@@ -47,11 +50,11 @@ pub(super) fn buttons(
     ui.painter().circle_filled(button.rect.center(), 6.0, colour);
     controls.push(button.rect);
     if button.clicked() {
-        record.toggle(takes);
+        record.toggle();
     }
     let has_loop = scene.project.loop_range.is_some();
     button.context_menu(|ui| {
-        let options = &mut record.options;
+        let options = &mut record.controls.options;
         ui.checkbox(&mut options.count_in, "Count-in: a bar of click first");
         let punch = egui::Checkbox::new(&mut options.punch, "Punch: record only inside the loop range");
         let hint = if has_loop { "" } else { "Set a loop range (L) first" };

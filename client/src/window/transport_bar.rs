@@ -50,7 +50,6 @@ pub(super) fn toggle_loop(scene: &Scene, view: &View, transport: &mut Transport,
     out.edit(set_project(scene, ProjectField::LoopRange(Some(LoopRange { start, end }))));
 }
 
-#[allow(clippy::too_many_arguments)]
 pub(super) fn show(
     ui: &mut egui::Ui,
     bar: &Bar,
@@ -59,7 +58,6 @@ pub(super) fn show(
     transport: &mut Transport,
     dialog: &mut Dialog,
     out: &mut Out,
-    #[cfg(not(target_arch = "wasm32"))] recording: (&mut super::takes::RecordControls, &crate::record::Takes),
 ) -> (Vec<egui::Rect>, Option<DrawnText>) {
     let project = scene.project;
     let mut controls = Vec::new();
@@ -111,7 +109,7 @@ pub(super) fn show(
             transport.metronome = !transport.metronome;
         }
         #[cfg(not(target_arch = "wasm32"))]
-        super::takes::buttons(ui, scene, recording, &mut controls);
+        super::takes::buttons(ui, scene, &mut out.record, &mut controls);
         let seconds = scene.timebase.frames(transport.position).0 as f64 / f64::from(project.sample_rate);
         controls.push(ui.monospace(bars_beats(transport.position, project.time_signature.numerator.into())).rect);
         controls.push(ui.monospace(format!("{:02}:{:06.3}", (seconds / 60.0) as u64, seconds % 60.0)).rect);
