@@ -3,43 +3,16 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ensemble_authority::store::{AnyStore, SqliteStore};
 use ensemble_net::remote::Remote;
-use ensemble_net::tls::{Fingerprint, Trust};
+use ensemble_net::tls::Trust;
 use ensemble_protocol::wire::CatchUp;
 use ensemble_protocol::*;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 use crate::harness::{self, PASSWORD};
-
-/// Starts `ensemble-authority serve` on `url` and reads its address and certificate hashes.
-async fn start(url: &str, dir: &std::path::Path) -> (Child, SocketAddr, Vec<Fingerprint>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ensemble-authority"))
-        .args(["--database", url, "--data-dir"])
-        .arg(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut addr, mut fingerprint) = (None, None);
-    while addr.is_none() || fingerprint.is_none() {
-        let line = lines.next_line().await.unwrap().expect("the authority exited before it was ready");
-        if let Some(rest) = line.strip_prefix("ensemble-authority listening on ") {
-            addr = Some(rest.parse().unwrap());
-        } else if let Some(rest) = line.strip_prefix("certificate hashes (SHA-256, current,next): ") {
-            fingerprint = Some(rest.split(',').map(|hex| Fingerprint::parse(hex).unwrap()).collect::<Vec<_>>());
-        }
-    }
-    (child, addr.unwrap(), fingerprint.unwrap())
-}
 
 /// One transaction, two records: a track and a gain lane on it.
 fn track_with_lane(project: ProjectId, track: TrackId) -> Transaction {
@@ -77,7 +50,7 @@ async fn a_killed_authority_keeps_every_acknowledged_transaction_and_no_half_one
         let store = AnyStore::Sqlite(SqliteStore::open(&url).await.unwrap());
         harness::cast(&store).await
     };
-    let (mut child, addr, fingerprint) = start(&url, dir.path()).await;
+    let (mut child, addr, fingerprint) = harness::serve_binary(&url, dir.path(), |_| ()).await;
     let acknowledged = Acknowledged::default();
     let writers: Vec<_> = (0..8)
         .map(|i| {
@@ -95,7 +68,7 @@ async fn a_killed_authority_keeps_every_acknowledged_transaction_and_no_half_one
     let acknowledged = acknowledged.lock().unwrap().clone();
     assert!(acknowledged.len() > 8, "the storm barely started: {} writes acknowledged", acknowledged.len());
 
-    let (_child, addr, fingerprint) = start(&url, dir.path()).await;
+    let (_child, addr, fingerprint) = harness::serve_binary(&url, dir.path(), |_| ()).await;
     let mut remote = Remote::connect(addr, "localhost", Trust::Pinned(fingerprint.clone())).await.unwrap();
     remote.login(&cast.owner, PASSWORD).await.unwrap();
     let subscription = remote.subscribe(cast.project, None).await.unwrap();

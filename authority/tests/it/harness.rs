@@ -4,6 +4,7 @@ use ensemble_authority::admin;
 use ensemble_authority::server::ServerOptions;
 use ensemble_authority::store::{AnyStore, PostgresStore, SqliteStore, Store};
 use ensemble_net::remote::Remote;
+use ensemble_net::tls::Fingerprint;
 use ensemble_protocol::wire::CatchUp;
 use ensemble_protocol::*;
 use ensemble_testkit::loopback::Loopback;
@@ -144,4 +145,35 @@ pub(crate) async fn edits_cross<C: ensemble_net::conn::Connection>(
         heard.push(bump.seq);
     }
     assert_eq!(heard, [first, second], "its own write, then the native client's");
+}
+
+/// Starts the real `ensemble-authority serve` on `url` (its data in `dir`; `tweak` adds options,
+/// environment or a standard error to read) and reads its address and certificate hashes.
+pub(crate) async fn serve_binary(
+    url: &str,
+    dir: &std::path::Path,
+    tweak: impl FnOnce(&mut tokio::process::Command),
+) -> (tokio::process::Child, std::net::SocketAddr, Vec<Fingerprint>) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ensemble-authority"));
+    command
+        .args(["--database", url, "--data-dir"])
+        .arg(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    tweak(&mut command);
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut addr, mut fingerprint) = (None, None);
+    while addr.is_none() || fingerprint.is_none() {
+        let line = lines.next_line().await.unwrap().expect("the authority exited before it was ready");
+        if let Some(rest) = line.strip_prefix("ensemble-authority listening on ") {
+            addr = Some(rest.parse().unwrap());
+        } else if let Some(rest) = line.strip_prefix("certificate hashes (SHA-256, current,next): ") {
+            fingerprint = Some(rest.split(',').map(|hex| Fingerprint::parse(hex).unwrap()).collect::<Vec<_>>());
+        }
+    }
+    (child, addr.unwrap(), fingerprint.unwrap())
 }

@@ -5,10 +5,9 @@ use std::process::Stdio;
 
 use ensemble_authority::store::{AnyStore, SqliteStore};
 use ensemble_net::remote::Remote;
-use ensemble_net::tls::{Fingerprint, Trust};
+use ensemble_net::tls::Trust;
 use ensemble_protocol::*;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::Command;
+use tokio::io::AsyncReadExt;
 
 use crate::harness::{self, PASSWORD, add_track, committed};
 
@@ -17,27 +16,11 @@ async fn json_logs_carry_the_connection_and_the_project_they_come_from() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("authority.sqlite").display());
     let cast = harness::cast(&AnyStore::Sqlite(SqliteStore::open(&url).await.unwrap())).await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ensemble-authority"))
-        .args(["--log-format", "json", "--database", &url, "--data-dir"])
-        .arg(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "ensemble_authority=debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut addr, mut hashes) = (None, None);
-    while addr.is_none() || hashes.is_none() {
-        let line = lines.next_line().await.unwrap().expect("the authority exited before it was ready");
-        if let Some(rest) = line.strip_prefix("ensemble-authority listening on ") {
-            addr = Some(rest.parse().unwrap());
-        } else if let Some(rest) = line.strip_prefix("certificate hashes (SHA-256, current,next): ") {
-            hashes = Some(rest.split(',').map(|hex| Fingerprint::parse(hex).unwrap()).collect::<Vec<_>>());
-        }
-    }
-    let mut remote = Remote::connect(addr.unwrap(), "localhost", Trust::Pinned(hashes.unwrap())).await.unwrap();
+    let (mut child, addr, hashes) = harness::serve_binary(&url, dir.path(), |command| {
+        command.args(["--log-format", "json"]).env("RUST_LOG", "ensemble_authority=debug").stderr(Stdio::piped());
+    })
+    .await;
+    let mut remote = Remote::connect(addr, "localhost", Trust::Pinned(hashes)).await.unwrap();
     remote.login(&cast.editor, PASSWORD).await.unwrap();
     committed(remote.write(&add_track(cast.project, TrackId::new_v7(), "Bass")).await.unwrap());
     remote.close().await;
