@@ -69,6 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         effects: Vec::new(),
         notes: Vec::new(),
         notes_end: 0,
+        monitor: false,
     };
     let (kick, hat) = (kick(), hat());
     let kicks = (0..16).map(|beat| clip(&kick, beat * 4)).collect();

@@ -178,6 +178,9 @@ pub struct TrackPlan {
     pub notes: Vec<NoteEvent>,
     /// The frame after its last note clip ends.
     pub notes_end: u64,
+    /// Whether a controller's keys are heard through its instrument as they are played: the
+    /// topmost armed track, when it has an instrument (where a take of notes would go).
+    pub monitor: bool,
 }
 
 /// The constant-power pan law, −3 dB at the centre: `(left, right)` gains for `pan` in −1…1.
@@ -321,6 +324,7 @@ impl Arrangement {
                     effects: Vec::new(),
                     notes: Vec::new(),
                     notes_end: 0,
+                    monitor: track.record_arm,
                 }),
                 _ => None,
             })
@@ -349,6 +353,11 @@ impl Arrangement {
         for (track, chain) in tracks.iter_mut().zip(chains) {
             track.effects = in_order(chain);
         }
+        let mut armed = tracks.iter_mut().filter(|track| track.monitor);
+        if let Some(first) = armed.next() {
+            first.monitor = first.effects.iter().any(|plan| plan.kind.is_instrument());
+        }
+        armed.for_each(|other| other.monitor = false);
         let master = in_order(master);
         for (_, entry) in state.records() {
             match &entry.record {

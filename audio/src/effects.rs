@@ -21,6 +21,7 @@ use biquad::{Biquad, Coefficients, DirectForm2Transposed, Hertz, Type};
 use ensemble_protocol::{EffectId, EffectKind, EffectParam};
 
 use crate::arrangement::{Envelope, db_to_gain};
+use crate::keyboard::Keyboard;
 use crate::render::Frame;
 use crate::synth::{NoteEvent, Synth, SynthSettings};
 
@@ -134,10 +135,11 @@ impl Processor {
     }
 
     /// Processes the block that starts at timeline frame `position` in place: an instrument
-    /// adds `notes`' voices, an effect shapes what reaches it. Never allocates.
-    pub fn run(&mut self, notes: &[NoteEvent], position: u64, frames: &mut [Frame]) {
+    /// adds the voices of `notes` and of the keys held on `keyboard`, an effect shapes what
+    /// reaches it. Never allocates.
+    pub fn run(&mut self, notes: &[NoteEvent], keyboard: Option<&Keyboard>, position: u64, frames: &mut [Frame]) {
         match self {
-            Processor::Synth(synth) => synth.render(notes, position, frames),
+            Processor::Synth(synth) => synth.render(notes, keyboard, position, frames),
             other => other.process(frames),
         }
     }
@@ -582,10 +584,22 @@ impl Rack {
         std::mem::swap(self, incoming);
     }
 
+    /// Whether an instrument in the chain has a voice sounding.
+    pub fn sounding(&self) -> bool {
+        self.slots.iter().any(|slot| matches!(&slot.processor, Processor::Synth(synth) if synth.sounding()))
+    }
+
     /// Runs `plans` over `frames`, the block that starts at timeline frame `position`; an
-    /// instrument in the chain plays `notes` (sorted by start). Effects with no slot here are
-    /// passed over. Never allocates.
-    pub fn process(&mut self, plans: &[EffectPlan], notes: &[NoteEvent], position: u64, frames: &mut [Frame]) {
+    /// instrument in the chain plays `notes` (sorted by start) and the keys held on `keyboard`.
+    /// Effects with no slot here are passed over. Never allocates.
+    pub fn process(
+        &mut self,
+        plans: &[EffectPlan],
+        notes: &[NoteEvent],
+        keyboard: Option<&Keyboard>,
+        position: u64,
+        frames: &mut [Frame],
+    ) {
         if plans.is_empty() {
             return;
         }
@@ -609,12 +623,12 @@ impl Rack {
                     continue;
                 }
                 if slot.level == 1.0 && target == 1.0 {
-                    slot.processor.run(notes, at, block);
+                    slot.processor.run(notes, keyboard, at, block);
                     continue;
                 }
                 let dry = &mut self.dry[..stretch];
                 dry.copy_from_slice(block);
-                slot.processor.run(notes, at, block);
+                slot.processor.run(notes, keyboard, at, block);
                 let step = 1.0 / RAMP_FRAMES as f32;
                 for (wet, dry) in block.iter_mut().zip(dry.iter()) {
                     slot.level =

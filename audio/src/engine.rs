@@ -26,6 +26,10 @@
 //! both share) and sends the old one back to be dropped here. An effect removed while playing
 //! stays one more arrangement, bypassed, so it ramps out ([`carry_leaving`]).
 //!
+//! A stopped track sound is silent, except the monitored track's: it runs its chain with the
+//! keys held on the [`Keyboard`] the engine was given ([`Engine::set_keyboard`]), so a
+//! controller is heard through the armed instrument before the transport starts.
+//!
 //! The DAW tracks' sub-tracks are children of one mix sub-track, whose kira effect runs the
 //! master chain on their sum (the metronome plays beside it, on the main track). The master's
 //! knobs are not automated, so its output does not depend on where the transport is: it runs
@@ -50,6 +54,7 @@ use kira::{AudioManager, AudioManagerSettings, Frame as KiraFrame};
 
 use crate::arrangement::Arrangement;
 use crate::effects::{Rack, carry_leaving, same_effects};
+use crate::keyboard::Keyboard;
 pub use crate::render::CROSSFADE_FRAMES;
 use crate::render::{Frame, MAX_BLOCK, Renderer};
 
@@ -79,6 +84,8 @@ enum Command {
     Enabled(bool),
     /// Whether the arrangement's loop range repeats.
     Looping(bool),
+    /// The controller's keys, for the monitored track's instrument.
+    Keyboard(Arc<Keyboard>),
 }
 
 /// Peak levels per track since the control side last took them, written by the audio thread.
@@ -186,6 +193,8 @@ impl Sound for TrackSound {
                 }
                 Command::Enabled(enabled) => self.enabled = enabled,
                 Command::Looping(looping) => self.renderer.set_looping(looping),
+                // The engine keeps every keyboard it sent: the one replaced is not freed here.
+                Command::Keyboard(keyboard) => self.renderer.set_keyboard(Some(keyboard)),
             }
         }
     }
@@ -222,6 +231,14 @@ impl Sound for TrackSound {
                 if let Part::Track(index) = self.part {
                     self.meters.raise(index, scratch);
                 }
+                for (out, frame) in chunk.iter_mut().zip(scratch.iter()) {
+                    *out = KiraFrame { left: frame[0], right: frame[1] };
+                }
+            } else if let Part::Track(index) = self.part {
+                // Stopped: only keys played on a controller sound, on the monitored track.
+                let scratch = &mut self.scratch[..frames];
+                self.renderer.monitor(index, scratch);
+                self.meters.raise(index, scratch);
                 for (out, frame) in chunk.iter_mut().zip(scratch.iter()) {
                     *out = KiraFrame { left: frame[0], right: frame[1] };
                 }
@@ -281,7 +298,7 @@ impl KiraEffect for MasterEffect {
             for (frame, kira) in scratch.iter_mut().zip(chunk.iter()) {
                 *frame = [kira.left, kira.right];
             }
-            self.rack.process(&self.arrangement.master, &[], self.processed, scratch);
+            self.rack.process(&self.arrangement.master, &[], None, self.processed, scratch);
             for (kira, frame) in chunk.iter_mut().zip(scratch.iter()) {
                 *kira = KiraFrame { left: frame[0], right: frame[1] };
             }
@@ -351,6 +368,9 @@ pub struct Engine<B: Backend> {
     sample_rate: u32,
     meters: Meters,
     device_rate: Arc<AtomicU32>,
+    /// Every keyboard sent to the track sounds (the last is current), kept so that the audio
+    /// thread never frees one.
+    keyboards: Vec<Arc<Keyboard>>,
 }
 
 impl<B: Backend> Engine<B> {
@@ -404,6 +424,7 @@ impl<B: Backend> Engine<B> {
             sample_rate,
             meters,
             device_rate,
+            keyboards: Vec::new(),
         };
         for index in 0..engine.arrangement.tracks.len() {
             engine.add_track(index)?;
@@ -445,8 +466,9 @@ impl<B: Backend> Engine<B> {
     fn add_track(&mut self, index: usize) -> Result<(), EngineError> {
         let mut sub_track =
             self.master.mix.add_sub_track(TrackBuilder::new()).map_err(|e| EngineError::Full(e.to_string()))?;
-        let (mut track, sound) =
+        let (mut track, mut sound) =
             Self::sound(Part::Track(index), true, &self.clock, &self.arrangement, &self.meters, &self.device_rate);
+        sound.renderer.set_keyboard(self.keyboards.last().cloned());
         sub_track.play(TrackSoundData(sound)).map_err(|e| EngineError::Full(e.to_string()))?;
         track._sub_track = Some(sub_track);
         self.tracks.push(track);
@@ -483,6 +505,16 @@ impl<B: Backend> Engine<B> {
         let at = self.now() + LEAD_FRAMES;
         self.broadcast(|| Command::Transport(Transport { at, position, playing }))?;
         Ok(at)
+    }
+
+    /// Plays the keys held on `keyboard` through the monitored track's instrument
+    /// ([`crate::arrangement::TrackPlan::monitor`]), whether the transport plays or not.
+    pub fn set_keyboard(&mut self, keyboard: Arc<Keyboard>) -> Result<(), EngineError> {
+        self.keyboards.push(keyboard.clone());
+        for (index, track) in self.tracks.iter_mut().enumerate() {
+            track.commands.push(Command::Keyboard(keyboard.clone())).map_err(|_| EngineError::Busy(index))?;
+        }
+        Ok(())
     }
 
     /// Starts playback from timeline frame `position`; returns the global frame it starts at.

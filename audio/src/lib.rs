@@ -12,7 +12,8 @@
 //!   audio into frames; [`render`] turns that into sound, block by block, sample-accurately, for
 //!   the live engine and the export alike; [`effects`] is the DSP of the tracks' insert chains
 //!   (equaliser, compressor, reverb, delay, filters) and the rack that runs a chain; [`synth`]
-//!   is the built-in instrument that plays note clips, from the chain it sits on.
+//!   is the built-in instrument that plays note clips, from the chain it sits on, and the keys
+//!   a controller holds on a [`keyboard::Keyboard`].
 //! - [`engine`] plays the arrangement live on kira (a sub-track and a sound per DAW track,
 //!   started and stopped on the same sample) or through an offline kira backend.
 //! - [`record`] writes an input's samples (a sound card's, or a file played at the wall
@@ -27,6 +28,7 @@ pub mod arrangement;
 pub mod decode;
 pub mod effects;
 pub mod engine;
+pub mod keyboard;
 pub mod peaks;
 pub mod record;
 pub mod render;

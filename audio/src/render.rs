@@ -25,6 +25,7 @@ use ensemble_protocol::Curve;
 
 use crate::arrangement::{Arrangement, Span, TrackPlan, db_to_gain, pan_angle, pan_gains};
 use crate::effects::Rack;
+use crate::keyboard::Keyboard;
 use crate::wav::{WavFormat, write_wav};
 use crate::{AudioError, Pcm};
 
@@ -63,6 +64,8 @@ pub struct Renderer {
     /// The master chain, for a renderer of the whole mix (the live engine runs it on the mix
     /// of its track sounds instead).
     master: Option<Rack>,
+    /// The keys a player holds, heard through the monitored track's instrument (live only).
+    keyboard: Option<Arc<Keyboard>>,
     /// The arrangement before the latest edit, while a crossfade from it runs (`fade` frames
     /// left).
     previous: Option<Arc<Arrangement>>,
@@ -104,6 +107,7 @@ impl Renderer {
             looping: true,
             racks,
             master: None,
+            keyboard: None,
             previous: None,
             fade: 0,
             scratch: buffer(),
@@ -130,6 +134,34 @@ impl Renderer {
     /// The arrangement it renders.
     pub fn arrangement(&self) -> &Arc<Arrangement> {
         &self.arrangement
+    }
+
+    /// Plays the keys held on `keyboard` through the monitored track's instrument (see
+    /// [`TrackPlan::monitor`]), while playing and through [`Renderer::monitor`] when stopped.
+    /// The caller keeps a reference, so the renderer never frees it.
+    pub fn set_keyboard(&mut self, keyboard: Option<Arc<Keyboard>>) {
+        self.keyboard = keyboard;
+    }
+
+    /// Renders only the monitored track's chain, playing the keys held on the keyboard, into
+    /// `out` (silence for any other track), without moving the playhead: what a stopped
+    /// transport plays while someone plays the controller. Never allocates.
+    pub fn monitor(&mut self, track: usize, out: &mut [Frame]) {
+        out.fill([0.0; 2]);
+        let arrangement = &*self.arrangement;
+        let (Some(plan), Some(Some(rack))) = (arrangement.tracks.get(track), self.racks.get_mut(track)) else {
+            return;
+        };
+        let keyboard = self.keyboard.as_deref().filter(|_| plan.monitor && arrangement.audible(plan));
+        if keyboard.is_none() && !rack.sounding() {
+            return;
+        }
+        for chunk in out.chunks_mut(MAX_BLOCK) {
+            let scratch = &mut self.scratch[..chunk.len()];
+            scratch.fill([0.0; 2]);
+            rack.process(&plan.effects, &[], keyboard, self.position, scratch);
+            mix_track(plan, self.position, scratch, chunk);
+        }
     }
 
     /// Replaces the arrangement (after an edit), keeping the playhead. The racks keep their
@@ -191,7 +223,7 @@ impl Renderer {
             let segment = &mut out[done..done + frames];
             self.render_segment(segment, only);
             if let (Selection::Mix, Some(master)) = (only, self.master.as_mut()) {
-                master.process(&self.arrangement.master, &[], self.position, segment);
+                master.process(&self.arrangement.master, &[], None, self.position, segment);
             }
             self.position += frames as u64;
             if let (Some(end), Some((start, _))) = (wrap, self.arrangement.loop_range)
@@ -237,9 +269,10 @@ impl Renderer {
             }
             let scratch = &mut self.scratch[..frames];
             render_clips(track, self.position, scratch);
+            let keyboard = self.keyboard.as_deref().filter(|_| track.monitor);
             let Some(old) = old else {
                 if let Some(Some(rack)) = self.racks.get_mut(index) {
-                    rack.process(&track.effects, &track.notes, self.position, scratch);
+                    rack.process(&track.effects, &track.notes, keyboard, self.position, scratch);
                 }
                 mix_track(track, self.position, scratch, out);
                 continue;
@@ -255,7 +288,7 @@ impl Renderer {
                 }
             }
             if let Some(Some(rack)) = self.racks.get_mut(index) {
-                rack.process(&track.effects, &track.notes, self.position, scratch);
+                rack.process(&track.effects, &track.notes, keyboard, self.position, scratch);
             }
             let (old_out, new_out) = (&mut self.fade_out[..frames], &mut self.fade_dry[..frames]);
             old_out.fill([0.0; 2]);
@@ -553,7 +586,7 @@ pub fn render_mix(arrangement: Arc<Arrangement>) -> Pcm {
                 out[1] += frame[1];
             }
         }
-        master.process(&arrangement.master, &[], (index * MIX_CHUNK) as u64, chunk);
+        master.process(&arrangement.master, &[], None, (index * MIX_CHUNK) as u64, chunk);
     }
     to_pcm(rate, &out)
 }

@@ -7,11 +7,16 @@
 //! the oldest gives way. When playback jumps (a seek, a loop), sounding voices are released,
 //! so no note hangs.
 //!
+//! The synth on the monitored track also follows a [`Keyboard`]: keys held on a controller
+//! sound on live voices, whether the transport plays or not, until they are let go; a jump
+//! leaves them sounding.
+//!
 //! [`Synth::render`] adds the voices to the block and never allocates: the voices are made
 //! with the synth.
 
 use std::f64::consts::PI;
 
+use crate::keyboard::{KeyChange, KeyReader, Keyboard};
 use crate::render::Frame;
 
 /// Notes that can sound at once.
@@ -23,6 +28,10 @@ const FILTER_FRAMES: u32 = 16;
 
 /// How loud one voice is at full velocity, so a few together stay under full scale.
 const VOICE_LEVEL: f32 = 0.4;
+
+/// How long a key struck and let go between two looks at the keyboard sounds, in seconds:
+/// a drum pad's note-on and note-off can arrive together.
+const TAP_SECONDS: f64 = 0.05;
 
 /// A note as the synth plays it, in frames of the timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +89,12 @@ struct Voice {
     end: u64,
     /// When it started, so the oldest gives way.
     started: u64,
+    /// The key it plays.
+    pitch: u8,
+    /// Played from the keyboard, not from a note: it ends when its key is let go.
+    live: bool,
+    /// For a live voice, frames until it is released by itself (a tap); 0 holds it.
+    hold: u32,
     /// Frames since the last filter update.
     since_filter: u32,
     /// The filter's coefficients and state (per Simper: g, k, and two integrators).
@@ -96,6 +111,9 @@ impl Voice {
         velocity: 0.0,
         end: 0,
         started: 0,
+        pitch: 0,
+        live: false,
+        hold: 0,
         since_filter: FILTER_FRAMES,
         filter: [0.0; 4],
     };
@@ -118,6 +136,8 @@ pub struct Synth {
     next: usize,
     /// The frame the next block should start at; any other start is a jump.
     expected: Option<u64>,
+    /// What it last saw of the keyboard it follows.
+    keys: KeyReader,
 }
 
 /// PolyBLEP: the correction that band-limits a jump of 2 at phase 0 (`t` and `dt` in cycles).
@@ -136,7 +156,14 @@ fn blep(t: f64, dt: f64) -> f64 {
 impl Synth {
     /// A synth at `sample_rate` with `settings`.
     pub fn new(sample_rate: u32, settings: SynthSettings) -> Self {
-        Synth { rate: f64::from(sample_rate), settings, voices: [Voice::IDLE; VOICES], next: 0, expected: None }
+        Synth {
+            rate: f64::from(sample_rate),
+            settings,
+            voices: [Voice::IDLE; VOICES],
+            next: 0,
+            expected: None,
+            keys: KeyReader::default(),
+        }
     }
 
     /// Takes new settings (sounding voices follow them).
@@ -144,14 +171,15 @@ impl Synth {
         self.settings = settings;
     }
 
-    /// Adds the voices playing `notes` (sorted by start) over the block that starts at
-    /// timeline frame `position` to `frames`. Never allocates.
-    pub fn render(&mut self, notes: &[NoteEvent], position: u64, frames: &mut [Frame]) {
+    /// Adds the voices playing `notes` (sorted by start), and the keys held on `keyboard`,
+    /// over the block that starts at timeline frame `position` to `frames`. Never allocates.
+    pub fn render(&mut self, notes: &[NoteEvent], keyboard: Option<&Keyboard>, position: u64, frames: &mut [Frame]) {
         if self.expected != Some(position) {
-            // A jump: let go of what sounds, and find the next note from here.
-            self.voices.iter_mut().for_each(release);
+            // A jump: let go of the notes' voices (not the keys'), and find the next note.
+            self.voices.iter_mut().filter(|voice| !voice.live).for_each(release);
             self.next = notes.partition_point(|note| note.start < position);
         }
+        self.follow(keyboard, position);
         let per_ms = self.rate / 1000.0;
         let SynthSettings { attack, decay, sustain, release, .. } = self.settings;
         let attack_step = 1.0 / (f64::from(attack) * per_ms).max(1.0) as f32;
@@ -173,7 +201,12 @@ impl Synth {
                 if voice.stage == Stage::Idle {
                     continue;
                 }
-                if voice.end == now && voice.stage != Stage::Release {
+                if voice.live && voice.hold > 0 {
+                    voice.hold -= 1;
+                    if voice.hold == 0 {
+                        (voice.stage, voice.released_from) = (Stage::Release, voice.level);
+                    }
+                } else if voice.end == now && voice.stage != Stage::Release {
                     (voice.stage, voice.released_from) = (Stage::Release, voice.level);
                 }
                 match voice.stage {
@@ -208,20 +241,58 @@ impl Synth {
         self.expected = Some(position + frames.len() as u64);
     }
 
+    /// Starts or releases live voices for what changed on `keyboard` since the last block;
+    /// without one, lets go of the live voices (the track stopped being monitored).
+    fn follow(&mut self, keyboard: Option<&Keyboard>, position: u64) {
+        let Some(keyboard) = keyboard else {
+            if self.keys.following() {
+                self.keys.stop();
+                self.voices.iter_mut().filter(|voice| voice.live).for_each(release);
+            }
+            return;
+        };
+        let mut keys = std::mem::take(&mut self.keys);
+        keys.read(keyboard, |pitch, change| match change {
+            KeyChange::Down(velocity) => self.start_live(pitch, velocity, position, 0),
+            KeyChange::Tapped(velocity) => {
+                self.start_live(pitch, velocity, position, (TAP_SECONDS * self.rate) as u32);
+            }
+            KeyChange::Up => {
+                let held = |voice: &&mut Voice| voice.live && voice.pitch == pitch;
+                self.voices.iter_mut().filter(held).for_each(release);
+            }
+        });
+        self.keys = keys;
+    }
+
     /// Starts `note` on a free voice, or on the oldest one.
     fn start(&mut self, note: NoteEvent) {
-        let free = self.voices.iter().position(|voice| voice.stage == Stage::Idle);
-        let oldest = || (0..VOICES).min_by_key(|index| self.voices[*index].started).unwrap_or(0);
-        let index = free.unwrap_or_else(oldest);
-        let step = ensemble_protocol::Note::hertz(note.pitch) / self.rate;
-        self.voices[index] = Voice {
+        let index = self.free_voice();
+        self.voices[index] = Voice { end: note.end, started: note.start, ..self.voice(note.pitch, note.velocity) };
+    }
+
+    /// Starts key `pitch` on a live voice, held until it is let go (or for `hold` frames).
+    fn start_live(&mut self, pitch: u8, velocity: u8, position: u64, hold: u32) {
+        let index = self.free_voice();
+        self.voices[index] =
+            Voice { end: u64::MAX, started: position, live: true, hold, ..self.voice(pitch, velocity) };
+    }
+
+    /// A voice in its attack, playing `pitch` at `velocity`.
+    fn voice(&self, pitch: u8, velocity: u8) -> Voice {
+        Voice {
             stage: Stage::Attack,
-            step,
-            velocity: f32::from(note.velocity) / 127.0,
-            end: note.end,
-            started: note.start,
+            step: ensemble_protocol::Note::hertz(pitch) / self.rate,
+            velocity: f32::from(velocity) / 127.0,
+            pitch,
             ..Voice::IDLE
-        };
+        }
+    }
+
+    /// A free voice, or the oldest one.
+    fn free_voice(&self) -> usize {
+        let free = self.voices.iter().position(|voice| voice.stage == Stage::Idle);
+        free.unwrap_or_else(|| (0..VOICES).min_by_key(|index| self.voices[*index].started).unwrap_or(0))
     }
 
     /// The next sample of voice `index`: oscillator, filter, envelope.
@@ -250,6 +321,11 @@ impl Synth {
         let v2 = ic2 + g * v1;
         (voice.filter[2], voice.filter[3]) = (2.0 * v1 - ic1, 2.0 * v2 - ic2);
         v2 * voice.level * voice.velocity * VOICE_LEVEL
+    }
+
+    /// Whether any voice sounds.
+    pub fn sounding(&self) -> bool {
+        self.voices.iter().any(|voice| voice.stage != Stage::Idle)
     }
 
     /// How long a note rings after its release, in frames.

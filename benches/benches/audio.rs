@@ -178,6 +178,7 @@ fn busy_arrangement(tracks: usize, seconds: u64) -> std::sync::Arc<Arrangement> 
                 effects: Vec::new(),
                 notes: Vec::new(),
                 notes_end: 0,
+                monitor: false,
             }
         })
         .collect();

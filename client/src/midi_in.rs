@@ -6,6 +6,9 @@
 //! goes away is looked for again. With no port (CI, this machine) nothing arrives, and tests
 //! hand their own events to [`MidiIn::sender`]. Recording ([`crate::record`]) turns the notes
 //! played during a take into a note clip.
+//!
+//! The same thread also presses the playback's [`Keys`] as the notes arrive, so the armed
+//! instrument sounds them at once, without waiting for the app's next frame.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -13,14 +16,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
+use ensemble_audio::keyboard::Keyboard;
+
+use crate::playback::Keys;
 
 /// Listens to a MIDI controller when there is one.
 pub struct MidiInPlugin;
 
 impl Plugin for MidiInPlugin {
     fn build(&self, app: &mut App) {
+        let keys = app.world_mut().get_resource_or_init::<Keys>().0.clone();
         let input = MidiIn::new();
-        input.listen();
+        input.listen(keys);
         app.insert_resource(input);
     }
 }
@@ -84,19 +91,23 @@ impl MidiIn {
         self.events.lock().map(|events| events.try_iter().collect()).unwrap_or_default()
     }
 
-    /// Starts the thread that connects to the first port there is, and keeps looking.
-    fn listen(&self) {
+    /// Starts the thread that connects to the first port there is, and keeps looking; it
+    /// presses `keys` as the notes arrive.
+    fn listen(&self, keys: Arc<Keyboard>) {
         let (sender, port, stop) = (self.sender.clone(), self.port.clone(), self.stop.clone());
         let spawned = std::thread::Builder::new().name("ensemble-midi-in".into()).spawn(move || {
             let mut connection = None;
             let mut said = false;
             while !stop.load(Ordering::Relaxed) {
                 if connection.is_none() || !still_there(&port) {
-                    connection = None;
+                    if connection.take().is_some() {
+                        // Gone mid-phrase: nothing it held may hang.
+                        keys.lift_all();
+                    }
                     if let Ok(mut port) = port.lock() {
                         *port = None;
                     }
-                    match connect(sender.clone()) {
+                    match connect(sender.clone(), keys.clone()) {
                         Ok((made, name)) => {
                             info!("MIDI input: {name}");
                             connection = Some(made);
@@ -139,8 +150,8 @@ fn midi_possible() -> bool {
     !cfg!(target_os = "linux") || std::path::Path::new("/dev/snd/seq").exists()
 }
 
-/// Connects to the first MIDI input port, sending its notes to `sender`.
-fn connect(sender: Sender<MidiEvent>) -> Result<(midir::MidiInputConnection<()>, String), String> {
+/// Connects to the first MIDI input port, pressing `keys` and sending its notes to `sender`.
+fn connect(sender: Sender<MidiEvent>, keys: Arc<Keyboard>) -> Result<(midir::MidiInputConnection<()>, String), String> {
     if !midi_possible() {
         return Err("no MIDI sequencer on this system".into());
     }
@@ -154,6 +165,7 @@ fn connect(sender: Sender<MidiEvent>) -> Result<(midir::MidiInputConnection<()>,
             "Ensemble input",
             move |_, message, ()| {
                 if let Some(event) = MidiEvent::parse(Instant::now(), message) {
+                    keys.press(event.pitch, event.velocity);
                     let _ = sender.send(event);
                 }
             },

@@ -20,6 +20,10 @@
 //! time applied here so every view of a level agrees. An [`ExportMsg`] renders the mix of the
 //! model as it is now to a WAV file on a thread of its own, from the audio already decoded for
 //! playback; [`ExportDone`] says how it went.
+//!
+//! [`Keys`] are the keys held on a MIDI controller ([`crate::midi_in`] presses them): every
+//! engine this plugin opens plays them through the instrument of the topmost armed track, as
+//! they are played, with the transport running or not.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -30,6 +34,7 @@ use bevy::prelude::*;
 use ensemble_audio::Pcm;
 use ensemble_audio::arrangement::Arrangement;
 use ensemble_audio::engine::{Engine, EngineError, Meters, OfflineBackend};
+use ensemble_audio::keyboard::Keyboard;
 use ensemble_audio::render::Frame;
 use ensemble_audio::wav::WavFormat;
 use ensemble_protocol::{AssetId, Frames, Ticks, Timebase, TrackId};
@@ -55,6 +60,7 @@ impl Plugin for PlaybackPlugin {
             .add_message::<StartAt>()
             .init_resource::<OutputLevel>()
             .init_resource::<TrackLevels>()
+            .init_resource::<Keys>()
             .add_message::<ExportMsg>()
             .add_message::<ExportDone>()
             .insert_non_send(Playback {
@@ -109,6 +115,10 @@ pub struct Transport {
     /// Whether the metronome clicks while playing.
     pub metronome: bool,
 }
+
+/// The keys held on a controller, heard through the monitored track's instrument.
+#[derive(Resource, Debug, Default, Clone)]
+pub struct Keys(pub Arc<Keyboard>);
 
 /// Whether playback may use the sound card (it does by default, when there is one and the
 /// window is built in; a card at another rate than the project's gets the project resampled
@@ -269,6 +279,10 @@ impl Output {
 
     fn meters(&self) -> &Meters {
         on_engine!(self, engine => engine.meters())
+    }
+
+    fn set_keyboard(&mut self, keyboard: Arc<Keyboard>) -> Result<(), EngineError> {
+        on_engine!(self, engine => engine.set_keyboard(keyboard))
     }
 
     /// The sound card, at whatever rate it runs, else the offline backend (at `offline_rate`,
@@ -447,7 +461,7 @@ fn rearrange(
         )>,
     >,
     mut removed: Removed,
-    (sound_card, offline_rate): (Res<SoundCard>, Res<OfflineRate>),
+    (sound_card, offline_rate, keys): (Res<SoundCard>, Res<OfflineRate>, Res<Keys>),
     mut notes: MessageWriter<PlaybackNote>,
 ) {
     let Some(replica) = replica else { return };
@@ -475,7 +489,11 @@ fn rearrange(
     playback.arrangement = Some(arrangement.clone());
     let result = match playback.engine.as_mut() {
         Some(output) => output.set_arrangement(arrangement),
-        None => Output::open(arrangement, sound_card.0, offline_rate.0).map(|output| playback.engine = Some(output)),
+        None => Output::open(arrangement, sound_card.0, offline_rate.0).and_then(|mut output| {
+            output.set_keyboard(keys.0.clone())?;
+            playback.engine = Some(output);
+            Ok(())
+        }),
     };
     if let Err(error) = result {
         warn!("the audio engine refused the arrangement: {error}");

@@ -320,3 +320,24 @@ fn on_a_track_with_an_instrument_the_controllers_notes_become_a_note_clip_where_
     assert!(near(notes[0].length.0, ticks(chord, released)), "{notes:?}");
     assert!(near(notes[1].length.0, ticks(chord, stopped)), "held to the end: {notes:?}");
 }
+
+#[test]
+fn the_controllers_keys_are_heard_through_the_armed_instrument_as_they_are_played() {
+    use ensemble_client::playback::{Keys, OutputLevel};
+    let authority = Authority::start();
+    let (_dir, stores) = replicas();
+    let files = tempfile::tempdir().unwrap();
+    let mut app = recorder(&authority, &stores, &files.path().join("takes"), &files.path().join("none.wav"), 0);
+    armed_track_with(&mut app, Some(EffectKind::Synth));
+    app.world_mut().resource_mut::<Transport>().playing = true;
+    let level = |app: &App| app.world().resource::<OutputLevel>().0[0];
+    step_for(&mut app, Duration::from_millis(300));
+    assert_eq!(level(&app), 0.0, "an empty song plays silence");
+    // What the MIDI thread does with a controller's note-on: no recording, no frame in between.
+    let keys = app.world().resource::<Keys>().0.clone();
+    keys.press(57, 110);
+    step_until(&mut [&mut app], Duration::from_secs(10), |apps| level(apps[0]) > 0.02);
+    keys.lift(57);
+    step_until(&mut [&mut app], Duration::from_secs(10), |apps| level(apps[0]) == 0.0);
+    assert!(app.world().resource::<Takes>().rolling().is_none(), "nothing was recorded");
+}
