@@ -14,6 +14,12 @@
 //! that never block the actor. A subscriber whose queue is full is cut off (its connection is
 //! closed as a slow consumer) rather than allowed to stall the project.
 //!
+//! An actor serves its project under the process's lease on it ([`crate::leases`]): every
+//! batch commits under the lease's epoch, and when the lease is lost (a commit is fenced, or a
+//! renewal finds it taken) the actor refuses what waits, asks its subscribers' connections to
+//! close as moved (their clients reconnect and find the project where it is served now) and
+//! stops.
+//!
 //! Presence passes through the actor too, so it reaches exactly the project's subscribers: the
 //! latest of each session is kept in memory (never stored), relayed to the others as it
 //! changes, shown to each new subscriber, and withdrawn when its session stops subscribing.
@@ -32,7 +38,8 @@ use ensemble_protocol::{
 use tokio::sync::{Mutex, Notify, mpsc};
 
 use crate::Error;
-use crate::store::{Batch, Store, now};
+use crate::leases::LeaseOptions;
+use crate::store::{Batch, Claim, Lease, Store, now};
 
 /// Most commands an actor takes in one turn.
 pub const MAX_BATCH: usize = 1024;
@@ -61,15 +68,43 @@ pub type Frame = Arc<[u8]>;
 
 /// The outgoing side of one connection: a queue of encoded frames bounded both in frames and
 /// in bytes ([`OUTBOX_BYTES`]), so what a slow client costs the authority is bounded whatever
-/// the frames hold. Sending never waits; when either bound is reached the connection is marked
-/// overflowed and should be closed.
+/// the frames hold. Sending never waits; when either bound is reached the connection is asked
+/// to close as a slow consumer ([`Closing`]).
 #[derive(Clone, Debug)]
 pub struct Outbox {
     conn: ConnId,
     queue: mpsc::Sender<Frame>,
     queued_bytes: Arc<AtomicUsize>,
     max_bytes: usize,
-    overflowed: Arc<Notify>,
+    closing: Arc<Closing>,
+}
+
+/// Why a connection should be closed, raised by whoever holds its [`Outbox`] and acted on by
+/// its writer.
+#[derive(Debug, Default)]
+pub struct Closing {
+    code: std::sync::Mutex<Option<u32>>,
+    raised: Notify,
+}
+
+impl Closing {
+    /// Asks for the connection to close with `code` (a `wire::close` code); the first ask wins.
+    pub fn ask(&self, code: u32) {
+        if let Ok(mut asked) = self.code.lock() {
+            asked.get_or_insert(code);
+        }
+        self.raised.notify_one();
+    }
+
+    /// Waits for an ask; its code.
+    pub async fn asked(&self) -> u32 {
+        loop {
+            if let Some(code) = self.code.lock().ok().and_then(|asked| *asked) {
+                return code;
+            }
+            self.raised.notified().await;
+        }
+    }
 }
 
 /// The most bytes of frames one connection may have waiting.
@@ -104,19 +139,20 @@ fn encode(message: &ServerMsg) -> Option<Frame> {
 
 impl Outbox {
     /// An outbox holding at most `capacity` frames and `bytes` bytes, with the receiving end
-    /// for the connection's writer and the signal raised when it overflows.
-    pub fn new(conn: ConnId, capacity: usize, bytes: usize) -> (Outbox, OutboxFrames, Arc<Notify>) {
+    /// for the connection's writer and the signal raised when the connection should close.
+    pub fn new(conn: ConnId, capacity: usize, bytes: usize) -> (Outbox, OutboxFrames, Arc<Closing>) {
         let (queue, frames) = mpsc::channel(capacity.max(1));
-        let overflowed = Arc::new(Notify::new());
+        let closing = Arc::new(Closing::default());
         let queued_bytes = Arc::new(AtomicUsize::new(0));
-        let outbox = Outbox {
-            conn,
-            queue,
-            queued_bytes: queued_bytes.clone(),
-            max_bytes: bytes,
-            overflowed: overflowed.clone(),
-        };
-        (outbox, OutboxFrames { frames, queued_bytes }, overflowed)
+        let outbox =
+            Outbox { conn, queue, queued_bytes: queued_bytes.clone(), max_bytes: bytes, closing: closing.clone() };
+        (outbox, OutboxFrames { frames, queued_bytes }, closing)
+    }
+
+    /// Asks for the connection to close because its project moved to another process: the
+    /// client reconnects, and finds the project where it is served now.
+    pub fn moved(&self) {
+        self.closing.ask(ensemble_protocol::wire::close::MOVED);
     }
 
     /// The connection this outbox belongs to.
@@ -136,14 +172,14 @@ impl Outbox {
         let waiting = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
         if waiting > 0 && waiting + len > self.max_bytes {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-            self.overflowed.notify_one();
+            self.closing.ask(ensemble_protocol::wire::close::SLOW_CONSUMER);
             return false;
         }
         match self.queue.try_send(frame) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                self.overflowed.notify_one();
+                self.closing.ask(ensemble_protocol::wire::close::SLOW_CONSUMER);
                 false
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -183,6 +219,8 @@ pub enum Command {
         /// The seq of the outside commit, if known.
         seq: Option<Seq>,
     },
+    /// This process no longer holds the project's lease: move the subscribers on and stop.
+    LeaseLost,
     /// Stop pushing to a connection.
     Unsubscribe {
         /// The connection.
@@ -214,9 +252,16 @@ pub enum Command {
 #[derive(Clone, Debug)]
 pub struct ProjectHandle {
     inbox: mpsc::Sender<Command>,
+    /// The lease the actor serves under.
+    lease: Lease,
 }
 
 impl ProjectHandle {
+    /// Whether the actor still runs (it stops when its project moves to another process).
+    pub fn is_running(&self) -> bool {
+        !self.inbox.is_closed()
+    }
+
     /// Sends a command, waiting while the inbox is full; false if the actor has stopped.
     pub async fn send(&self, command: Command) -> bool {
         self.inbox.send(command).await.is_ok()
@@ -247,28 +292,88 @@ impl ProjectHandle {
 #[derive(Debug)]
 pub struct Projects<S> {
     store: S,
+    leases: LeaseOptions,
     open: Mutex<HashMap<ProjectId, ProjectHandle>>,
 }
 
 impl<S: Store> Projects<S> {
-    /// No project open yet.
+    /// No project open yet; this process takes leases as a node of its own.
     pub fn new(store: S) -> Self {
-        Projects { store, open: Mutex::new(HashMap::new()) }
+        Projects::with_leases(store, LeaseOptions::default())
     }
 
-    /// The actor of `project`, started if needed; `None` if the project does not exist.
+    /// No project open yet; this process takes leases as `leases` says.
+    pub fn with_leases(store: S, leases: LeaseOptions) -> Self {
+        Projects { store, leases, open: Mutex::new(HashMap::new()) }
+    }
+
+    /// How this process holds its projects.
+    pub fn leases(&self) -> &LeaseOptions {
+        &self.leases
+    }
+
+    /// The actor of `project`, started if needed once this process holds its lease; `None` if
+    /// the project does not exist, [`Error::Elsewhere`] while another process serves it.
     pub async fn open(&self, project: ProjectId) -> Result<Option<ProjectHandle>, Error> {
         let mut open = self.open.lock().await;
         if let Some(handle) = open.get(&project).filter(|handle| !handle.inbox.is_closed()) {
             return Ok(Some(handle.clone()));
         }
-        let Some(actor) = ProjectActor::load(self.store.clone(), project).await? else { return Ok(None) };
+        let lease = match self.store.acquire_lease(project, &self.leases.node, self.leases.ttl).await {
+            Ok(Claim::Granted(lease)) => lease,
+            Ok(Claim::HeldBy { node, .. }) => return Err(Error::Elsewhere { project, node }),
+            Err(Error::NotFound(_)) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        // Loaded after the lease is taken, so it holds every commit of the previous holder.
+        let Some(actor) = ProjectActor::load(self.store.clone(), project, lease).await? else { return Ok(None) };
         let (inbox, commands) = mpsc::channel(INBOX);
         let span = tracing::info_span!("project", id = %project);
         tokio::spawn(tracing::Instrument::instrument(actor.run(commands), span));
-        let handle = ProjectHandle { inbox };
+        tracing::info!(%project, epoch = lease.epoch, "serving the project");
+        let handle = ProjectHandle { inbox, lease };
         open.insert(project, handle.clone());
         Ok(Some(handle))
+    }
+
+    /// Renews the leases of the open projects (see [`crate::leases::keep`]); stops the actors
+    /// of those whose lease another process has taken. A renewal that fails (the database is
+    /// unreachable) is only logged: the next one tries again, and until then the commits'
+    /// fence keeps a lost lease from being written under.
+    pub async fn renew_leases(&self) {
+        let held: Vec<(ProjectId, Lease)> = {
+            let mut open = self.open.lock().await;
+            open.retain(|_, handle| !handle.inbox.is_closed());
+            open.iter().map(|(project, handle)| (*project, handle.lease)).collect()
+        };
+        if held.is_empty() {
+            return;
+        }
+        let kept = match self.store.renew_leases(&self.leases.node, &held, self.leases.ttl).await {
+            Ok(kept) => kept,
+            Err(error) => {
+                tracing::warn!(%error, "the project leases could not be renewed");
+                return;
+            }
+        };
+        let mut open = self.open.lock().await;
+        for (project, lease) in held.into_iter().filter(|(project, _)| !kept.contains(project)) {
+            // Only the handle that held this lease: the project may have been opened again.
+            if open.get(&project).is_some_and(|handle| handle.lease == lease)
+                && let Some(handle) = open.remove(&project)
+            {
+                tracing::warn!(%project, epoch = lease.epoch, "lost the project's lease; moving its clients on");
+                let _ = handle.inbox.send(Command::LeaseLost).await;
+            }
+        }
+    }
+
+    /// Lets go of every lease this process holds, so other processes may take its projects at
+    /// once (a clean shutdown).
+    pub async fn release_leases(&self) {
+        if let Err(error) = self.store.release_leases(&self.leases.node).await {
+            tracing::warn!(%error, "the project leases could not be released; they expire on their own");
+        }
     }
 
     /// Tells `project`'s actor, if it is open, that the store has a commit at `seq` it may not
@@ -319,6 +424,10 @@ struct ProjectActor<S> {
     /// reload succeeds nothing is staged on, served from or subscribed to this state, so an edit
     /// whose author was told it failed can never ride along with a later commit.
     stale: bool,
+    /// The lease every batch commits under.
+    lease: Lease,
+    /// The lease was lost: the actor stops after this turn.
+    moved: bool,
 }
 
 /// A bounded memory of first answers, oldest forgotten first.
@@ -356,7 +465,7 @@ fn versions(changes: &[RecordChange]) -> Vec<(RecordId, Version)> {
 }
 
 impl<S: Store> ProjectActor<S> {
-    async fn load(store: S, id: ProjectId) -> Result<Option<Self>, Error> {
+    async fn load(store: S, id: ProjectId, lease: Lease) -> Result<Option<Self>, Error> {
         let Some(loaded) = store.load_project(id).await? else { return Ok(None) };
         Ok(Some(ProjectActor {
             store,
@@ -368,6 +477,8 @@ impl<S: Store> ProjectActor<S> {
             presences: HashMap::new(),
             answered: Recent::default(),
             stale: false,
+            lease,
+            moved: false,
         }))
     }
 
@@ -391,16 +502,44 @@ impl<S: Store> ProjectActor<S> {
                     }
                     Command::Unsubscribe { conn } => self.subscribers.retain(|s| s.outbox.conn() != conn),
                     Command::Poke { seq } => self.catch_up(seq).await,
+                    Command::LeaseLost => self.moved = true,
                     Command::GetRecords { user, ids, outbox } => self.get_records(user, ids, &outbox),
                     Command::Presence { conn, user, name, presence } => self.relay_presence(conn, user, name, presence),
                 }
             }
-            if !writes.is_empty() {
+            if !writes.is_empty() && !self.moved {
                 self.commit_writes(writes).await;
+            } else {
+                refuse(&writes, MOVED);
+            }
+            if self.moved {
+                return self.move_on(inbox).await;
             }
             self.forget_departed();
         }
         tracing::debug!("project actor stopped");
+    }
+
+    /// Another process serves the project now: refuses what still waits, asks every
+    /// subscriber's connection to close as moved (the clients reconnect, and resend what was
+    /// not acknowledged), and stops.
+    async fn move_on(mut self, mut inbox: mpsc::Receiver<Command>) {
+        inbox.close();
+        while let Some(command) = inbox.recv().await {
+            match command {
+                Command::Write { outbox, .. }
+                | Command::Subscribe { outbox, .. }
+                | Command::GetRecords { outbox, .. } => {
+                    outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: MOVED.into() });
+                    outbox.moved();
+                }
+                _ => {}
+            }
+        }
+        for subscriber in self.subscribers.drain(..) {
+            subscriber.outbox.moved();
+        }
+        tracing::info!(epoch = self.lease.epoch, "the project moved to another process; stopped serving it");
     }
 
     fn get_records(&self, user: UserId, ids: Vec<RecordId>, outbox: &Outbox) {
@@ -492,6 +631,13 @@ impl<S: Store> ProjectActor<S> {
         for check_log in [false, true] {
             match self.try_commit(&mut writes, check_log).await {
                 Ok(()) => return,
+                Err(Error::Fenced(_)) => {
+                    // Nothing of this batch is stored, and this process may not write again.
+                    tracing::warn!(epoch = self.lease.epoch, "commit fenced: another process holds the lease");
+                    refuse(&writes, MOVED);
+                    self.moved = true;
+                    return;
+                }
                 Err(Error::SeqMoved(_) | Error::Exists(_)) if !check_log => {
                     tracing::info!("project changed under this actor, or an old transaction was replayed; reloading");
                 }
@@ -621,7 +767,7 @@ impl<S: Store> ProjectActor<S> {
             }
         }
         if let Some(last) = staged.last() {
-            let mut batch = Batch::default();
+            let mut batch = Batch { lease: Some(self.lease), ..Batch::default() };
             let committed_at = now();
             for stage in &staged {
                 batch.push_commit(&stage.tx, stage.seq, stage.author, &stage.changes, committed_at)?;
@@ -705,6 +851,9 @@ impl<S: Store> ProjectActor<S> {
         });
     }
 }
+
+/// What an actor that lost its lease answers.
+const MOVED: &str = "this project is now served by another authority process; nothing was saved: reconnect and retry";
 
 /// What a stale actor answers: it cannot tell what the store holds.
 const UNAVAILABLE: &str = "the authority cannot reach its database; nothing was saved, try again later";

@@ -9,7 +9,8 @@
 //! - [`actor`] runs one task per open project that serialises its writes: check permission,
 //!   apply with the protocol's `apply`, commit durably (transactions that queue meanwhile go into
 //!   the next commit together), then acknowledge and push a bump to every subscriber.
-//! - [`store`] keeps it all in SQLite (embedded, the default) or Postgres (hosted).
+//! - [`store`] keeps it all in SQLite (embedded, the default) or Postgres (hosted); with
+//!   several processes on one Postgres, [`leases`] decides which one serves each project.
 //! - [`files`] stores audio files by content and serves the upload and download streams;
 //!   [`jobs`] runs peaks, FLAC transcodes and exports from a queue in the store.
 //! - [`tls`] makes and loads the certificate; clients pin its SHA-256 fingerprint. The client end
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod demo;
 pub mod files;
 pub mod jobs;
+pub mod leases;
 pub mod pokes;
 pub mod server;
 pub mod store;
@@ -58,6 +60,18 @@ pub enum Error {
     /// Another writer committed to the project since this one loaded it.
     #[error("project {0} was changed by another writer")]
     SeqMoved(ProjectId),
+    /// This process no longer holds the project's lease: another one serves it now, and this
+    /// commit was refused (see [`store::Lease`]).
+    #[error("project {0} is now served by another authority process")]
+    Fenced(ProjectId),
+    /// Another live process holds the project's lease.
+    #[error("project {project} is served by another authority process ({node}) for now")]
+    Elsewhere {
+        /// The project.
+        project: ProjectId,
+        /// The process serving it.
+        node: String,
+    },
     /// Stored data does not decode: the database was edited by hand or is damaged.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

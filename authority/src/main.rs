@@ -3,6 +3,7 @@
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -10,6 +11,7 @@ use ensemble_authority::admin;
 use ensemble_authority::demo::{self, DemoSize};
 use ensemble_authority::files::{FileOptions, Library};
 use ensemble_authority::jobs::export_project;
+use ensemble_authority::leases::{LeaseOptions, default_node_id};
 use ensemble_authority::server::{JamDoor, Server, ServerOptions};
 use ensemble_authority::store::{self, AnyStore, Store};
 use ensemble_authority::tls::{Certificates, Identity};
@@ -78,6 +80,15 @@ enum Command {
         /// plain HTTP is on localhost and not elsewhere.
         #[arg(long, default_value = "127.0.0.1:8080", requires = "web")]
         web_listen: SocketAddr,
+        /// This process's name among the processes serving from one Postgres (each project is
+        /// served by one of them at a time, under a lease). Default: the host, the process id
+        /// and a random suffix.
+        #[arg(long, env = "ENSEMBLE_NODE_ID")]
+        node_id: Option<String>,
+        /// How long a project's lease lasts unless renewed, in milliseconds: after a crash,
+        /// another process takes the crashed one's projects within this time.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(300..))]
+        lease_ttl_ms: u64,
     },
     /// Render a project to a WAV file, as the export job does.
     Export {
@@ -203,7 +214,19 @@ async fn run() -> anyhow::Result<()> {
     }
     let store = open_store(&cli).await?;
     match &cli.command {
-        Command::Serve { listen, open, join_code, cert, key, max_upload_mib, quota_mib, web, web_listen } => {
+        Command::Serve {
+            listen,
+            open,
+            join_code,
+            cert,
+            key,
+            max_upload_mib,
+            quota_mib,
+            web,
+            web_listen,
+            node_id,
+            lease_ttl_ms,
+        } => {
             let door = match join_code {
                 Some(typed) => {
                     let door = JamDoor::new();
@@ -221,10 +244,22 @@ async fn run() -> anyhow::Result<()> {
                 quota: quota_mib << 20,
                 ..FileOptions::in_dir(data_dir(&cli)?.join("files"))
             };
-            let options =
-                ServerOptions { listen: *listen, open: *open, files: Some(files), door, ..ServerOptions::default() };
+            let leases = LeaseOptions {
+                node: node_id.clone().unwrap_or_else(default_node_id),
+                ttl: Duration::from_millis(*lease_ttl_ms),
+            };
+            let node = leases.node.clone();
+            let options = ServerOptions {
+                listen: *listen,
+                open: *open,
+                files: Some(files),
+                door,
+                leases,
+                ..ServerOptions::default()
+            };
             let server = Server::start(store, certificates, options).await?;
             println!("ensemble-authority listening on {}", server.local_addr()?);
+            println!("node {node}");
             let hashes: Vec<String> = server.certificate_hashes().iter().map(ToString::to_string).collect();
             // Clients pin both: the second takes over at the next rotation (see `tls`).
             println!("certificate hashes (SHA-256, current,next): {}", hashes.join(","));
@@ -243,9 +278,9 @@ async fn run() -> anyhow::Result<()> {
                 (true, None) => println!("open: anyone may join with a display name as an editor"),
                 _ => {}
             }
-            tokio::select! {
-                () = async { let _ = tokio::signal::ctrl_c().await; } => server.shutdown().await,
-            }
+            stopped().await?;
+            tracing::info!("stopping: closing connections and releasing the project leases");
+            server.shutdown().await;
             if let Some(web) = web {
                 web.stop();
             }
@@ -305,5 +340,20 @@ async fn run() -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Waits for Ctrl+C or (on Unix) SIGTERM, which is how a service manager stops a process.
+async fn stopped() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
     Ok(())
 }

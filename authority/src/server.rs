@@ -37,14 +37,15 @@ use ensemble_protocol::wire::{
 };
 use ensemble_protocol::{ClientMsg, FrameCodec, PROTOCOL_VERSION, ProjectId, ServerMsg, UserId};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::actor::{Command, ConnId, Outbox, OutboxFrames, ProjectHandle, Projects};
+use crate::actor::{Closing, Command, ConnId, Outbox, OutboxFrames, ProjectHandle, Projects};
 use crate::auth::{LoginGuard, LoginLimits};
 use crate::files::{FileOptions, Library, Transfers};
 use crate::jobs::{ExportJob, JobRunner};
+use crate::leases::LeaseOptions;
 use crate::store::{Store, UserRow};
 use crate::tls::{Certificates, server_config};
 use crate::{Error, auth};
@@ -76,6 +77,9 @@ pub struct ServerOptions {
     pub logins: LoginLimits,
     /// How long a logged-in client has to finish a frame once it has sent its first byte.
     pub frame_deadline: Duration,
+    /// This process's node id and lease time, for serving projects from a database several
+    /// processes share (see [`crate::leases`]).
+    pub leases: LeaseOptions,
 }
 
 /// The join code of the jam an embedded authority hosts, if any; shared with whoever hosts it,
@@ -127,6 +131,7 @@ impl Default for ServerOptions {
             door: None,
             logins: LoginLimits::default(),
             frame_deadline: Duration::from_secs(30),
+            leases: LeaseOptions::default(),
         }
     }
 }
@@ -150,6 +155,9 @@ pub struct Server {
     workers: Option<JoinHandle<()>>,
     /// Hears commits made outside this process (Postgres).
     pokes: Option<JoinHandle<()>>,
+    /// Renews the leases of the projects this process serves.
+    leases: JoinHandle<()>,
+    projects: Arc<dyn ReleaseLeases>,
     in_process: InProcess,
 }
 
@@ -189,8 +197,10 @@ impl Server {
     ) -> Result<Server, Error> {
         let endpoint = quinn::Endpoint::server(server_config(&certificates)?, options.listen)?;
         let rotation = tokio::spawn(rotate_when_due(certificates.clone()));
-        let projects = Arc::new(Projects::new(store.clone()));
+        let projects = Arc::new(Projects::with_leases(store.clone(), options.leases.clone()));
         let pokes = store.poke_source().map(|source| tokio::spawn(crate::pokes::listen(source, projects.clone())));
+        let leases = tokio::spawn(crate::leases::keep(projects.clone()));
+        let releases: Arc<dyn ReleaseLeases> = projects.clone();
         let library = options.files.as_ref().map(|files| Library::open(&files.dir)).transpose()?;
         let jobs = JobRunner::new();
         let workers = match (&library, &options.files) {
@@ -215,7 +225,7 @@ impl Server {
                 };
             }
         });
-        Ok(Server { endpoint, certificates, rotation, accept, workers, pokes, in_process })
+        Ok(Server { endpoint, certificates, rotation, accept, workers, pokes, leases, projects: releases, in_process })
     }
 
     /// The address the endpoint is bound to.
@@ -243,13 +253,16 @@ impl Server {
         self.in_process.clone()
     }
 
-    /// Closes every connection and stops accepting.
+    /// Closes every connection and stops accepting, then lets go of the leases of the projects
+    /// it served, so another process can take them at once.
     pub async fn shutdown(self) {
         let reason = b"the authority is shutting down";
         self.in_process.close_all(reason);
         self.endpoint.close(close::SHUTDOWN.into(), reason);
         self.endpoint.wait_idle().await;
         self.accept.abort();
+        self.leases.abort();
+        self.projects.release().await;
         self.rotation.abort();
         if let Some(workers) = self.workers {
             workers.abort();
@@ -262,6 +275,23 @@ impl Server {
     /// Runs until the endpoint is closed (or forever).
     pub async fn run(self) {
         let _ = self.accept.await;
+    }
+}
+
+/// The part of [`Projects`] a stopping server needs, whatever its store.
+trait ReleaseLeases: Send + Sync {
+    fn release(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+}
+
+impl std::fmt::Debug for dyn ReleaseLeases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Projects")
+    }
+}
+
+impl<S: Store> ReleaseLeases for Projects<S> {
+    fn release(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(self.release_leases())
     }
 }
 
@@ -371,8 +401,8 @@ async fn run_session<S: Store, C: Connection>(connection: &C, shared: &Arc<Share
         return Err(Close::protocol("no stream opened in time"));
     };
     let conn = ConnId::next();
-    let (outbox, frames, overflowed) = Outbox::new(conn, shared.options.outbox_capacity, shared.options.outbox_bytes);
-    tokio::spawn(write_frames(send, frames, overflowed, connection.clone()));
+    let (outbox, frames, closing) = Outbox::new(conn, shared.options.outbox_capacity, shared.options.outbox_bytes);
+    tokio::spawn(write_frames(send, frames, closing, connection.clone()));
     let (user, logged_in) = watch::channel(None);
     tokio::spawn(accept_transfers(connection.clone(), shared.clone(), logged_in));
     let address = connection.peer_ip();
@@ -415,22 +445,26 @@ async fn run_session<S: Store, C: Connection>(connection: &C, shared: &Arc<Share
     result
 }
 
-/// Writes queued frames to the stream; closes the connection when its outbox overflows.
+/// Writes queued frames to the stream; closes the connection when asked to (its outbox
+/// overflowed, or its project moved to another process).
 async fn write_frames(
     mut send: impl AsyncWrite + Unpin,
     mut frames: OutboxFrames,
-    overflowed: Arc<Notify>,
+    closing: Arc<Closing>,
     connection: impl Connection,
 ) {
-    let slow = || {
-        tracing::debug!("slow consumer: closing");
-        let reason = b"slow consumer: you fell too far behind the project's updates";
-        connection.close(close::SLOW_CONSUMER, reason);
+    let close = |code: u32| {
+        let reason: &[u8] = match code {
+            close::MOVED => b"this project is now served by another authority process: reconnect",
+            _ => b"slow consumer: you fell too far behind the project's updates",
+        };
+        tracing::debug!(code, reason = %String::from_utf8_lossy(reason), "closing");
+        connection.close(code, reason);
     };
     loop {
         let frame = tokio::select! {
             frame = frames.recv() => frame,
-            () = overflowed.notified() => return slow(),
+            code = closing.asked() => return close(code),
         };
         let Some(frame) = frame else {
             let _ = send.shutdown().await;
@@ -438,7 +472,7 @@ async fn write_frames(
         };
         tokio::select! {
             written = send.write_all(&frame) => if written.is_err() { return },
-            () = overflowed.notified() => return slow(),
+            code = closing.asked() => return close(code),
         }
     }
 }
@@ -509,12 +543,23 @@ impl Session {
     }
 
     fn internal(&self, error: &Error) {
-        tracing::error!(%error, "request failed");
-        self.send(&ServerMsg::Error { code: ErrorCode::Internal, message: "the authority failed; retry".into() });
+        let message = match error {
+            // Not a failure: the client retries, and finds the project once it is served here.
+            Error::Elsewhere { .. } => {
+                tracing::info!(%error, "request for a project served elsewhere");
+                format!("{error}; retry")
+            }
+            _ => {
+                tracing::error!(%error, "request failed");
+                "the authority failed; retry".into()
+            }
+        };
+        self.send(&ServerMsg::Error { code: ErrorCode::Internal, message });
     }
 
     async fn project<S: Store>(&mut self, shared: &Shared<S>, id: ProjectId) -> Result<Option<ProjectHandle>, Error> {
-        if let Some(handle) = self.projects.get(&id) {
+        // An actor that stopped (its project moved to another process) is opened again.
+        if let Some(handle) = self.projects.get(&id).filter(|handle| handle.is_running()) {
             return Ok(Some(handle.clone()));
         }
         let handle = shared.projects.open(id).await?;

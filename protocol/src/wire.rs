@@ -332,6 +332,8 @@ pub mod close {
     pub const TOO_MANY_FAILURES: u32 = 4;
     /// The authority is shutting down.
     pub const SHUTDOWN: u32 = 5;
+    /// The project is now served by another authority process (its lease moved): reconnect.
+    pub const MOVED: u32 = 6;
 }
 
 /// What an export renders.

@@ -99,6 +99,38 @@ pub struct Batch {
     pub txs: Vec<LoggedTx>,
     /// Each touched record once, as the last transaction left it.
     pub records: Vec<StoredRecord>,
+    /// The lease the batch commits under: a store that keeps leases commits it only while the
+    /// project's lease still has this epoch. `None` commits without one (an operator command,
+    /// or the embedded store, whose single process needs none).
+    pub lease: Option<Lease>,
+}
+
+/// A process's hold on a project, when several processes serve from one database (Postgres).
+///
+/// One process at a time serves a project: it acquires the project's lease, renews all of its
+/// leases together well before they expire, and releases them when it stops. Each acquisition
+/// raises the project's epoch, and every commit names the epoch it was made under, so a holder
+/// that paused or lost its network past the expiry, while another took the project, can never
+/// commit again: its commit is refused as [`Error::Fenced`]. Expiry uses the database's clock,
+/// never a process's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// Raised by every acquisition of the project.
+    pub epoch: u64,
+}
+
+/// What an attempt to acquire a project's lease found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// This process holds it now.
+    Granted(Lease),
+    /// Another process holds it, for about `expires_in` more unless it renews.
+    HeldBy {
+        /// The holder's node id.
+        node: String,
+        /// Until it expires.
+        expires_in: std::time::Duration,
+    },
 }
 
 impl Batch {
@@ -241,6 +273,28 @@ pub trait Store: Clone + Send + Sync + 'static {
         retry_at: Option<i64>,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
+    /// Acquires `project`'s lease for `node` for `ttl`, unless another node holds one that has
+    /// not expired (see [`Lease`]); [`Error::NotFound`] when there is no such project. A store
+    /// with one process (SQLite) grants every acquisition, at epoch 0.
+    fn acquire_lease(
+        &self,
+        project: ProjectId,
+        node: &str,
+        ttl: std::time::Duration,
+    ) -> impl Future<Output = Result<Claim, Error>> + Send;
+
+    /// Extends `node`'s leases on `held` (with the epochs it holds them at) to `ttl` from now, in
+    /// one statement; returns those it still holds (a lease taken over is not renewed).
+    fn renew_leases(
+        &self,
+        node: &str,
+        held: &[(ProjectId, Lease)],
+        ttl: std::time::Duration,
+    ) -> impl Future<Output = Result<Vec<ProjectId>, Error>> + Send;
+
+    /// Lets go of every lease `node` holds, so other processes may take its projects at once.
+    fn release_leases(&self, node: &str) -> impl Future<Output = Result<(), Error>> + Send;
+
     /// Tells every process serving from this store that `project` has a commit at `seq` that
     /// none of them made (an operator command's), so each catches up and tells its subscribers.
     /// Sent after the commit, in its own statement: inside it, a poke would serialise every
@@ -297,6 +351,20 @@ impl Store for AnyStore {
     }
     async fn poke(&self, project: ProjectId, seq: Seq) -> Result<(), Error> {
         forward!(self.poke(project, seq))
+    }
+    async fn acquire_lease(&self, project: ProjectId, node: &str, ttl: std::time::Duration) -> Result<Claim, Error> {
+        forward!(self.acquire_lease(project, node, ttl))
+    }
+    async fn renew_leases(
+        &self,
+        node: &str,
+        held: &[(ProjectId, Lease)],
+        ttl: std::time::Duration,
+    ) -> Result<Vec<ProjectId>, Error> {
+        forward!(self.renew_leases(node, held, ttl))
+    }
+    async fn release_leases(&self, node: &str) -> Result<(), Error> {
+        forward!(self.release_leases(node))
     }
     fn poke_source(&self) -> Option<PokeSource> {
         match self {

@@ -8,7 +8,9 @@ use ensemble_protocol::{ContentHash, JobId, ProjectId, ProjectState, Seq, TxId, 
 use sqlx::Executor;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use super::{Batch, BlobRow, CommittedTx, JobRow, LoadedProject, ProjectRow, Store, StoredRecord, UserRow};
+use super::{
+    Batch, BlobRow, Claim, CommittedTx, JobRow, Lease, LoadedProject, ProjectRow, Store, StoredRecord, UserRow,
+};
 use crate::Error;
 
 /// The hosted store.
@@ -51,10 +53,16 @@ fn record_arrays(records: &[StoredRecord]) -> Result<RecordArrays, Error> {
 }
 
 /// A group commit in one statement, so one round trip: move the project's seq from `$3` to `$1`
-/// (or do nothing at all if it is not at `$3`), log the transactions, store the records.
-/// Postgres runs a statement outside `BEGIN` as its own transaction, so it is all or nothing.
+/// (or do nothing at all if it is not at `$3`, or if the project's lease no longer has the
+/// epoch `$14` the batch commits under), log the transactions, store the records. Postgres
+/// runs a statement outside `BEGIN` as its own transaction, so it is all or nothing. It
+/// returns how many projects moved (0 or 1) and the lease's epoch now, which tells a lost
+/// lease from a lost race.
 const COMMIT: &str = "WITH moved AS (
-        UPDATE projects SET seq = $1 WHERE id = $2 AND seq = $3 RETURNING id
+        UPDATE projects SET seq = $1 WHERE id = $2 AND seq = $3
+            AND ($14::int8 IS NULL
+                OR EXISTS (SELECT 1 FROM project_leases l WHERE l.project_id = $2 AND l.epoch = $14))
+        RETURNING id
     ), logged AS (
         INSERT INTO transactions (tx_id, project_id, seq, author, ops, versions, committed_at)
         SELECT t.tx_id, moved.id, t.seq, t.author, t.ops, t.versions, t.committed_at
@@ -67,7 +75,23 @@ const COMMIT: &str = "WITH moved AS (
         ON CONFLICT (project_id, id) DO UPDATE
         SET version = excluded.version, seq = excluded.seq, body = excluded.body
     )
-    SELECT count(*) FROM moved";
+    SELECT (SELECT count(*) FROM moved), (SELECT epoch FROM project_leases WHERE project_id = $2)";
+
+/// Takes a project's lease when nobody holds it, when it has expired, or when this node holds
+/// it already (a new actor of the same process fences the old one); every take raises the
+/// epoch.
+const ACQUIRE: &str = "INSERT INTO project_leases AS l (project_id, node_id, epoch, expires_at)
+    SELECT id, $2, 1, now() + $3 * interval '1 millisecond' FROM projects WHERE id = $1
+    ON CONFLICT (project_id) DO UPDATE
+    SET node_id = excluded.node_id, epoch = l.epoch + 1, expires_at = excluded.expires_at
+    WHERE l.expires_at < now() OR l.node_id = excluded.node_id
+    RETURNING epoch";
+
+/// Renews every lease a node still holds at the epochs it holds them at, in one statement.
+const RENEW: &str = "UPDATE project_leases AS l SET expires_at = now() + $2 * interval '1 millisecond'
+    FROM UNNEST($3::bytea[], $4::int8[]) AS h (project_id, epoch)
+    WHERE l.project_id = h.project_id AND l.epoch = h.epoch AND l.node_id = $1
+    RETURNING l.project_id";
 
 impl Store for PostgresStore {
     super::shared_queries!();
@@ -86,6 +110,47 @@ impl Store for PostgresStore {
 
     fn poke_source(&self) -> Option<super::PokeSource> {
         Some(super::PokeSource(self.pool.clone()))
+    }
+
+    async fn acquire_lease(&self, project: ProjectId, node: &str, ttl: Duration) -> Result<Claim, Error> {
+        let id = project.0.as_bytes().as_slice();
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let granted: Option<(i64,)> =
+            sqlx::query_as(ACQUIRE).bind(id).bind(node).bind(ttl_ms).fetch_optional(&self.pool).await?;
+        if let Some((epoch,)) = granted {
+            return Ok(Claim::Granted(Lease { epoch: super::seq_from(epoch)? }));
+        }
+        let holder: Option<(String, f64)> = sqlx::query_as(
+            "SELECT node_id, EXTRACT(EPOCH FROM expires_at - now())::float8 FROM project_leases WHERE project_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        // Leases are never deleted, only released: no row means no project.
+        let (node, seconds) = holder.ok_or_else(|| Error::NotFound(format!("project {project}")))?;
+        Ok(Claim::HeldBy { node, expires_in: Duration::from_secs_f64(seconds.max(0.0)) })
+    }
+
+    async fn renew_leases(
+        &self,
+        node: &str,
+        held: &[(ProjectId, Lease)],
+        ttl: Duration,
+    ) -> Result<Vec<ProjectId>, Error> {
+        let ids: Vec<Vec<u8>> = held.iter().map(|(project, _)| project.0.as_bytes().to_vec()).collect();
+        let epochs: Vec<i64> = held.iter().map(|(_, lease)| super::to_i64(lease.epoch)).collect::<Result<_, _>>()?;
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let renewed: Vec<(Vec<u8>,)> =
+            sqlx::query_as(RENEW).bind(node).bind(ttl_ms).bind(&ids).bind(&epochs).fetch_all(&self.pool).await?;
+        renewed.into_iter().map(|(id,)| Ok(ProjectId(super::uuid_from(&id)?))).collect()
+    }
+
+    async fn release_leases(&self, node: &str) -> Result<(), Error> {
+        sqlx::query("UPDATE project_leases SET expires_at = now() - interval '1 second' WHERE node_id = $1")
+            .bind(node)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn create_project(&self, state: &ProjectState) -> Result<(), Error> {
@@ -137,7 +202,8 @@ impl Store for PostgresStore {
             times.push(logged.committed_at);
         }
         let (record_ids, record_versions, record_seqs, bodies) = record_arrays(&batch.records)?;
-        let (moved,): (i64,) = sqlx::query_as(COMMIT)
+        let fence = batch.lease.map(|lease| super::to_i64(lease.epoch)).transpose()?;
+        let (moved, epoch): (i64, Option<i64>) = sqlx::query_as(COMMIT)
             .bind(super::to_i64(to.0)?)
             .bind(project.0.as_bytes().as_slice())
             .bind(super::to_i64(from.0)?)
@@ -151,9 +217,14 @@ impl Store for PostgresStore {
             .bind(&record_versions)
             .bind(&record_seqs)
             .bind(&bodies)
+            .bind(fence)
             .fetch_one(&self.pool)
             .await
             .map_err(|e| super::exists_on_conflict(e, || "a transaction of this batch".into()))?;
-        if moved == 1 { Ok(()) } else { Err(Error::SeqMoved(project)) }
+        match (moved, fence) {
+            (1, _) => Ok(()),
+            (_, Some(fence)) if epoch != Some(fence) => Err(Error::Fenced(project)),
+            _ => Err(Error::SeqMoved(project)),
+        }
     }
 }

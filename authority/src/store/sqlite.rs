@@ -8,7 +8,7 @@ use ensemble_protocol::wire::JobKind;
 use ensemble_protocol::{ContentHash, JobId, ProjectId, ProjectState, Seq, TxId, UserId};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{Batch, BlobRow, CommittedTx, JobRow, LoadedProject, ProjectRow, Store, UserRow};
+use super::{Batch, BlobRow, Claim, CommittedTx, JobRow, Lease, LoadedProject, ProjectRow, Store, UserRow};
 use crate::Error;
 
 /// The embedded store.
@@ -56,6 +56,19 @@ impl Store for SqliteStore {
                     .await?;
             }
         })
+    }
+
+    // One process serves an SQLite file: it holds every lease, and commits need no fence.
+    async fn acquire_lease(&self, _: ProjectId, _: &str, _: Duration) -> Result<Claim, Error> {
+        Ok(Claim::Granted(Lease { epoch: 0 }))
+    }
+
+    async fn renew_leases(&self, _: &str, held: &[(ProjectId, Lease)], _: Duration) -> Result<Vec<ProjectId>, Error> {
+        Ok(held.iter().map(|(project, _)| *project).collect())
+    }
+
+    async fn release_leases(&self, _: &str) -> Result<(), Error> {
+        Ok(())
     }
 
     async fn committed(&self, project: ProjectId, tx_ids: &[TxId]) -> Result<Vec<CommittedTx>, Error> {

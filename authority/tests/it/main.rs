@@ -12,6 +12,7 @@ mod disk_full;
 mod files;
 mod harness;
 mod in_process;
+mod leases;
 mod logs;
 mod outage;
 mod pokes;

@@ -6,11 +6,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use ensemble_authority::Error;
 use ensemble_authority::server::ServerOptions;
 use ensemble_authority::store::{
-    AnyStore, Batch, BlobRow, CommittedTx, JobRow, LoadedProject, ProjectRow, Store, StoredAs, UserRow,
+    AnyStore, Batch, BlobRow, Claim, CommittedTx, JobRow, Lease, LoadedProject, ProjectRow, Store, StoredAs, UserRow,
 };
 use ensemble_protocol::wire::{CatchUp, ErrorCode, JobKind};
 use ensemble_protocol::*;
@@ -70,6 +71,9 @@ impl<S: Store + std::fmt::Debug> Store for Outage<S> {
         job(id: JobId) -> Option<JobRow>;
         complete_job(id: JobId, worker: &str, attempt: u32, files: u32) -> bool;
         fail_job(id: JobId, worker: &str, attempt: u32, error: &str, retry_at: Option<i64>) -> bool;
+        acquire_lease(project: ProjectId, node: &str, ttl: Duration) -> Claim;
+        renew_leases(node: &str, held: &[(ProjectId, Lease)], ttl: Duration) -> Vec<ProjectId>;
+        release_leases(node: &str) -> ();
     }
 }
 
