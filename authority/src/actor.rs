@@ -38,6 +38,7 @@ use ensemble_protocol::{
 use tokio::sync::{Mutex, Notify, mpsc};
 
 use crate::Error;
+use crate::cluster::{Cluster, Published, RemoteProject};
 use crate::leases::LeaseOptions;
 use crate::store::{Batch, Claim, Lease, Store, now};
 
@@ -45,6 +46,8 @@ use crate::store::{Batch, Claim, Lease, Store, now};
 pub const MAX_BATCH: usize = 1024;
 /// Commands that may wait in an actor's inbox before senders wait too.
 const INBOX: usize = 4096;
+/// Bumps and presence frames that may wait to be published to other processes.
+const PUBLISHED: usize = 4096;
 /// First answers remembered per project, so a recent replay is answered from memory; older
 /// replays are found in the log.
 const REMEMBERED_ANSWERS: usize = 16_384;
@@ -56,10 +59,14 @@ pub const AUTHORITY: UserId = UserId::from_u128(0);
 pub struct ConnId(pub u64);
 
 impl ConnId {
-    /// A connection id not used before in this process.
+    /// A connection id not used before in this process, nor (almost surely) in another one:
+    /// sessions of several processes meet in one project's presence.
     pub fn next() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
+        static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        // A v7 id's last bits are random: this process's ids start somewhere of their own.
+        let base = *BASE.get_or_init(|| (uuid::Uuid::now_v7().as_u128() as u64) & !0xFFFF_FFFF);
+        ConnId(base | NEXT.fetch_add(1, Ordering::Relaxed))
     }
 }
 
@@ -221,6 +228,37 @@ pub enum Command {
     },
     /// This process no longer holds the project's lease: move the subscribers on and stop.
     LeaseLost,
+    /// Catch up a subscriber of another process (which relays the bumps after that): like
+    /// `Subscribe`, without keeping `outbox`.
+    CatchUp {
+        /// The subscriber.
+        user: UserId,
+        /// The last seq the subscriber has.
+        since: Option<Seq>,
+        /// Where the catch-up goes.
+        outbox: Outbox,
+        /// Join as an editor if not a member yet (open authorities).
+        join_as_editor: bool,
+    },
+    /// Every record changed since `since`, as one bump to `outbox`: for another process that
+    /// missed bumps.
+    Delta {
+        /// The last seq the asker passed on.
+        since: Seq,
+        /// Where the bump goes.
+        outbox: Outbox,
+    },
+    /// A session of another process is in the project (or, `None`, left it).
+    RemotePresence {
+        /// The session.
+        conn: ConnId,
+        /// Who it is.
+        user: UserId,
+        /// Their display name.
+        name: String,
+        /// What they are doing.
+        presence: Option<Presence>,
+    },
     /// Stop pushing to a connection.
     Unsubscribe {
         /// The connection.
@@ -248,23 +286,51 @@ pub enum Command {
     },
 }
 
-/// A handle to a running project actor.
+/// A handle to a project: its actor in this process, or its owner in another one.
 #[derive(Clone, Debug)]
 pub struct ProjectHandle {
-    inbox: mpsc::Sender<Command>,
-    /// The lease the actor serves under.
-    lease: Lease,
+    route: Route,
+}
+
+#[derive(Clone, Debug)]
+enum Route {
+    /// This process serves it, under `lease`.
+    Local { inbox: mpsc::Sender<Command>, lease: Lease },
+    /// Another process does (see [`crate::cluster`]).
+    Remote(Arc<RemoteProject>),
 }
 
 impl ProjectHandle {
-    /// Whether the actor still runs (it stops when its project moves to another process).
+    /// Whether it still serves (an actor stops when its project moves to another process; a
+    /// remote project's owner may be gone).
     pub fn is_running(&self) -> bool {
-        !self.inbox.is_closed()
+        match &self.route {
+            Route::Local { inbox, .. } => !inbox.is_closed(),
+            Route::Remote(remote) => remote.is_alive(),
+        }
     }
 
-    /// Sends a command, waiting while the inbox is full; false if the actor has stopped.
+    /// Sends a command, waiting while the inbox is full; false if it no longer serves.
     pub async fn send(&self, command: Command) -> bool {
-        self.inbox.send(command).await.is_ok()
+        match &self.route {
+            Route::Local { inbox, .. } => inbox.send(command).await.is_ok(),
+            Route::Remote(remote) => remote.send(command).await,
+        }
+    }
+
+    /// Waits until a local actor stops (forever for a remote project).
+    pub(crate) async fn stopped(&self) {
+        match &self.route {
+            Route::Local { inbox, .. } => inbox.closed().await,
+            Route::Remote(_) => std::future::pending().await,
+        }
+    }
+
+    fn lease(&self) -> Option<Lease> {
+        match &self.route {
+            Route::Local { lease, .. } => Some(*lease),
+            Route::Remote(_) => None,
+        }
     }
 
     /// Commits `tx` as the authority itself (no permission check: new assets, peaks marked
@@ -293,6 +359,8 @@ impl ProjectHandle {
 pub struct Projects<S> {
     store: S,
     leases: LeaseOptions,
+    /// The other processes, when there are several ([`crate::cluster`]).
+    cluster: Option<Cluster>,
     open: Mutex<HashMap<ProjectId, ProjectHandle>>,
 }
 
@@ -304,7 +372,13 @@ impl<S: Store> Projects<S> {
 
     /// No project open yet; this process takes leases as `leases` says.
     pub fn with_leases(store: S, leases: LeaseOptions) -> Self {
-        Projects { store, leases, open: Mutex::new(HashMap::new()) }
+        Projects { store, leases, cluster: None, open: Mutex::new(HashMap::new()) }
+    }
+
+    /// No project open yet; this process takes leases as `leases` says, and reaches projects
+    /// other processes serve through `cluster`.
+    pub fn in_cluster(store: S, leases: LeaseOptions, cluster: Cluster) -> Self {
+        Projects { store, leases, cluster: Some(cluster), open: Mutex::new(HashMap::new()) }
     }
 
     /// How this process holds its projects.
@@ -312,26 +386,40 @@ impl<S: Store> Projects<S> {
         &self.leases
     }
 
-    /// The actor of `project`, started if needed once this process holds its lease; `None` if
-    /// the project does not exist, [`Error::Elsewhere`] while another process serves it.
+    /// The project: its actor, started if needed once this process holds its lease, or (in a
+    /// cluster) its owner in another process. `None` if the project does not exist;
+    /// [`Error::Elsewhere`] while another process serves it and there is no cluster to reach it.
     pub async fn open(&self, project: ProjectId) -> Result<Option<ProjectHandle>, Error> {
         let mut open = self.open.lock().await;
-        if let Some(handle) = open.get(&project).filter(|handle| !handle.inbox.is_closed()) {
+        if let Some(handle) = open.get(&project).filter(|handle| handle.is_running()) {
             return Ok(Some(handle.clone()));
         }
         let lease = match self.store.acquire_lease(project, &self.leases.node, self.leases.ttl).await {
             Ok(Claim::Granted(lease)) => lease,
-            Ok(Claim::HeldBy { node, .. }) => return Err(Error::Elsewhere { project, node }),
+            Ok(Claim::HeldBy { node, .. }) => {
+                let Some(cluster) = &self.cluster else { return Err(Error::Elsewhere { project, node }) };
+                let handle = ProjectHandle { route: Route::Remote(RemoteProject::new(cluster.clone(), project)) };
+                open.insert(project, handle.clone());
+                return Ok(Some(handle));
+            }
             Err(Error::NotFound(_)) => return Ok(None),
             Err(error) => return Err(error),
         };
         // Loaded after the lease is taken, so it holds every commit of the previous holder.
-        let Some(actor) = ProjectActor::load(self.store.clone(), project, lease).await? else { return Ok(None) };
+        let publish = self.cluster.as_ref().map(|_| mpsc::channel(PUBLISHED));
+        let (published, to_publish) = publish.unzip();
+        let Some(actor) = ProjectActor::load(self.store.clone(), project, lease, published).await? else {
+            return Ok(None);
+        };
         let (inbox, commands) = mpsc::channel(INBOX);
         let span = tracing::info_span!("project", id = %project);
         tokio::spawn(tracing::Instrument::instrument(actor.run(commands), span));
         tracing::info!(%project, epoch = lease.epoch, "serving the project");
-        let handle = ProjectHandle { inbox, lease };
+        let handle = ProjectHandle { route: Route::Local { inbox, lease } };
+        if let (Some(cluster), Some(to_publish)) = (&self.cluster, to_publish) {
+            tokio::spawn(crate::cluster::answer(cluster.clone(), project, handle.clone()));
+            tokio::spawn(crate::cluster::publish(cluster.clone(), project, to_publish));
+        }
         open.insert(project, handle.clone());
         Ok(Some(handle))
     }
@@ -343,8 +431,8 @@ impl<S: Store> Projects<S> {
     pub async fn renew_leases(&self) {
         let held: Vec<(ProjectId, Lease)> = {
             let mut open = self.open.lock().await;
-            open.retain(|_, handle| !handle.inbox.is_closed());
-            open.iter().map(|(project, handle)| (*project, handle.lease)).collect()
+            open.retain(|_, handle| handle.is_running());
+            open.iter().filter_map(|(project, handle)| Some((*project, handle.lease()?))).collect()
         };
         if held.is_empty() {
             return;
@@ -359,11 +447,11 @@ impl<S: Store> Projects<S> {
         let mut open = self.open.lock().await;
         for (project, lease) in held.into_iter().filter(|(project, _)| !kept.contains(project)) {
             // Only the handle that held this lease: the project may have been opened again.
-            if open.get(&project).is_some_and(|handle| handle.lease == lease)
+            if open.get(&project).is_some_and(|handle| handle.lease() == Some(lease))
                 && let Some(handle) = open.remove(&project)
             {
                 tracing::warn!(%project, epoch = lease.epoch, "lost the project's lease; moving its clients on");
-                let _ = handle.inbox.send(Command::LeaseLost).await;
+                handle.send(Command::LeaseLost).await;
             }
         }
     }
@@ -379,17 +467,17 @@ impl<S: Store> Projects<S> {
     /// Tells `project`'s actor, if it is open, that the store has a commit at `seq` it may not
     /// have made (see [`crate::pokes`]).
     pub async fn poke(&self, project: ProjectId, seq: Option<Seq>) {
-        let inbox = self.open.lock().await.get(&project).map(|handle| handle.inbox.clone());
-        if let Some(inbox) = inbox {
-            let _ = inbox.send(Command::Poke { seq }).await;
+        let handle = self.open.lock().await.get(&project).cloned();
+        if let Some(handle) = handle {
+            handle.send(Command::Poke { seq }).await;
         }
     }
 
     /// Has every open project check the store for commits it did not make.
     pub async fn poke_all(&self) {
-        let inboxes: Vec<_> = self.open.lock().await.values().map(|handle| handle.inbox.clone()).collect();
-        for inbox in inboxes {
-            let _ = inbox.send(Command::Poke { seq: None }).await;
+        let handles: Vec<_> = self.open.lock().await.values().cloned().collect();
+        for handle in handles {
+            handle.send(Command::Poke { seq: None }).await;
         }
     }
 }
@@ -418,6 +506,10 @@ struct ProjectActor<S> {
     subscribers: Vec<Subscriber>,
     /// The latest presence of each subscriber that sent one (relayed, never stored).
     presences: HashMap<ConnId, PeerPresence>,
+    /// The same for sessions of other processes, until they say they left.
+    remote_presences: HashMap<ConnId, PeerPresence>,
+    /// Where bumps and presence go for other processes to relay, in a cluster.
+    published: Option<mpsc::Sender<Published>>,
     /// The first answer (`Committed` or `Rejected`) to recent transaction ids.
     answered: Recent,
     /// Memory may differ from the store: a commit failed and so did the reload after it. Until a
@@ -465,7 +557,12 @@ fn versions(changes: &[RecordChange]) -> Vec<(RecordId, Version)> {
 }
 
 impl<S: Store> ProjectActor<S> {
-    async fn load(store: S, id: ProjectId, lease: Lease) -> Result<Option<Self>, Error> {
+    async fn load(
+        store: S,
+        id: ProjectId,
+        lease: Lease,
+        published: Option<mpsc::Sender<Published>>,
+    ) -> Result<Option<Self>, Error> {
         let Some(loaded) = store.load_project(id).await? else { return Ok(None) };
         Ok(Some(ProjectActor {
             store,
@@ -475,6 +572,8 @@ impl<S: Store> ProjectActor<S> {
             record_seqs: loaded.record_seqs.into_iter().collect(),
             subscribers: Vec::new(),
             presences: HashMap::new(),
+            remote_presences: HashMap::new(),
+            published,
             answered: Recent::default(),
             stale: false,
             lease,
@@ -503,6 +602,20 @@ impl<S: Store> ProjectActor<S> {
                     Command::Unsubscribe { conn } => self.subscribers.retain(|s| s.outbox.conn() != conn),
                     Command::Poke { seq } => self.catch_up(seq).await,
                     Command::LeaseLost => self.moved = true,
+                    Command::CatchUp { outbox, .. } | Command::Delta { outbox, .. } if self.stale => {
+                        outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: UNAVAILABLE.into() });
+                    }
+                    Command::CatchUp { user, since, outbox, join_as_editor } => {
+                        self.catch_up_remote(user, since, &outbox, join_as_editor).await;
+                    }
+                    Command::Delta { since, outbox } => {
+                        if let Some(bump) = self.delta_since(since) {
+                            outbox.send(&bump);
+                        }
+                    }
+                    Command::RemotePresence { conn, user, name, presence } => {
+                        self.relay_remote_presence(conn, user, name, presence);
+                    }
                     Command::GetRecords { user, ids, outbox } => self.get_records(user, ids, &outbox),
                     Command::Presence { conn, user, name, presence } => self.relay_presence(conn, user, name, presence),
                 }
@@ -552,13 +665,28 @@ impl<S: Store> ProjectActor<S> {
     }
 
     async fn subscribe(&mut self, user: UserId, since: Option<Seq>, outbox: Outbox, join_as_editor: bool) {
+        if self.catch_up_remote(user, since, &outbox, join_as_editor).await {
+            self.subscribers.retain(|s| s.outbox.conn() != outbox.conn());
+            self.subscribers.push(Subscriber { user, outbox });
+        }
+    }
+
+    /// Sends `outbox` a subscriber's catch-up and who is here; true when it is a member and was
+    /// caught up (a subscriber of this process is then kept; another process's, relayed).
+    async fn catch_up_remote(
+        &mut self,
+        user: UserId,
+        since: Option<Seq>,
+        outbox: &Outbox,
+        join_as_editor: bool,
+    ) -> bool {
         if join_as_editor && self.state.role_of(user).is_none() {
             let member = Record::Member(ensemble_protocol::Member { user, role: Role::Editor });
             let join = Transaction::new(self.id, vec![Op::Create { id: MemberId::new_v7().into(), record: member }]);
             self.commit_writes(vec![Write { tx: join, author: AUTHORITY, outbox: None }]).await;
             if self.stale {
                 outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: UNAVAILABLE.into() });
-                return;
+                return false;
             }
         }
         let role = match self.state.role_of(user) {
@@ -566,7 +694,7 @@ impl<S: Store> ProjectActor<S> {
             None => {
                 let message = ensemble_protocol::Denied::NotMember.to_string();
                 outbox.send(&ServerMsg::Error { code: ErrorCode::Denied, message });
-                return;
+                return false;
             }
         };
         let catch_up = match since {
@@ -577,13 +705,60 @@ impl<S: Store> ProjectActor<S> {
             _ => CatchUp::Snapshot(self.state.snapshot()),
         };
         let subscribed = ServerMsg::Subscribed { project: self.id, seq: self.seq, role, catch_up };
-        if outbox.send(&subscribed) {
-            self.subscribers.retain(|s| s.outbox.conn() != outbox.conn());
-            // Who is here already.
-            for peer in self.presences.values().filter(|peer| peer.session != outbox.conn().0) {
-                outbox.send(&ServerMsg::Presence { project: self.id, peer: peer.clone() });
-            }
-            self.subscribers.push(Subscriber { user, outbox });
+        if !outbox.send(&subscribed) {
+            return false;
+        }
+        // Who is here already.
+        let here = self.presences.values().chain(self.remote_presences.values());
+        for peer in here.filter(|peer| peer.session != outbox.conn().0) {
+            outbox.send(&ServerMsg::Presence { project: self.id, peer: peer.clone() });
+        }
+        true
+    }
+
+    /// Every record changed since `since`, as one bump at the current seq; `None` when nothing
+    /// is newer.
+    fn delta_since(&self, since: Seq) -> Option<ServerMsg> {
+        if since >= self.seq {
+            return None;
+        }
+        let changes: Vec<RecordChange> =
+            self.record_seqs.iter().filter(|(_, seq)| **seq > since).map(|(id, _)| self.state.change(*id)).collect();
+        Some(ServerMsg::Bump(Bump {
+            project: self.id,
+            seq: self.seq,
+            tx_id: TxId::from_u128(0),
+            author: AUTHORITY,
+            changes,
+        }))
+    }
+
+    /// Passes on the presence of a session of another process (or its leaving).
+    fn relay_remote_presence(&mut self, conn: ConnId, user: UserId, name: String, presence: Option<Presence>) {
+        let presence = presence.map(|mut presence| {
+            presence.selection.truncate(MAX_PRESENCE_SELECTION);
+            presence
+        });
+        let peer = PeerPresence { session: conn.0, user, name, presence };
+        if peer.presence.is_some() {
+            self.remote_presences.insert(conn, peer.clone());
+        } else if let Some(mut known) = self.remote_presences.remove(&conn) {
+            // Its leaving, with the name the others know it by.
+            known.presence = None;
+            return self.broadcast_presence(known);
+        } else {
+            return;
+        }
+        self.broadcast_presence(peer);
+    }
+
+    /// Hands `item` to the other processes, when in a cluster. A full queue drops it, as NATS
+    /// may: relays notice the gap and catch up.
+    fn publish(&self, item: impl FnOnce() -> Published) {
+        if let Some(published) = &self.published
+            && published.try_send(item()).is_err()
+        {
+            tracing::debug!("the publishing queue is full; relays will catch up");
         }
     }
 
@@ -603,6 +778,7 @@ impl<S: Store> ProjectActor<S> {
         let from = ConnId(peer.session);
         if let Some(frame) = encode(&ServerMsg::Presence { project: self.id, peer }) {
             self.subscribers.retain(|s| s.outbox.conn() == from || s.outbox.send_frame(frame.clone()));
+            self.publish(|| Published::Presence { from: from.0, frame: frame.to_vec() });
         }
     }
 
@@ -698,6 +874,8 @@ impl<S: Store> ProjectActor<S> {
         });
         if let Some(frame) = encode(&bump) {
             self.subscribers.retain(|subscriber| subscriber.outbox.send_frame(frame.clone()));
+            let seq = self.seq;
+            self.publish(|| Published::Bump { seq, frame: frame.to_vec() });
         }
     }
 
@@ -783,6 +961,12 @@ impl<S: Store> ProjectActor<S> {
         for (outbox, answer) in answers {
             outbox.send(&answer);
         }
+        // Other processes' relays drop subscribers who are no longer members (a deleted record
+        // may have been a membership: counted as a change too).
+        let membership_changed = staged
+            .iter()
+            .flat_map(|stage| &stage.changes)
+            .any(|change| matches!(change.record, Some(Record::Member(_)) | None));
         for stage in staged {
             for change in &stage.changes {
                 self.record_seqs.insert(change.id, stage.seq);
@@ -802,10 +986,19 @@ impl<S: Store> ProjectActor<S> {
             };
             if let Some(frame) = encode(&ServerMsg::Bump(bump)) {
                 self.subscribers.retain(|s| s.outbox.send_frame(frame.clone()));
+                self.publish(|| Published::Bump { seq: stage.seq, frame: frame.to_vec() });
             }
         }
         if !staged_index.is_empty() {
             self.drop_former_members();
+        }
+        if membership_changed {
+            let members = self.state.records().filter_map(|(_, entry)| match &entry.record {
+                Record::Member(member) => Some(member.user),
+                _ => None,
+            });
+            let members = members.collect();
+            self.publish(|| Published::Members(members));
         }
         writes.clear();
         Ok(())

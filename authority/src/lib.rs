@@ -10,7 +10,8 @@
 //!   apply with the protocol's `apply`, commit durably (transactions that queue meanwhile go into
 //!   the next commit together), then acknowledge and push a bump to every subscriber.
 //! - [`store`] keeps it all in SQLite (embedded, the default) or Postgres (hosted); with
-//!   several processes on one Postgres, [`leases`] decides which one serves each project.
+//!   several processes on one Postgres, [`leases`] decides which one serves each project, and
+//!   [`cluster`] carries requests to it and its bumps back, over NATS.
 //! - [`files`] stores audio files by content and serves the upload and download streams;
 //!   [`jobs`] runs peaks, FLAC transcodes and exports from a queue in the store.
 //! - [`tls`] makes and loads the certificate; clients pin its SHA-256 fingerprint. The client end
@@ -23,6 +24,7 @@
 pub mod actor;
 pub mod admin;
 pub mod auth;
+pub mod cluster;
 pub mod demo;
 pub mod files;
 pub mod jobs;

@@ -89,6 +89,11 @@ enum Command {
         /// another process takes the crashed one's projects within this time.
         #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(300..))]
         lease_ttl_ms: u64,
+        /// A NATS server (nats://HOST:PORT) through which the processes sharing a Postgres
+        /// forward requests to the one serving a project and relay its bumps, so any process
+        /// serves any client.
+        #[arg(long, env = "ENSEMBLE_NATS_URL")]
+        nats: Option<String>,
     },
     /// Render a project to a WAV file, as the export job does.
     Export {
@@ -226,6 +231,7 @@ async fn run() -> anyhow::Result<()> {
             web_listen,
             node_id,
             lease_ttl_ms,
+            nats,
         } => {
             let door = match join_code {
                 Some(typed) => {
@@ -255,6 +261,7 @@ async fn run() -> anyhow::Result<()> {
                 files: Some(files),
                 door,
                 leases,
+                nats: nats.clone(),
                 ..ServerOptions::default()
             };
             let server = Server::start(store, certificates, options).await?;

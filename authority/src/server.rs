@@ -43,6 +43,7 @@ use tracing::Instrument;
 
 use crate::actor::{Closing, Command, ConnId, Outbox, OutboxFrames, ProjectHandle, Projects};
 use crate::auth::{LoginGuard, LoginLimits};
+use crate::cluster::Cluster;
 use crate::files::{FileOptions, Library, Transfers};
 use crate::jobs::{ExportJob, JobRunner};
 use crate::leases::LeaseOptions;
@@ -80,6 +81,10 @@ pub struct ServerOptions {
     /// This process's node id and lease time, for serving projects from a database several
     /// processes share (see [`crate::leases`]).
     pub leases: LeaseOptions,
+    /// The NATS server through which the processes sharing a database reach one another's
+    /// projects (see [`crate::cluster`]); without one, a project another process serves is
+    /// refused as served elsewhere.
+    pub nats: Option<String>,
 }
 
 /// The join code of the jam an embedded authority hosts, if any; shared with whoever hosts it,
@@ -132,6 +137,7 @@ impl Default for ServerOptions {
             logins: LoginLimits::default(),
             frame_deadline: Duration::from_secs(30),
             leases: LeaseOptions::default(),
+            nats: None,
         }
     }
 }
@@ -197,7 +203,14 @@ impl Server {
     ) -> Result<Server, Error> {
         let endpoint = quinn::Endpoint::server(server_config(&certificates)?, options.listen)?;
         let rotation = tokio::spawn(rotate_when_due(certificates.clone()));
-        let projects = Arc::new(Projects::with_leases(store.clone(), options.leases.clone()));
+        let projects = Arc::new(match &options.nats {
+            Some(url) => {
+                // Relays check their owners once per lease time.
+                let cluster = Cluster::connect(url, &options.leases.node, options.leases.ttl).await?;
+                Projects::in_cluster(store.clone(), options.leases.clone(), cluster)
+            }
+            None => Projects::with_leases(store.clone(), options.leases.clone()),
+        });
         let pokes = store.poke_source().map(|source| tokio::spawn(crate::pokes::listen(source, projects.clone())));
         let leases = tokio::spawn(crate::leases::keep(projects.clone()));
         let releases: Arc<dyn ReleaseLeases> = projects.clone();

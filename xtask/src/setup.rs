@@ -24,6 +24,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("chromium", "a real browser, headless, for the WebTransport and web app checks"),
     ("chromium-driver", "drives headless Chromium for the browser's wasm tests"),
     ("brotli", "compresses the browser release's download (`cargo xtask web --release`)"),
+    ("nats-server", "NATS, which carries requests and bumps between authority processes (tests start their own)"),
 ];
 
 const RUST_TARGETS: &[&str] = &["wasm32-unknown-unknown"];

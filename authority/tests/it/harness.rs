@@ -1,10 +1,12 @@
 //! Stores, users, a project and a running authority to test against.
 
+use std::time::Duration;
+
 use ensemble_authority::admin;
 use ensemble_authority::server::ServerOptions;
 use ensemble_authority::store::{AnyStore, PostgresStore, SqliteStore, Store};
 use ensemble_net::remote::Remote;
-use ensemble_net::tls::Fingerprint;
+use ensemble_net::tls::{Fingerprint, Trust};
 use ensemble_protocol::wire::CatchUp;
 use ensemble_protocol::*;
 use ensemble_testkit::loopback::Loopback;
@@ -99,6 +101,18 @@ pub(crate) fn committed(answer: ServerMsg) -> Seq {
     }
 }
 
+/// Adds `count` tracks through `remote`, each in a transaction of its own and acknowledged;
+/// their ids, in order.
+pub(crate) async fn write_tracks(remote: &mut Remote, project: ProjectId, count: usize) -> Vec<TrackId> {
+    let mut tracks = Vec::with_capacity(count);
+    for _ in 0..count {
+        let track = TrackId::new_v7();
+        committed(remote.write(&add_track(project, track, "Take")).await.unwrap());
+        tracks.push(track);
+    }
+    tracks
+}
+
 /// Another project, owned by `owner`.
 pub(crate) async fn admin_project(store: &AnyStore, owner: &str) -> ProjectId {
     admin::create_project(store, "Other Song", owner).await.unwrap()
@@ -176,4 +190,92 @@ pub(crate) async fn serve_binary(
         }
     }
     (child, addr.unwrap(), fingerprint.unwrap())
+}
+
+/// An authority process among several on one Postgres (the real binary, node `name`): its
+/// child, address and certificates.
+pub(crate) struct Node {
+    pub(crate) child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+    fingerprint: Vec<Fingerprint>,
+}
+
+impl Node {
+    /// Starts node `name` on `url` with leases of `ttl` and `args` more (`--nats URL`).
+    pub(crate) async fn start(url: &str, dir: &std::path::Path, name: &str, ttl: Duration, args: &[&str]) -> Node {
+        let dir = dir.join(name);
+        let ttl = ttl.as_millis().to_string();
+        let (child, addr, fingerprint) = serve_binary(url, &dir, |command| {
+            command.args(["--node-id", name, "--lease-ttl-ms", &ttl]).args(args);
+        })
+        .await;
+        Node { child, addr, fingerprint }
+    }
+
+    /// A connection logged in as `user`.
+    pub(crate) async fn client(&self, user: &str) -> Remote {
+        let mut remote =
+            Remote::connect(self.addr, "localhost", Trust::Pinned(self.fingerprint.clone())).await.unwrap();
+        remote.login(user, PASSWORD).await.unwrap();
+        remote
+    }
+
+    /// Sends the process `signal` (`-STOP`, `-CONT`).
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+}
+
+/// A NATS server of the test's own (Debian's `nats-server`, installed by setup), on a private
+/// port, stopped when dropped.
+pub(crate) struct Nats {
+    child: Option<std::process::Child>,
+    port: u16,
+    /// Where clients connect.
+    pub(crate) url: String,
+}
+
+impl Nats {
+    pub(crate) fn start() -> Nats {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut nats = Nats { child: None, port, url: format!("nats://127.0.0.1:{port}") };
+        nats.run();
+        nats
+    }
+
+    fn run(&mut self) {
+        let child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server (`cargo xtask setup` installs it)");
+        self.child = Some(child);
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server (its clients lose it until [`Nats::resume`]).
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub(crate) fn resume(&mut self) {
+        self.run();
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

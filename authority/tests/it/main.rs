@@ -7,6 +7,7 @@
 mod bad_input;
 mod browser;
 mod certificates;
+mod cluster;
 mod crash;
 mod disk_full;
 mod files;

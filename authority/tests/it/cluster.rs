@@ -1,0 +1,201 @@
+//! Several authority processes on one Postgres and one NATS: any process serves any client.
+//! Requests for a project go to the process holding its lease, its bumps come back to every
+//! process whose clients watch it, presence crosses too; bumps lost while NATS is down arrive
+//! by catch-up; when the owner dies its relayed clients are moved on and another process takes
+//! the project with everything acknowledged.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use ensemble_authority::leases::LeaseOptions;
+use ensemble_authority::server::ServerOptions;
+use ensemble_authority::store::Store;
+use ensemble_net::remote::Remote;
+use ensemble_protocol::wire::{Bump, CatchUp, Presence};
+use ensemble_protocol::*;
+
+use crate::harness::{self, Clients, Nats, Node, add_track, committed, write_tracks};
+use crate::leases::{TTL, subscribe_when_served};
+
+/// Options for node `name` of a cluster on `nats`.
+fn node(name: &str, nats: &Nats) -> ServerOptions {
+    let leases = LeaseOptions { node: harness::unique(name), ttl: TTL };
+    ServerOptions { leases, nats: Some(nats.url.clone()), ..ServerOptions::default() }
+}
+
+/// The next bump `remote` receives, skipping other messages.
+async fn next_bump(remote: &mut Remote) -> Bump {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let ServerMsg::Bump(bump) = remote.recv().await.unwrap() {
+                return bump;
+            }
+        }
+    })
+    .await
+    .expect("a bump arrives")
+}
+
+/// Reads bumps until one reaches `seq`; the tracks they carried.
+async fn bumps_until(remote: &mut Remote, seq: Seq) -> HashSet<TrackId> {
+    let mut tracks = HashSet::new();
+    loop {
+        let bump = next_bump(remote).await;
+        tracks.extend(
+            bump.changes.iter().filter(|c| matches!(c.record, Some(Record::Track(_)))).map(|c| TrackId(c.id.0)),
+        );
+        if bump.seq >= seq {
+            return tracks;
+        }
+    }
+}
+
+fn tracks(catch_up: &CatchUp) -> HashSet<TrackId> {
+    let CatchUp::Snapshot(records) = catch_up else { panic!("expected a snapshot") };
+    records.iter().filter(|c| matches!(c.record, Some(Record::Track(_)))).map(|c| TrackId(c.id.0)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_three_processes_serve_one_project_through_its_owner() {
+    let nats = Nats::start();
+    let store = harness::postgres().await;
+    let cast = harness::cast(&store).await;
+    let a = harness::serve(&store, node("a", &nats)).await;
+    let b = harness::serve(&store, node("b", &nats)).await;
+    let c = harness::serve(&store, node("c", &nats)).await;
+
+    // Alice, on A, is first: A takes the project.
+    let mut alice = a.client(&cast.owner).await;
+    alice.subscribe(cast.project, None).await.unwrap();
+    let drums = TrackId::new_v7();
+    let first = committed(alice.write(&add_track(cast.project, drums, "Drums")).await.unwrap());
+
+    // Bob on B and Vera on C subscribe through A and are caught up.
+    let mut bob = b.client(&cast.editor).await;
+    let mut vera = c.client(&cast.viewer).await;
+    for remote in [&mut bob, &mut vera] {
+        let subscribed = remote.subscribe(cast.project, None).await.unwrap();
+        assert_eq!(subscribed.seq, first);
+        assert!(tracks(&subscribed.catch_up).contains(&drums));
+    }
+
+    // Bob writes through B: A commits it, and everyone hears it, Bob included.
+    let bass = TrackId::new_v7();
+    let second = committed(bob.write(&add_track(cast.project, bass, "Bass")).await.unwrap());
+    assert_eq!(second, first.next());
+    for remote in [&mut alice, &mut bob, &mut vera] {
+        assert!(bumps_until(remote, second).await.contains(&bass));
+    }
+    // Vera is a viewer wherever she connects.
+    let refused = vera.write(&add_track(cast.project, TrackId::new_v7(), "No")).await.unwrap();
+    assert!(matches!(refused, ServerMsg::Rejected { .. }), "{refused:?}");
+
+    // Writes from several processes at once all land, in one order everyone sees.
+    let mut written = HashSet::new();
+    for round in 0..5 {
+        for (remote, name) in [(&mut alice, "A"), (&mut bob, "B")] {
+            let track = TrackId::new_v7();
+            committed(remote.write(&add_track(cast.project, track, &format!("{name}{round}"))).await.unwrap());
+            written.insert(track);
+        }
+    }
+    let last = store.load_project(cast.project).await.unwrap().unwrap().seq;
+    assert_eq!(last.0, second.0 + 10);
+    for remote in [&mut alice, &mut bob, &mut vera] {
+        assert!(bumps_until(remote, last).await.is_superset(&written));
+    }
+
+    // Presence crosses processes: Bob's pointer reaches Alice.
+    let presence =
+        Presence { playhead: Ticks(960), playing: true, selection: vec![drums.into()], pointer: Some(Ticks(480)) };
+    bob.send(&ClientMsg::Presence { project: cast.project, presence: presence.clone() }).await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let ServerMsg::Presence { peer, .. } = alice.recv().await.unwrap()
+                && peer.presence.is_some()
+            {
+                return peer;
+            }
+        }
+    })
+    .await
+    .expect("Bob's presence reaches Alice");
+    assert_eq!(seen.presence, Some(presence));
+    drop((a, b, c));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_bumps_lost_while_nats_was_down_arrive_by_catch_up() {
+    let mut nats = Nats::start();
+    let store = harness::postgres().await;
+    let cast = harness::cast(&store).await;
+    let a = harness::serve(&store, node("a", &nats)).await;
+    let b = harness::serve(&store, node("b", &nats)).await;
+    let mut alice = a.client(&cast.owner).await;
+    committed(alice.write(&add_track(cast.project, TrackId::new_v7(), "First")).await.unwrap());
+    let mut bob = b.client(&cast.editor).await;
+    bob.subscribe(cast.project, None).await.unwrap();
+
+    // NATS goes away; Alice goes on editing on A, which needs no NATS to commit.
+    nats.stop();
+    let mut missed = HashSet::new();
+    let mut seq = Seq(0);
+    for _ in 0..5 {
+        let track = TrackId::new_v7();
+        seq = committed(alice.write(&add_track(cast.project, track, "While down")).await.unwrap());
+        missed.insert(track);
+    }
+    nats.resume();
+    // B's relay reconnects and catches up through A: Bob has all five, then hears what follows.
+    assert!(bumps_until(&mut bob, seq).await.is_superset(&missed));
+    let after = TrackId::new_v7();
+    let next = committed(alice.write(&add_track(cast.project, after, "After")).await.unwrap());
+    assert!(bumps_until(&mut bob, next).await.contains(&after));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_when_the_owner_dies_its_relayed_clients_move_and_another_process_takes_the_project() {
+    let nats = Nats::start();
+    let url = ensemble_testkit::sandbox::postgres_url().unwrap();
+    let store = harness::postgres().await;
+    let cast = harness::cast(&store).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--nats", nats.url.as_str()];
+    let mut a = Node::start(&url, dir.path(), "a", TTL, &args).await;
+    let b = Node::start(&url, dir.path(), "b", TTL, &args).await;
+
+    let mut alice = a.client(&cast.owner).await;
+    let mut acknowledged: HashSet<TrackId> = write_tracks(&mut alice, cast.project, 10).await.into_iter().collect();
+    // Bob, on B, is served through A.
+    let mut bob = b.client(&cast.editor).await;
+    bob.subscribe(cast.project, None).await.unwrap();
+    let bobs = TrackId::new_v7();
+    committed(bob.write(&add_track(cast.project, bobs, "Bob's")).await.unwrap());
+    acknowledged.insert(bobs);
+
+    // A dies. B notices within a lease time and closes Bob's connection as moved.
+    a.child.kill().await.unwrap();
+    let killed = Instant::now();
+    let closed = tokio::time::timeout(4 * TTL, async {
+        loop {
+            if let Err(error) = bob.recv().await {
+                return error.to_string();
+            }
+        }
+    })
+    .await
+    .expect("B moves Bob on");
+    assert!(closed.contains("another authority process") || closed.contains("gone"), "{closed}");
+
+    // Bob reconnects to B, which takes the project once A's lease has run out.
+    let (mut bob, served) = subscribe_when_served(&b, &cast.editor, cast.project, 4 * TTL).await;
+    let failover = killed.elapsed();
+    assert_eq!(tracks(&served.catch_up), acknowledged);
+    let next = committed(bob.write(&add_track(cast.project, TrackId::new_v7(), "After")).await.unwrap());
+    assert_eq!(next, served.seq.next());
+    eprintln!(
+        "relayed client served again {} ms after the owner's kill -9 (lease {} ms)",
+        failover.as_millis(),
+        TTL.as_millis()
+    );
+}
