@@ -34,6 +34,10 @@ use crate::actor::{Command, ConnId, Frame, OUTBOX_BYTES, Outbox, ProjectHandle};
 
 /// How long a forwarded request waits for the owner's answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request waits before it asks whether the owner is there, and again after that.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+/// How long a ping waits.
+const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How many times, and how far apart, a relay asks before it takes silence for a gone owner.
 const GONE_ASKS: usize = 5;
@@ -175,37 +179,82 @@ impl Cluster {
         project: ProjectId,
         request: &Request,
     ) -> impl std::future::Future<Output = Result<Bytes, Unanswered>> + use<> {
+        let (id, answer) = self.expect_answer();
+        let sent = self.send(project, request, id).await;
+        let cluster = self.clone();
+        async move {
+            sent?;
+            // A request in flight when its owner died gets no answer and no "no responders":
+            // while it waits, the owner is asked whether it is there.
+            let answered = tokio::select! {
+                answered = tokio::time::timeout(REQUEST_TIMEOUT, answer) => Some(answered),
+                () = cluster.owner_silent(project) => None,
+            };
+            cluster.forget(id);
+            match answered {
+                None => Err(Unanswered::NoOwner),
+                Some(Ok(Ok(message))) => read_answer(message),
+                Some(Ok(Err(_))) => Err(Unanswered::Failed("the answer was lost".into())),
+                Some(Err(_)) => Err(Unanswered::Failed("the project's server did not answer in time".into())),
+            }
+        }
+    }
+
+    /// Whether anybody answers for `project` now.
+    async fn ping(&self, project: ProjectId) -> Result<(), Unanswered> {
+        let (id, answer) = self.expect_answer();
+        self.send(project, &Request::Ping, id).await?;
+        let answered = tokio::time::timeout(PING_TIMEOUT, answer).await;
+        self.forget(id);
+        match answered {
+            Ok(Ok(message)) => read_answer(message).map(drop),
+            _ => Err(Unanswered::Failed("no answer to a ping".into())),
+        }
+    }
+
+    /// Resolves once nobody answers for `project`, or its owner does not answer a ping in time
+    /// (it may be paused past its lease, still holding its NATS connection), asked every
+    /// [`WATCH_EVERY`].
+    async fn owner_silent(&self, project: ProjectId) {
+        loop {
+            tokio::time::sleep(WATCH_EVERY).await;
+            if self.ping(project).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// A request id, and where its answer will arrive.
+    fn expect_answer(&self) -> (u64, oneshot::Receiver<async_nats::Message>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (sender, answer) = oneshot::channel();
         if let Ok(mut waiting) = self.waiting.lock() {
             waiting.insert(id, sender);
         }
-        let sent = match encode_value(request) {
-            Ok(payload) => self
-                .client
-                .publish_with_reply(cmd_subject(project), format!("{}.{id}", self.replies), payload.into())
-                .await
-                .map_err(|error| Unanswered::Failed(error.to_string())),
-            Err(error) => Err(Unanswered::Failed(error.to_string())),
-        };
-        let waiting = self.waiting.clone();
-        async move {
-            sent?;
-            let answered = tokio::time::timeout(REQUEST_TIMEOUT, answer).await;
-            if let Ok(mut waiting) = waiting.lock() {
-                waiting.remove(&id);
-            }
-            let message = match answered {
-                Ok(Ok(message)) => message,
-                Ok(Err(_)) => return Err(Unanswered::Failed("the answer was lost".into())),
-                Err(_) => return Err(Unanswered::Failed("the project's server did not answer in time".into())),
-            };
-            if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
-                return Err(Unanswered::NoOwner);
-            }
-            Ok(message.payload)
+        (id, answer)
+    }
+
+    fn forget(&self, id: u64) {
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.remove(&id);
         }
     }
+
+    async fn send(&self, project: ProjectId, request: &Request, id: u64) -> Result<(), Unanswered> {
+        let payload = encode_value(request).map_err(|error| Unanswered::Failed(error.to_string()))?;
+        self.client
+            .publish_with_reply(cmd_subject(project), format!("{}.{id}", self.replies), payload.into())
+            .await
+            .map_err(|error| Unanswered::Failed(error.to_string()))
+    }
+}
+
+/// An answer's payload, or why there is none.
+fn read_answer(message: async_nats::Message) -> Result<Bytes, Unanswered> {
+    if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+        return Err(Unanswered::NoOwner);
+    }
+    Ok(message.payload)
 }
 
 /// The frames in a forwarded answer, one after another.
@@ -398,6 +447,10 @@ impl RemoteProject {
         outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message });
         if let Unanswered::NoOwner = unanswered {
             outbox.moved();
+            // The next request asks the database again who serves the project (and takes it
+            // once the silent owner's lease has run out); what this one relays goes on until
+            // the owner is known to be gone.
+            self.alive.store(false, Ordering::Relaxed);
             if self.gone().await {
                 self.owner_gone();
             }
@@ -411,9 +464,9 @@ impl RemoteProject {
             if attempt > 0 {
                 tokio::time::sleep(GONE_SPACING).await;
             }
-            match self.cluster.request(self.project, &Request::Ping).await.await {
+            match self.cluster.ping(self.project).await {
                 Err(Unanswered::NoOwner) => continue,
-                Ok(_) | Err(Unanswered::Failed(_)) => return false,
+                Ok(()) | Err(Unanswered::Failed(_)) => return false,
             }
         }
         true
@@ -421,9 +474,8 @@ impl RemoteProject {
 
     /// The owner stopped answering: every relayed session moves on, and this handle is done.
     fn owner_gone(&self) {
-        if self.alive.swap(false, Ordering::Relaxed) {
-            tracing::info!(project = %self.project, "the project's server is gone; moving its relayed clients on");
-        }
+        self.alive.store(false, Ordering::Relaxed);
+        tracing::info!(project = %self.project, "the project's server is gone; moving its relayed clients on");
         if let Some(relay) = self.relay.lock().ok().and_then(|mut relay| relay.take()) {
             relay.task.abort();
             if let Ok(mut subscribers) = relay.subscribers.lock() {

@@ -1,11 +1,13 @@
 //! Load on a real authority over loopback QUIC: many clients writing 1-op transactions, and
 //! subscribers timing how long bumps take to reach them.
 //!
-//! [`Stage`] starts an in-process authority on a store with projects and users ready;
-//! [`Writers`] are connected clients that write as fast as their acknowledgements return (or
+//! [`Stage`] starts an in-process authority on a store with projects and users ready, or
+//! readies them in the store of running authority processes it connects to (spreading its
+//! clients over them); [`Writers`] are connected clients that write as fast as their acknowledgements return (or
 //! at a steady rate); [`run`] does a whole timed run and reports throughput and latencies.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,7 @@ use ensemble_authority::admin;
 use ensemble_authority::server::ServerOptions;
 use ensemble_authority::store::AnyStore;
 use ensemble_net::remote::Remote;
+use ensemble_net::tls::Trust;
 use ensemble_protocol::{
     Field, ListItem, ListPosition, Op, ProjectId, Record, ServerMsg, TrackField, TrackId, Transaction, TxId,
 };
@@ -21,36 +24,78 @@ use ensemble_testkit::loopback::Loopback;
 
 const PASSWORD: &str = "load generator password";
 
-/// An authority with projects and a user who owns them.
+/// Authorities with projects and a user who owns them.
 pub struct Stage {
-    authority: Loopback,
+    authorities: Authorities,
     user: String,
     /// The projects writers spread over; subscribers watch the first.
     pub projects: Vec<ProjectId>,
+    /// Clients connected so far, for spreading them over the authorities.
+    connected: std::sync::atomic::AtomicUsize,
+}
+
+enum Authorities {
+    /// One in this process.
+    InProcess(Box<Loopback>),
+    /// Running processes, each at an address with the certificate hashes it printed.
+    Running(Vec<(SocketAddr, Trust)>),
 }
 
 impl Stage {
     /// Starts an authority on `store` with `projects` projects.
     pub async fn new(store: AnyStore, projects: usize) -> anyhow::Result<Stage> {
-        let user = format!("load-{}", uuid_suffix());
-        admin::add_user(&store, &user, PASSWORD).await?;
-        let mut ids = Vec::with_capacity(projects);
-        for index in 0..projects.max(1) {
-            let id = admin::create_project(&store, &format!("Load {index}"), &user).await?;
-            ids.push(id);
-        }
+        let (user, ids) = ready(&store, projects).await?;
         let authority = Loopback::start(store, ServerOptions::default()).await;
-        Ok(Stage { authority, user, projects: ids })
+        Ok(Stage { authorities: Authorities::InProcess(Box::new(authority)), user, projects: ids, connected: 0.into() })
+    }
+
+    /// Readies `projects` projects in `store`, the database of the running authorities at
+    /// `servers` (a process on another machine, or several sharing one Postgres), whose clients
+    /// are spread over them in turn.
+    pub async fn running(
+        store: &AnyStore,
+        projects: usize,
+        servers: Vec<(SocketAddr, Trust)>,
+    ) -> anyhow::Result<Stage> {
+        if servers.is_empty() {
+            bail!("no authority to connect to");
+        }
+        let (user, ids) = ready(store, projects).await?;
+        Ok(Stage { authorities: Authorities::Running(servers), user, projects: ids, connected: 0.into() })
     }
 
     async fn client(&self) -> anyhow::Result<Remote> {
-        Ok(self.authority.login(&self.user, PASSWORD).await)
+        let index = self.connected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match &self.authorities {
+            Authorities::InProcess(authority) => Ok(authority.login(&self.user, PASSWORD).await),
+            Authorities::Running(servers) => {
+                let (addr, trust) = &servers[index % servers.len()];
+                let mut remote = Remote::connect(*addr, "localhost", trust.clone())
+                    .await
+                    .with_context(|| format!("connecting to {addr}"))?;
+                remote.login(&self.user, PASSWORD).await?;
+                Ok(remote)
+            }
+        }
     }
 
-    /// Stops the authority.
+    /// Stops the authority it started (running ones go on).
     pub async fn shutdown(self) {
-        self.authority.server.shutdown().await;
+        if let Authorities::InProcess(authority) = self.authorities {
+            authority.server.shutdown().await;
+        }
     }
+}
+
+/// A user owning `projects` new projects in `store`.
+async fn ready(store: &AnyStore, projects: usize) -> anyhow::Result<(String, Vec<ProjectId>)> {
+    let user = format!("load-{}", uuid_suffix());
+    admin::add_user(store, &user, PASSWORD).await?;
+    let mut ids = Vec::with_capacity(projects);
+    for index in 0..projects.max(1) {
+        ids.push(admin::create_project(store, &format!("Load {index}"), &user).await?);
+    }
+    Ok((user, ids))
 }
 
 fn uuid_suffix() -> String {

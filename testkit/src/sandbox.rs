@@ -6,10 +6,13 @@
 //! root (Postgres refuses to run as root). A watchdog shell stops it and deletes its files once
 //! this process exits, however it exits. Set `ENSEMBLE_TEST_POSTGRES` to a URL to use an
 //! existing server instead.
+//!
+//! [`Nats`] is a NATS server of a test's own, the same way: on a private port, stopped when
+//! dropped (and stopped and started again to test what a NATS outage does).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -115,4 +118,56 @@ pub fn postgres_url() -> Result<String, Error> {
     URL.get_or_init(|| std::env::var("ENSEMBLE_TEST_POSTGRES").or_else(|_| start().map_err(|e| e.to_string())))
         .clone()
         .map_err(Error::other)
+}
+
+/// A NATS server of a test's or bench's own (Debian's `nats-server`, which `cargo xtask setup`
+/// installs), on a private loopback port, stopped when dropped.
+pub struct Nats {
+    child: Option<Child>,
+    port: u16,
+    /// Where clients connect.
+    pub url: String,
+}
+
+impl Nats {
+    /// Starts one and waits until it takes connections.
+    pub fn start() -> Result<Nats, Error> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut nats = Nats { child: None, port, url: format!("nats://127.0.0.1:{port}") };
+        nats.resume()?;
+        Ok(nats)
+    }
+
+    /// Stops the server: its clients lose it until [`Nats::resume`].
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it (again) on its port, and waits until it takes connections.
+    pub fn resume(&mut self) -> Result<(), Error> {
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|error| Error::other(format!("nats-server (`cargo xtask setup` installs it): {error}")))?;
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if started.elapsed() > Duration::from_secs(10) {
+                return Err(Error::other("nats-server did not start within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

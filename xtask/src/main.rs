@@ -5,7 +5,7 @@
 //! - `cargo xtask ci` runs exactly what CI runs: setup, fmt, clippy, tidy, a check that clones
 //!   sharing the target directory build their own code, the browser build's check, tests (and
 //!   the browser's, in headless Chromium), docs, the DAW's screenshot check
-//!   under Xvfb, a short jam lab (as root), a short fuzz run.
+//!   under Xvfb, a short cluster lab, a short jam lab (as root), a short fuzz run.
 //! - `cargo xtask screenshot` runs the screenshot check alone (the image lands in
 //!   `target/screenshots/`).
 //! - `cargo xtask shared-target` runs the two-clone check alone.
@@ -29,6 +29,10 @@
 //! - `cargo xtask fuzz [SECONDS]` fuzzes the frame decoder and the audio decoder, each for
 //!   SECONDS, on the nightly toolchain.
 //! - `cargo xtask bench` runs the criterion benches.
+//! - `cargo xtask cluster-lab [ARGS]` runs three authority processes on a throwaway Postgres
+//!   and NATS under load, kills one, pauses one past its lease and restarts NATS, and prints
+//!   throughput, acknowledgement latency, failover times and the acknowledged transactions
+//!   missing (which fails it); ARGS go to `ensemble-cluster-lab` (`--help`).
 //! - `cargo xtask jam-lab [STARTS]` runs a LAN jam (a host, three peers) in network
 //!   namespaces over a delaying, jittery wire and prints the phase error of STARTS starts
 //!   (default 100); needs root for `ip netns`.
@@ -51,7 +55,7 @@ use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
-const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | shared-target | tidy | wasm-check | web-test | web [--release] | web-smoke [--release] | web-collab [--release] | web-offline | fuzz [SECONDS] | bench | jam-lab [STARTS]>";
+const USAGE: &str = "usage: cargo xtask <run [ARGS] | ci | setup | screenshot | shared-target | tidy | wasm-check | web-test | web [--release] | web-smoke [--release] | web-collab [--release] | web-offline | fuzz [SECONDS] | bench | cluster-lab [ARGS] | jam-lab [STARTS]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         ["fuzz"] => fuzz(60),
         ["fuzz", seconds] => seconds.parse().map_err(|_| format!("not a number of seconds: {seconds}")).and_then(fuzz),
         ["bench", rest @ ..] => cargo(&[&["bench", "-p", "ensemble-benches"], rest].concat()),
+        ["cluster-lab", rest @ ..] => cluster_lab(rest),
         ["jam-lab"] => jam_lab::run(100),
         ["jam-lab", starts] => {
             starts.parse().map_err(|_| format!("not a number of starts: {starts}")).and_then(jam_lab::run)
@@ -168,6 +173,7 @@ fn ci() -> Result {
         with_env("RUSTDOCFLAGS", "-D warnings", || cargo(&["doc", "--workspace", "--no-deps", "--locked"]))
     })?;
     step("screenshot", &screenshot::check)?;
+    step("cluster lab (3 processes, a kill, a pause, NATS restarted)", &|| cluster_lab(&["--seconds", "12"]))?;
     step("jam lab (20 starts)", &|| {
         if jam_lab::namespaces_work() {
             jam_lab::run(20)
@@ -179,6 +185,17 @@ fn ci() -> Result {
     step("fuzz (smoke)", &|| fuzz(15))?;
     eprintln!("\nci: all steps passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// Builds the authority and the cluster lab (debug, as the tests are) and runs the lab with
+/// `args`.
+fn cluster_lab(args: &[&str]) -> Result {
+    setup::setup()?;
+    cargo(&["build", "--locked", "-p", "ensemble-authority", "--bin", "ensemble-authority"])?;
+    let authority = target_dir().join("debug").join("ensemble-authority");
+    let authority = authority.to_string_lossy();
+    let run = ["run", "--locked", "-p", "ensemble-benches", "--bin", "ensemble-cluster-lab", "--"];
+    cargo(&[&run[..], &["--authority", &authority], args].concat())
 }
 
 /// Checks, with clippy and warnings denied, that the protocol, the audio engine, the client end

@@ -295,6 +295,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Lets go of every lease `node` holds, so other processes may take its projects at once.
     fn release_leases(&self, node: &str) -> impl Future<Output = Result<(), Error>> + Send;
 
+    /// The node whose lease on `project` has not expired, if any (SQLite: none).
+    fn lease_holder(&self, project: ProjectId) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+
     /// Tells every process serving from this store that `project` has a commit at `seq` that
     /// none of them made (an operator command's), so each catches up and tells its subscribers.
     /// Sent after the commit, in its own statement: inside it, a poke would serialise every
@@ -365,6 +368,9 @@ impl Store for AnyStore {
     }
     async fn release_leases(&self, node: &str) -> Result<(), Error> {
         forward!(self.release_leases(node))
+    }
+    async fn lease_holder(&self, project: ProjectId) -> Result<Option<String>, Error> {
+        forward!(self.lease_holder(project))
     }
     fn poke_source(&self) -> Option<PokeSource> {
         match self {

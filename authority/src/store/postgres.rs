@@ -145,6 +145,15 @@ impl Store for PostgresStore {
         renewed.into_iter().map(|(id,)| Ok(ProjectId(super::uuid_from(&id)?))).collect()
     }
 
+    async fn lease_holder(&self, project: ProjectId) -> Result<Option<String>, Error> {
+        let holder: Option<(String,)> =
+            sqlx::query_as("SELECT node_id FROM project_leases WHERE project_id = $1 AND expires_at > now()")
+                .bind(project.0.as_bytes().as_slice())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(holder.map(|(node,)| node))
+    }
+
     async fn release_leases(&self, node: &str) -> Result<(), Error> {
         sqlx::query("UPDATE project_leases SET expires_at = now() - interval '1 second' WHERE node_id = $1")
             .bind(node)

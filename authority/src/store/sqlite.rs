@@ -71,6 +71,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn lease_holder(&self, _: ProjectId) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
+
     async fn committed(&self, project: ProjectId, tx_ids: &[TxId]) -> Result<Vec<CommittedTx>, Error> {
         // One indexed lookup per id: SQLite runs in-process, so this costs microseconds and
         // needs no dynamic SQL.

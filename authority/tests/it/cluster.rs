@@ -57,7 +57,7 @@ fn tracks(catch_up: &CatchUp) -> HashSet<TrackId> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_three_processes_serve_one_project_through_its_owner() {
-    let nats = Nats::start();
+    let nats = Nats::start().unwrap();
     let store = harness::postgres().await;
     let cast = harness::cast(&store).await;
     let a = harness::serve(&store, node("a", &nats)).await;
@@ -126,7 +126,7 @@ async fn postgres_three_processes_serve_one_project_through_its_owner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_bumps_lost_while_nats_was_down_arrive_by_catch_up() {
-    let mut nats = Nats::start();
+    let mut nats = Nats::start().unwrap();
     let store = harness::postgres().await;
     let cast = harness::cast(&store).await;
     let a = harness::serve(&store, node("a", &nats)).await;
@@ -145,7 +145,7 @@ async fn postgres_bumps_lost_while_nats_was_down_arrive_by_catch_up() {
         seq = committed(alice.write(&add_track(cast.project, track, "While down")).await.unwrap());
         missed.insert(track);
     }
-    nats.resume();
+    nats.resume().unwrap();
     // B's relay reconnects and catches up through A: Bob has all five, then hears what follows.
     assert!(bumps_until(&mut bob, seq).await.is_superset(&missed));
     let after = TrackId::new_v7();
@@ -155,7 +155,7 @@ async fn postgres_bumps_lost_while_nats_was_down_arrive_by_catch_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_when_the_owner_dies_its_relayed_clients_move_and_another_process_takes_the_project() {
-    let nats = Nats::start();
+    let nats = Nats::start().unwrap();
     let url = ensemble_testkit::sandbox::postgres_url().unwrap();
     let store = harness::postgres().await;
     let cast = harness::cast(&store).await;

@@ -228,54 +228,5 @@ impl Node {
     }
 }
 
-/// A NATS server of the test's own (Debian's `nats-server`, installed by setup), on a private
-/// port, stopped when dropped.
-pub(crate) struct Nats {
-    child: Option<std::process::Child>,
-    port: u16,
-    /// Where clients connect.
-    pub(crate) url: String,
-}
-
-impl Nats {
-    pub(crate) fn start() -> Nats {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut nats = Nats { child: None, port, url: format!("nats://127.0.0.1:{port}") };
-        nats.run();
-        nats
-    }
-
-    fn run(&mut self) {
-        let child = std::process::Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("nats-server (`cargo xtask setup` installs it)");
-        self.child = Some(child);
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(10), "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Stops the server (its clients lose it until [`Nats::resume`]).
-    pub(crate) fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port.
-    pub(crate) fn resume(&mut self) {
-        self.run();
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+/// A NATS server of the test's own.
+pub(crate) use ensemble_testkit::sandbox::Nats;

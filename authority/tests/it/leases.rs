@@ -29,6 +29,7 @@ async fn postgres_a_lease_is_held_by_one_node_until_it_expires_and_fences_its_fo
     };
     assert_eq!(node, a);
     assert!(expires_in <= TTL && expires_in > Duration::ZERO, "{expires_in:?}");
+    assert_eq!(store.lease_holder(cast.project).await.unwrap(), Some(a.clone()));
     assert_eq!(store.renew_leases(&a, &[(cast.project, first)], TTL).await.unwrap(), [cast.project]);
 
     // A stops renewing; once the lease expires B takes it, at a higher epoch.
@@ -38,6 +39,7 @@ async fn postgres_a_lease_is_held_by_one_node_until_it_expires_and_fences_its_fo
     };
     assert!(second.epoch > first.epoch);
     assert_eq!(store.renew_leases(&a, &[(cast.project, first)], TTL).await.unwrap(), [], "A lost it");
+    assert_eq!(store.lease_holder(cast.project).await.unwrap(), Some(b.clone()));
 
     // A commit under A's old epoch is refused as fenced, and stores nothing; B's commits.
     let (loaded, base) = {

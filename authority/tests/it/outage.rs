@@ -74,6 +74,7 @@ impl<S: Store + std::fmt::Debug> Store for Outage<S> {
         acquire_lease(project: ProjectId, node: &str, ttl: Duration) -> Claim;
         renew_leases(node: &str, held: &[(ProjectId, Lease)], ttl: Duration) -> Vec<ProjectId>;
         release_leases(node: &str) -> ();
+        lease_holder(project: ProjectId) -> Option<String>;
     }
 }
 

@@ -6,8 +6,14 @@
 //! 1,000 tx/s run for the ack latency. On Postgres, pgbench runs the same SQL per transaction
 //! (one commit each, since pgbench has no group commit) on the same server, and the ratio is
 //! printed.
+//!
+//! With `--connect ADDR@HASHES` (once per process) it drives running `ensemble-authority serve`
+//! processes instead of one of its own, readying its users and projects in their database
+//! (`--database`), with its clients spread over the processes in turn: one process on another
+//! machine, or several sharing one Postgres (and NATS).
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,6 +21,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use ensemble_authority::store::{AnyStore, PostgresStore, SqliteStore};
 use ensemble_benches::load::{Report, Stage, run};
+use ensemble_net::tls::{Fingerprint, Trust};
 use ensemble_testkit::sandbox;
 
 #[derive(Parser)]
@@ -40,6 +47,24 @@ struct Args {
     /// Skip Postgres (and pgbench).
     #[arg(long)]
     no_postgres: bool,
+    /// A running authority to drive instead, as `ADDR@CURRENT,NEXT` (the address and the
+    /// certificate hashes `serve` prints); repeat for several processes sharing a database.
+    #[arg(long, value_parser = parse_server, requires = "database")]
+    connect: Vec<(SocketAddr, Trust)>,
+    /// With --connect: the running authorities' database, where the users and projects are
+    /// readied.
+    #[arg(long, requires = "connect")]
+    database: Option<String>,
+}
+
+fn parse_server(text: &str) -> Result<(SocketAddr, Trust), String> {
+    let (addr, hashes) = text.split_once('@').ok_or("expected ADDR@HASHES")?;
+    let addr = addr.parse().map_err(|error| format!("{addr}: {error}"))?;
+    let hashes = hashes
+        .split(',')
+        .map(|hash| Fingerprint::parse(hash).map_err(|error| format!("{hash}: {error}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((addr, Trust::Pinned(hashes)))
 }
 
 fn print(store: &str, layout: &str, clients: usize, report: &Report) {
@@ -52,12 +77,22 @@ fn print(store: &str, layout: &str, clients: usize, report: &Report) {
     );
 }
 
+/// A stage of `projects` projects: on an authority of its own on `store`, or on the running
+/// ones `--connect` names.
+async fn stage(store: &AnyStore, projects: usize, args: &Args) -> anyhow::Result<Stage> {
+    if args.connect.is_empty() {
+        Stage::new(store.clone(), projects).await
+    } else {
+        Stage::running(store, projects, args.connect.clone()).await
+    }
+}
+
 async fn measure(store: AnyStore, name: &str, args: &Args) -> anyhow::Result<Vec<(usize, usize, f64)>> {
     let duration = Duration::from_secs(args.seconds);
     let mut rates = Vec::new();
     for &clients in &args.clients {
         for projects in [1, args.projects] {
-            let stage = Stage::new(store.clone(), projects).await?;
+            let stage = stage(&store, projects, args).await?;
             let report = run(&stage, clients, args.subscribers, duration, None).await?;
             let layout = if projects == 1 { "one project" } else { "many projects" };
             print(name, layout, clients, &report);
@@ -65,7 +100,7 @@ async fn measure(store: AnyStore, name: &str, args: &Args) -> anyhow::Result<Vec
             stage.shutdown().await;
         }
     }
-    let stage = Stage::new(store, 1).await?;
+    let stage = stage(&store, 1, args).await?;
     let steady = run(&stage, 16, args.subscribers, duration, Some(1000.0)).await?;
     print(name, "steady 1000/s", 16, &steady);
     stage.shutdown().await;
@@ -120,6 +155,12 @@ fn pgbench(url: &str, clients: usize, projects: usize, seconds: u64) -> anyhow::
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     println!("ensemble-load: {}s per run, {} subscribers on the first project", args.seconds, args.subscribers);
+    if let Some(url) = &args.database {
+        let store = ensemble_authority::store::open(url).await?;
+        println!("driving {} running authority process(es) on {url}", args.connect.len());
+        measure(store, "running", &args).await?;
+        return Ok(());
+    }
     if !args.no_sqlite {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}", dir.path().join("load.sqlite").display());

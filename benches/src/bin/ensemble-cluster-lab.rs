@@ -1,0 +1,331 @@
+//! `ensemble-cluster-lab`: several authority processes on one Postgres and one NATS, under load
+//! and a schedule of faults, checking that nothing acknowledged is lost.
+//!
+//! It starts a throwaway Postgres and a NATS server, `--nodes` real `ensemble-authority serve`
+//! processes (leases of `--lease-ms`, forwarding over NATS), and `--writers` clients spread
+//! over the processes and over `--projects` projects, each writing fader moves as fast as its
+//! acknowledgements return. A writer whose connection fails reconnects to the next process and
+//! sends the same transaction again (its id makes a replay harmless), so a fault costs time,
+//! never an edit. During the run it kills a process with SIGKILL (and starts a new one), pauses
+//! one past its lease with SIGSTOP (then SIGCONT), and restarts NATS. Afterwards every
+//! acknowledged transaction is looked up in the database.
+//!
+//! It prints committed tx/s, the acknowledgement latency (p50/p99), how long each fault kept
+//! some writer from an acknowledgement (the failover time), and the acknowledged transactions
+//! missing from the database, which must be 0 (the exit status says so).
+//!
+//! `cargo xtask cluster-lab` builds it and the authority and runs it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use ensemble_authority::admin;
+use ensemble_authority::store::{AnyStore, PostgresStore, Store};
+use ensemble_net::remote::Remote;
+use ensemble_net::tls::{Fingerprint, Trust};
+use ensemble_protocol::{ProjectId, ServerMsg, TrackId, Transaction, TxId};
+use ensemble_testkit::records;
+use ensemble_testkit::sandbox::{self, Nats};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const PASSWORD: &str = "cluster lab password";
+
+#[derive(Parser)]
+struct Args {
+    /// Authority processes.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Writing clients, spread over the processes.
+    #[arg(long, default_value_t = 12)]
+    writers: usize,
+    /// Projects the writers spread over.
+    #[arg(long, default_value_t = 4)]
+    projects: usize,
+    /// Seconds of load; the faults fall at a quarter, a half and three quarters of it.
+    #[arg(long, default_value_t = 24)]
+    seconds: u64,
+    /// The processes' lease time, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    lease_ms: u64,
+    /// The `ensemble-authority` binary (default: beside this one).
+    #[arg(long)]
+    authority: Option<PathBuf>,
+}
+
+/// A running authority process.
+struct Node {
+    name: String,
+    child: tokio::process::Child,
+    addr: SocketAddr,
+    trust: Trust,
+}
+
+/// Where the writers find the processes: the live ones' addresses, by slot.
+type Directory = Arc<Mutex<Vec<Option<(SocketAddr, Trust)>>>>;
+
+async fn start_node(
+    bin: &Path,
+    database: &str,
+    nats: &str,
+    dir: &Path,
+    name: &str,
+    lease_ms: u64,
+) -> anyhow::Result<Node> {
+    let mut child = tokio::process::Command::new(bin)
+        .args(["--database", database, "--data-dir"])
+        .arg(dir.join(name))
+        .args(["serve", "--listen", "127.0.0.1:0", "--node-id", name, "--nats", nats])
+        .args(["--lease-ttl-ms", &lease_ms.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let (mut addr, mut trust) = (None, None);
+    while addr.is_none() || trust.is_none() {
+        let line = lines.next_line().await?.context("the authority exited before it was ready")?;
+        if let Some(rest) = line.strip_prefix("ensemble-authority listening on ") {
+            addr = Some(rest.parse()?);
+        } else if let Some(rest) = line.strip_prefix("certificate hashes (SHA-256, current,next): ") {
+            let hashes = rest.split(',').map(Fingerprint::parse).collect::<Result<Vec<_>, _>>()?;
+            trust = Some(Trust::Pinned(hashes));
+        }
+    }
+    // Drain what it prints later, so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Node { name: name.to_owned(), child, addr: addr.context("address")?, trust: trust.context("hashes")? })
+}
+
+/// What the writers saw.
+#[derive(Default)]
+struct Seen {
+    /// Acknowledged transactions, by project.
+    acknowledged: Vec<(ProjectId, TxId)>,
+    /// Acknowledgement latencies (only of first tries on a working connection).
+    latencies: Vec<Duration>,
+    /// When each acknowledgement arrived, and in which project.
+    acks: Vec<(ProjectId, Instant)>,
+}
+
+/// One writer: its track in `project`, written until `deadline`, reconnecting and resending
+/// through the next live process whenever its connection fails.
+async fn writer(
+    index: usize,
+    user: String,
+    project: ProjectId,
+    directory: Directory,
+    deadline: Instant,
+    seen: Arc<Mutex<Seen>>,
+) -> anyhow::Result<()> {
+    let track = TrackId::new_v7();
+    let mut pending = Some(Transaction::new(project, records::add_track(project, track, &format!("Writer {index}"))));
+    let mut remote: Option<Remote> = None;
+    let mut attempt = index;
+    let mut count = 0u64;
+    while Instant::now() < deadline {
+        let tx = pending.get_or_insert_with(|| {
+            count += 1;
+            Transaction::new(project, vec![records::set_gain(track, -((count % 600) as f32) / 10.0, None)])
+        });
+        if remote.is_none() {
+            let target = {
+                let directory = directory.lock().unwrap_or_else(|e| e.into_inner());
+                let live: Vec<_> = directory.iter().flatten().cloned().collect();
+                live.get(attempt % live.len().max(1)).cloned()
+            };
+            attempt += 1;
+            let Some((addr, trust)) = target else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let connected = tokio::time::timeout(Duration::from_secs(3), async {
+                let mut remote = Remote::connect(addr, "localhost", trust).await?;
+                remote.login(&user, PASSWORD).await?;
+                anyhow::Ok(remote)
+            })
+            .await;
+            match connected {
+                Ok(Ok(connected)) => remote = Some(connected),
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            }
+        }
+        let Some(connection) = remote.as_mut() else { continue };
+        let sent = Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(5), connection.write(tx)).await;
+        match answer {
+            Ok(Ok(ServerMsg::Committed { .. })) => {
+                let now = Instant::now();
+                let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                seen.acknowledged.push((project, tx.id));
+                seen.latencies.push(now - sent);
+                seen.acks.push((project, now));
+                pending = None;
+            }
+            Ok(Ok(ServerMsg::Rejected { reason, .. })) => bail!("writer {index}: a write was rejected: {reason:?}"),
+            // An error answer (the project moved, its server is gone), a lost connection or no
+            // answer in time: the same transaction again, through another process.
+            _ => {
+                remote = None;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn percentile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort_unstable();
+    samples.get(((samples.len().max(1) - 1) as f64 * q).round() as usize).copied().unwrap_or_default()
+}
+
+/// The process that serves the most of `projects` now.
+async fn busiest(store: &AnyStore, projects: &[ProjectId], nodes: &[Node]) -> anyhow::Result<usize> {
+    let mut served = vec![0; nodes.len()];
+    for project in projects {
+        if let Some(holder) = store.lease_holder(*project).await?
+            && let Some(index) = nodes.iter().position(|node| node.name == holder)
+        {
+            served[index] += 1;
+        }
+    }
+    Ok((0..nodes.len()).max_by_key(|index| served[*index]).unwrap_or(0))
+}
+
+fn signal(node: &Node, signal: &str) -> anyhow::Result<()> {
+    let pid = node.child.id().context("the process has exited")?.to_string();
+    let status = std::process::Command::new("kill").args([signal, &pid]).status()?;
+    if !status.success() {
+        bail!("kill {signal} {pid} failed");
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let bin = match &args.authority {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe()?.with_file_name("ensemble-authority"),
+    };
+    let database = sandbox::postgres_url()?;
+    let mut nats = Nats::start()?;
+    let dir = tempfile::tempdir()?;
+    let store = AnyStore::Postgres(PostgresStore::connect(&database).await?);
+    let user = format!("lab-{}", TxId::new_v7().to_string().replace('-', ""));
+    admin::add_user(&store, &user, PASSWORD).await?;
+    let mut projects = Vec::new();
+    for index in 0..args.projects.max(1) {
+        projects.push(admin::create_project(&store, &format!("Lab {index}"), &user).await?);
+    }
+    let mut nodes = Vec::new();
+    for index in 0..args.nodes.max(1) {
+        nodes.push(start_node(&bin, &database, &nats.url, dir.path(), &format!("node{index}"), args.lease_ms).await?);
+    }
+    let directory: Directory =
+        Arc::new(Mutex::new(nodes.iter().map(|node| Some((node.addr, node.trust.clone()))).collect()));
+    println!(
+        "cluster lab: {} processes, {} writers over {} projects, {} s, leases of {} ms",
+        nodes.len(),
+        args.writers,
+        projects.len(),
+        args.seconds,
+        args.lease_ms
+    );
+
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let writers: Vec<_> = (0..args.writers)
+        .map(|index| {
+            let project = projects[index % projects.len()];
+            tokio::spawn(writer(index, user.clone(), project, directory.clone(), deadline, seen.clone()))
+        })
+        .collect();
+
+    // The faults, each at its time: (when, what).
+    let quarter = Duration::from_secs(args.seconds) / 4;
+    let lease = Duration::from_millis(args.lease_ms);
+    let mut faults = Vec::new();
+    tokio::time::sleep_until((started + quarter).into()).await;
+    let killed = busiest(&store, &projects, &nodes).await?;
+    faults.push((Instant::now(), "SIGKILL of the process serving the most projects (a new one started)"));
+    signal(&nodes[killed], "-KILL")?;
+    directory.lock().unwrap_or_else(|e| e.into_inner())[killed] = None;
+    let name = format!("node{killed}-again");
+    let replacement = start_node(&bin, &database, &nats.url, dir.path(), &name, args.lease_ms).await?;
+    directory.lock().unwrap_or_else(|e| e.into_inner())[killed] = Some((replacement.addr, replacement.trust.clone()));
+    nodes[killed] = replacement;
+
+    tokio::time::sleep_until((started + 2 * quarter).into()).await;
+    let paused = busiest(&store, &projects, &nodes).await?;
+    faults.push((Instant::now(), "SIGSTOP of the process serving the most projects past its lease, then SIGCONT"));
+    signal(&nodes[paused], "-STOP")?;
+    tokio::time::sleep(2 * lease).await;
+    signal(&nodes[paused], "-CONT")?;
+
+    tokio::time::sleep_until((started + 3 * quarter).into()).await;
+    faults.push((Instant::now(), "NATS stopped for 1 s"));
+    nats.stop();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    nats.resume()?;
+
+    for writer in writers {
+        writer.await.context("writer task")??;
+    }
+    let elapsed = started.elapsed();
+    let mut seen = std::mem::take(&mut *seen.lock().unwrap_or_else(|e| e.into_inner()));
+
+    // Every acknowledged transaction must be in the database.
+    let mut missing = 0;
+    for project in &projects {
+        let ids: Vec<TxId> = seen.acknowledged.iter().filter(|(p, _)| p == project).map(|(_, id)| *id).collect();
+        for chunk in ids.chunks(1000) {
+            let found = store.committed(*project, chunk).await?;
+            missing += chunk.len() - found.len();
+        }
+    }
+    seen.acks.sort_unstable_by_key(|(_, at)| *at);
+    let committed = seen.acknowledged.len();
+    println!(
+        "committed {committed} transactions: {:.0} tx/s | ack p50 {:.2?}, p99 {:.2?}",
+        committed as f64 / elapsed.as_secs_f64(),
+        percentile(&mut seen.latencies, 0.5),
+        percentile(&mut seen.latencies, 0.99)
+    );
+    let mut failovers = Vec::new();
+    for (at, what) in &faults {
+        // For the worst-hit project, the longest stretch without an acknowledgement from the
+        // fault on, within a window that ends before the next fault (a project still waiting
+        // at its end counts the whole wait).
+        let window = (*at + quarter).min(deadline);
+        let mut longest = Duration::ZERO;
+        for project in &projects {
+            let mut last = *at;
+            for (_, ack) in seen.acks.iter().filter(|(p, ack)| p == project && *ack >= *at && *ack <= window) {
+                longest = longest.max(*ack - last);
+                last = *ack;
+            }
+            longest = longest.max(window.saturating_duration_since(last));
+        }
+        println!("  {what}: the worst-hit project took no write for {longest:.2?} (lease {lease:.2?})");
+        failovers.push(longest);
+    }
+    failovers.sort_unstable();
+    println!(
+        "failover p50 {:.2?}, max {:.2?}; acknowledged but missing: {missing}",
+        failovers.get(failovers.len() / 2).copied().unwrap_or_default(),
+        failovers.last().copied().unwrap_or_default()
+    );
+    if missing > 0 {
+        bail!("{missing} acknowledged transactions are missing");
+    }
+    Ok(())
+}
