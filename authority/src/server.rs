@@ -53,6 +53,9 @@ use crate::{Error, auth};
 
 /// How long a new connection has to open its stream, and then for each handshake step.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopping server waits for its connections to close before it lets go of its
+/// leases anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Failed logins allowed on one connection.
 const MAX_LOGIN_FAILURES: u32 = 5;
 
@@ -272,7 +275,8 @@ impl Server {
         let reason = b"the authority is shutting down";
         self.in_process.close_all(reason);
         self.endpoint.close(close::SHUTDOWN.into(), reason);
-        self.endpoint.wait_idle().await;
+        // Bounded: a peer that never acknowledges the close must not hold the leases.
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, self.endpoint.wait_idle()).await;
         self.accept.abort();
         self.leases.abort();
         self.projects.release().await;

@@ -184,3 +184,24 @@ async fn postgres_a_server_paused_past_its_lease_cannot_commit_when_it_wakes_and
     assert!(closed.contains("another authority process"), "{closed}");
     drop(a);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_server_stopped_with_sigterm_hands_its_projects_over_at_once() {
+    let url = ensemble_testkit::sandbox::postgres_url().unwrap();
+    let store = harness::postgres().await;
+    let cast = harness::cast(&store).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Leases long enough that only a release explains a quick takeover.
+    let long = Duration::from_secs(30);
+    let (mut a, b) =
+        (Node::start(&url, dir.path(), "a", long, &[]).await, Node::start(&url, dir.path(), "b", long, &[]).await);
+    let mut alice = a.client(&cast.owner).await;
+    let acknowledged = harness::write_tracks(&mut alice, cast.project, 5).await;
+    a.signal("-TERM");
+    let stopped = Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(10), a.child.wait()).await.expect("A stops").unwrap();
+    assert!(status.success(), "a clean stop: {status:?}");
+    let (_, served) = subscribe_when_served(&b, &cast.editor, cast.project, Duration::from_secs(5)).await;
+    assert!(stopped.elapsed() < Duration::from_secs(10), "handed over in {:?}", stopped.elapsed());
+    assert_eq!(tracks(&served.catch_up), acknowledged.into_iter().collect::<HashSet<_>>());
+}
