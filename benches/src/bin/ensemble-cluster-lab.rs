@@ -54,6 +54,13 @@ struct Args {
     /// The `ensemble-authority` binary (default: beside this one).
     #[arg(long)]
     authority: Option<PathBuf>,
+    /// No faults: a plain load run over the processes, with `--subscribers` timing the
+    /// fan-out of the first project's bumps.
+    #[arg(long)]
+    no_faults: bool,
+    /// With --no-faults: subscribers to the first project, spread over the processes.
+    #[arg(long, default_value_t = 16)]
+    subscribers: usize,
 }
 
 /// A running authority process.
@@ -110,12 +117,18 @@ struct Seen {
     latencies: Vec<Duration>,
     /// When each acknowledgement arrived, and in which project.
     acks: Vec<(ProjectId, Instant)>,
+    /// When each transaction of the first project was acknowledged.
+    acked: std::collections::HashMap<TxId, Instant>,
+    /// When each bump reached how many subscribers, the last at what time.
+    reached: std::collections::HashMap<TxId, (usize, Instant)>,
 }
 
 /// One writer: its track in `project`, written until `deadline`, reconnecting and resending
 /// through the next live process whenever its connection fails.
 async fn writer(
     index: usize,
+    // Writes to the first project, whose bumps the subscribers time.
+    timed: bool,
     user: String,
     project: ProjectId,
     directory: Directory,
@@ -167,6 +180,9 @@ async fn writer(
                 seen.acknowledged.push((project, tx.id));
                 seen.latencies.push(now - sent);
                 seen.acks.push((project, now));
+                if timed {
+                    seen.acked.insert(tx.id, now);
+                }
                 pending = None;
             }
             Ok(Ok(ServerMsg::Rejected { reason, .. })) => bail!("writer {index}: a write was rejected: {reason:?}"),
@@ -241,12 +257,34 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut watchers = Vec::new();
+    let subscribers = if args.no_faults { args.subscribers } else { 0 };
+    for index in 0..subscribers {
+        let (addr, trust) = directory.lock().unwrap_or_else(|e| e.into_inner())[index % nodes.len()]
+            .clone()
+            .context("a live process")?;
+        let mut remote = Remote::connect(addr, "localhost", trust).await?;
+        remote.login(&user, PASSWORD).await?;
+        remote.subscribe(projects[0], None).await?;
+        let seen = seen.clone();
+        watchers.push(tokio::spawn(async move {
+            while let Ok(message) = remote.recv().await {
+                if let ServerMsg::Bump(bump) = message {
+                    let now = Instant::now();
+                    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    let entry = seen.reached.entry(bump.tx_id).or_insert((0, now));
+                    *entry = (entry.0 + 1, now);
+                }
+            }
+        }));
+    }
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
     let writers: Vec<_> = (0..args.writers)
         .map(|index| {
             let project = projects[index % projects.len()];
-            tokio::spawn(writer(index, user.clone(), project, directory.clone(), deadline, seen.clone()))
+            let timed = project == projects[0];
+            tokio::spawn(writer(index, timed, user.clone(), project, directory.clone(), deadline, seen.clone()))
         })
         .collect();
 
@@ -254,18 +292,57 @@ async fn main() -> anyhow::Result<()> {
     let quarter = Duration::from_secs(args.seconds) / 4;
     let lease = Duration::from_millis(args.lease_ms);
     let mut faults = Vec::new();
+    if !args.no_faults {
+        schedule_faults(
+            &mut faults,
+            started,
+            quarter,
+            lease,
+            (&bin, &database, dir.path()),
+            &mut nats,
+            &mut nodes,
+            &directory,
+            &store,
+            &projects,
+            args.lease_ms,
+        )
+        .await?;
+    }
+    for writer in writers {
+        writer.await.context("writer task")??;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    watchers.iter().for_each(|watcher| watcher.abort());
+    report(started, deadline, quarter, lease, &faults, &store, &projects, &seen, subscribers).await
+}
+
+/// The faults, at a quarter, a half and three quarters of the run; each noted in `faults`.
+#[allow(clippy::too_many_arguments)]
+async fn schedule_faults(
+    faults: &mut Vec<(Instant, &'static str)>,
+    started: Instant,
+    quarter: Duration,
+    lease: Duration,
+    (bin, database, dir): (&Path, &str, &Path),
+    nats: &mut Nats,
+    nodes: &mut [Node],
+    directory: &Directory,
+    store: &AnyStore,
+    projects: &[ProjectId],
+    lease_ms: u64,
+) -> anyhow::Result<()> {
     tokio::time::sleep_until((started + quarter).into()).await;
-    let killed = busiest(&store, &projects, &nodes).await?;
+    let killed = busiest(store, projects, nodes).await?;
     faults.push((Instant::now(), "SIGKILL of the process serving the most projects (a new one started)"));
     signal(&nodes[killed], "-KILL")?;
     directory.lock().unwrap_or_else(|e| e.into_inner())[killed] = None;
     let name = format!("node{killed}-again");
-    let replacement = start_node(&bin, &database, &nats.url, dir.path(), &name, args.lease_ms).await?;
+    let replacement = start_node(bin, database, &nats.url, dir, &name, lease_ms).await?;
     directory.lock().unwrap_or_else(|e| e.into_inner())[killed] = Some((replacement.addr, replacement.trust.clone()));
     nodes[killed] = replacement;
 
     tokio::time::sleep_until((started + 2 * quarter).into()).await;
-    let paused = busiest(&store, &projects, &nodes).await?;
+    let paused = busiest(store, projects, nodes).await?;
     faults.push((Instant::now(), "SIGSTOP of the process serving the most projects past its lease, then SIGCONT"));
     signal(&nodes[paused], "-STOP")?;
     tokio::time::sleep(2 * lease).await;
@@ -276,16 +353,28 @@ async fn main() -> anyhow::Result<()> {
     nats.stop();
     tokio::time::sleep(Duration::from_secs(1)).await;
     nats.resume()?;
+    Ok(())
+}
 
-    for writer in writers {
-        writer.await.context("writer task")??;
-    }
+/// Prints what the run measured, and fails if an acknowledged transaction is missing.
+#[allow(clippy::too_many_arguments)]
+async fn report(
+    started: Instant,
+    deadline: Instant,
+    quarter: Duration,
+    lease: Duration,
+    faults: &[(Instant, &'static str)],
+    store: &AnyStore,
+    projects: &[ProjectId],
+    seen: &Mutex<Seen>,
+    subscribers: usize,
+) -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     let mut seen = std::mem::take(&mut *seen.lock().unwrap_or_else(|e| e.into_inner()));
 
     // Every acknowledged transaction must be in the database.
     let mut missing = 0;
-    for project in &projects {
+    for project in projects {
         let ids: Vec<TxId> = seen.acknowledged.iter().filter(|(p, _)| p == project).map(|(_, id)| *id).collect();
         for chunk in ids.chunks(1000) {
             let found = store.committed(*project, chunk).await?;
@@ -301,13 +390,13 @@ async fn main() -> anyhow::Result<()> {
         percentile(&mut seen.latencies, 0.99)
     );
     let mut failovers = Vec::new();
-    for (at, what) in &faults {
+    for (at, what) in faults {
         // For the worst-hit project, the longest stretch without an acknowledgement from the
         // fault on, within a window that ends before the next fault (a project still waiting
         // at its end counts the whole wait).
         let window = (*at + quarter).min(deadline);
         let mut longest = Duration::ZERO;
-        for project in &projects {
+        for project in projects {
             let mut last = *at;
             for (_, ack) in seen.acks.iter().filter(|(p, ack)| p == project && *ack >= *at && *ack <= window) {
                 longest = longest.max(*ack - last);
@@ -319,11 +408,31 @@ async fn main() -> anyhow::Result<()> {
         failovers.push(longest);
     }
     failovers.sort_unstable();
-    println!(
-        "failover p50 {:.2?}, max {:.2?}; acknowledged but missing: {missing}",
-        failovers.get(failovers.len() / 2).copied().unwrap_or_default(),
-        failovers.last().copied().unwrap_or_default()
-    );
+    if !failovers.is_empty() {
+        println!(
+            "failover p50 {:.2?}, max {:.2?}",
+            failovers.get(failovers.len() / 2).copied().unwrap_or_default(),
+            failovers.last().copied().unwrap_or_default()
+        );
+    }
+    if subscribers > 0 {
+        // Acknowledgement → the last subscriber (on any process) has the bump.
+        let mut fan_out: Vec<Duration> = seen
+            .acked
+            .iter()
+            .filter_map(|(tx, acked)| {
+                let (count, last) = seen.reached.get(tx)?;
+                (*count == subscribers).then(|| last.saturating_duration_since(*acked))
+            })
+            .collect();
+        println!(
+            "fan-out to {subscribers} subscribers over the processes, after the ack: p50 {:.2?}, p99 {:.2?} ({} bumps)",
+            percentile(&mut fan_out, 0.5),
+            percentile(&mut fan_out, 0.99),
+            fan_out.len()
+        );
+    }
+    println!("acknowledged but missing: {missing}");
     if missing > 0 {
         bail!("{missing} acknowledged transactions are missing");
     }
