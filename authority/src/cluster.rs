@@ -8,6 +8,10 @@
 //! as the frames to pass on; and while some of its clients subscribe, it relays what the owner
 //! publishes to them, subscribed to the project's subject only then.
 //!
+//! NATS carries messages up to its `max_payload` (1 MiB by default): an answer is sent in
+//! parts that fit, and a bump too large to publish is published as a poke, on which relays
+//! fetch it from the owner as they do after a gap.
+//!
 //! NATS delivers at most once. Every bump carries its seq: a relay that sees a gap, or whose
 //! NATS connection came back, asks the owner for every record changed since the last bump it
 //! passed on before it passes on anything newer. "No responders" means nobody answers for the
@@ -83,6 +87,11 @@ pub enum Published {
     },
     /// The project's members after a change of membership: relays drop the others.
     Members(Vec<UserId>),
+    /// There is a bump at `seq` too large for NATS: relays fetch it through the owner.
+    Poke {
+        /// Its seq.
+        seq: Seq,
+    },
 }
 
 fn cmd_subject(project: ProjectId) -> String {
@@ -108,7 +117,7 @@ pub struct Cluster {
     client: async_nats::Client,
     /// Where answers to this process's requests arrive: `ens.r.<node>.<id>`.
     replies: String,
-    waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<async_nats::Message>>>>,
+    waiting: Arc<Mutex<HashMap<u64, Pending>>>,
     next: Arc<AtomicU64>,
     /// Counts NATS reconnections: relays catch up after each.
     reconnects: watch::Receiver<u64>,
@@ -146,17 +155,29 @@ impl Cluster {
             .subscribe(format!("{subject}.*"))
             .await
             .map_err(|error| Error::Connection(format!("NATS: {error}")))?;
-        let waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<async_nats::Message>>>> = Arc::default();
+        let waiting: Arc<Mutex<HashMap<u64, Pending>>> = Arc::default();
         let routes = waiting.clone();
         tokio::spawn(async move {
             while let Some(message) = answers.next().await {
-                let id = message.subject.rsplit('.').next().and_then(|id| id.parse::<u64>().ok());
-                let sender = id.and_then(|id| routes.lock().ok()?.remove(&id));
-                if let Some(sender) = sender {
-                    let _ = sender.send(message);
+                let Some(id) = message.subject.rsplit('.').next().and_then(|id| id.parse::<u64>().ok()) else {
+                    continue;
+                };
+                let Ok(mut routes) = routes.lock() else { return };
+                let Some(pending) = routes.get_mut(&id) else { continue };
+                // "No responders" comes as a status with no parts; an answer, as parts.
+                let complete = message.status.is_some() || pending.add(&message.payload);
+                if complete && let Some(pending) = routes.remove(&id) {
+                    pending.finish(message);
                 }
             }
         });
+        if client.server_info().max_payload < MAX_FORWARDED {
+            tracing::warn!(
+                max_payload = client.server_info().max_payload,
+                "NATS's max_payload is below {MAX_FORWARDED} bytes: the largest edits cannot be forwarded \
+                 (set max_payload: 2MB in the NATS server's configuration)"
+            );
+        }
         Ok(Cluster { client, replies: subject, waiting, next: Arc::new(AtomicU64::new(1)), reconnects, ping_every })
     }
 
@@ -229,7 +250,7 @@ impl Cluster {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (sender, answer) = oneshot::channel();
         if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.insert(id, sender);
+            waiting.insert(id, Pending { parts: Vec::new(), done: sender });
         }
         (id, answer)
     }
@@ -242,10 +263,62 @@ impl Cluster {
 
     async fn send(&self, project: ProjectId, request: &Request, id: u64) -> Result<(), Unanswered> {
         let payload = encode_value(request).map_err(|error| Unanswered::Failed(error.to_string()))?;
+        let limit = self.client.server_info().max_payload;
+        if payload.len() > limit {
+            let size = payload.len();
+            return Err(Unanswered::Failed(format!("{size} bytes is more than NATS carries ({limit})")));
+        }
         self.client
             .publish_with_reply(cmd_subject(project), format!("{}.{id}", self.replies), payload.into())
             .await
             .map_err(|error| Unanswered::Failed(error.to_string()))
+    }
+}
+
+/// The largest forwarded request NATS must carry: a client's largest frame, and room for the
+/// envelope.
+const MAX_FORWARDED: usize = ensemble_protocol::frame::DEFAULT_MAX_FRAME + 64 * 1024;
+
+/// An answer is sent in parts no larger than NATS carries (a big project's snapshot can be
+/// several MiB), each led by a byte that says whether more follow.
+const MORE: u8 = 1;
+const LAST: u8 = 0;
+
+/// Sends `answer` to `reply` in parts that fit NATS's `max_payload`.
+async fn send_parts(client: &async_nats::Client, reply: async_nats::Subject, answer: &[u8]) {
+    let room = client.server_info().max_payload.saturating_sub(1).max(1024);
+    let parts: Vec<&[u8]> = if answer.is_empty() { vec![&[]] } else { answer.chunks(room).collect() };
+    let count = parts.len();
+    for (index, part) in parts.into_iter().enumerate() {
+        let mut payload = Vec::with_capacity(part.len() + 1);
+        payload.push(if index + 1 < count { MORE } else { LAST });
+        payload.extend_from_slice(part);
+        if let Err(error) = client.publish(reply.clone(), payload.into()).await {
+            tracing::debug!(%error, "a forwarded answer was not sent");
+            return;
+        }
+    }
+}
+
+/// An answer on its way, gathered part by part.
+#[derive(Debug)]
+struct Pending {
+    parts: Vec<u8>,
+    done: oneshot::Sender<async_nats::Message>,
+}
+
+impl Pending {
+    /// Adds one part; true when it was the last.
+    fn add(&mut self, payload: &[u8]) -> bool {
+        let Some((flag, part)) = payload.split_first() else { return true };
+        self.parts.extend_from_slice(part);
+        *flag == LAST
+    }
+
+    /// Hands over the whole answer (`last`, the final part, carries its status).
+    fn finish(self, mut last: async_nats::Message) {
+        last.payload = Bytes::from(self.parts);
+        let _ = self.done.send(last);
     }
 }
 
@@ -319,7 +392,7 @@ pub(crate) async fn answer(cluster: Cluster, project: ProjectId, actor: ProjectH
                 answer.extend_from_slice(&frame);
             }
             if let Some(reply) = reply {
-                let _ = client.publish(reply, answer.into()).await;
+                send_parts(&client, reply, &answer).await;
             }
         });
     }
@@ -330,13 +403,22 @@ pub(crate) async fn answer(cluster: Cluster, project: ProjectId, actor: ProjectH
 pub(crate) async fn publish(cluster: Cluster, project: ProjectId, mut published: mpsc::Receiver<Published>) {
     let subject = bump_subject(project);
     while let Some(item) = published.recv().await {
-        match encode_value(&item) {
-            // Lost on the way is like lost by NATS: relays see the gap and catch up.
-            Ok(payload) => {
-                let _ = cluster.client.publish(subject.clone(), payload.into()).await;
+        let mut payload = match encode_value(&item) {
+            Ok(payload) => payload,
+            Err(error) => {
+                tracing::error!(%error, "a published frame could not be encoded");
+                continue;
             }
-            Err(error) => tracing::error!(%error, "a published frame could not be encoded"),
+        };
+        // Too large for NATS: say there is one, and relays fetch it.
+        if let Published::Bump { seq, .. } = item
+            && payload.len() > cluster.client.server_info().max_payload
+            && let Ok(poke) = encode_value(&Published::Poke { seq })
+        {
+            payload = poke;
         }
+        // Lost on the way is like lost by NATS: relays see the gap and catch up.
+        let _ = cluster.client.publish(subject.clone(), payload.into()).await;
     }
 }
 
@@ -617,14 +699,21 @@ async fn relay(
                         continue;
                     }
                 };
-                if let Published::Bump { seq, .. } = &item {
-                    let last = subscribers.lock().ok().and_then(|s| s.last);
-                    if let Some(last) = last.filter(|last| seq.0 > last.0 + 1) {
+                let last = subscribers.lock().ok().and_then(|s| s.last);
+                match (&item, last) {
+                    (Published::Bump { seq, .. }, Some(last)) if seq.0 > last.0 + 1 => {
                         tracing::info!(from = last.0, to = seq.0, "bumps were lost on the way; catching up");
                         if !catch_up(&project, &subscribers, last).await {
                             return;
                         }
                     }
+                    (Published::Poke { seq }, Some(last)) if *seq > last => {
+                        if !catch_up(&project, &subscribers, last).await {
+                            return;
+                        }
+                        continue;
+                    }
+                    _ => {}
                 }
                 pass_on(&subscribers, item);
             }
@@ -700,6 +789,8 @@ fn pass_on(subscribers: &Mutex<Subscribers>, item: Published) {
                 None => s.outbox.send_frame(frame.clone()),
             });
         }
+        // Handled by the relay before it gets here.
+        Published::Poke { .. } => {}
         Published::Members(members) => {
             subscribers.list.retain(|subscriber| {
                 let member = members.contains(&subscriber.user);

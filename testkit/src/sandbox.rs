@@ -125,6 +125,8 @@ pub fn postgres_url() -> Result<String, Error> {
 pub struct Nats {
     child: Option<Child>,
     port: u16,
+    /// A configuration file, when it has one.
+    config: Option<tempfile::NamedTempFile>,
     /// Where clients connect.
     pub url: String,
 }
@@ -132,8 +134,20 @@ pub struct Nats {
 impl Nats {
     /// Starts one and waits until it takes connections.
     pub fn start() -> Result<Nats, Error> {
+        Nats::start_with("")
+    }
+
+    /// Starts one with `config` (nats-server's configuration syntax: `max_payload: 8192`).
+    pub fn start_with(config: &str) -> Result<Nats, Error> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut nats = Nats { child: None, port, url: format!("nats://127.0.0.1:{port}") };
+        let config = if config.is_empty() {
+            None
+        } else {
+            let mut file = tempfile::NamedTempFile::new()?;
+            std::io::Write::write_all(&mut file, config.as_bytes())?;
+            Some(file)
+        };
+        let mut nats = Nats { child: None, port, config, url: format!("nats://127.0.0.1:{port}") };
         nats.resume()?;
         Ok(nats)
     }
@@ -148,7 +162,11 @@ impl Nats {
 
     /// Starts it (again) on its port, and waits until it takes connections.
     pub fn resume(&mut self) -> Result<(), Error> {
-        let child = Command::new("nats-server")
+        let mut command = Command::new("nats-server");
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config.path());
+        }
+        let child = command
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

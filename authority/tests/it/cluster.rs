@@ -199,3 +199,24 @@ async fn postgres_when_the_owner_dies_its_relayed_clients_move_and_another_proce
         TTL.as_millis()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_answers_and_bumps_larger_than_nats_carries_still_arrive() {
+    // NATS carries 4 KiB here; the project's snapshot is several times that.
+    let nats = Nats::start_with("max_payload: 4096").unwrap();
+    let store = harness::postgres().await;
+    let cast = harness::cast(&store).await;
+    let a = harness::serve(&store, node("a", &nats)).await;
+    let b = harness::serve(&store, node("b", &nats)).await;
+    let mut alice = a.client(&cast.owner).await;
+    let written: HashSet<TrackId> = write_tracks(&mut alice, cast.project, 400).await.into_iter().collect();
+    let mut bob = b.client(&cast.editor).await;
+    let subscribed = bob.subscribe(cast.project, None).await.unwrap();
+    assert_eq!(tracks(&subscribed.catch_up), written, "the whole snapshot, through B");
+    let size = ensemble_protocol::frame::encode_value(&subscribed.catch_up).unwrap().len();
+    assert!(size > 4 * 4096, "the snapshot is {size} bytes");
+    // A bump too large for NATS too (the project record lists 401 tracks): relays hear a poke
+    // and fetch it from the owner.
+    let last = committed(alice.write(&add_track(cast.project, TrackId::new_v7(), "One more")).await.unwrap());
+    bumps_until(&mut bob, last).await;
+}
