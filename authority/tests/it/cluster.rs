@@ -220,3 +220,55 @@ async fn postgres_answers_and_bumps_larger_than_nats_carries_still_arrive() {
     let last = committed(alice.write(&add_track(cast.project, TrackId::new_v7(), "One more")).await.unwrap());
     bumps_until(&mut bob, last).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_member_removed_by_the_owner_stops_hearing_the_project_through_another_process() {
+    let nats = Nats::start().unwrap();
+    let store = harness::postgres().await;
+    let cast = harness::cast(&store).await;
+    let a = harness::serve(&store, node("a", &nats)).await;
+    let b = harness::serve(&store, node("b", &nats)).await;
+    let mut alice = a.client(&cast.owner).await;
+    let served = alice.subscribe(cast.project, None).await.unwrap();
+    let mut vera = b.client(&cast.viewer).await;
+    vera.subscribe(cast.project, None).await.unwrap();
+
+    // Alice removes Vera from the project.
+    let vera_id = store.user_by_name(&cast.viewer).await.unwrap().unwrap().id;
+    let CatchUp::Snapshot(records) = served.catch_up else { panic!("expected a snapshot") };
+    let membership = records
+        .iter()
+        .find(|change| matches!(&change.record, Some(Record::Member(member)) if member.user == vera_id))
+        .map(|change| change.id)
+        .expect("Vera's membership");
+    let removal = Transaction::new(cast.project, vec![Op::Delete { target: membership }]);
+    let removed = committed(alice.write(&removal).await.unwrap());
+
+    // B drops her with the reason, and what Alice writes next does not reach her.
+    let told = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let ServerMsg::Error { message, .. } = vera.recv().await.unwrap() {
+                return message;
+            }
+        }
+    })
+    .await
+    .expect("Vera is told");
+    assert!(told.contains("no longer a member"), "{told}");
+    let secret = TrackId::new_v7();
+    let after = committed(alice.write(&add_track(cast.project, secret, "Secret")).await.unwrap());
+    assert!(after > removed);
+    let heard = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            match vera.recv().await {
+                Ok(ServerMsg::Bump(bump)) if bump.changes.iter().any(|change| change.id == secret.into()) => {
+                    return true;
+                }
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await;
+    assert!(!heard.unwrap_or(false), "a removed member heard a later edit");
+}
