@@ -81,8 +81,9 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080", requires = "web")]
         web_listen: SocketAddr,
         /// This process's name among the processes serving from one Postgres (each project is
-        /// served by one of them at a time, under a lease). Default: the host, the process id
-        /// and a random suffix.
+        /// served by one of them at a time, under a lease). It must be unique among them: a
+        /// stopping process releases every lease held under its name. Default: the host, the
+        /// process id and a random suffix.
         #[arg(long, env = "ENSEMBLE_NODE_ID")]
         node_id: Option<String>,
         /// How long a project's lease lasts unless renewed, in milliseconds: after a crash,

@@ -192,24 +192,29 @@ pub(crate) async fn serve_binary(
     (child, addr.unwrap(), fingerprint.unwrap())
 }
 
-/// An authority process among several on one Postgres (the real binary, node `name`): its
-/// child, address and certificates.
+/// An authority process among several on one Postgres (the real binary): its node id, child,
+/// address and certificates.
 pub(crate) struct Node {
+    /// Its node id: `name` and a suffix no other test's node has (tests share the database,
+    /// and a node that stops releases every lease held under its id).
+    pub(crate) id: String,
     pub(crate) child: tokio::process::Child,
     addr: std::net::SocketAddr,
     fingerprint: Vec<Fingerprint>,
 }
 
 impl Node {
-    /// Starts node `name` on `url` with leases of `ttl` and `args` more (`--nats URL`).
+    /// Starts a node named after `name` on `url` with leases of `ttl` and `args` more
+    /// (`--nats URL`).
     pub(crate) async fn start(url: &str, dir: &std::path::Path, name: &str, ttl: Duration, args: &[&str]) -> Node {
         let dir = dir.join(name);
+        let id = unique(name);
         let ttl = ttl.as_millis().to_string();
         let (child, addr, fingerprint) = serve_binary(url, &dir, |command| {
-            command.args(["--node-id", name, "--lease-ttl-ms", &ttl]).args(args);
+            command.args(["--node-id", &id, "--lease-ttl-ms", &ttl]).args(args);
         })
         .await;
-        Node { child, addr, fingerprint }
+        Node { id, child, addr, fingerprint }
     }
 
     /// A connection logged in as `user`.

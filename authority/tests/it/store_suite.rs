@@ -93,6 +93,50 @@ async fn a_batch_commits_whole_and_only_from_the_expected_seq(store: AnyStore) {
     assert_eq!(store.load_project(project).await.unwrap().unwrap().seq, Seq(3));
 }
 
+async fn batches_of_many_projects_at_once_each_commit_or_fail_alone(store: AnyStore) {
+    let owner = unique("owner");
+    admin::add_user(&store, &owner, harness::PASSWORD).await.unwrap();
+    // Eight projects, each with a batch of two transactions; one batch from a seq its project
+    // is not at, one replaying a transaction already logged.
+    let mut batches = Vec::new();
+    let mut logged_already = None;
+    for index in 0..8 {
+        let project = admin::create_project(&store, &format!("Round {index}"), &owner).await.unwrap();
+        let loaded = store.load_project(project).await.unwrap().unwrap();
+        let mut state = loaded.state;
+        let mut batch = Batch::default();
+        for step in 1..=2 {
+            let tx = harness::add_track(project, TrackId::new_v7(), "Take");
+            let (logged, changes) = logged(&mut state, &tx, Seq(loaded.seq.0 + step));
+            batch.push(logged, &changes).unwrap();
+        }
+        let from = if index == 3 { Seq(loaded.seq.0 + 100) } else { loaded.seq };
+        if index == 5 {
+            // Commit it once first: sent again, it replays logged transactions.
+            store.commit(project, from, &batch).await.unwrap();
+            logged_already = Some(project);
+        }
+        batches.push((project, from, batch));
+    }
+    // All at once, so the embedded store's writer takes most of them in one round.
+    let commits = batches.iter().map(|(project, from, batch)| store.commit(*project, *from, batch));
+    let outcomes = futures_util::future::join_all(commits).await;
+    for (index, ((project, from, _), outcome)) in batches.iter().zip(outcomes).enumerate() {
+        let seq = store.load_project(*project).await.unwrap().unwrap().seq;
+        match index {
+            3 => assert!(matches!(outcome, Err(Error::SeqMoved(_))), "{outcome:?}"),
+            // Already stored: its seq moved on, so the replay lost the race (or hit the log).
+            5 => {
+                assert!(matches!(outcome, Err(Error::SeqMoved(_) | Error::Exists(_))), "{outcome:?}");
+                assert_eq!(Some(*project), logged_already);
+            }
+            _ => assert!(outcome.is_ok(), "batch {index}: {outcome:?}"),
+        }
+        let expected = if index == 3 { Seq(from.0 - 100) } else { Seq(from.0 + 2) };
+        assert_eq!(seq, expected, "batch {index}");
+    }
+}
+
 macro_rules! on_both_stores {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -120,4 +164,5 @@ on_both_stores!(
     sessions_are_found_by_token_hash,
     a_created_project_loads_back_identically,
     a_batch_commits_whole_and_only_from_the_expected_seq,
+    batches_of_many_projects_at_once_each_commit_or_fail_alone,
 );
