@@ -610,7 +610,7 @@ impl<S: Store> ProjectActor<S> {
                     }
                     Command::Delta { since, outbox } => {
                         if let Some(bump) = self.delta_since(since) {
-                            outbox.send(&bump);
+                            outbox.send(&ServerMsg::Bump(bump));
                         }
                     }
                     Command::RemotePresence { conn, user, name, presence } => {
@@ -698,10 +698,7 @@ impl<S: Store> ProjectActor<S> {
             }
         };
         let catch_up = match since {
-            Some(since) if since <= self.seq => {
-                let changed = self.record_seqs.iter().filter(|(_, seq)| **seq > since);
-                CatchUp::Delta(changed.map(|(id, _)| self.state.change(*id)).collect())
-            }
+            Some(since) if since <= self.seq => CatchUp::Delta(self.changed_since(since)),
             _ => CatchUp::Snapshot(self.state.snapshot()),
         };
         let subscribed = ServerMsg::Subscribed { project: self.id, seq: self.seq, role, catch_up };
@@ -718,19 +715,17 @@ impl<S: Store> ProjectActor<S> {
 
     /// Every record changed since `since`, as one bump at the current seq; `None` when nothing
     /// is newer.
-    fn delta_since(&self, since: Seq) -> Option<ServerMsg> {
+    fn delta_since(&self, since: Seq) -> Option<Bump> {
         if since >= self.seq {
             return None;
         }
-        let changes: Vec<RecordChange> =
-            self.record_seqs.iter().filter(|(_, seq)| **seq > since).map(|(id, _)| self.state.change(*id)).collect();
-        Some(ServerMsg::Bump(Bump {
-            project: self.id,
-            seq: self.seq,
-            tx_id: TxId::from_u128(0),
-            author: AUTHORITY,
-            changes,
-        }))
+        let changes = self.changed_since(since);
+        Some(Bump { project: self.id, seq: self.seq, tx_id: TxId::from_u128(0), author: AUTHORITY, changes })
+    }
+
+    /// The current value of every record changed after `since`.
+    fn changed_since(&self, since: Seq) -> Vec<RecordChange> {
+        self.record_seqs.iter().filter(|(_, seq)| **seq > since).map(|(id, _)| self.state.change(*id)).collect()
     }
 
     /// Passes on the presence of a session of another process (or its leaving).
@@ -862,17 +857,14 @@ impl<S: Store> ProjectActor<S> {
         if !self.reload_or_go_stale().await || self.seq <= from {
             return;
         }
-        let changes: Vec<RecordChange> =
-            self.record_seqs.iter().filter(|(_, seq)| **seq > from).map(|(id, _)| self.state.change(*id)).collect();
-        tracing::info!(from = from.0, to = self.seq.0, records = changes.len(), "caught up with an outside commit");
-        let bump = ServerMsg::Bump(Bump {
-            project: self.id,
-            seq: self.seq,
-            tx_id: TxId::from_u128(0),
-            author: AUTHORITY,
-            changes,
-        });
-        if let Some(frame) = encode(&bump) {
+        let Some(bump) = self.delta_since(from) else { return };
+        tracing::info!(
+            from = from.0,
+            to = self.seq.0,
+            records = bump.changes.len(),
+            "caught up with an outside commit"
+        );
+        if let Some(frame) = encode(&ServerMsg::Bump(bump)) {
             self.subscribers.retain(|subscriber| subscriber.outbox.send_frame(frame.clone()));
             let seq = self.seq;
             self.publish(|| Published::Bump { seq, frame: frame.to_vec() });

@@ -332,13 +332,15 @@ fn read_answer(message: async_nats::Message) -> Result<Bytes, Unanswered> {
 
 /// The frames in a forwarded answer, one after another.
 fn frames(bytes: &[u8]) -> Vec<Frame> {
+    let codec = FrameCodec::new(HARD_MAX_FRAME);
     let mut frames = Vec::new();
     let mut rest = bytes;
-    while rest.len() >= HEADER_LEN {
-        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let Some(frame) = rest.get(..HEADER_LEN + len) else { break };
+    while let Some((header, _)) = rest.split_first_chunk::<HEADER_LEN>()
+        && let Ok(len) = codec.body_len(*header)
+        && let Some(frame) = rest.get(..HEADER_LEN + len)
+    {
         frames.push(Frame::from(frame));
-        rest = &rest[HEADER_LEN + len..];
+        rest = &rest[frame.len()..];
     }
     frames
 }

@@ -15,6 +15,7 @@ use ensemble_authority::admin;
 use ensemble_authority::leases::LeaseOptions;
 use ensemble_authority::server::ServerOptions;
 use ensemble_authority::store::PostgresStore;
+use ensemble_benches::load::Percentiles;
 use ensemble_net::remote::Remote;
 use ensemble_protocol::{ProjectId, ServerMsg, TrackId, Transaction};
 use ensemble_testkit::loopback::Loopback;
@@ -42,12 +43,6 @@ async fn writes(
         assert!(matches!(answer, ServerMsg::Committed { .. }), "{answer:?}");
     }
     started.elapsed()
-}
-
-fn percentile(latencies: &mut [Duration], fraction: f64) -> Duration {
-    latencies.sort();
-    let index = ((latencies.len() as f64 - 1.0) * fraction).round() as usize;
-    latencies.get(index).copied().unwrap_or_default()
 }
 
 fn forwarded_write(c: &mut Criterion) {
@@ -91,17 +86,15 @@ fn forwarded_write(c: &mut Criterion) {
         return;
     }
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let (direct_p50, direct_p99) = (percentile(&mut direct_latencies, 0.5), percentile(&mut direct_latencies, 0.99));
-    let (forwarded_p50, forwarded_p99) =
-        (percentile(&mut forwarded_latencies, 0.5), percentile(&mut forwarded_latencies, 0.99));
+    let (direct, forwarded) = (Percentiles::of(direct_latencies), Percentiles::of(forwarded_latencies));
     println!(
         "write ack on Postgres: direct p50 {:.3} / p99 {:.3} ms; forwarded through another process over NATS \
          p50 {:.3} / p99 {:.3} ms: forwarding adds {:.3} ms at p50 (target ≤ 0.5 ms)",
-        ms(direct_p50),
-        ms(direct_p99),
-        ms(forwarded_p50),
-        ms(forwarded_p99),
-        ms(forwarded_p50) - ms(direct_p50),
+        ms(direct.p50),
+        ms(direct.p99),
+        ms(forwarded.p50),
+        ms(forwarded.p99),
+        ms(forwarded.p50) - ms(direct.p50),
     );
 }
 

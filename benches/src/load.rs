@@ -195,7 +195,8 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of(mut samples: Vec<Duration>) -> Percentiles {
+    /// The percentiles of `samples`.
+    pub fn of(mut samples: Vec<Duration>) -> Percentiles {
         if samples.is_empty() {
             return Percentiles::default();
         }
@@ -233,12 +234,21 @@ impl Report {
     }
 }
 
-/// When each transaction was sent and acknowledged, and when its bump reached how many
-/// subscribers.
-#[derive(Default)]
-struct Timeline {
-    sent: HashMap<TxId, (Instant, Instant)>,
-    reached: HashMap<TxId, (usize, Instant)>,
+/// When each transaction's bump reached how many subscribers, the last of them at what time.
+pub type Reached = Arc<Mutex<HashMap<TxId, (usize, Instant)>>>;
+
+/// Counts each bump `remote` (a subscriber) receives in `reached`, until its connection ends.
+pub fn count_bumps(mut remote: Remote, reached: Reached) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok(message) = remote.recv().await {
+            if let ServerMsg::Bump(bump) = message {
+                let now = Instant::now();
+                let mut reached = reached.lock().unwrap_or_else(|e| e.into_inner());
+                let entry = reached.entry(bump.tx_id).or_insert((0, now));
+                *entry = (entry.0 + 1, now);
+            }
+        }
+    })
 }
 
 /// Runs `writers` writers and `subscribers` subscribers (on the first project) for `duration`;
@@ -251,23 +261,15 @@ pub async fn run(
     rate: Option<f64>,
 ) -> anyhow::Result<Report> {
     let Writers(writers) = Writers::connect(stage, writers).await?;
-    let timeline = Arc::new(Mutex::new(Timeline::default()));
+    // When each transaction on the watched project was sent and acknowledged.
+    let sent: Arc<Mutex<HashMap<TxId, (Instant, Instant)>>> = Arc::default();
+    let reached = Reached::default();
     let watched = stage.projects[0];
     let mut watchers = Vec::new();
     for _ in 0..subscribers {
         let mut remote = stage.client().await?;
         remote.subscribe(watched, None).await?;
-        let timeline = timeline.clone();
-        watchers.push(tokio::spawn(async move {
-            while let Ok(message) = remote.recv().await {
-                if let ServerMsg::Bump(bump) = message {
-                    let now = Instant::now();
-                    let mut timeline = timeline.lock().unwrap_or_else(|e| e.into_inner());
-                    let entry = timeline.reached.entry(bump.tx_id).or_insert((0, now));
-                    *entry = (entry.0 + 1, now);
-                }
-            }
-        }));
+        watchers.push(count_bumps(remote, reached.clone()));
     }
     let count = writers.len();
     let deadline = Instant::now() + duration;
@@ -276,7 +278,7 @@ pub async fn run(
         .into_iter()
         .enumerate()
         .map(|(index, mut writer)| {
-            let timeline = timeline.clone();
+            let sent_at = sent.clone();
             let period = rate.map(|rate| Duration::from_secs_f64(count as f64 / rate));
             // Writers take turns across the period, so a steady rate arrives evenly.
             let ticker = period.map(|period| {
@@ -294,8 +296,7 @@ pub async fn run(
                     let (tx_id, latency) = writer.write_one().await?;
                     latencies.push(latency);
                     if writer.project == watched {
-                        let mut timeline = timeline.lock().unwrap_or_else(|e| e.into_inner());
-                        timeline.sent.insert(tx_id, (sent, sent + latency));
+                        sent_at.lock().unwrap_or_else(|e| e.into_inner()).insert(tx_id, (sent, sent + latency));
                     }
                 }
                 anyhow::Ok(latencies)
@@ -311,10 +312,11 @@ pub async fn run(
     for watcher in watchers {
         watcher.abort();
     }
-    let timeline = timeline.lock().unwrap_or_else(|e| e.into_inner());
+    let (sent, reached) =
+        (sent.lock().unwrap_or_else(|e| e.into_inner()), reached.lock().unwrap_or_else(|e| e.into_inner()));
     let (mut fan_out, mut after_ack) = (Vec::new(), Vec::new());
-    for (tx_id, (sent, acked)) in &timeline.sent {
-        if let Some((reached, last)) = timeline.reached.get(tx_id)
+    for (tx_id, (sent, acked)) in sent.iter() {
+        if let Some((reached, last)) = reached.get(tx_id)
             && *reached == subscribers
         {
             fan_out.push(last.saturating_duration_since(*sent));

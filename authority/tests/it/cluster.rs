@@ -14,7 +14,7 @@ use ensemble_net::remote::Remote;
 use ensemble_protocol::wire::{Bump, CatchUp, Presence};
 use ensemble_protocol::*;
 
-use crate::harness::{self, Clients, Nats, Node, add_track, committed, write_tracks};
+use crate::harness::{self, Clients, Nats, TwoNodes, add_track, committed, snapshot_tracks, two_nodes, write_tracks};
 use crate::leases::{TTL, subscribe_when_served};
 
 /// Options for node `name` of a cluster on `nats`.
@@ -50,11 +50,6 @@ async fn bumps_until(remote: &mut Remote, seq: Seq) -> HashSet<TrackId> {
     }
 }
 
-fn tracks(catch_up: &CatchUp) -> HashSet<TrackId> {
-    let CatchUp::Snapshot(records) = catch_up else { panic!("expected a snapshot") };
-    records.iter().filter(|c| matches!(c.record, Some(Record::Track(_)))).map(|c| TrackId(c.id.0)).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_three_processes_serve_one_project_through_its_owner() {
     let nats = Nats::start().unwrap();
@@ -76,7 +71,7 @@ async fn postgres_three_processes_serve_one_project_through_its_owner() {
     for remote in [&mut bob, &mut vera] {
         let subscribed = remote.subscribe(cast.project, None).await.unwrap();
         assert_eq!(subscribed.seq, first);
-        assert!(tracks(&subscribed.catch_up).contains(&drums));
+        assert!(snapshot_tracks(&subscribed.catch_up).contains(&drums));
     }
 
     // Bob writes through B: A commits it, and everyone hears it, Bob included.
@@ -156,13 +151,7 @@ async fn postgres_bumps_lost_while_nats_was_down_arrive_by_catch_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_when_the_owner_dies_its_relayed_clients_move_and_another_process_takes_the_project() {
     let nats = Nats::start().unwrap();
-    let url = ensemble_testkit::sandbox::postgres_url().unwrap();
-    let store = harness::postgres().await;
-    let cast = harness::cast(&store).await;
-    let dir = tempfile::tempdir().unwrap();
-    let args = ["--nats", nats.url.as_str()];
-    let mut a = Node::start(&url, dir.path(), "a", TTL, &args).await;
-    let b = Node::start(&url, dir.path(), "b", TTL, &args).await;
+    let TwoNodes { cast, mut a, b, dir: _dir, .. } = two_nodes(TTL, &["--nats", nats.url.as_str()]).await;
 
     let mut alice = a.client(&cast.owner).await;
     let mut acknowledged: HashSet<TrackId> = write_tracks(&mut alice, cast.project, 10).await.into_iter().collect();
@@ -190,7 +179,7 @@ async fn postgres_when_the_owner_dies_its_relayed_clients_move_and_another_proce
     // Bob reconnects to B, which takes the project once A's lease has run out.
     let (mut bob, served) = subscribe_when_served(&b, &cast.editor, cast.project, 4 * TTL).await;
     let failover = killed.elapsed();
-    assert_eq!(tracks(&served.catch_up), acknowledged);
+    assert_eq!(snapshot_tracks(&served.catch_up), acknowledged);
     let next = committed(bob.write(&add_track(cast.project, TrackId::new_v7(), "After")).await.unwrap());
     assert_eq!(next, served.seq.next());
     eprintln!(
@@ -212,7 +201,7 @@ async fn postgres_answers_and_bumps_larger_than_nats_carries_still_arrive() {
     let written: HashSet<TrackId> = write_tracks(&mut alice, cast.project, 400).await.into_iter().collect();
     let mut bob = b.client(&cast.editor).await;
     let subscribed = bob.subscribe(cast.project, None).await.unwrap();
-    assert_eq!(tracks(&subscribed.catch_up), written, "the whole snapshot, through B");
+    assert_eq!(snapshot_tracks(&subscribed.catch_up), written, "the whole snapshot, through B");
     let size = ensemble_protocol::frame::encode_value(&subscribed.catch_up).unwrap().len();
     assert!(size > 4 * 4096, "the snapshot is {size} bytes");
     // A bump too large for NATS too (the project record lists 401 tracks): relays hear a poke

@@ -233,5 +233,32 @@ impl Node {
     }
 }
 
+/// Two authority processes, `a` and `b`, on the tests' Postgres (leases of `ttl`, `args` more),
+/// and a cast and project of their own.
+pub(crate) struct TwoNodes {
+    pub(crate) store: AnyStore,
+    pub(crate) cast: Cast,
+    pub(crate) a: Node,
+    pub(crate) b: Node,
+    /// Their data directories: bind it (`dir: _dir`) to keep them while the processes run.
+    pub(crate) dir: TempDir,
+}
+
+pub(crate) async fn two_nodes(ttl: Duration, args: &[&str]) -> TwoNodes {
+    let url = ensemble_testkit::sandbox::postgres_url().unwrap();
+    let store = postgres().await;
+    let cast = cast(&store).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) =
+        (Node::start(&url, dir.path(), "a", ttl, args).await, Node::start(&url, dir.path(), "b", ttl, args).await);
+    TwoNodes { store, cast, a, b, dir }
+}
+
+/// The tracks in a snapshot.
+pub(crate) fn snapshot_tracks(catch_up: &CatchUp) -> std::collections::HashSet<TrackId> {
+    let CatchUp::Snapshot(records) = catch_up else { panic!("expected a snapshot") };
+    records.iter().filter(|c| matches!(c.record, Some(Record::Track(_)))).map(|c| TrackId(c.id.0)).collect()
+}
+
 /// A NATS server of the test's own.
 pub(crate) use ensemble_testkit::sandbox::Nats;

@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use ensemble_authority::Error;
 use ensemble_authority::store::{AnyStore, Batch, Claim, Lease, SqliteStore, Store};
 use ensemble_net::remote::{Remote, Subscription};
-use ensemble_protocol::wire::CatchUp;
 use ensemble_protocol::*;
 
-use crate::harness::{self, Node, add_track, committed};
+use crate::harness::{self, Node, TwoNodes, add_track, committed, snapshot_tracks, two_nodes};
 
 pub(crate) const TTL: Duration = Duration::from_millis(1500);
 
@@ -106,20 +105,9 @@ pub(crate) async fn subscribe_when_served(
     }
 }
 
-/// The tracks in a snapshot.
-fn tracks(catch_up: &CatchUp) -> HashSet<TrackId> {
-    let CatchUp::Snapshot(records) = catch_up else { panic!("expected a snapshot") };
-    records.iter().filter(|c| matches!(c.record, Some(Record::Track(_)))).map(|c| TrackId(c.id.0)).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_another_process_takes_a_killed_servers_projects_with_every_acknowledged_edit() {
-    let url = ensemble_testkit::sandbox::postgres_url().unwrap();
-    let store = harness::postgres().await;
-    let cast = harness::cast(&store).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (mut a, b) =
-        (Node::start(&url, dir.path(), "a", TTL, &[]).await, Node::start(&url, dir.path(), "b", TTL, &[]).await);
+    let TwoNodes { store, cast, mut a, b, dir: _dir, .. } = two_nodes(TTL, &[]).await;
 
     // Alice edits through A, which takes the project's lease.
     let base = store.load_project(cast.project).await.unwrap().unwrap().seq;
@@ -136,7 +124,7 @@ async fn postgres_another_process_takes_a_killed_servers_projects_with_every_ack
     let (mut bob, served) = subscribe_when_served(&b, &cast.editor, cast.project, 3 * TTL).await;
     let failover = killed.elapsed();
     assert!(failover <= 2 * TTL + Duration::from_millis(500), "failover took {failover:?} (lease {TTL:?})");
-    assert_eq!(tracks(&served.catch_up), acknowledged.iter().copied().collect::<HashSet<_>>());
+    assert_eq!(snapshot_tracks(&served.catch_up), acknowledged.iter().copied().collect::<HashSet<_>>());
     assert_eq!(served.seq.0, base.0 + 20, "each acknowledged transaction once");
     let next = committed(bob.write(&add_track(cast.project, TrackId::new_v7(), "After")).await.unwrap());
     assert_eq!(next, served.seq.next());
@@ -145,12 +133,7 @@ async fn postgres_another_process_takes_a_killed_servers_projects_with_every_ack
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_server_paused_past_its_lease_cannot_commit_when_it_wakes_and_moves_its_clients() {
-    let url = ensemble_testkit::sandbox::postgres_url().unwrap();
-    let store = harness::postgres().await;
-    let cast = harness::cast(&store).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) =
-        (Node::start(&url, dir.path(), "a", TTL, &[]).await, Node::start(&url, dir.path(), "b", TTL, &[]).await);
+    let TwoNodes { store, cast, a, b, dir: _dir, .. } = two_nodes(TTL, &[]).await;
     let mut alice = a.client(&cast.owner).await;
     alice.subscribe(cast.project, None).await.unwrap();
     let before = TrackId::new_v7();
@@ -187,14 +170,8 @@ async fn postgres_a_server_paused_past_its_lease_cannot_commit_when_it_wakes_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_server_stopped_with_sigterm_hands_its_projects_over_at_once() {
-    let url = ensemble_testkit::sandbox::postgres_url().unwrap();
-    let store = harness::postgres().await;
-    let cast = harness::cast(&store).await;
-    let dir = tempfile::tempdir().unwrap();
     // Leases long enough that only a release explains a quick takeover.
-    let long = Duration::from_secs(30);
-    let (mut a, b) =
-        (Node::start(&url, dir.path(), "a", long, &[]).await, Node::start(&url, dir.path(), "b", long, &[]).await);
+    let TwoNodes { cast, mut a, b, dir: _dir, .. } = two_nodes(Duration::from_secs(30), &[]).await;
     let mut alice = a.client(&cast.owner).await;
     let acknowledged = harness::write_tracks(&mut alice, cast.project, 5).await;
     a.signal("-TERM");
@@ -203,5 +180,5 @@ async fn postgres_a_server_stopped_with_sigterm_hands_its_projects_over_at_once(
     assert!(status.success(), "a clean stop: {status:?}");
     let (_, served) = subscribe_when_served(&b, &cast.editor, cast.project, Duration::from_secs(5)).await;
     assert!(stopped.elapsed() < Duration::from_secs(10), "handed over in {:?}", stopped.elapsed());
-    assert_eq!(tracks(&served.catch_up), acknowledged.into_iter().collect::<HashSet<_>>());
+    assert_eq!(snapshot_tracks(&served.catch_up), acknowledged.into_iter().collect::<HashSet<_>>());
 }

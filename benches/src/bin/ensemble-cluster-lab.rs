@@ -25,6 +25,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use ensemble_authority::admin;
 use ensemble_authority::store::{AnyStore, PostgresStore, Store};
+use ensemble_benches::load::{Percentiles, Reached, count_bumps};
 use ensemble_net::remote::Remote;
 use ensemble_net::tls::{Fingerprint, Trust};
 use ensemble_protocol::{ProjectId, ServerMsg, TrackId, Transaction, TxId};
@@ -119,8 +120,6 @@ struct Seen {
     acks: Vec<(ProjectId, Instant)>,
     /// When each transaction of the first project was acknowledged.
     acked: std::collections::HashMap<TxId, Instant>,
-    /// When each bump reached how many subscribers, the last at what time.
-    reached: std::collections::HashMap<TxId, (usize, Instant)>,
 }
 
 /// One writer: its track in `project`, written until `deadline`, reconnecting and resending
@@ -197,11 +196,6 @@ async fn writer(
     Ok(())
 }
 
-fn percentile(samples: &mut [Duration], q: f64) -> Duration {
-    samples.sort_unstable();
-    samples.get(((samples.len().max(1) - 1) as f64 * q).round() as usize).copied().unwrap_or_default()
-}
-
 /// The process that serves the most of `projects` now.
 async fn busiest(store: &AnyStore, projects: &[ProjectId], nodes: &[Node]) -> anyhow::Result<usize> {
     let mut served = vec![0; nodes.len()];
@@ -257,6 +251,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     let seen = Arc::new(Mutex::new(Seen::default()));
+    let reached = Reached::default();
     let mut watchers = Vec::new();
     let subscribers = if args.no_faults { args.subscribers } else { 0 };
     for index in 0..subscribers {
@@ -266,17 +261,7 @@ async fn main() -> anyhow::Result<()> {
         let mut remote = Remote::connect(addr, "localhost", trust).await?;
         remote.login(&user, PASSWORD).await?;
         remote.subscribe(projects[0], None).await?;
-        let seen = seen.clone();
-        watchers.push(tokio::spawn(async move {
-            while let Ok(message) = remote.recv().await {
-                if let ServerMsg::Bump(bump) = message {
-                    let now = Instant::now();
-                    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-                    let entry = seen.reached.entry(bump.tx_id).or_insert((0, now));
-                    *entry = (entry.0 + 1, now);
-                }
-            }
-        }));
+        watchers.push(count_bumps(remote, reached.clone()));
     }
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
@@ -313,7 +298,7 @@ async fn main() -> anyhow::Result<()> {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     watchers.iter().for_each(|watcher| watcher.abort());
-    report(started, deadline, quarter, lease, &faults, &store, &projects, &seen, subscribers).await
+    report(started, deadline, quarter, lease, &faults, &store, &projects, &seen, (&reached, subscribers)).await
 }
 
 /// The faults, at a quarter, a half and three quarters of the run; each noted in `faults`.
@@ -367,10 +352,11 @@ async fn report(
     store: &AnyStore,
     projects: &[ProjectId],
     seen: &Mutex<Seen>,
-    subscribers: usize,
+    (reached, subscribers): (&Reached, usize),
 ) -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     let mut seen = std::mem::take(&mut *seen.lock().unwrap_or_else(|e| e.into_inner()));
+    let reached = std::mem::take(&mut *reached.lock().unwrap_or_else(|e| e.into_inner()));
 
     // Every acknowledged transaction must be in the database.
     let mut missing = 0;
@@ -383,11 +369,12 @@ async fn report(
     }
     seen.acks.sort_unstable_by_key(|(_, at)| *at);
     let committed = seen.acknowledged.len();
+    let ack = Percentiles::of(std::mem::take(&mut seen.latencies));
     println!(
         "committed {committed} transactions: {:.0} tx/s | ack p50 {:.2?}, p99 {:.2?}",
         committed as f64 / elapsed.as_secs_f64(),
-        percentile(&mut seen.latencies, 0.5),
-        percentile(&mut seen.latencies, 0.99)
+        ack.p50,
+        ack.p99
     );
     let mut failovers = Vec::new();
     for (at, what) in faults {
@@ -407,29 +394,25 @@ async fn report(
         println!("  {what}: the worst-hit project took no write for {longest:.2?} (lease {lease:.2?})");
         failovers.push(longest);
     }
-    failovers.sort_unstable();
     if !failovers.is_empty() {
-        println!(
-            "failover p50 {:.2?}, max {:.2?}",
-            failovers.get(failovers.len() / 2).copied().unwrap_or_default(),
-            failovers.last().copied().unwrap_or_default()
-        );
+        let failover = Percentiles::of(failovers);
+        println!("failover p50 {:.2?}, max {:.2?}", failover.p50, failover.max);
     }
     if subscribers > 0 {
         // Acknowledgement → the last subscriber (on any process) has the bump.
-        let mut fan_out: Vec<Duration> = seen
+        let fan_out: Vec<Duration> = seen
             .acked
             .iter()
             .filter_map(|(tx, acked)| {
-                let (count, last) = seen.reached.get(tx)?;
+                let (count, last) = reached.get(tx)?;
                 (*count == subscribers).then(|| last.saturating_duration_since(*acked))
             })
             .collect();
+        let bumps = fan_out.len();
+        let fan_out = Percentiles::of(fan_out);
         println!(
-            "fan-out to {subscribers} subscribers over the processes, after the ack: p50 {:.2?}, p99 {:.2?} ({} bumps)",
-            percentile(&mut fan_out, 0.5),
-            percentile(&mut fan_out, 0.99),
-            fan_out.len()
+            "fan-out to {subscribers} subscribers over the processes, after the ack: p50 {:.2?}, p99 {:.2?} ({bumps} bumps)",
+            fan_out.p50, fan_out.p99,
         );
     }
     println!("acknowledged but missing: {missing}");
