@@ -27,6 +27,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use ensemble_protocol::frame::HARD_MAX_FRAME;
 use ensemble_protocol::permission::{authorize_read, authorize_write};
@@ -48,6 +49,9 @@ pub const MAX_BATCH: usize = 1024;
 const INBOX: usize = 4096;
 /// Bumps and presence frames that may wait to be published to other processes.
 const PUBLISHED: usize = 4096;
+/// How long past a silent owner's lease this process asks for it again (the database's clock
+/// decides, and the asking takes a moment).
+const LEASE_MARGIN: Duration = Duration::from_millis(20);
 /// First answers remembered per project, so a recent replay is answered from memory; older
 /// replays are found in the log.
 const REMEMBERED_ANSWERS: usize = 16_384;
@@ -310,6 +314,14 @@ impl ProjectHandle {
         }
     }
 
+    /// The process that served it from elsewhere, once that process stopped answering.
+    fn silent_owner(&self) -> Option<&str> {
+        match &self.route {
+            Route::Local { .. } => None,
+            Route::Remote(remote) => remote.silent_owner(),
+        }
+    }
+
     /// Sends a command, waiting while the inbox is full; false if it no longer serves.
     pub async fn send(&self, command: Command) -> bool {
         match &self.route {
@@ -390,20 +402,39 @@ impl<S: Store> Projects<S> {
     /// cluster) its owner in another process. `None` if the project does not exist;
     /// [`Error::Elsewhere`] while another process serves it and there is no cluster to reach it.
     pub async fn open(&self, project: ProjectId) -> Result<Option<ProjectHandle>, Error> {
-        let mut open = self.open.lock().await;
-        if let Some(handle) = open.get(&project).filter(|handle| handle.is_running()) {
-            return Ok(Some(handle.clone()));
-        }
-        let lease = match self.store.acquire_lease(project, &self.leases.node, self.leases.ttl).await {
-            Ok(Claim::Granted(lease)) => lease,
-            Ok(Claim::HeldBy { node, .. }) => {
-                let Some(cluster) = &self.cluster else { return Err(Error::Elsewhere { project, node }) };
-                let handle = ProjectHandle { route: Route::Remote(RemoteProject::new(cluster.clone(), project)) };
-                open.insert(project, handle.clone());
-                return Ok(Some(handle));
+        let mut waited = false;
+        let (mut open, lease) = loop {
+            let mut open = self.open.lock().await;
+            let silent = match open.get(&project) {
+                Some(handle) if handle.is_running() => return Ok(Some(handle.clone())),
+                Some(handle) => handle.silent_owner().map(str::to_owned),
+                None => None,
+            };
+            match self.store.acquire_lease(project, &self.leases.node, self.leases.ttl).await {
+                Ok(Claim::Granted(lease)) => break (open, lease),
+                // The owner stopped answering and its lease is running out: forwarding to it
+                // again would only wait for another ping to go unanswered. Until the lease ends,
+                // see whether it answers after all (NATS may have been away a moment); once
+                // only, since an owner that renewed its lease meanwhile is alive.
+                Ok(Claim::HeldBy { node, expires_in })
+                    if !waited && silent.as_deref() == Some(node.as_str()) && expires_in <= self.leases.ttl =>
+                {
+                    drop(open);
+                    waited = true;
+                    let Some(cluster) = &self.cluster else { continue };
+                    tracing::info!(%project, %node, ?expires_in, "the project's server was silent; waiting out its lease");
+                    cluster.answers_within(project, expires_in + LEASE_MARGIN).await;
+                }
+                Ok(Claim::HeldBy { node, .. }) => {
+                    let Some(cluster) = &self.cluster else { return Err(Error::Elsewhere { project, node }) };
+                    let remote = RemoteProject::new(cluster.clone(), project, node);
+                    let handle = ProjectHandle { route: Route::Remote(remote) };
+                    open.insert(project, handle.clone());
+                    return Ok(Some(handle));
+                }
+                Err(Error::NotFound(_)) => return Ok(None),
+                Err(error) => return Err(error),
             }
-            Err(Error::NotFound(_)) => return Ok(None),
-            Err(error) => return Err(error),
         };
         // Loaded after the lease is taken, so it holds every commit of the previous holder.
         let publish = self.cluster.as_ref().map(|_| mpsc::channel(PUBLISHED));

@@ -233,6 +233,18 @@ impl Cluster {
         }
     }
 
+    /// Whether `project`'s owner answers a ping within `within`, asked again every
+    /// [`GONE_SPACING`] while nobody answers (just after a NATS outage the owner may not have
+    /// subscribed again yet); returns at the end of `within` if it never does.
+    pub(crate) async fn answers_within(&self, project: ProjectId, within: Duration) -> bool {
+        let asking = async {
+            while self.ping(project).await.is_err() {
+                tokio::time::sleep(GONE_SPACING).await;
+            }
+        };
+        tokio::time::timeout(within, asking).await.is_ok()
+    }
+
     /// Resolves once nobody answers for `project`, or its owner does not answer a ping in time
     /// (it may be paused past its lease, still holding its NATS connection), asked every
     /// [`WATCH_EVERY`].
@@ -429,6 +441,8 @@ pub(crate) async fn publish(cluster: Cluster, project: ProjectId, mut published:
 pub struct RemoteProject {
     cluster: Cluster,
     project: ProjectId,
+    /// The node that held the project's lease when this was made.
+    owner: String,
     /// False once the owner stopped answering: a new one is made for the next request.
     alive: AtomicBool,
     relay: Mutex<Option<Relay>>,
@@ -460,14 +474,19 @@ struct RelayedTo {
 }
 
 impl RemoteProject {
-    /// The project `project`, served by another process reached through `cluster`.
-    pub fn new(cluster: Cluster, project: ProjectId) -> Arc<RemoteProject> {
-        Arc::new(RemoteProject { cluster, project, alive: AtomicBool::new(true), relay: Mutex::new(None) })
+    /// The project `project`, served by `owner`, another process reached through `cluster`.
+    pub fn new(cluster: Cluster, project: ProjectId, owner: String) -> Arc<RemoteProject> {
+        Arc::new(RemoteProject { cluster, project, owner, alive: AtomicBool::new(true), relay: Mutex::new(None) })
     }
 
     /// Whether its owner still answered at last ask.
     pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::Relaxed)
+    }
+
+    /// The owner, once it has stopped answering.
+    pub fn silent_owner(&self) -> Option<&str> {
+        (!self.is_alive()).then_some(self.owner.as_str())
     }
 
     /// Forwards a session's command to the owner; false if the owner is known to be gone.
@@ -530,6 +549,7 @@ impl RemoteProject {
         };
         outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message });
         if let Unanswered::NoOwner = unanswered {
+            tracing::info!(project = %self.project, owner = %self.owner, "the project's server did not answer; moving the session on");
             outbox.moved();
             // The next request asks the database again who serves the project (and takes it
             // once the silent owner's lease has run out); what this one relays goes on until

@@ -4,6 +4,7 @@
 //! The benches themselves live in `benches/`; each measures a peer in the same run (serde_json
 //! for the wire format, and so on) so the figures come with something to compare them to.
 
+pub mod lab_network;
 pub mod load;
 
 // Which checkout this crate was built from: a different one makes cargo rebuild it, so clones

@@ -211,6 +211,12 @@ impl<C: Connection> Remote<C> {
     pub fn closed(&self) -> Option<Error> {
         self.sender.connection.closed().map(|closed| closed.to_error())
     }
+
+    /// Whether the authority closed the connection because a project moved to another of its
+    /// processes: the same address serves it again on a new connection.
+    pub fn closed_as_moved(&self) -> bool {
+        matches!(self.sender.connection.closed(), Some(Closed::Application { code: close::MOVED, .. }))
+    }
 }
 
 fn refused(message: ServerMsg) -> Error {

@@ -5,12 +5,14 @@
 //! directory, on a private port and socket directory, run as the `postgres` user when we are
 //! root (Postgres refuses to run as root). A watchdog shell stops it and deletes its files once
 //! this process exits, however it exits. Set `ENSEMBLE_TEST_POSTGRES` to a URL to use an
-//! existing server instead.
+//! existing server instead. [`postgres_reachable_at`] starts another of the caller's own that
+//! also listens on a private network's address (the cluster lab's processes live in network
+//! namespaces of their own and cannot reach this machine's loopback).
 //!
 //! [`Nats`] is a NATS server of a test's own, the same way: on a private port, stopped when
 //! dropped (and stopped and started again to test what a NATS outage does).
 
-use std::net::TcpListener;
+use std::net::{IpAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -56,7 +58,9 @@ fn run(line: &str) -> Result<(), Error> {
     if status.success() { Ok(()) } else { Err(failed(format!("`{line}` failed"))) }
 }
 
-fn start() -> Result<String, Error> {
+/// Starts a server listening on loopback and on `also` (an address of this machine), trusting
+/// connections from loopback and from `network` (`10.0.0.0/24`); returns its port.
+fn start(also: Option<(IpAddr, &str)>) -> Result<u16, Error> {
     let bin = bin_dir()?;
     let dir = tempfile::Builder::new().prefix("ensemble-pg-").tempdir().map_err(failed)?.keep();
     if is_root() {
@@ -65,9 +69,15 @@ fn start() -> Result<String, Error> {
     let data = dir.join("data");
     let tool = |name: &str| bin.join(name).display().to_string();
     run(&as_server_user(format!("{} -A trust -U postgres --no-sync -D {}", tool("initdb"), data.display())))?;
+    let mut listen = "127.0.0.1".to_owned();
+    if let Some((address, network)) = also {
+        listen = format!("{listen},{address}");
+        let mut hba = std::fs::OpenOptions::new().append(true).open(data.join("pg_hba.conf")).map_err(failed)?;
+        std::io::Write::write_all(&mut hba, format!("host all all {network} trust\n").as_bytes()).map_err(failed)?;
+    }
     let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(failed)?.port();
     let launch = as_server_user(format!(
-        "{} -D {} -p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300",
+        "{} -D {} -p {port} -k {} -c listen_addresses={listen} -c max_connections=300",
         tool("postgres"),
         data.display(),
         dir.display()
@@ -91,7 +101,11 @@ fn start() -> Result<String, Error> {
         .spawn()
         .map_err(failed)?;
     wait_ready(&bin, port, &dir.join("log"))?;
-    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+    Ok(port)
+}
+
+fn url(host: IpAddr, port: u16) -> String {
+    format!("postgres://postgres@{}/postgres", std::net::SocketAddr::new(host, port))
 }
 
 fn wait_ready(bin: &Path, port: u16, log: &Path) -> Result<(), Error> {
@@ -115,15 +129,28 @@ fn wait_ready(bin: &Path, port: u16, log: &Path) -> Result<(), Error> {
 /// The URL of this process's Postgres, started on first call.
 pub fn postgres_url() -> Result<String, Error> {
     static URL: OnceLock<Result<String, String>> = OnceLock::new();
-    URL.get_or_init(|| std::env::var("ENSEMBLE_TEST_POSTGRES").or_else(|_| start().map_err(|e| e.to_string())))
-        .clone()
-        .map_err(Error::other)
+    URL.get_or_init(|| {
+        std::env::var("ENSEMBLE_TEST_POSTGRES")
+            .or_else(|_| start(None).map(|port| url(IpAddr::from([127, 0, 0, 1]), port)).map_err(|e| e.to_string()))
+    })
+    .clone()
+    .map_err(Error::other)
+}
+
+/// A fresh server of the caller's own (not the process's shared one) that also listens on
+/// `address`, one of this machine's, and trusts connections from `network`: its URL on loopback
+/// and its URL at `address`.
+pub fn postgres_reachable_at(address: IpAddr, network: &str) -> Result<(String, String), Error> {
+    let port = start(Some((address, network)))?;
+    Ok((url(IpAddr::from([127, 0, 0, 1]), port), url(address, port)))
 }
 
 /// A NATS server of a test's or bench's own (Debian's `nats-server`, which `cargo xtask setup`
-/// installs), on a private loopback port, stopped when dropped.
+/// installs), on a private loopback port (or another address of this machine), stopped when
+/// dropped.
 pub struct Nats {
     child: Option<Child>,
+    host: IpAddr,
     port: u16,
     /// A configuration file, when it has one.
     config: Option<tempfile::NamedTempFile>,
@@ -139,7 +166,12 @@ impl Nats {
 
     /// Starts one with `config` (nats-server's configuration syntax: `max_payload: 8192`).
     pub fn start_with(config: &str) -> Result<Nats, Error> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        Nats::start_at(IpAddr::from([127, 0, 0, 1]), config)
+    }
+
+    /// Starts one listening on `host`, an address of this machine, with `config`.
+    pub fn start_at(host: IpAddr, config: &str) -> Result<Nats, Error> {
+        let port = TcpListener::bind((host, 0))?.local_addr()?.port();
         let config = if config.is_empty() {
             None
         } else {
@@ -147,7 +179,8 @@ impl Nats {
             std::io::Write::write_all(&mut file, config.as_bytes())?;
             Some(file)
         };
-        let mut nats = Nats { child: None, port, config, url: format!("nats://127.0.0.1:{port}") };
+        let url = format!("nats://{}", std::net::SocketAddr::new(host, port));
+        let mut nats = Nats { child: None, host, port, config, url };
         nats.resume()?;
         Ok(nats)
     }
@@ -167,14 +200,14 @@ impl Nats {
             command.arg("-c").arg(config.path());
         }
         let child = command
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-a", &self.host.to_string(), "-p", &self.port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|error| Error::other(format!("nats-server (`cargo xtask setup` installs it): {error}")))?;
         self.child = Some(child);
         let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while std::net::TcpStream::connect((self.host, self.port)).is_err() {
             if started.elapsed() > Duration::from_secs(10) {
                 return Err(Error::other("nats-server did not start within 10 s"));
             }

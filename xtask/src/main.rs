@@ -29,10 +29,11 @@
 //! - `cargo xtask fuzz [SECONDS]` fuzzes the frame decoder and the audio decoder, each for
 //!   SECONDS, on the nightly toolchain.
 //! - `cargo xtask bench` runs the criterion benches.
-//! - `cargo xtask cluster-lab [ARGS]` runs three authority processes on a throwaway Postgres
-//!   and NATS under load, kills one, pauses one past its lease and restarts NATS, and prints
-//!   throughput, acknowledgement latency, failover times and the acknowledged transactions
-//!   missing (which fails it); ARGS go to `ensemble-cluster-lab` (`--help`).
+//! - `cargo xtask cluster-lab [ARGS]` runs three authority processes (each in a network
+//!   namespace of its own, as root) on a throwaway Postgres and NATS under load, kills one,
+//!   pauses one past its lease, cuts one off Postgres and NATS past its lease, restarts NATS,
+//!   and prints throughput, acknowledgement latency, failover times and the acknowledged
+//!   transactions missing (which fails it); ARGS go to `ensemble-cluster-lab` (`--help`).
 //! - `cargo xtask jam-lab [STARTS]` runs a LAN jam (a host, three peers) in network
 //!   namespaces over a delaying, jittery wire and prints the phase error of STARTS starts
 //!   (default 100); needs root for `ip netns`.
@@ -173,7 +174,7 @@ fn ci() -> Result {
         with_env("RUSTDOCFLAGS", "-D warnings", || cargo(&["doc", "--workspace", "--no-deps", "--locked"]))
     })?;
     step("screenshot", &screenshot::check)?;
-    step("cluster lab (3 processes, a kill, a pause, NATS restarted)", &|| cluster_lab(&["--seconds", "12"]))?;
+    step("cluster lab (3 processes, a kill, a pause, a cut, NATS restarted)", &|| cluster_lab(&["--seconds", "20"]))?;
     step("jam lab (20 starts)", &|| {
         if jam_lab::namespaces_work() {
             jam_lab::run(20)

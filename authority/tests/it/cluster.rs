@@ -190,6 +190,36 @@ async fn postgres_when_the_owner_dies_its_relayed_clients_move_and_another_proce
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_client_moved_off_a_paused_owner_is_served_by_its_own_process_when_the_lease_ends() {
+    // A lease long enough that the moved client is back (1.5 s of unanswered pings and a
+    // reconnection) well before it ends: its process must wait the lease out, not ask the
+    // silent owner again and move it a second time.
+    let lease = Duration::from_secs(3);
+    let nats = Nats::start().unwrap();
+    let TwoNodes { store, cast, a, b, dir: _dir } = two_nodes(lease, &["--nats", nats.url.as_str()]).await;
+    let mut alice = a.client(&cast.owner).await;
+    write_tracks(&mut alice, cast.project, 1).await;
+    // Bob, on B, is served through A.
+    let mut bob = b.client(&cast.editor).await;
+    committed(bob.write(&add_track(cast.project, TrackId::new_v7(), "Through A")).await.unwrap());
+
+    a.signal("-STOP");
+    let paused = Instant::now();
+    let tx = add_track(cast.project, TrackId::new_v7(), "While A sleeps");
+    let answer = bob.write(&tx).await;
+    assert!(answer.is_err() && bob.closed_as_moved(), "B moves Bob on: {answer:?}");
+
+    // Once: Bob's next try through B is served there, when A's lease has run out.
+    let mut bob = b.client(&cast.editor).await;
+    let seq = committed(bob.write(&tx).await.unwrap());
+    let served_after = paused.elapsed();
+    assert_eq!(store.lease_holder(cast.project).await.unwrap(), Some(b.id.clone()));
+    assert_eq!(store.load_project(cast.project).await.unwrap().unwrap().seq, seq);
+    assert!(served_after > Duration::from_secs(2), "not before A's lease ended: {served_after:?}");
+    a.signal("-CONT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_answers_and_bumps_larger_than_nats_carries_still_arrive() {
     // NATS carries 4 KiB here; the project's snapshot is several times that.
     let nats = Nats::start_with("max_payload: 4096").unwrap();

@@ -4,11 +4,17 @@
 //! It starts a throwaway Postgres and a NATS server, `--nodes` real `ensemble-authority serve`
 //! processes (leases of `--lease-ms`, forwarding over NATS), and `--writers` clients spread
 //! over the processes and over `--projects` projects, each writing fader moves as fast as its
-//! acknowledgements return. A writer whose connection fails reconnects to the next process and
-//! sends the same transaction again (its id makes a replay harmless), so a fault costs time,
-//! never an edit. During the run it kills a process with SIGKILL (and starts a new one), pauses
-//! one past its lease with SIGSTOP (then SIGCONT), and restarts NATS. Afterwards every
+//! acknowledgements return. A writer whose connection fails reconnects to the next process (a
+//! load balancer's next pick), one told to reconnect to the same one, and either sends the same
+//! transaction again (its id makes a replay harmless), so a fault costs time, never an edit. During the run it kills a process with SIGKILL (and starts a new one), pauses
+//! one past its lease with SIGSTOP (then SIGCONT), cuts one off Postgres and NATS past its lease
+//! while its clients still reach it (then heals the link), and restarts NATS. Afterwards every
 //! acknowledged transaction is looked up in the database.
+//!
+//! Where it can make network namespaces (as root), each process runs in one of its own, on a
+//! network of the lab's ([`LabNetwork`]): clients reach it on one link, Postgres and NATS on
+//! another, which is what the cut takes down. Elsewhere the processes share loopback and the
+//! cut is left out (it says so).
 //!
 //! It prints committed tx/s, the acknowledgement latency (p50/p99), how long each fault kept
 //! some writer from an acknowledgement (the failover time), and the acknowledged transactions
@@ -17,7 +23,7 @@
 //! `cargo xtask cluster-lab` builds it and the authority and runs it.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +31,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use ensemble_authority::admin;
 use ensemble_authority::store::{AnyStore, PostgresStore, Store};
+use ensemble_benches::lab_network::LabNetwork;
 use ensemble_benches::load::{Percentiles, Reached, count_bumps};
 use ensemble_net::remote::Remote;
 use ensemble_net::tls::{Fingerprint, Trust};
@@ -46,7 +53,7 @@ struct Args {
     /// Projects the writers spread over.
     #[arg(long, default_value_t = 4)]
     projects: usize,
-    /// Seconds of load; the faults fall at a quarter, a half and three quarters of it.
+    /// Seconds of load; the faults fall evenly over it.
     #[arg(long, default_value_t = 24)]
     seconds: u64,
     /// The processes' lease time, in milliseconds.
@@ -62,6 +69,12 @@ struct Args {
     /// With --no-faults: subscribers to the first project, spread over the processes.
     #[arg(long, default_value_t = 16)]
     subscribers: usize,
+    /// Run the processes on this machine's loopback even where network namespaces can be made.
+    #[arg(long)]
+    no_namespaces: bool,
+    /// Keep each process's log (JSON lines) in this folder, as `NAME.log`.
+    #[arg(long)]
+    logs: Option<PathBuf>,
 }
 
 /// A running authority process.
@@ -75,38 +88,56 @@ struct Node {
 /// Where the writers find the processes: the live ones' addresses, by slot.
 type Directory = Arc<Mutex<Vec<Option<(SocketAddr, Trust)>>>>;
 
-async fn start_node(
-    bin: &Path,
-    database: &str,
-    nats: &str,
-    dir: &Path,
-    name: &str,
+/// How to start an authority process: the same binary, database, NATS and lease for all.
+struct Cluster {
+    bin: PathBuf,
+    /// The database's URL as the processes reach it.
+    database: String,
+    nats: String,
+    dir: PathBuf,
     lease_ms: u64,
-) -> anyhow::Result<Node> {
-    let mut child = tokio::process::Command::new(bin)
-        .args(["--database", database, "--data-dir"])
-        .arg(dir.join(name))
-        .args(["serve", "--listen", "127.0.0.1:0", "--node-id", name, "--nats", nats])
-        .args(["--lease-ttl-ms", &lease_ms.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-    let (mut addr, mut trust) = (None, None);
-    while addr.is_none() || trust.is_none() {
-        let line = lines.next_line().await?.context("the authority exited before it was ready")?;
-        if let Some(rest) = line.strip_prefix("ensemble-authority listening on ") {
-            addr = Some(rest.parse()?);
-        } else if let Some(rest) = line.strip_prefix("certificate hashes (SHA-256, current,next): ") {
-            let hashes = rest.split(',').map(Fingerprint::parse).collect::<Result<Vec<_>, _>>()?;
-            trust = Some(Trust::Pinned(hashes));
+    /// The namespaces the processes run in, where the lab could make them.
+    network: Option<LabNetwork>,
+    /// Where their logs go, if anywhere.
+    logs: Option<PathBuf>,
+}
+
+impl Cluster {
+    /// Starts the process of `slot` (in its namespace, if there are namespaces), named `name`.
+    async fn start(&self, slot: usize, name: &str) -> anyhow::Result<Node> {
+        let (mut command, listen) = match &self.network {
+            Some(network) => (network.command(slot, &self.bin), SocketAddr::new(network.public_address(slot), 0)),
+            None => (tokio::process::Command::new(&self.bin), SocketAddr::from(([127, 0, 0, 1], 0))),
+        };
+        let log = match &self.logs {
+            Some(dir) => std::fs::File::create(dir.join(format!("{name}.log")))?.into(),
+            None => std::process::Stdio::null(),
+        };
+        let mut child = command
+            .args(["--log-format", "json", "--database", &self.database, "--data-dir"])
+            .arg(self.dir.join(name))
+            .args(["serve", "--listen", &listen.to_string(), "--node-id", name, "--nats", &self.nats])
+            .args(["--lease-ttl-ms", &self.lease_ms.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.display()))?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let (mut addr, mut trust) = (None, None);
+        while addr.is_none() || trust.is_none() {
+            let line = lines.next_line().await?.context("the authority exited before it was ready")?;
+            if let Some(rest) = line.strip_prefix("ensemble-authority listening on ") {
+                addr = Some(rest.parse()?);
+            } else if let Some(rest) = line.strip_prefix("certificate hashes (SHA-256, current,next): ") {
+                let hashes = rest.split(',').map(Fingerprint::parse).collect::<Result<Vec<_>, _>>()?;
+                trust = Some(Trust::Pinned(hashes));
+            }
         }
+        // Drain what it prints later, so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Node { name: name.to_owned(), child, addr: addr.context("address")?, trust: trust.context("hashes")? })
     }
-    // Drain what it prints later, so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok(Node { name: name.to_owned(), child, addr: addr.context("address")?, trust: trust.context("hashes")? })
 }
 
 /// What the writers saw.
@@ -123,7 +154,8 @@ struct Seen {
 }
 
 /// One writer: its track in `project`, written until `deadline`, reconnecting and resending
-/// through the next live process whenever its connection fails.
+/// through the next live process whenever its connection fails, through the same one when
+/// that one answers with an error (the project moved, its server is gone).
 async fn writer(
     index: usize,
     // Writes to the first project, whose bumps the subscribers time.
@@ -137,7 +169,7 @@ async fn writer(
     let track = TrackId::new_v7();
     let mut pending = Some(Transaction::new(project, records::add_track(project, track, &format!("Writer {index}"))));
     let mut remote: Option<Remote> = None;
-    let mut attempt = index;
+    let mut slot = index;
     let mut count = 0u64;
     while Instant::now() < deadline {
         let tx = pending.get_or_insert_with(|| {
@@ -148,9 +180,8 @@ async fn writer(
             let target = {
                 let directory = directory.lock().unwrap_or_else(|e| e.into_inner());
                 let live: Vec<_> = directory.iter().flatten().cloned().collect();
-                live.get(attempt % live.len().max(1)).cloned()
+                live.get(slot % live.len().max(1)).cloned()
             };
-            attempt += 1;
             let Some((addr, trust)) = target else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
@@ -164,6 +195,7 @@ async fn writer(
             match connected {
                 Ok(Ok(connected)) => remote = Some(connected),
                 _ => {
+                    slot += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -185,9 +217,14 @@ async fn writer(
                 pending = None;
             }
             Ok(Ok(ServerMsg::Rejected { reason, .. })) => bail!("writer {index}: a write was rejected: {reason:?}"),
-            // An error answer (the project moved, its server is gone), a lost connection or no
-            // answer in time: the same transaction again, through another process.
-            _ => {
+            // An error answer or a close as moved (the project moved, its server is gone): that
+            // process is there and finds where the project is served now; a lost connection
+            // or no answer in time: another process. Either way the same transaction again.
+            failed => {
+                let moved = matches!(failed, Ok(Ok(_))) || connection.closed_as_moved();
+                if !moved {
+                    slot += 1;
+                }
                 remote = None;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -218,6 +255,26 @@ fn signal(node: &Node, signal: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The faults the lab can bring, in the order they fall.
+#[derive(Clone, Copy)]
+enum Fault {
+    Kill,
+    Pause,
+    Cut,
+    NatsRestart,
+}
+
+impl Fault {
+    fn describe(self) -> &'static str {
+        match self {
+            Fault::Kill => "SIGKILL of the process serving the most projects (a new one started)",
+            Fault::Pause => "SIGSTOP of the process serving the most projects past its lease, then SIGCONT",
+            Fault::Cut => "the process serving the most projects cut off Postgres and NATS past its lease, then healed",
+            Fault::NatsRestart => "NATS stopped for 1 s",
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -225,8 +282,26 @@ async fn main() -> anyhow::Result<()> {
         Some(bin) => bin.clone(),
         None => std::env::current_exe()?.with_file_name("ensemble-authority"),
     };
-    let database = sandbox::postgres_url()?;
-    let mut nats = Nats::start()?;
+    let network = if args.no_namespaces {
+        None
+    } else {
+        LabNetwork::build(args.nodes.max(1))
+            .inspect_err(|why| println!("no network namespaces ({why}): the processes share loopback, and no cut"))
+            .ok()
+    };
+    // The lab reaches Postgres on loopback; the processes, from their namespaces, on the data
+    // network.
+    let (database, nodes_database, nats_host) = match &network {
+        Some(network) => {
+            let (here, there) = sandbox::postgres_reachable_at(network.data_host(), &network.data_network())?;
+            (here, there, network.data_host())
+        }
+        None => {
+            let url = sandbox::postgres_url()?;
+            (url.clone(), url, std::net::IpAddr::from([127, 0, 0, 1]))
+        }
+    };
+    let mut nats = Nats::start_at(nats_host, "")?;
     let dir = tempfile::tempdir()?;
     let store = AnyStore::Postgres(PostgresStore::connect(&database).await?);
     let user = format!("lab-{}", TxId::new_v7().to_string().replace('-', ""));
@@ -235,15 +310,28 @@ async fn main() -> anyhow::Result<()> {
     for index in 0..args.projects.max(1) {
         projects.push(admin::create_project(&store, &format!("Lab {index}"), &user).await?);
     }
+    let cluster = Cluster {
+        bin,
+        database: nodes_database,
+        nats: nats.url.clone(),
+        dir: dir.path().to_owned(),
+        lease_ms: args.lease_ms,
+        network,
+        logs: args.logs.clone(),
+    };
+    if let Some(dir) = &cluster.logs {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut nodes = Vec::new();
-    for index in 0..args.nodes.max(1) {
-        nodes.push(start_node(&bin, &database, &nats.url, dir.path(), &format!("node{index}"), args.lease_ms).await?);
+    for slot in 0..args.nodes.max(1) {
+        nodes.push(cluster.start(slot, &format!("node{slot}")).await?);
     }
     let directory: Directory =
         Arc::new(Mutex::new(nodes.iter().map(|node| Some((node.addr, node.trust.clone()))).collect()));
     println!(
-        "cluster lab: {} processes, {} writers over {} projects, {} s, leases of {} ms",
+        "cluster lab: {} processes ({}), {} writers over {} projects, {} s, leases of {} ms",
         nodes.len(),
+        if cluster.network.is_some() { "a network namespace each" } else { "on loopback" },
         args.writers,
         projects.len(),
         args.seconds,
@@ -273,71 +361,71 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
 
-    // The faults, each at its time: (when, what).
-    let quarter = Duration::from_secs(args.seconds) / 4;
-    let lease = Duration::from_millis(args.lease_ms);
-    let mut faults = Vec::new();
+    // The faults, evenly over the run.
+    let mut schedule = vec![];
     if !args.no_faults {
-        schedule_faults(
-            &mut faults,
-            started,
-            quarter,
-            lease,
-            (&bin, &database, dir.path()),
-            &mut nats,
-            &mut nodes,
-            &directory,
-            &store,
-            &projects,
-            args.lease_ms,
-        )
-        .await?;
+        schedule.extend([Fault::Kill, Fault::Pause]);
+        if cluster.network.is_some() {
+            schedule.push(Fault::Cut);
+        }
+        schedule.push(Fault::NatsRestart);
+    }
+    let spacing = Duration::from_secs(args.seconds) / (schedule.len() as u32 + 1);
+    let mut faults = Vec::new();
+    for (index, fault) in schedule.into_iter().enumerate() {
+        tokio::time::sleep_until((started + spacing * (index as u32 + 1)).into()).await;
+        faults.push((Instant::now(), fault.describe()));
+        bring(fault, &cluster, &mut nats, &mut nodes, &directory, &store, &projects).await?;
     }
     for writer in writers {
         writer.await.context("writer task")??;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     watchers.iter().for_each(|watcher| watcher.abort());
-    report(started, deadline, quarter, lease, &faults, &store, &projects, &seen, (&reached, subscribers)).await
+    let lease = Duration::from_millis(args.lease_ms);
+    report(started, deadline, spacing, lease, &faults, &store, &projects, &seen, (&reached, subscribers)).await
 }
 
-/// The faults, at a quarter, a half and three quarters of the run; each noted in `faults`.
-#[allow(clippy::too_many_arguments)]
-async fn schedule_faults(
-    faults: &mut Vec<(Instant, &'static str)>,
-    started: Instant,
-    quarter: Duration,
-    lease: Duration,
-    (bin, database, dir): (&Path, &str, &Path),
+/// Brings `fault` on the cluster, and takes it away again where it lasts.
+async fn bring(
+    fault: Fault,
+    cluster: &Cluster,
     nats: &mut Nats,
     nodes: &mut [Node],
     directory: &Directory,
     store: &AnyStore,
     projects: &[ProjectId],
-    lease_ms: u64,
 ) -> anyhow::Result<()> {
-    tokio::time::sleep_until((started + quarter).into()).await;
-    let killed = busiest(store, projects, nodes).await?;
-    faults.push((Instant::now(), "SIGKILL of the process serving the most projects (a new one started)"));
-    signal(&nodes[killed], "-KILL")?;
-    directory.lock().unwrap_or_else(|e| e.into_inner())[killed] = None;
-    let name = format!("node{killed}-again");
-    let replacement = start_node(bin, database, &nats.url, dir, &name, lease_ms).await?;
-    directory.lock().unwrap_or_else(|e| e.into_inner())[killed] = Some((replacement.addr, replacement.trust.clone()));
-    nodes[killed] = replacement;
-
-    tokio::time::sleep_until((started + 2 * quarter).into()).await;
-    let paused = busiest(store, projects, nodes).await?;
-    faults.push((Instant::now(), "SIGSTOP of the process serving the most projects past its lease, then SIGCONT"));
-    signal(&nodes[paused], "-STOP")?;
-    tokio::time::sleep(2 * lease).await;
-    signal(&nodes[paused], "-CONT")?;
-
-    tokio::time::sleep_until((started + 3 * quarter).into()).await;
-    faults.push((Instant::now(), "NATS stopped for 1 s"));
-    nats.stop();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    nats.resume()?;
+    let past_lease = 2 * Duration::from_millis(cluster.lease_ms);
+    match fault {
+        Fault::Kill => {
+            let killed = busiest(store, projects, nodes).await?;
+            signal(&nodes[killed], "-KILL")?;
+            directory.lock().unwrap_or_else(|e| e.into_inner())[killed] = None;
+            let replacement = cluster.start(killed, &format!("{}-again", nodes[killed].name)).await?;
+            directory.lock().unwrap_or_else(|e| e.into_inner())[killed] =
+                Some((replacement.addr, replacement.trust.clone()));
+            nodes[killed] = replacement;
+        }
+        Fault::Pause => {
+            let paused = busiest(store, projects, nodes).await?;
+            signal(&nodes[paused], "-STOP")?;
+            tokio::time::sleep(past_lease).await;
+            signal(&nodes[paused], "-CONT")?;
+        }
+        Fault::Cut => {
+            let network = cluster.network.as_ref().context("a cut needs the lab's network")?;
+            let cut = busiest(store, projects, nodes).await?;
+            network.cut(cut).map_err(anyhow::Error::msg)?;
+            tokio::time::sleep(past_lease).await;
+            network.heal(cut).map_err(anyhow::Error::msg)?;
+        }
+        Fault::NatsRestart => {
+            nats.stop();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            nats.resume()?;
+        }
+    }
     Ok(())
 }
 
@@ -346,7 +434,7 @@ async fn schedule_faults(
 async fn report(
     started: Instant,
     deadline: Instant,
-    quarter: Duration,
+    spacing: Duration,
     lease: Duration,
     faults: &[(Instant, &'static str)],
     store: &AnyStore,
@@ -381,7 +469,7 @@ async fn report(
         // For the worst-hit project, the longest stretch without an acknowledgement from the
         // fault on, within a window that ends before the next fault (a project still waiting
         // at its end counts the whole wait).
-        let window = (*at + quarter).min(deadline);
+        let window = (*at + spacing).min(deadline);
         let mut longest = Duration::ZERO;
         for project in projects {
             let mut last = *at;
