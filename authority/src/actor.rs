@@ -94,24 +94,35 @@ pub struct Outbox {
 /// its writer.
 #[derive(Debug, Default)]
 pub struct Closing {
-    code: std::sync::Mutex<Option<u32>>,
+    asked: std::sync::Mutex<Option<(u32, Option<String>)>>,
     raised: Notify,
 }
 
 impl Closing {
     /// Asks for the connection to close with `code` (a `wire::close` code); the first ask wins.
     pub fn ask(&self, code: u32) {
-        if let Ok(mut asked) = self.code.lock() {
-            asked.get_or_insert(code);
+        self.ask_with(code, None);
+    }
+
+    /// Asks for the connection to close with `code` and `reason`, the words its client shows
+    /// (a frame queued just before a close may never leave); the first ask wins.
+    pub fn ask_with(&self, code: u32, reason: Option<String>) {
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.get_or_insert((code, reason));
         }
         self.raised.notify_one();
     }
 
-    /// Waits for an ask; its code.
-    pub async fn asked(&self) -> u32 {
+    /// The code the connection was asked to close with, if it was.
+    pub fn code(&self) -> Option<u32> {
+        self.asked.lock().ok().and_then(|asked| asked.as_ref().map(|(code, _)| *code))
+    }
+
+    /// Waits for an ask; its code and reason.
+    pub async fn asked(&self) -> (u32, Option<String>) {
         loop {
-            if let Some(code) = self.code.lock().ok().and_then(|asked| *asked) {
-                return code;
+            if let Some(asked) = self.asked.lock().ok().and_then(|asked| asked.clone()) {
+                return asked;
             }
             self.raised.notified().await;
         }
@@ -164,6 +175,26 @@ impl Outbox {
     /// client reconnects, and finds the project where it is served now.
     pub fn moved(&self) {
         self.closing.ask(ensemble_protocol::wire::close::MOVED);
+    }
+
+    /// Asks for the connection to close because something it sent could not be saved or served
+    /// now, saying `why`: the client reconnects and sends it again, after what it sent before
+    /// (an edit answered with an error on a connection that stays open would wait there while
+    /// later ones commit).
+    pub fn retry_later(&self, why: &str) {
+        self.closing.ask_with(ensemble_protocol::wire::close::RETRY, Some(why.to_owned()));
+    }
+
+    /// Whether the connection was asked to close: nothing more it sent is committed, since
+    /// its client sends it again on the next connection, after what failed.
+    pub fn is_closing(&self) -> bool {
+        self.closing.code().is_some()
+    }
+
+    /// Asks for the connection to close with `code` (a `wire::close` code) and, if given,
+    /// `reason`; the first ask wins.
+    pub fn close(&self, code: u32, reason: Option<String>) {
+        self.closing.ask_with(code, reason);
     }
 
     /// The connection this outbox belongs to.
@@ -626,6 +657,7 @@ impl<S: Store> ProjectActor<S> {
                     Command::Write { tx, author, outbox } => writes.push(Write { tx, author, outbox: Some(outbox) }),
                     Command::Subscribe { outbox, .. } | Command::GetRecords { outbox, .. } if self.stale => {
                         outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: UNAVAILABLE.into() });
+                        outbox.retry_later(UNAVAILABLE);
                     }
                     Command::Subscribe { user, since, outbox, join_as_editor } => {
                         self.subscribe(user, since, outbox, join_as_editor).await;
@@ -654,7 +686,7 @@ impl<S: Store> ProjectActor<S> {
             if !writes.is_empty() && !self.moved {
                 self.commit_writes(writes).await;
             } else {
-                refuse(&writes, MOVED);
+                refuse(&writes, Refusal::Moved);
             }
             if self.moved {
                 return self.move_on(inbox).await;
@@ -717,6 +749,7 @@ impl<S: Store> ProjectActor<S> {
             self.commit_writes(vec![Write { tx: join, author: AUTHORITY, outbox: None }]).await;
             if self.stale {
                 outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: UNAVAILABLE.into() });
+                outbox.retry_later(UNAVAILABLE);
                 return false;
             }
         }
@@ -823,8 +856,10 @@ impl<S: Store> ProjectActor<S> {
 
     /// Applies what applies, commits it durably in one batch, then answers and broadcasts.
     async fn commit_writes(&mut self, mut writes: Vec<Write>) {
+        // Their clients send them again after the edit that failed before them.
+        writes.retain(|write| !write.outbox.as_ref().is_some_and(Outbox::is_closing));
         if self.stale {
-            refuse(&writes, UNAVAILABLE);
+            refuse(&writes, Refusal::Unavailable);
             return;
         }
         // The first attempt trusts memory for replays. One retry covers a batch that lost a race
@@ -836,7 +871,7 @@ impl<S: Store> ProjectActor<S> {
                 Err(Error::Fenced(_)) => {
                     // Nothing of this batch is stored, and this process may not write again.
                     tracing::warn!(epoch = self.lease.epoch, "commit fenced: another process holds the lease");
-                    refuse(&writes, MOVED);
+                    refuse(&writes, Refusal::Moved);
                     self.moved = true;
                     return;
                 }
@@ -847,13 +882,13 @@ impl<S: Store> ProjectActor<S> {
                     // Nothing of this batch is stored: say so, and start the next batch from
                     // what the store holds. The clients may send the same transactions again.
                     tracing::error!(%error, "commit failed");
-                    refuse(&writes, &format!("the authority could not save this edit: {error}"));
+                    refuse(&writes, Refusal::Failed(error));
                     self.reload_or_go_stale().await;
                     return;
                 }
             }
             if !self.reload_or_go_stale().await {
-                refuse(&writes, UNAVAILABLE);
+                refuse(&writes, Refusal::Unavailable);
                 return;
             }
         }
@@ -871,6 +906,7 @@ impl<S: Store> ProjectActor<S> {
                 let message = "the authority lost this project's state; subscribe again".to_owned();
                 for subscriber in self.subscribers.drain(..) {
                     subscriber.outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.clone() });
+                    subscriber.outbox.retry_later(&message);
                 }
                 false
             }
@@ -1075,9 +1111,30 @@ const MOVED: &str = "this project is now served by another authority process; no
 const UNAVAILABLE: &str = "the authority cannot reach its database; nothing was saved, try again later";
 
 /// Answers every write with an error saying nothing was saved.
-fn refuse(writes: &[Write], message: &str) {
+/// Why writes were not stored.
+enum Refusal {
+    /// Another process serves the project now.
+    Moved,
+    /// The store cannot be reached.
+    Unavailable,
+    /// The commit failed.
+    Failed(Error),
+}
+
+/// Answers writes that were not stored and closes their connections: each client reconnects
+/// and sends them again, in order, where the project is served.
+fn refuse(writes: &[Write], why: Refusal) {
+    let message = match &why {
+        Refusal::Moved => MOVED.to_owned(),
+        Refusal::Unavailable => UNAVAILABLE.to_owned(),
+        Refusal::Failed(error) => format!("the authority could not save this edit: {error}"),
+    };
     for outbox in writes.iter().filter_map(|write| write.outbox.as_ref()) {
-        outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.to_owned() });
+        outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.clone() });
+        match why {
+            Refusal::Moved => outbox.moved(),
+            Refusal::Unavailable | Refusal::Failed(_) => outbox.retry_later(&message),
+        }
     }
 }
 

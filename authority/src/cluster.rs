@@ -199,7 +199,7 @@ impl Cluster {
         &self,
         project: ProjectId,
         request: &Request,
-    ) -> impl std::future::Future<Output = Result<Bytes, Unanswered>> + use<> {
+    ) -> impl std::future::Future<Output = Result<Answer, Unanswered>> + use<> {
         let (id, answer) = self.expect_answer();
         let sent = self.send(project, request, id).await;
         let cluster = self.clone();
@@ -214,7 +214,7 @@ impl Cluster {
             cluster.forget(id);
             match answered {
                 None => Err(Unanswered::NoOwner),
-                Some(Ok(Ok(message))) => read_answer(message),
+                Some(Ok(Ok(arrived))) => read_answer(arrived),
                 Some(Ok(Err(_))) => Err(Unanswered::Failed("the answer was lost".into())),
                 Some(Err(_)) => Err(Unanswered::Failed("the project's server did not answer in time".into())),
             }
@@ -228,7 +228,7 @@ impl Cluster {
         let answered = tokio::time::timeout(PING_TIMEOUT, answer).await;
         self.forget(id);
         match answered {
-            Ok(Ok(message)) => read_answer(message).map(drop),
+            Ok(Ok(arrived)) => read_answer(arrived).map(drop),
             _ => Err(Unanswered::Failed("no answer to a ping".into())),
         }
     }
@@ -258,11 +258,11 @@ impl Cluster {
     }
 
     /// A request id, and where its answer will arrive.
-    fn expect_answer(&self) -> (u64, oneshot::Receiver<async_nats::Message>) {
+    fn expect_answer(&self) -> (u64, oneshot::Receiver<Arrived>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (sender, answer) = oneshot::channel();
         if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.insert(id, Pending { parts: Vec::new(), done: sender });
+            waiting.insert(id, Pending { parts: Vec::new(), close: None, done: sender });
         }
         (id, answer)
     }
@@ -292,18 +292,26 @@ impl Cluster {
 const MAX_FORWARDED: usize = ensemble_protocol::frame::DEFAULT_MAX_FRAME + 64 * 1024;
 
 /// An answer is sent in parts no larger than NATS carries (a big project's snapshot can be
-/// several MiB), each led by a byte that says whether more follow.
+/// several MiB), each led by a byte that says whether more follow. The last part's byte also
+/// says whether the client's connection is to close after the answer, and with which code
+/// (the owner refused an edit it could not store: the client must send it again, in order).
 const MORE: u8 = 1;
 const LAST: u8 = 0;
+const LAST_THEN_CLOSE: u8 = 0x80;
 
-/// Sends `answer` to `reply` in parts that fit NATS's `max_payload`.
-async fn send_parts(client: &async_nats::Client, reply: async_nats::Subject, answer: &[u8]) {
+/// Sends `answer` to `reply` in parts that fit NATS's `max_payload`; `close`, the code the
+/// client's connection is to close with after it.
+async fn send_parts(client: &async_nats::Client, reply: async_nats::Subject, answer: &[u8], close: Option<u32>) {
     let room = client.server_info().max_payload.saturating_sub(1).max(1024);
     let parts: Vec<&[u8]> = if answer.is_empty() { vec![&[]] } else { answer.chunks(room).collect() };
     let count = parts.len();
+    let last = match close.and_then(|code| u8::try_from(code).ok()).filter(|code| *code < LAST_THEN_CLOSE) {
+        Some(code) => LAST_THEN_CLOSE | code,
+        None => LAST,
+    };
     for (index, part) in parts.into_iter().enumerate() {
         let mut payload = Vec::with_capacity(part.len() + 1);
-        payload.push(if index + 1 < count { MORE } else { LAST });
+        payload.push(if index + 1 < count { MORE } else { last });
         payload.extend_from_slice(part);
         if let Err(error) = client.publish(reply.clone(), payload.into()).await {
             tracing::debug!(%error, "a forwarded answer was not sent");
@@ -316,7 +324,16 @@ async fn send_parts(client: &async_nats::Client, reply: async_nats::Subject, ans
 #[derive(Debug)]
 struct Pending {
     parts: Vec<u8>,
-    done: oneshot::Sender<async_nats::Message>,
+    close: Option<u32>,
+    done: oneshot::Sender<Arrived>,
+}
+
+/// What came back for a request: the final message (which carries a status) with the whole
+/// answer as its payload, and the close the owner asked for.
+#[derive(Debug)]
+struct Arrived {
+    message: async_nats::Message,
+    close: Option<u32>,
 }
 
 impl Pending {
@@ -324,22 +341,54 @@ impl Pending {
     fn add(&mut self, payload: &[u8]) -> bool {
         let Some((flag, part)) = payload.split_first() else { return true };
         self.parts.extend_from_slice(part);
-        *flag == LAST
+        if flag & LAST_THEN_CLOSE != 0 {
+            self.close = Some(u32::from(flag & !LAST_THEN_CLOSE));
+        }
+        *flag != MORE
     }
 
     /// Hands over the whole answer (`last`, the final part, carries its status).
     fn finish(self, mut last: async_nats::Message) {
         last.payload = Bytes::from(self.parts);
-        let _ = self.done.send(last);
+        let _ = self.done.send(Arrived { message: last, close: self.close });
     }
 }
 
-/// An answer's payload, or why there is none.
-fn read_answer(message: async_nats::Message) -> Result<Bytes, Unanswered> {
-    if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+/// An owner's answer to a forwarded request.
+struct Answer {
+    /// Its frames, as the owner's actor wrote them.
+    frames: Bytes,
+    /// The code the client's connection is to close with after them, if any.
+    close: Option<u32>,
+}
+
+impl Answer {
+    /// Passes the answer to a session of this process, closing its connection if the owner
+    /// asked (with the error the answer carries as the reason: the frame itself may not leave
+    /// before the close).
+    fn pass_to(&self, outbox: &Outbox) {
+        let frames = frames(&self.frames);
+        let reason = self.close.and_then(|_| {
+            frames.iter().find_map(|frame| match FrameCodec::new(HARD_MAX_FRAME).decode::<ServerMsg>(frame) {
+                Ok((ServerMsg::Error { message, .. }, _)) => Some(message),
+                _ => None,
+            })
+        });
+        for frame in frames {
+            outbox.send_frame(frame);
+        }
+        if let Some(code) = self.close {
+            outbox.close(code, reason);
+        }
+    }
+}
+
+/// An answer, or why there is none.
+fn read_answer(arrived: Arrived) -> Result<Answer, Unanswered> {
+    if arrived.message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
         return Err(Unanswered::NoOwner);
     }
-    Ok(message.payload)
+    Ok(Answer { frames: arrived.message.payload, close: arrived.close })
 }
 
 /// The frames in a forwarded answer, one after another.
@@ -380,7 +429,7 @@ pub(crate) async fn answer(cluster: Cluster, project: ProjectId, actor: ProjectH
                 continue;
             }
         };
-        let (outbox, mut frames, _) = Outbox::new(ConnId::next(), ANSWER_FRAMES, OUTBOX_BYTES);
+        let (outbox, mut frames, closing) = Outbox::new(ConnId::next(), ANSWER_FRAMES, OUTBOX_BYTES);
         let command = match request {
             Request::Write { tx, author } => Some(Command::Write { tx, author, outbox }),
             Request::Subscribe { user, since, join_as_editor } => {
@@ -406,7 +455,7 @@ pub(crate) async fn answer(cluster: Cluster, project: ProjectId, actor: ProjectH
                 answer.extend_from_slice(&frame);
             }
             if let Some(reply) = reply {
-                send_parts(&client, reply, &answer).await;
+                send_parts(&client, reply, &answer, closing.code()).await;
             }
         });
     }
@@ -527,11 +576,7 @@ impl RemoteProject {
         let this = self.clone();
         tokio::spawn(async move {
             match answer.await {
-                Ok(bytes) => {
-                    for frame in frames(&bytes) {
-                        outbox.send_frame(frame);
-                    }
-                }
+                Ok(answer) => answer.pass_to(&outbox),
                 Err(unanswered) => {
                     this.unanswered(unanswered, &outbox).await;
                 }
@@ -547,7 +592,10 @@ impl RemoteProject {
             Unanswered::NoOwner => "the project's server is gone; reconnect and retry".to_owned(),
             Unanswered::Failed(reason) => format!("the project's server could not be reached ({reason}); retry"),
         };
-        outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message });
+        outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.clone() });
+        if let Unanswered::Failed(_) = unanswered {
+            outbox.retry_later(&message);
+        }
         if let Unanswered::NoOwner = unanswered {
             tracing::info!(project = %self.project, owner = %self.owner, "the project's server did not answer; moving the session on");
             outbox.moved();
@@ -593,7 +641,9 @@ impl RemoteProject {
         let subscribers = match self.relay().await {
             Ok(subscribers) => subscribers,
             Err(error) => {
-                outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: format!("{error}; retry") });
+                let message = format!("{error}; retry");
+                outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.clone() });
+                outbox.retry_later(&message);
                 return;
             }
         };
@@ -607,8 +657,8 @@ impl RemoteProject {
         let answer = self.cluster.request(self.project, &Request::Subscribe { user, since, join_as_editor }).await;
         let this = self.clone();
         tokio::spawn(async move {
-            let bytes = match answer.await {
-                Ok(bytes) => bytes,
+            let answer = match answer.await {
+                Ok(answer) => answer,
                 Err(unanswered) => {
                     if let Ok(mut subscribers) = subscribers.lock() {
                         subscribers.list.retain(|s| s.outbox.conn() != conn);
@@ -616,7 +666,7 @@ impl RemoteProject {
                     return this.unanswered(unanswered, &outbox).await;
                 }
             };
-            let frames = frames(&bytes);
+            let frames = frames(&answer.frames);
             let subscribed =
                 frames.first().and_then(|frame| match FrameCodec::new(HARD_MAX_FRAME).decode::<ServerMsg>(frame) {
                     Ok((ServerMsg::Subscribed { seq, .. }, _)) => Some(seq),
@@ -625,9 +675,7 @@ impl RemoteProject {
             let Ok(mut subscribers) = subscribers.lock() else { return };
             let Some(index) = subscribers.list.iter().position(|s| s.outbox.conn() == conn) else { return };
             let mut subscriber = subscribers.list.swap_remove(index);
-            for frame in frames {
-                outbox.send_frame(frame);
-            }
+            answer.pass_to(&outbox);
             // Refused (not a member): not relayed to.
             let Some(seq) = subscribed else { return };
             subscriber.from = seq;
@@ -688,8 +736,8 @@ impl RemoteProject {
 
     /// Asks the owner for every record changed since `since`, as one bump.
     async fn delta(&self, since: Seq) -> Result<Option<(Seq, Frame)>, Unanswered> {
-        let bytes = self.cluster.request(self.project, &Request::Delta { since }).await.await?;
-        Ok(frames(&bytes).into_iter().find_map(|frame| {
+        let answer = self.cluster.request(self.project, &Request::Delta { since }).await.await?;
+        Ok(frames(&answer.frames).into_iter().find_map(|frame| {
             match FrameCodec::new(HARD_MAX_FRAME).decode::<ServerMsg>(&frame) {
                 Ok((ServerMsg::Bump(bump), _)) => Some((bump.seq, frame)),
                 _ => None,

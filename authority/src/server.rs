@@ -462,21 +462,34 @@ async fn run_session<S: Store, C: Connection>(connection: &C, shared: &Arc<Share
     result
 }
 
+/// The longest close reason sent, in bytes.
+const MAX_CLOSE_REASON: usize = 512;
+
 /// Writes queued frames to the stream; closes the connection when asked to (its outbox
-/// overflowed, or its project moved to another process).
+/// overflowed, its project moved to another process, or what it sent could not be saved).
 async fn write_frames(
     mut send: impl AsyncWrite + Unpin,
     mut frames: OutboxFrames,
     closing: Arc<Closing>,
     connection: impl Connection,
 ) {
-    let close = |code: u32| {
-        let reason: &[u8] = match code {
-            close::MOVED => b"this project is now served by another authority process: reconnect",
-            _ => b"slow consumer: you fell too far behind the project's updates",
+    let close = |(code, reason): (u32, Option<String>)| {
+        let default: &str = match code {
+            close::MOVED => "this project is now served by another authority process: reconnect",
+            close::RETRY => "nothing was saved: reconnect and send it again",
+            _ => "slow consumer: you fell too far behind the project's updates",
         };
-        tracing::debug!(code, reason = %String::from_utf8_lossy(reason), "closing");
-        connection.close(code, reason);
+        let mut reason = reason.unwrap_or_else(|| default.to_owned());
+        // A close travels in one packet.
+        if reason.len() > MAX_CLOSE_REASON {
+            let mut end = MAX_CLOSE_REASON;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+        }
+        tracing::debug!(code, %reason, "closing");
+        connection.close(code, reason.as_bytes());
     };
     loop {
         let frame = tokio::select! {
@@ -560,18 +573,41 @@ impl Session {
     }
 
     fn internal(&self, error: &Error) {
+        self.say_failed(error);
+    }
+
+    /// Tells the client a request failed (without details, unless it was only served
+    /// elsewhere); what it was told.
+    fn say_failed(&self, error: &Error) -> String {
         let message = match error {
             // Not a failure: the client retries, and finds the project once it is served here.
             Error::Elsewhere { .. } => {
                 tracing::info!(%error, "request for a project served elsewhere");
                 format!("{error}; retry")
             }
+            Error::Database(_) => {
+                tracing::error!(%error, "request failed");
+                "the authority cannot reach its database; retry".into()
+            }
             _ => {
                 tracing::error!(%error, "request failed");
                 "the authority failed; retry".into()
             }
         };
-        self.send(&ServerMsg::Error { code: ErrorCode::Internal, message });
+        self.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.clone() });
+        message
+    }
+
+    /// A write or subscription whose project could not be opened: said, and the connection
+    /// closed, so the client sends it again (in order) on the next one.
+    fn unserved(&self, error: &Error) {
+        let message = self.say_failed(error);
+        match error {
+            Error::Elsewhere { .. } => self.outbox.close(close::MOVED, Some(message)),
+            _ => self
+                .outbox
+                .retry_later(&format!("the authority could not open the project ({error}); nothing was saved")),
+        }
     }
 
     async fn project<S: Store>(&mut self, shared: &Shared<S>, id: ProjectId) -> Result<Option<ProjectHandle>, Error> {
@@ -642,7 +678,7 @@ impl Session {
                             .await;
                     }
                     Ok(None) => self.no_such_project(project),
-                    Err(error) => self.internal(&error),
+                    Err(error) => self.unserved(&error),
                 }
                 Ok(())
             }
@@ -659,7 +695,7 @@ impl Session {
                         handle.send(Command::Write { tx, author, outbox: self.outbox.clone() }).await;
                     }
                     Ok(None) => self.send(&ServerMsg::Rejected { tx_id: tx.id, reason: Rejection::NoSuchProject }),
-                    Err(error) => self.internal(&error),
+                    Err(error) => self.unserved(&error),
                 }
                 Ok(())
             }

@@ -212,10 +212,13 @@ impl<C: Connection> Remote<C> {
         self.sender.connection.closed().map(|closed| closed.to_error())
     }
 
-    /// Whether the authority closed the connection because a project moved to another of its
-    /// processes: the same address serves it again on a new connection.
-    pub fn closed_as_moved(&self) -> bool {
-        matches!(self.sender.connection.closed(), Some(Closed::Application { code: close::MOVED, .. }))
+    /// The code the authority closed the connection with (`wire::close`), once it has:
+    /// `MOVED` and `RETRY` mean the same address serves again on a new connection.
+    pub fn close_code(&self) -> Option<u32> {
+        match self.sender.connection.closed() {
+            Some(Closed::Application { code, .. }) => Some(code),
+            _ => None,
+        }
     }
 }
 

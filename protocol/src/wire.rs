@@ -334,6 +334,10 @@ pub mod close {
     pub const SHUTDOWN: u32 = 5;
     /// The project is now served by another authority process (its lease moved): reconnect.
     pub const MOVED: u32 = 6;
+    /// Something the client sent could not be saved or served now (the authority cannot reach
+    /// its database, or the project's server): nothing of it was kept. Reconnect and send it
+    /// again, in order; the connection ends so that nothing sent after it commits before it.
+    pub const RETRY: u32 = 7;
 }
 
 /// What an export renders.

@@ -8,9 +8,12 @@
 //! - [`sandbox`]: a throwaway Postgres, started once per process and gone when it exits.
 //! - [`loopback`] (feature `authority`): an authority on loopback, and clients for it over QUIC
 //!   or in memory.
+//! - [`outage`] (feature `authority`): a store whose database can be taken away.
 
 #[cfg(feature = "authority")]
 pub mod loopback;
+#[cfg(feature = "authority")]
+pub mod outage;
 pub mod records;
 pub mod sandbox;
 

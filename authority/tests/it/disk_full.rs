@@ -1,5 +1,6 @@
 //! The data directory fills up under writing clients: every acknowledged transaction is in the
-//! database afterwards, every refusal says the disk is full, and writes (and logins) resume by
+//! database afterwards, every refusal says the disk is full (in its answer or in the close of
+//! its connection, which the client reconnects after), and writes (and logins) resume by
 //! themselves once space returns.
 //!
 //! The database lives on a small tmpfs of its own, grown while the authority runs; mounting one
@@ -14,6 +15,7 @@ use ensemble_authority::server::ServerOptions;
 use ensemble_authority::store::{AnyStore, SqliteStore, Store};
 use ensemble_net::remote::Remote;
 use ensemble_protocol::*;
+use ensemble_testkit::loopback::Loopback;
 use tempfile::TempDir;
 
 use crate::harness::Clients;
@@ -57,17 +59,36 @@ enum Outcome {
 /// Every write and its answer, in the order the answers came.
 type Outcomes = Arc<Mutex<Vec<(TrackId, Outcome)>>>;
 
-/// Writes tracks with long names (pages fill fast) until the task is aborted.
-async fn writer(mut remote: Remote, project: ProjectId, outcomes: Outcomes) {
+/// Writes tracks with long names (pages fill fast) as `user` until the task is aborted. A
+/// refused write ends its connection (its client would send it again on the next): the writer
+/// logs in again, which fails while the disk is full (a login writes a session row), and goes on
+/// with new tracks.
+async fn writer(authority: Arc<Loopback>, user: String, project: ProjectId, outcomes: Outcomes) {
     let name = "a take that fills the disk ".repeat(8);
+    let mut connected: Option<Remote> = None;
     loop {
+        let remote = match &mut connected {
+            Some(remote) => remote,
+            None => {
+                let mut remote = authority.connect().await;
+                if remote.login(&user, harness::PASSWORD).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+                connected.insert(remote)
+            }
+        };
         let track = TrackId::new_v7();
         let outcome = match remote.write(&add_track(project, track, &name)).await {
             Ok(ServerMsg::Committed { .. }) => Outcome::Acknowledged,
             Ok(ServerMsg::Error { message, .. }) => Outcome::Refused(message),
             Ok(other) => panic!("unexpected answer {other:?}"),
+            Err(error) if remote.close_code() == Some(wire::close::RETRY) => Outcome::Refused(error.to_string()),
             Err(error) => panic!("the connection failed: {error}"),
         };
+        if matches!(outcome, Outcome::Refused(_)) {
+            connected = None;
+        }
         outcomes.lock().unwrap().push((track, outcome));
     }
 }
@@ -100,18 +121,17 @@ async fn a_full_disk_refuses_clearly_loses_nothing_acknowledged_and_recovers_by_
     let url = format!("sqlite://{}", disk.dir.path().join("authority.sqlite").display());
     let store = AnyStore::Sqlite(SqliteStore::open(&url).await.unwrap());
     let cast = harness::cast(&store).await;
-    let authority = harness::serve(&store, ServerOptions::default()).await;
+    let authority = Arc::new(harness::serve(&store, ServerOptions::default()).await);
     let outcomes = Outcomes::default();
-    let mut clients = Vec::new();
-    for user in [&cast.owner, &cast.editor, &cast.owner, &cast.editor] {
-        clients.push(authority.client(user).await);
-    }
-    let writers: Vec<_> =
-        clients.into_iter().map(|client| tokio::spawn(writer(client, cast.project, outcomes.clone()))).collect();
+    let writers: Vec<_> = [&cast.owner, &cast.editor, &cast.owner, &cast.editor]
+        .into_iter()
+        .map(|user| tokio::spawn(writer(authority.clone(), user.clone(), cast.project, outcomes.clone())))
+        .collect();
 
     let refused =
         |outcomes: &[(TrackId, Outcome)]| outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Refused(_))).count();
-    wait_for(&outcomes, "the disk never filled", |outcomes| refused(outcomes) >= 16).await;
+    // Each writer is refused at least once, then waits to log in again.
+    wait_for(&outcomes, "the disk never filled", |outcomes| refused(outcomes) >= 4).await;
     disk.resize(64 * 1024);
     let space_returned = outcomes.lock().unwrap().len();
     wait_for(&outcomes, "writes did not resume once space returned", |outcomes| {

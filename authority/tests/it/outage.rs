@@ -1,82 +1,22 @@
 //! The database goes away for longer than every timeout, then comes back: an edit whose author
-//! was told "could not save" never appears afterwards, and the authority serves again by itself.
+//! was told "could not save" never appears afterwards, its connection is closed so the client
+//! sends it again (in order, on the next one), and the authority serves again by itself.
 //!
 //! [`Outage`] wraps a real store and fails every call while it is down, as a database that stays
-//! unreachable past the pool's timeouts does (`PoolTimedOut`), on both stores.
+//! unreachable past the pool's timeouts does, on both stores.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ensemble_authority::Error;
 use ensemble_authority::server::ServerOptions;
-use ensemble_authority::store::{
-    AnyStore, Batch, BlobRow, Claim, CommittedTx, JobRow, Lease, LoadedProject, ProjectRow, Store, StoredAs, UserRow,
-};
-use ensemble_protocol::wire::{CatchUp, ErrorCode, JobKind};
+use ensemble_authority::store::{AnyStore, Store};
+use ensemble_protocol::wire::{CatchUp, ErrorCode};
 use ensemble_protocol::*;
+use ensemble_testkit::outage::Outage;
+
+use ensemble_net::remote::Remote;
 
 use crate::harness::Clients;
 use crate::harness::{self, add_track, committed};
-
-/// A store that can be switched off.
-#[derive(Clone, Debug)]
-struct Outage<S> {
-    inner: S,
-    down: Arc<AtomicBool>,
-}
-
-impl<S> Outage<S> {
-    fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-
-    fn check(&self) -> Result<(), Error> {
-        if self.down.load(Ordering::SeqCst) { Err(Error::Database(sqlx::Error::PoolTimedOut)) } else { Ok(()) }
-    }
-}
-
-/// Each method fails while the store is down and forwards otherwise.
-macro_rules! guarded {
-    ($($method:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
-        $(
-            async fn $method(&self, $($arg: $ty),*) -> Result<$out, Error> {
-                self.check()?;
-                self.inner.$method($($arg),*).await
-            }
-        )*
-    };
-}
-
-impl<S: Store + std::fmt::Debug> Store for Outage<S> {
-    guarded! {
-        create_user(name: &str, password_hash: &str) -> UserId;
-        set_password(name: &str, password_hash: &str) -> ();
-        user_by_name(name: &str) -> Option<UserRow>;
-        user(id: UserId) -> Option<UserRow>;
-        create_session(token_hash: [u8; 32], user: UserId, expires_at: i64) -> ();
-        session(token_hash: [u8; 32]) -> Option<(UserId, i64)>;
-        create_project(state: &ProjectState) -> ();
-        projects() -> Vec<ProjectRow>;
-        load_project(id: ProjectId) -> Option<LoadedProject>;
-        committed(project: ProjectId, tx_ids: &[TxId]) -> Vec<CommittedTx>;
-        commit(project: ProjectId, from: Seq, batch: &Batch) -> ();
-        blob(hash: ContentHash) -> Option<BlobRow>;
-        add_blob(blob: &BlobRow, user: UserId) -> ();
-        stored_bytes(user: UserId) -> u64;
-        set_blob_stored(hash: ContentHash, stored: StoredAs, size: u64, stored_hash: ContentHash) -> ();
-        set_peaks_ready(hash: ContentHash) -> ();
-        enqueue_job(id: JobId, kind: JobKind, project: ProjectId, payload: &[u8]) -> ();
-        claim_job(worker: &str, now_ms: i64, lease_until: i64) -> Option<JobRow>;
-        job(id: JobId) -> Option<JobRow>;
-        complete_job(id: JobId, worker: &str, attempt: u32, files: u32) -> bool;
-        fail_job(id: JobId, worker: &str, attempt: u32, error: &str, retry_at: Option<i64>) -> bool;
-        acquire_lease(project: ProjectId, node: &str, ttl: Duration) -> Claim;
-        renew_leases(node: &str, held: &[(ProjectId, Lease)], ttl: Duration) -> Vec<ProjectId>;
-        release_leases(node: &str) -> ();
-        lease_holder(project: ProjectId) -> Option<String>;
-    }
-}
 
 fn track_of(records: &[RecordChange], id: TrackId) -> Track {
     match records.iter().find(|change| change.id == id.into()).and_then(|change| change.record.clone()) {
@@ -91,7 +31,7 @@ fn rename(project: ProjectId, id: TrackId, name: &str) -> Transaction {
 }
 
 async fn a_refused_edit_never_appears_after_the_database_returns(inner: AnyStore) {
-    let store = Outage { inner: inner.clone(), down: Arc::default() };
+    let store = Outage::new(inner.clone());
     let cast = harness::cast(&store).await;
     let authority = harness::serve(&store, ServerOptions::default()).await;
     let mut alice = authority.client(&cast.owner).await;
@@ -102,18 +42,15 @@ async fn a_refused_edit_never_appears_after_the_database_returns(inner: AnyStore
     store.set_down(true);
     // Alice's gain change applies in memory, fails to commit, and the reload fails too.
     let refused = harness::set_gain(cast.project, track, -6.0, None);
-    match alice.write(&refused).await.unwrap() {
-        ServerMsg::Error { code: ErrorCode::Internal, message } => {
-            assert!(message.contains("could not save"), "{message}");
-        }
-        other => panic!("a write while the database is down answered {other:?}"),
-    }
+    let answer = alice.write(&refused).await;
+    closed_to_retry(&mut alice, answer, "could not save").await;
     // Still down: nothing is served from memory that the store may not hold.
-    let answer = bob.write(&rename(cast.project, track, "Bass (down)")).await.unwrap();
-    assert!(matches!(answer, ServerMsg::Error { code: ErrorCode::Internal, .. }), "{answer:?}");
+    let answer = bob.write(&rename(cast.project, track, "Bass (down)")).await;
+    closed_to_retry(&mut bob, answer, "cannot reach its database").await;
 
     store.set_down(false);
     // Bob's next edit touches the same record: it must not carry Alice's refused gain with it.
+    let mut bob = authority.client(&cast.editor).await;
     committed(bob.write(&rename(cast.project, track, "Bass DI")).await.unwrap());
     let stored = inner.load_project(cast.project).await.unwrap().unwrap();
     let stored_track = track_of(&stored.state.snapshot(), track);
@@ -128,7 +65,21 @@ async fn a_refused_edit_never_appears_after_the_database_returns(inner: AnyStore
     assert_eq!(track_of(&records, track).gain_db, 0.0);
 
     // Sent again, the refused edit is an ordinary new edit and commits.
+    let mut alice = authority.client(&cast.owner).await;
     committed(alice.write(&refused).await.unwrap());
+}
+
+/// `answer` to a write the authority could not store is an error saying `why` (or the close
+/// overtook it), and the connection closes as `RETRY`: the client sends the edit again on the
+/// next one, before anything it made later.
+async fn closed_to_retry(remote: &mut Remote, answer: Result<ServerMsg, ensemble_net::Error>, why: &str) {
+    if let Ok(answer) = &answer {
+        let said = matches!(answer, ServerMsg::Error { code: ErrorCode::Internal, message } if message.contains(why));
+        assert!(said, "a write while the database is down answered {answer:?}");
+    }
+    let closed = tokio::time::timeout(Duration::from_secs(10), async { while remote.recv().await.is_ok() {} }).await;
+    assert!(closed.is_ok(), "the connection stays open");
+    assert_eq!(remote.close_code(), Some(wire::close::RETRY));
 }
 
 #[tokio::test]

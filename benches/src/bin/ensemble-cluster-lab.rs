@@ -35,6 +35,7 @@ use ensemble_benches::lab_network::LabNetwork;
 use ensemble_benches::load::{Percentiles, Reached, count_bumps};
 use ensemble_net::remote::Remote;
 use ensemble_net::tls::{Fingerprint, Trust};
+use ensemble_protocol::wire::close;
 use ensemble_protocol::{ProjectId, ServerMsg, TrackId, Transaction, TxId};
 use ensemble_testkit::records;
 use ensemble_testkit::sandbox::{self, Nats};
@@ -217,11 +218,13 @@ async fn writer(
                 pending = None;
             }
             Ok(Ok(ServerMsg::Rejected { reason, .. })) => bail!("writer {index}: a write was rejected: {reason:?}"),
-            // An error answer or a close as moved (the project moved, its server is gone): that
-            // process is there and finds where the project is served now; a lost connection
-            // or no answer in time: another process. Either way the same transaction again.
+            // An error answer or a close as moved or to retry (the project moved, its server
+            // is gone, the database did not answer): that process is there and finds where
+            // the project is served now; a lost connection or no answer in time: another
+            // process. Either way the same transaction again.
             failed => {
-                let moved = matches!(failed, Ok(Ok(_))) || connection.closed_as_moved();
+                let moved =
+                    matches!(failed, Ok(Ok(_))) || matches!(connection.close_code(), Some(close::MOVED | close::RETRY));
                 if !moved {
                     slot += 1;
                 }

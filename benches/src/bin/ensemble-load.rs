@@ -5,7 +5,7 @@
 //! to one project, then spread over many, with 16 subscribers timing the fan-out; then a steady
 //! 1,000 tx/s run for the ack latency. On Postgres, pgbench runs the same SQL per transaction
 //! (one commit each, since pgbench has no group commit) on the same server, and the ratio is
-//! printed.
+//! printed; and at the same steady rate, for its latency.
 //!
 //! With `--connect ADDR@HASHES` (once per process) it drives running `ensemble-authority serve`
 //! processes instead of one of its own, readying its users and projects in their database
@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use ensemble_authority::store::{AnyStore, PostgresStore, SqliteStore};
-use ensemble_benches::load::{Report, Stage, run};
+use ensemble_benches::load::{Percentiles, Report, Stage, run};
 use ensemble_net::tls::{Fingerprint, Trust};
 use ensemble_testkit::sandbox;
 
@@ -127,7 +127,16 @@ INSERT INTO load_records VALUES (:p, :client_id, 1, :seq, '\x0102030405060708090
 COMMIT;
 ";
 
-fn pgbench(url: &str, clients: usize, projects: usize, seconds: u64) -> anyhow::Result<f64> {
+/// What one pgbench run measured: its rate, and its latencies when it logged them.
+struct Pgbench {
+    tps: f64,
+    latency: Option<Percentiles>,
+}
+
+/// pgbench with `clients` over `projects` projects for `seconds`, as fast as it goes or, with
+/// `rate`, at that many transactions a second (logging each one's latency, from when it was
+/// due to start, as ours counts from when the write was sent).
+fn pgbench(url: &str, clients: usize, projects: usize, seconds: u64, rate: Option<u32>) -> anyhow::Result<Pgbench> {
     let bin = sandbox::bin_dir()?;
     let status = Command::new(bin.join("psql")).args(["-q", "-d", url, "-c", PGBENCH_SETUP]).status()?;
     if !status.success() {
@@ -135,20 +144,34 @@ fn pgbench(url: &str, clients: usize, projects: usize, seconds: u64) -> anyhow::
     }
     let mut script = tempfile::NamedTempFile::new()?;
     script.write_all(PGBENCH_SCRIPT.as_bytes())?;
-    let out = Command::new(bin.join("pgbench"))
+    let logs = tempfile::tempdir()?;
+    let mut command = Command::new(bin.join("pgbench"));
+    command
         .args(["-n", "-M", "prepared", "-j", "2", "-c", &clients.to_string(), "-T", &seconds.to_string()])
         .args(["-D", &format!("projects={projects}"), "-f"])
-        .arg(script.path())
-        .arg(url)
-        .output()
-        .context("running pgbench")?;
+        .arg(script.path());
+    if let Some(rate) = rate {
+        command.args(["-R", &rate.to_string(), "-l", "--log-prefix"]).arg(logs.path().join("log"));
+    }
+    let out = command.arg(url).output().context("running pgbench")?;
     let text = String::from_utf8_lossy(&out.stdout);
     let tps = text
         .lines()
         .find_map(|line| line.strip_prefix("tps = "))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|number| number.parse().ok());
-    tps.with_context(|| format!("pgbench printed no tps: {text}{}", String::from_utf8_lossy(&out.stderr)))
+    let tps = tps.with_context(|| format!("pgbench printed no tps: {text}{}", String::from_utf8_lossy(&out.stderr)))?;
+    // A line per transaction: client, number, latency in µs, script, epoch s, µs, lag in µs.
+    let mut latencies = Vec::new();
+    for file in std::fs::read_dir(logs.path())? {
+        for line in std::fs::read_to_string(file?.path())?.lines() {
+            if let Some(micros) = line.split_whitespace().nth(2).and_then(|field| field.parse().ok()) {
+                latencies.push(Duration::from_micros(micros));
+            }
+        }
+    }
+    let latency = (!latencies.is_empty()).then(|| Percentiles::of(latencies));
+    Ok(Pgbench { tps, latency })
 }
 
 #[tokio::main]
@@ -173,13 +196,16 @@ async fn main() -> anyhow::Result<()> {
         };
         let rates = measure(AnyStore::Postgres(PostgresStore::connect(&url).await?), "postgres", &args).await?;
         for (clients, projects, ours) in rates {
-            let peer = pgbench(&url, clients, projects, args.seconds)?;
+            let peer = pgbench(&url, clients, projects, args.seconds, None)?.tps;
             println!(
                 "pgbench  {:14} {clients:>3} clients: {peer:>8.0} tx/s | ensemble/pgbench = {:.2}",
                 if projects == 1 { "one project" } else { "many projects" },
                 ours / peer
             );
         }
+        let steady = pgbench(&url, 16, 1, args.seconds, Some(1000))?;
+        let latency = steady.latency.context("pgbench logged no transactions")?;
+        println!("pgbench  steady 1000/s   16 clients: {:>8.0} tx/s | latency {latency}", steady.tps);
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ use ensemble_net::transport::{Credentials, PipeTransport, QuicTransport};
 use ensemble_protocol::AssetId;
 use ensemble_protocol::*;
 use ensemble_testkit::loopback::Loopback;
+use ensemble_testkit::outage::Outage;
 use tempfile::TempDir;
 
 pub(crate) use ensemble_testkit::Rng;
@@ -35,6 +36,9 @@ pub(crate) const PASSWORD: &str = "correct horse battery";
 pub(crate) struct Authority {
     pub(crate) runtime: tokio::runtime::Runtime,
     pub(crate) store: SqliteStore,
+    /// What the server runs on: the store, whose database [`Authority::set_database_down`] takes
+    /// away.
+    served: Outage<SqliteStore>,
     running: Option<Loopback>,
     pub(crate) addr: SocketAddr,
     certificates: Certificates,
@@ -76,6 +80,7 @@ impl Authority {
         });
         let mut authority = Authority {
             runtime,
+            served: Outage::new(store.clone()),
             store,
             running: None,
             addr: ensemble_testkit::loopback::LOOPBACK,
@@ -93,7 +98,7 @@ impl Authority {
     pub(crate) fn resume(&mut self) {
         let files = FileOptions::in_dir(self._dir.path().join("files"));
         let options = ServerOptions { listen: self.addr, files: Some(files), ..ServerOptions::default() };
-        let started = Loopback::start_as(self.store.clone(), self.certificates.clone(), options);
+        let started = Loopback::start_as(self.served.clone(), self.certificates.clone(), options);
         let running = self.runtime.block_on(started);
         self.addr = running.addr;
         *self.in_process.lock().unwrap() = Some(running.server.in_process());
@@ -106,6 +111,12 @@ impl Authority {
         if let Some(running) = self.running.take() {
             self.runtime.block_on(running.server.shutdown());
         }
+    }
+
+    /// Takes the server's database away (every store call fails while the server runs on), or
+    /// brings it back.
+    pub(crate) fn set_database_down(&self, down: bool) {
+        self.served.set_down(down);
     }
 
     /// The committed state and seq.

@@ -178,6 +178,37 @@ fn edits_made_offline_survive_a_restart_and_land_once() {
     }
 }
 
+#[test]
+fn edits_the_authority_could_not_save_are_sent_again_in_order_once_its_database_returns() {
+    let authority = Authority::start();
+    let (_dir, dir) = replicas();
+    let project = authority.project;
+    let mut app = authority.client("alice", &dir);
+    step_until(&mut [&mut app], PATIENCE, |apps| online(apps[0]));
+    let track = TrackId::new_v7();
+    send(&mut app, EditMsg::Edit(add_track(project, track, "Bass")));
+    let (_, before) = authority.state();
+    step_until(&mut [&mut app], PATIENCE, |apps| settled_at(apps[0], Seq(before.0 + 1)));
+
+    // The database goes away while the authority runs: it refuses the rename and closes the
+    // connection, so the gain change made after it never commits before it.
+    authority.set_database_down(true);
+    send(&mut app, EditMsg::Edit(vec![set(track, Field::Track(TrackField::Name("Bass DI".into())))]));
+    let refused = |apps: &mut [&mut App]| matches!(&status(apps[0]).connection, Connection::Offline { reason } if reason.contains("could not save"));
+    step_until(&mut [&mut app], PATIENCE, refused);
+    send(&mut app, EditMsg::Edit(vec![set(track, Field::Track(TrackField::Gain(-6.0)))]));
+    step_until(&mut [&mut app], PATIENCE, |apps| replica(apps[0]).is_some_and(|r| r.pending().len() == 2));
+
+    authority.set_database_down(false);
+    let expected = Seq(before.0 + 3);
+    step_until(&mut [&mut app], PATIENCE, |apps| settled_at(apps[0], expected));
+    let (state, seq) = authority.state();
+    assert_eq!(seq, expected, "both edits landed, once each");
+    let Some(Record::Track(stored)) = state.entry(track.into()).map(|entry| &entry.record) else { panic!("no track") };
+    assert_eq!((stored.name.as_str(), stored.gain_db), ("Bass DI", -6.0));
+    assert_eq!(entities(&mut app), records(&state));
+}
+
 /// An authority, and alice and bob online on a track alice added, each with a local store of
 /// their own (kept until the apps have gone: bound first, dropped last).
 struct Duo {
