@@ -59,22 +59,27 @@ enum Outcome {
 /// Every write and its answer, in the order the answers came.
 type Outcomes = Arc<Mutex<Vec<(TrackId, Outcome)>>>;
 
-/// Writes tracks with long names (pages fill fast) as `user` until the task is aborted. A
+/// Writes tracks with long names (pages fill fast) as `user`, on `first` to begin with, until
+/// the task is aborted. A
 /// refused write ends its connection (its client would send it again on the next): the writer
-/// logs in again, which fails while the disk is full (a login writes a session row), and goes on
-/// with new tracks.
-async fn writer(authority: Arc<Loopback>, user: String, project: ProjectId, outcomes: Outcomes) {
+/// logs in again, which fails while the disk is full (a login writes a session row), waiting
+/// longer after each failure as the app does, and goes on with new tracks.
+async fn writer(authority: Arc<Loopback>, first: Remote, user: String, project: ProjectId, outcomes: Outcomes) {
     let name = "a take that fills the disk ".repeat(8);
-    let mut connected: Option<Remote> = None;
+    // Logged in before the disk fills.
+    let mut connected = Some(first);
+    let mut retry = Duration::from_millis(50);
     loop {
         let remote = match &mut connected {
             Some(remote) => remote,
             None => {
                 let mut remote = authority.connect().await;
                 if remote.login(&user, harness::PASSWORD).await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(Duration::from_secs(1));
                     continue;
                 }
+                retry = Duration::from_millis(50);
                 connected.insert(remote)
             }
         };
@@ -123,9 +128,13 @@ async fn a_full_disk_refuses_clearly_loses_nothing_acknowledged_and_recovers_by_
     let cast = harness::cast(&store).await;
     let authority = Arc::new(harness::serve(&store, ServerOptions::default()).await);
     let outcomes = Outcomes::default();
-    let writers: Vec<_> = [&cast.owner, &cast.editor, &cast.owner, &cast.editor]
+    let mut logged_in = Vec::new();
+    for user in [&cast.owner, &cast.editor, &cast.owner, &cast.editor] {
+        logged_in.push((authority.client(user).await, user.clone()));
+    }
+    let writers: Vec<_> = logged_in
         .into_iter()
-        .map(|user| tokio::spawn(writer(authority.clone(), user.clone(), cast.project, outcomes.clone())))
+        .map(|(first, user)| tokio::spawn(writer(authority.clone(), first, user, cast.project, outcomes.clone())))
         .collect();
 
     let refused =

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod assets;
+mod cluster;
 mod edits;
 mod harness;
 mod import;
