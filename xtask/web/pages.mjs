@@ -33,7 +33,7 @@ export async function until(what, limit, ready, every = 20) {
 /// Has `page` record, on its own clock from each navigation, what the checks time:
 /// `window.tempoSeen` (each tempo text's first showing, wall-clock ms) and `window.ensembleTimes`
 /// (ms after navigation: the first frame drawn, the whole song drawn, "online" said). The page
-/// publishes its layout every frame it draws, so a reader polling it adds nothing.
+/// publishes its layout whenever a frame changes it, so a reader polling it adds nothing.
 export async function recordTimes(page) {
   await page.evaluateOnNewDocument(() => {
     window.tempoSeen = {};

@@ -2,7 +2,8 @@
 // page the authority serves, on WebGPU (SwiftShader's Vulkan, with the flags that give an
 // adapter) or, without them, on WebGL2; the page must pick that renderer, the app must say it
 // is online within a minute and draw the demo song with every waveform; the screenshot and the
-// layout the page published for it are kept for the checks that follow. Then the page loads
+// layout the page published for it are kept for the checks that follow. A page with a field in
+// focus and nothing changing must not keep drawing. Then the page loads
 // again, from the browser's warm HTTP cache, and reports how soon it drew and came online.
 import { writeFileSync } from "node:fs";
 import { launch, recordTimes, until } from "./pages.mjs";
@@ -72,6 +73,17 @@ const gaps = await page.evaluate(
     }),
 );
 await page.keyboard.press("Space");
+// Stopped, with a field in focus (the tempo, clicked as a user does), the page draws only when
+// something changes and once a second: nothing on it moves, and a page that kept drawing would
+// hold up every keystroke behind a frame (here 80–180 ms each).
+await sleep(1000);
+const tempo = (await layout()).tempo.rect;
+await page.mouse.click((tempo[0] + tempo[2]) / 2, (tempo[1] + tempo[3]) / 2);
+await sleep(1000);
+const framesBefore = await page.evaluate(() => window.ensembleFrames);
+await sleep(3000);
+const focusedFrames = (await page.evaluate(() => window.ensembleFrames)) - framesBefore;
+await page.keyboard.press("Escape");
 gaps.sort((a, b) => a - b);
 const frames = { p50: gaps[Math.floor(gaps.length * 0.5)].toFixed(1), p99: gaps[Math.floor(gaps.length * 0.99)].toFixed(1) };
 const cold = await page.evaluate(() => window.ensembleTimes);
@@ -86,5 +98,8 @@ const heard =
   before.prompt === before.states.includes("suspended") && !after.prompt && after.states.length > 0 &&
   after.states.every((state) => state === "running");
 const loaded = { cold: ms(cold), warm: ms(warm) };
-console.log(JSON.stringify({ renderer, online, onlineAfter, completeAfter, loaded, frames, before, after }));
-process.exit(online && renderer === `renderer ${want}` && heard ? 0 : 1);
+console.log(JSON.stringify({ renderer, online, onlineAfter, completeAfter, loaded, frames, focusedFrames, before, after }));
+// Three timed frames in 3 s, and room for a few that news or the click's settling asks.
+const idle = focusedFrames <= 8;
+if (!idle) console.log(`a page with a field in focus drew ${focusedFrames} frames in 3 s with nothing changing`);
+process.exit(online && renderer === `renderer ${want}` && heard && idle ? 0 : 1);

@@ -429,6 +429,10 @@ fn apply_theme(ctx: &egui::Context) {
     visuals.extreme_bg_color = theme::BACKGROUND;
     visuals.override_text_color = Some(theme::TEXT);
     visuals.selection.bg_fill = theme::ACCENT.gamma_multiply(0.6);
+    // A steady caret: egui asks for a repaint in half a second to blink it, and bevy_egui
+    // redraws at once for any repaint asked, so a field in focus kept the window drawing without
+    // a pause (in the browser, the page's one thread, and every keystroke waited for a frame).
+    visuals.text_cursor.blink = false;
     ctx.set_visuals(visuals);
     // Ctrl+plus and Ctrl+minus zoom the timeline, not the whole interface.
     ctx.options_mut(|options| options.zoom_with_keyboard = false);

@@ -1,6 +1,7 @@
 //! The window inside a browser page: files picked in the browser's picker or dropped on the
 //! page become imports, and the layout each frame draws is published to the page
-//! (`window.ensembleLayout`, JSON) for the checks that drive it from outside.
+//! (`window.ensembleLayout`, JSON), with a count of the frames drawn (`window.ensembleFrames`),
+//! for the checks that drive it from outside.
 
 use bevy::prelude::*;
 use bevy_egui::egui;
@@ -52,11 +53,14 @@ fn take_files(inbox: Res<PageFiles>, mut arrived: MessageWriter<FileArrived>) {
     }
 }
 
-/// Publishes the drawn layout whenever it changes.
-fn publish_layout(layout: Res<DrawnLayout>) {
+/// Counts the frame, and publishes the drawn layout whenever it changes.
+fn publish_layout(layout: Res<DrawnLayout>, mut frames: Local<u32>) {
+    let Some(window) = web_sys::window() else { return };
+    *frames += 1;
+    let _ = js_sys::Reflect::set(&window, &"ensembleFrames".into(), &(*frames).into());
     if !layout.is_changed() {
         return;
     }
-    let (Some(window), Ok(json)) = (web_sys::window(), serde_json::to_string(&*layout)) else { return };
+    let Ok(json) = serde_json::to_string(&*layout) else { return };
     let _ = js_sys::Reflect::set(&window, &"ensembleLayout".into(), &json.into());
 }
