@@ -1,10 +1,18 @@
 //! The window inside a browser page: files picked in the browser's picker or dropped on the
-//! page become imports, and the layout each frame draws is published to the page
-//! (`window.ensembleLayout`, JSON), with a count of the frames drawn (`window.ensembleFrames`),
-//! for the checks that drive it from outside.
+//! page become imports, the layout each frame draws is published to the page
+//! (`window.ensembleLayout`, JSON) with a count of the frames drawn (`window.ensembleFrames`)
+//! for the checks that drive it from outside, and a frame that would paint the picture already
+//! on the page is not rendered.
+//!
+//! Why that last one matters here: egui asks for two more frames after every input (to let
+//! sizes settle), a key asks for one when it is let go, and the window draws once a second
+//! when idle. In a browser without a GPU each rendered frame holds the page's one thread for
+//! 40–60 ms while the browser reads the canvas back from its software renderer, and a key
+//! pressed meanwhile waits for it. The canvas keeps showing its last picture when a frame
+//! presents nothing, so skipping the render loses nothing on screen.
 
 use bevy::prelude::*;
-use bevy_egui::egui;
+use bevy_egui::{EguiOutput, EguiPostUpdateSet, EguiRenderOutput, PrimaryEguiContext, egui};
 
 use super::{Dialog, DrawnLayout, FileArrived};
 use crate::browser::{self, PageFiles};
@@ -24,7 +32,8 @@ impl Plugin for PagePlugin {
             // After the window drew: in Update it published the frame before, so a change
             // showed to the page's readers only at the next frame, which an idle page waits
             // a second for.
-            .add_systems(Last, publish_layout);
+            .add_systems(Last, publish_layout)
+            .add_systems(PostUpdate, render_only_changes.after(EguiPostUpdateSet::ProcessOutput));
     }
 }
 
@@ -63,4 +72,46 @@ fn publish_layout(layout: Res<DrawnLayout>, mut frames: Local<u32>) {
     }
     let Ok(json) = serde_json::to_string(&*layout) else { return };
     let _ = js_sys::Reflect::set(&window, &"ensembleLayout".into(), &json.into());
+}
+
+/// What the page shows: the meshes of the last frame rendered, at its scale.
+#[derive(Default)]
+struct Shown {
+    paint_jobs: Vec<egui::ClippedPrimitive>,
+    pixels_per_point: f32,
+}
+
+/// Renders this frame only if its picture differs from the one on the page: other meshes, or
+/// a texture egui changes (the font atlas growing).
+fn render_only_changes(
+    mut cameras: Query<(&mut Camera, &EguiRenderOutput, &EguiOutput), With<PrimaryEguiContext>>,
+    mut shown: Local<Option<Shown>>,
+) {
+    for (mut camera, output, egui_output) in &mut cameras {
+        let unchanged = output.textures_delta.is_empty()
+            && shown.as_ref().is_some_and(|shown| {
+                shown.pixels_per_point == egui_output.pixels_per_point
+                    && same_picture(&shown.paint_jobs, &output.paint_jobs)
+            });
+        if !unchanged {
+            *shown =
+                Some(Shown { paint_jobs: output.paint_jobs.clone(), pixels_per_point: egui_output.pixels_per_point });
+        }
+        if camera.is_active == unchanged {
+            camera.is_active = !unchanged;
+        }
+    }
+}
+
+/// Whether two frames paint the same meshes in the same clip rectangles (a paint callback is
+/// never the same: what it draws is not in the mesh).
+fn same_picture(shown: &[egui::ClippedPrimitive], next: &[egui::ClippedPrimitive]) -> bool {
+    shown.len() == next.len()
+        && shown.iter().zip(next).all(|(shown, next)| {
+            shown.clip_rect == next.clip_rect
+                && matches!(
+                    (&shown.primitive, &next.primitive),
+                    (egui::epaint::Primitive::Mesh(shown), egui::epaint::Primitive::Mesh(next)) if shown == next
+                )
+        })
 }
