@@ -12,6 +12,7 @@
 //! presents nothing, so skipping the render loses nothing on screen.
 
 use bevy::prelude::*;
+use bevy::window::PrimaryWindow;
 use bevy_egui::{EguiOutput, EguiPostUpdateSet, EguiRenderOutput, PrimaryEguiContext, egui};
 
 use super::{Dialog, DrawnLayout, FileArrived};
@@ -74,28 +75,33 @@ fn publish_layout(layout: Res<DrawnLayout>, mut frames: Local<u32>) {
     let _ = js_sys::Reflect::set(&window, &"ensembleLayout".into(), &json.into());
 }
 
-/// What the page shows: the meshes of the last frame rendered, at its scale.
-#[derive(Default)]
+/// What the page shows: the meshes of the last frame rendered, at its scale, on a canvas of
+/// its size.
 struct Shown {
     paint_jobs: Vec<egui::ClippedPrimitive>,
     pixels_per_point: f32,
+    canvas: UVec2,
 }
 
-/// Renders this frame only if its picture differs from the one on the page: other meshes, or
-/// a texture egui changes (the font atlas growing).
+/// Renders this frame only if its picture differs from the one on the page: other meshes, a
+/// texture egui changes (the font atlas growing), or a resized canvas (which the browser
+/// clears).
 fn render_only_changes(
     mut cameras: Query<(&mut Camera, &EguiRenderOutput, &EguiOutput), With<PrimaryEguiContext>>,
+    window: Query<&Window, With<PrimaryWindow>>,
     mut shown: Local<Option<Shown>>,
 ) {
+    let canvas = window.single().map_or(UVec2::ZERO, Window::physical_size);
     for (mut camera, output, egui_output) in &mut cameras {
         let unchanged = output.textures_delta.is_empty()
             && shown.as_ref().is_some_and(|shown| {
-                shown.pixels_per_point == egui_output.pixels_per_point
+                shown.canvas == canvas
+                    && shown.pixels_per_point == egui_output.pixels_per_point
                     && same_picture(&shown.paint_jobs, &output.paint_jobs)
             });
         if !unchanged {
-            *shown =
-                Some(Shown { paint_jobs: output.paint_jobs.clone(), pixels_per_point: egui_output.pixels_per_point });
+            let (paint_jobs, pixels_per_point) = (output.paint_jobs.clone(), egui_output.pixels_per_point);
+            *shown = Some(Shown { paint_jobs, pixels_per_point, canvas });
         }
         if camera.is_active == unchanged {
             camera.is_active = !unchanged;
