@@ -17,24 +17,25 @@ use crate::Error;
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Connections of their own for renewing and releasing leases: a renewal queued behind
+    /// commits that hold every connection of `pool` (a project's row locked, a slow disk)
+    /// would let the process's leases expire while it is busy but alive.
+    leases: PgPool,
 }
 
 impl PostgresStore {
     /// Connects to `url` and migrates the database.
     pub async fn connect(url: &str) -> Result<Self, Error> {
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    // The server default, stated so a tuned server cannot weaken our acks.
-                    conn.execute("SET synchronous_commit = on").await.map(|_| ())
-                })
+        let options = PgPoolOptions::new().acquire_timeout(Duration::from_secs(10)).after_connect(|conn, _| {
+            Box::pin(async move {
+                // The server default, stated so a tuned server cannot weaken our acks.
+                conn.execute("SET synchronous_commit = on").await.map(|_| ())
             })
-            .connect(url)
-            .await?;
+        });
+        let pool = options.clone().max_connections(16).connect(url).await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore { pool })
+        let leases = options.max_connections(2).connect(url).await?;
+        Ok(PostgresStore { pool, leases })
     }
 }
 
@@ -141,7 +142,7 @@ impl Store for PostgresStore {
         let epochs: Vec<i64> = held.iter().map(|(_, lease)| super::to_i64(lease.epoch)).collect::<Result<_, _>>()?;
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let renewed: Vec<(Vec<u8>,)> =
-            sqlx::query_as(RENEW).bind(node).bind(ttl_ms).bind(&ids).bind(&epochs).fetch_all(&self.pool).await?;
+            sqlx::query_as(RENEW).bind(node).bind(ttl_ms).bind(&ids).bind(&epochs).fetch_all(&self.leases).await?;
         renewed.into_iter().map(|(id,)| Ok(ProjectId(super::uuid_from(&id)?))).collect()
     }
 
@@ -157,7 +158,7 @@ impl Store for PostgresStore {
     async fn release_leases(&self, node: &str) -> Result<(), Error> {
         sqlx::query("UPDATE project_leases SET expires_at = now() - interval '1 second' WHERE node_id = $1")
             .bind(node)
-            .execute(&self.pool)
+            .execute(&self.leases)
             .await?;
         Ok(())
     }

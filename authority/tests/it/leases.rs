@@ -10,6 +10,7 @@ use ensemble_authority::Error;
 use ensemble_authority::store::{AnyStore, Batch, Claim, Lease, SqliteStore, Store};
 use ensemble_net::remote::{Remote, Subscription};
 use ensemble_protocol::*;
+use sqlx::Connection;
 
 use crate::harness::{self, Node, TwoNodes, add_track, committed, snapshot_tracks, two_nodes};
 
@@ -45,15 +46,7 @@ async fn postgres_a_lease_is_held_by_one_node_until_it_expires_and_fences_its_fo
         let loaded = store.load_project(cast.project).await.unwrap().unwrap();
         (loaded.state, loaded.seq)
     };
-    let batch = |lease: Lease, seq: Seq| {
-        let mut state = loaded.clone();
-        let tx = add_track(cast.project, TrackId::new_v7(), "Fenced?");
-        let applied = state.apply(&tx).unwrap();
-        let changes: Vec<RecordChange> = applied.changed.iter().map(|id| state.change(*id)).collect();
-        let mut batch = Batch { lease: Some(lease), ..Batch::default() };
-        batch.push_commit(&tx, seq, ensemble_authority::actor::AUTHORITY, &changes, 1).unwrap();
-        batch
-    };
+    let batch = |lease: Lease, seq: Seq| one_track(&loaded, lease, seq);
     assert!(matches!(store.commit(cast.project, base, &batch(first, base.next())).await, Err(Error::Fenced(_))));
     assert_eq!(store.load_project(cast.project).await.unwrap().unwrap().seq, base);
     store.commit(cast.project, base, &batch(second, base.next())).await.unwrap();
@@ -68,6 +61,65 @@ async fn postgres_a_lease_is_held_by_one_node_until_it_expires_and_fences_its_fo
     };
     assert!(third.epoch > second.epoch);
     assert!(matches!(store.acquire_lease(ProjectId::new_v7(), &a, TTL).await, Err(Error::NotFound(_))));
+}
+
+/// A batch committing one transaction at `seq` on `state`, under `lease`: a new track.
+fn one_track(state: &ProjectState, lease: Lease, seq: Seq) -> Batch {
+    let mut state = state.clone();
+    let tx = add_track(state.id(), TrackId::new_v7(), "Fenced?");
+    let applied = state.apply(&tx).unwrap();
+    let changes: Vec<RecordChange> = applied.changed.iter().map(|id| state.change(*id)).collect();
+    let mut batch = Batch { lease: Some(lease), ..Batch::default() };
+    batch.push_commit(&tx, seq, ensemble_authority::actor::AUTHORITY, &changes, 1).unwrap();
+    batch
+}
+
+#[tokio::test]
+async fn postgres_a_lease_is_renewed_while_commits_hold_every_connection() {
+    let store = harness::postgres().await;
+    let cast = harness::cast(&store).await;
+    let node = harness::unique("node-busy");
+    let Claim::Granted(lease) = store.acquire_lease(cast.project, &node, TTL).await.unwrap() else {
+        panic!("a free project is granted")
+    };
+    let loaded = store.load_project(cast.project).await.unwrap().unwrap();
+
+    // Another client of the database holds the project's row, so every commit to the project
+    // waits, each on a connection of the store's: more commits than it has connections.
+    let url = ensemble_testkit::sandbox::postgres_url().unwrap();
+    let mut outside = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut outside).await.unwrap();
+    sqlx::query("SELECT seq FROM projects WHERE id = $1 FOR UPDATE")
+        .bind(cast.project.0.as_bytes().as_slice())
+        .execute(&mut outside)
+        .await
+        .unwrap();
+    let commits: Vec<_> = (0..24)
+        .map(|_| {
+            let (store, batch, project, base) =
+                (store.clone(), one_track(&loaded.state, lease, loaded.seq.next()), cast.project, loaded.seq);
+            tokio::spawn(async move { store.commit(project, base, &batch).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The lease is renewed all the same, well within its time to live.
+    let held = [(cast.project, lease)];
+    let renewed = tokio::time::timeout(TTL / 2, store.renew_leases(&node, &held, TTL))
+        .await
+        .expect("the renewal waited for the commits");
+    assert_eq!(renewed.unwrap(), [cast.project]);
+
+    // Once the row is free, one of the commits lands and the others lost the race.
+    sqlx::query("ROLLBACK").execute(&mut outside).await.unwrap();
+    let mut landed = 0;
+    for commit in commits {
+        match commit.await.unwrap() {
+            Ok(()) => landed += 1,
+            Err(error) => assert!(matches!(error, Error::SeqMoved(_)), "{error:?}"),
+        }
+    }
+    assert_eq!(landed, 1);
 }
 
 #[tokio::test]
