@@ -177,11 +177,13 @@ impl Outbox {
         self.closing.ask(ensemble_protocol::wire::close::MOVED);
     }
 
-    /// Asks for the connection to close because something it sent could not be saved or served
-    /// now, saying `why`: the client reconnects and sends it again, after what it sent before
-    /// (an edit answered with an error on a connection that stays open would wait there while
-    /// later ones commit).
+    /// Tells the client something it sent could not be saved or served now, saying `why` (as
+    /// an error, and as the close's reason, since the error may not leave before the close),
+    /// and asks for the connection to close: the client reconnects and sends it again, after
+    /// what it sent before (an edit answered with an error on a connection that stays open
+    /// would wait there while later ones commit).
     pub fn retry_later(&self, why: &str) {
+        self.send(&ServerMsg::Error { code: ErrorCode::Internal, message: why.to_owned() });
         self.closing.ask_with(ensemble_protocol::wire::close::RETRY, Some(why.to_owned()));
     }
 
@@ -656,7 +658,6 @@ impl<S: Store> ProjectActor<S> {
                 match command {
                     Command::Write { tx, author, outbox } => writes.push(Write { tx, author, outbox: Some(outbox) }),
                     Command::Subscribe { outbox, .. } | Command::GetRecords { outbox, .. } if self.stale => {
-                        outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: UNAVAILABLE.into() });
                         outbox.retry_later(UNAVAILABLE);
                     }
                     Command::Subscribe { user, since, outbox, join_as_editor } => {
@@ -748,7 +749,6 @@ impl<S: Store> ProjectActor<S> {
             let join = Transaction::new(self.id, vec![Op::Create { id: MemberId::new_v7().into(), record: member }]);
             self.commit_writes(vec![Write { tx: join, author: AUTHORITY, outbox: None }]).await;
             if self.stale {
-                outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: UNAVAILABLE.into() });
                 outbox.retry_later(UNAVAILABLE);
                 return false;
             }
@@ -905,7 +905,6 @@ impl<S: Store> ProjectActor<S> {
                 self.stale = true;
                 let message = "the authority lost this project's state; subscribe again".to_owned();
                 for subscriber in self.subscribers.drain(..) {
-                    subscriber.outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.clone() });
                     subscriber.outbox.retry_later(&message);
                 }
                 false
@@ -1110,7 +1109,6 @@ const MOVED: &str = "this project is now served by another authority process; no
 /// What a stale actor answers: it cannot tell what the store holds.
 const UNAVAILABLE: &str = "the authority cannot reach its database; nothing was saved, try again later";
 
-/// Answers every write with an error saying nothing was saved.
 /// Why writes were not stored.
 enum Refusal {
     /// Another process serves the project now.
@@ -1130,9 +1128,11 @@ fn refuse(writes: &[Write], why: Refusal) {
         Refusal::Failed(error) => format!("the authority could not save this edit: {error}"),
     };
     for outbox in writes.iter().filter_map(|write| write.outbox.as_ref()) {
-        outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.clone() });
         match why {
-            Refusal::Moved => outbox.moved(),
+            Refusal::Moved => {
+                outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.clone() });
+                outbox.moved();
+            }
             Refusal::Unavailable | Refusal::Failed(_) => outbox.retry_later(&message),
         }
     }

@@ -592,19 +592,19 @@ impl RemoteProject {
             Unanswered::NoOwner => "the project's server is gone; reconnect and retry".to_owned(),
             Unanswered::Failed(reason) => format!("the project's server could not be reached ({reason}); retry"),
         };
-        outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.clone() });
-        if let Unanswered::Failed(_) = unanswered {
-            outbox.retry_later(&message);
-        }
-        if let Unanswered::NoOwner = unanswered {
-            tracing::info!(project = %self.project, owner = %self.owner, "the project's server did not answer; moving the session on");
-            outbox.moved();
-            // The next request asks the database again who serves the project (and takes it
-            // once the silent owner's lease has run out); what this one relays goes on until
-            // the owner is known to be gone.
-            self.alive.store(false, Ordering::Relaxed);
-            if self.gone().await {
-                self.owner_gone();
+        match unanswered {
+            Unanswered::Failed(_) => outbox.retry_later(&message),
+            Unanswered::NoOwner => {
+                outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message });
+                tracing::info!(project = %self.project, owner = %self.owner, "the project's server did not answer; moving the session on");
+                outbox.moved();
+                // The next request asks the database again who serves the project (and takes it
+                // once the silent owner's lease has run out); what this one relays goes on until
+                // the owner is known to be gone.
+                self.alive.store(false, Ordering::Relaxed);
+                if self.gone().await {
+                    self.owner_gone();
+                }
             }
         }
     }
@@ -641,9 +641,7 @@ impl RemoteProject {
         let subscribers = match self.relay().await {
             Ok(subscribers) => subscribers,
             Err(error) => {
-                let message = format!("{error}; retry");
-                outbox.send(&ServerMsg::Error { code: ErrorCode::Internal, message: message.clone() });
-                outbox.retry_later(&message);
+                outbox.retry_later(&format!("{error}; retry"));
                 return;
             }
         };

@@ -604,9 +604,10 @@ impl Session {
         let message = self.say_failed(error);
         match error {
             Error::Elsewhere { .. } => self.outbox.close(close::MOVED, Some(message)),
-            _ => self
-                .outbox
-                .retry_later(&format!("the authority could not open the project ({error}); nothing was saved")),
+            _ => {
+                let reason = format!("the authority could not open the project ({error}); nothing was saved");
+                self.outbox.close(close::RETRY, Some(reason));
+            }
         }
     }
 

@@ -60,10 +60,10 @@ enum Outcome {
 type Outcomes = Arc<Mutex<Vec<(TrackId, Outcome)>>>;
 
 /// Writes tracks with long names (pages fill fast) as `user`, on `first` to begin with, until
-/// the task is aborted. A
-/// refused write ends its connection (its client would send it again on the next): the writer
-/// logs in again, which fails while the disk is full (a login writes a session row), waiting
-/// longer after each failure as the app does, and goes on with new tracks.
+/// the task is aborted. A refused write ends its connection (its client would send it again on
+/// the next): the writer logs in again, which fails while the disk is full (a login writes a
+/// session row), waiting longer after each failure as the app does, and goes on with new
+/// tracks.
 async fn writer(authority: Arc<Loopback>, first: Remote, user: String, project: ProjectId, outcomes: Outcomes) {
     let name = "a take that fills the disk ".repeat(8);
     // Logged in before the disk fills.

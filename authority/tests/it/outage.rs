@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use ensemble_authority::server::ServerOptions;
 use ensemble_authority::store::{AnyStore, Store};
+use ensemble_net::remote::Remote;
 use ensemble_protocol::wire::{CatchUp, ErrorCode};
 use ensemble_protocol::*;
 use ensemble_testkit::outage::Outage;
-
-use ensemble_net::remote::Remote;
 
 use crate::harness::Clients;
 use crate::harness::{self, add_track, committed};

@@ -6,9 +6,10 @@
 //! over the processes and over `--projects` projects, each writing fader moves as fast as its
 //! acknowledgements return. A writer whose connection fails reconnects to the next process (a
 //! load balancer's next pick), one told to reconnect to the same one, and either sends the same
-//! transaction again (its id makes a replay harmless), so a fault costs time, never an edit. During the run it kills a process with SIGKILL (and starts a new one), pauses
-//! one past its lease with SIGSTOP (then SIGCONT), cuts one off Postgres and NATS past its lease
-//! while its clients still reach it (then heals the link), and restarts NATS. Afterwards every
+//! transaction again (its id makes a replay harmless), so a fault costs time, never an edit.
+//! During the run it kills a process with SIGKILL (and starts a new one), pauses one past its
+//! lease with SIGSTOP (then SIGCONT), cuts one off Postgres and NATS past its lease while its
+//! clients still reach it (then heals the link), and restarts NATS. Afterwards every
 //! acknowledged transaction is looked up in the database.
 //!
 //! Where it can make network namespaces (as root), each process runs in one of its own, on a
