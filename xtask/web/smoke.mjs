@@ -3,8 +3,8 @@
 // adapter) or, without them, on WebGL2; the page must pick that renderer, the app must say it
 // is online within a minute and draw the demo song with every waveform; the screenshot and the
 // layout the page published for it are kept for the checks that follow. A page with a field in
-// focus and nothing changing must not keep drawing. Then the page loads
-// again, from the browser's warm HTTP cache, and reports how soon it drew and came online.
+// focus and nothing changing must not keep running frames. Then the page loads again, from the
+// browser's warm HTTP cache, and reports how soon it drew and came online.
 import { writeFileSync } from "node:fs";
 import { launch, recordTimes, until } from "./pages.mjs";
 
@@ -73,8 +73,8 @@ const gaps = await page.evaluate(
     }),
 );
 await page.keyboard.press("Space");
-// Stopped, with a field in focus (the tempo, clicked as a user does), the page draws only when
-// something changes and once a second: nothing on it moves, and a page that kept drawing would
+// Stopped, with a field in focus (the tempo, clicked as a user does), the app runs a frame only
+// when something changes and once a second: nothing on it moves, and a page that kept drawing would
 // hold up every keystroke behind a frame (here 80–180 ms each).
 await sleep(1000);
 const tempo = (await layout()).tempo.rect;

@@ -1,15 +1,15 @@
 //! The window inside a browser page: files picked in the browser's picker or dropped on the
 //! page become imports, the layout each frame draws is published to the page
-//! (`window.ensembleLayout`, JSON) with a count of the frames drawn (`window.ensembleFrames`)
-//! for the checks that drive it from outside, and a frame that would paint the picture already
-//! on the page is not rendered.
+//! (`window.ensembleLayout`, JSON) with a count of the frames the app ran, rendered or not
+//! (`window.ensembleFrames`), for the checks that drive it from outside, and a frame that would
+//! paint the picture already on the page is not rendered.
 //!
 //! Why that last one matters here: egui asks for two more frames after every input (to let
 //! sizes settle), a key asks for one when it is let go, and the window draws once a second
 //! when idle. In a browser without a GPU each rendered frame holds the page's one thread for
-//! 40–60 ms while the browser reads the canvas back from its software renderer, and a key
-//! pressed meanwhile waits for it. The canvas keeps showing its last picture when a frame
-//! presents nothing, so skipping the render loses nothing on screen.
+//! 35–95 ms (measured here) while the browser reads the canvas back from its software
+//! renderer, and a key pressed meanwhile waits for it. The canvas keeps showing its last
+//! picture when a frame presents nothing, so skipping the render loses nothing on screen.
 
 use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
